@@ -1,0 +1,30 @@
+import type { Readable } from 'node:stream';
+import type { CreateOptions } from './to-create-options';
+
+export interface ManagedObject {
+  id: string;
+  labels: Record<string, string>;
+}
+
+/**
+ * The container engine as the sandbox uses it. One adapter talks to Podman's API
+ * socket (podman-engine.ts); unit tests use a fake.
+ */
+export interface ContainerEngine {
+  ping(): Promise<void>;
+  imageExists(ref: string): Promise<boolean>;
+  createContainer(options: CreateOptions): Promise<string>;
+  /** Creates the container's process, stopped before exec, so limits can be applied first. Returns its host PID. */
+  initContainer(id: string): Promise<number>;
+  /** Multiplexed stdout/stderr stream (Docker framing); attach before start so no output is lost. */
+  attach(id: string): Promise<Readable>;
+  start(id: string): Promise<void>;
+  /** Waits for exit without busy-polling (libpod wait); returns the exit code. */
+  wait(id: string): Promise<number>;
+  kill(id: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  removeContainer(id: string): Promise<void>;
+  createVolume(name: string, labels: Record<string, string>): Promise<{ mountpoint: string }>;
+  removeVolume(name: string): Promise<void>;
+  listContainers(label: string): Promise<ManagedObject[]>;
+  listVolumes(label: string): Promise<ManagedObject[]>;
+}

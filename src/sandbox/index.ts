@@ -1,0 +1,17 @@
+export type { ResourceLimits, StepSpec, VolumeMount } from './step-spec';
+export { DEFAULT_LIMITS, LIMIT_BOUNDS } from './step-spec';
+export { validateStepSpec } from './validate-step-spec';
+export { toCreateOptions, type CreateOptions, type CgroupMode, type HostRlimits } from './to-create-options';
+export type { ContainerEngine, ManagedObject } from './engine';
+export { PodmanEngine } from './podman-engine';
+export { detectCgroupHost, type CgroupHost } from './cgroup-host';
+export { CgroupV1Limits, CGROUP_SUBTREE } from './cgroup-v1-limits';
+export type { LimitEnforcer, StepUsage, AppliedLimits } from './limit-enforcer';
+export { OutputLines, FrameDecoder, type OutputLine, type StreamName } from './output-lines';
+export { runStepContainer, type StepOutcome, type ExitReason, type SandboxDeps } from './run-step-container';
+export { reapLeftovers, type ReapReport } from './reaper';
+export { LABEL_MANAGED, LABEL_OWNER, LABEL_JOB, LABEL_STEP, managedLabels, processTag, isOwnerAlive } from './labels';
+export { readVolumeFile, writeVolumeFile, copyTreeIntoVolume, makeVolumeDir, volumeOwner, type VolumeOwner } from './volume-files';
+export { openSandbox, type Sandbox, type SandboxOptions } from './open-sandbox';
+export { buildSeccompProfile, parseSeccompPolicy, allowedSyscalls, type SeccompProfile, type SeccompPolicy } from './seccomp-profile';
+export { readHostRlimits } from './host-rlimits';

@@ -1,0 +1,66 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StockadeError, sha256Hex, type Logger } from '../common';
+import { detectCgroupHost, type CgroupHost } from './cgroup-host';
+import { CgroupV1Limits } from './cgroup-v1-limits';
+import { CgroupV2Limits } from './cgroup-v2-limits';
+import type { ContainerEngine } from './engine';
+import { readHostRlimits } from './host-rlimits';
+import { processTag } from './labels';
+import type { LimitEnforcer } from './limit-enforcer';
+import { PodmanEngine } from './podman-engine';
+import { reapLeftovers, type ReapReport } from './reaper';
+import type { SandboxDeps } from './run-step-container';
+
+export interface SandboxOptions {
+  /** Podman API socket (rootless service of the runner user). */
+  socketPath: string;
+  /** Directory for files the engine must read (the seccomp profile); readable by the runner user. */
+  stateDir: string;
+  /** The OCI seccomp profile (JSON text) every step gets. */
+  seccompProfileJson: string;
+  logger: Logger;
+  /** Injected for tests. */
+  engine?: ContainerEngine;
+  cgroupHost?: CgroupHost;
+}
+
+export interface Sandbox {
+  deps: SandboxDeps;
+  ownerTag: string;
+  seccompProfilePath: string;
+  reap(): Promise<ReapReport>;
+}
+
+/** Connects to the engine, picks the limit enforcer for this host's cgroups, installs the seccomp profile. */
+export async function openSandbox(o: SandboxOptions): Promise<Sandbox> {
+  const ownerTag = processTag();
+  if (!ownerTag) throw new StockadeError('INTERNAL', 'cannot read /proc/self/stat');
+  const engine = o.engine ?? new PodmanEngine(o.socketPath);
+  await engine.ping();
+  const cg = o.cgroupHost ?? detectCgroupHost();
+  const limits: LimitEnforcer = cg.mode === 'v1' ? new CgroupV1Limits(cg, ownerTag) : new CgroupV2Limits(cg);
+  const seccompProfilePath = installProfile(o.stateDir, o.seccompProfileJson);
+  const deps: SandboxDeps = { engine, limits, host: readHostRlimits(), logger: o.logger };
+  return {
+    deps,
+    ownerTag,
+    seccompProfilePath,
+    reap: () => reapLeftovers(engine, limits, o.logger),
+  };
+}
+
+function installProfile(stateDir: string, json: string): string {
+  try {
+    JSON.parse(json);
+  } catch (e) {
+    throw new StockadeError('CONFIG_INVALID', `seccomp profile is not valid JSON: ${(e as Error).message}`);
+  }
+  const dir = join(stateDir, 'seccomp');
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chmodSync(stateDir, 0o755);
+  chmodSync(dir, 0o755);
+  const path = join(dir, `profile-${sha256Hex(json).slice(0, 16)}.json`);
+  if (!existsSync(path) || readFileSync(path, 'utf8') !== json) writeFileSync(path, json, { mode: 0o644 });
+  return path;
+}

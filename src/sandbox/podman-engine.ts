@@ -1,0 +1,124 @@
+import Docker from 'dockerode';
+import type { Readable } from 'node:stream';
+import { StockadeError } from '../common';
+import type { ContainerEngine, ManagedObject } from './engine';
+import type { CreateOptions } from './to-create-options';
+
+const LIBPOD = '/v4.0.0/libpod';
+
+/** ContainerEngine over Podman's API socket through dockerode (Docker-compatible API, plus libpod endpoints where compat is slow or lacks a call). */
+export class PodmanEngine implements ContainerEngine {
+  private readonly docker: Docker;
+
+  constructor(readonly socketPath: string) {
+    this.docker = new Docker({ socketPath });
+  }
+
+  private dial<T>(path: string, method: string, statusCodes: Record<number, boolean | string>, options?: Record<string, unknown>): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.docker.modem.dial({ path: options ? `${path}?` : path, method, options, statusCodes }, (err, data) => (err ? reject(engineError(path, err)) : resolve(data as T)));
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.docker.ping().catch((e: unknown) => {
+      throw new StockadeError('HOST_NOT_READY', `Podman API socket ${this.socketPath} does not answer: ${(e as Error).message}`, {
+        hint: 'run `stockade setup` (as root) to start the rootless Podman service',
+        cause: e,
+      });
+    });
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return true;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return false;
+      throw engineError('image inspect', e);
+    }
+  }
+
+  async createContainer(options: CreateOptions): Promise<string> {
+    try {
+      const c = await this.docker.createContainer(options as unknown as Docker.ContainerCreateOptions);
+      return c.id;
+    } catch (e) {
+      throw engineError('container create', e);
+    }
+  }
+
+  async initContainer(id: string): Promise<number> {
+    await this.dial(`${LIBPOD}/containers/${id}/init`, 'POST', { 204: true, 304: true });
+    const info = await this.docker.getContainer(id).inspect();
+    if (!info.State.Pid) throw new StockadeError('ENGINE_FAILED', `container ${id.slice(0, 12)} has no process after init`);
+    return info.State.Pid;
+  }
+
+  async attach(id: string): Promise<Readable> {
+    return (await this.docker.getContainer(id).attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.docker.getContainer(id).start().catch((e: unknown) => {
+      throw engineError('container start', e);
+    });
+  }
+
+  async wait(id: string): Promise<number> {
+    const body = await this.dial<unknown>(`${LIBPOD}/containers/${id}/wait`, 'POST', { 200: true }, { condition: 'exited' });
+    const code = Number(Buffer.isBuffer(body) ? body.toString() : body);
+    if (!Number.isInteger(code)) throw new StockadeError('ENGINE_FAILED', `unexpected wait answer for ${id.slice(0, 12)}: ${String(body)}`);
+    return code;
+  }
+
+  async kill(id: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+    await this.docker
+      .getContainer(id)
+      .kill({ signal })
+      .catch((e: { statusCode?: number }) => {
+        // 409: not running any more; 404: already gone. Both mean the goal is met.
+        if (e.statusCode !== 409 && e.statusCode !== 404) throw engineError('container kill', e);
+      });
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    await this.docker
+      .getContainer(id)
+      .remove({ force: true, v: true })
+      .catch((e: { statusCode?: number }) => {
+        if (e.statusCode !== 404) throw engineError('container remove', e);
+      });
+  }
+
+  async createVolume(name: string, labels: Record<string, string>): Promise<{ mountpoint: string }> {
+    const v = (await this.docker.createVolume({ Name: name, Labels: labels }).catch((e: unknown) => {
+      throw engineError('volume create', e);
+    })) as unknown as { Mountpoint: string };
+    return { mountpoint: v.Mountpoint };
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await this.docker
+      .getVolume(name)
+      .remove({ force: true })
+      .catch((e: { statusCode?: number }) => {
+        if (e.statusCode !== 404) throw engineError('volume remove', e);
+      });
+  }
+
+  async listContainers(label: string): Promise<ManagedObject[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [label] } });
+    return list.map((c) => ({ id: c.Id, labels: c.Labels ?? {} }));
+  }
+
+  async listVolumes(label: string): Promise<ManagedObject[]> {
+    const res = await this.docker.listVolumes({ filters: { label: [label] } });
+    return (res.Volumes ?? []).map((v) => ({ id: v.Name, labels: (v.Labels as Record<string, string> | null) ?? {} }));
+  }
+}
+
+function engineError(what: string, e: unknown): StockadeError {
+  const msg = (e as { json?: { message?: string }; message?: string }).json?.message ?? (e as Error).message ?? String(e);
+  return new StockadeError('ENGINE_FAILED', `${what} failed: ${msg}`, { cause: e });
+}

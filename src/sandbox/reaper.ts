@@ -1,0 +1,33 @@
+import type { Logger } from '../common';
+import type { ContainerEngine } from './engine';
+import { isOwnerAlive, LABEL_MANAGED, LABEL_OWNER } from './labels';
+import type { LimitEnforcer } from './limit-enforcer';
+
+export interface ReapReport {
+  containers: number;
+  volumes: number;
+  cgroups: number;
+}
+
+/**
+ * Removes every container, volume and step cgroup whose owning runner process is
+ * gone (killed, crashed). Objects of live runners are left alone, so several
+ * runners can share a host.
+ */
+export async function reapLeftovers(engine: ContainerEngine, limits: LimitEnforcer, logger: Logger, alive: (owner: string) => boolean = isOwnerAlive): Promise<ReapReport> {
+  const report: ReapReport = { containers: 0, volumes: 0, cgroups: 0 };
+  const stale = (labels: Record<string, string>) => !alive(labels[LABEL_OWNER] ?? '');
+  for (const c of await engine.listContainers(`${LABEL_MANAGED}=true`)) {
+    if (!stale(c.labels)) continue;
+    await engine.removeContainer(c.id);
+    report.containers++;
+  }
+  for (const v of await engine.listVolumes(`${LABEL_MANAGED}=true`)) {
+    if (!stale(v.labels)) continue;
+    await engine.removeVolume(v.id);
+    report.volumes++;
+  }
+  report.cgroups = (await limits.reap(alive)).length;
+  if (report.containers || report.volumes || report.cgroups) logger.warn({ reaped: report }, 'removed leftovers of a runner that is gone');
+  return report;
+}

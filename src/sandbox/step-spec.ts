@@ -1,0 +1,79 @@
+/**
+ * The declarative description of one sandboxed container: what runs, with which
+ * resources, security and storage. Validated by `validateStepSpec`, translated to
+ * Podman's fields by `toCreateOptions`; it knows nothing of workflows.
+ */
+export interface ResourceLimits {
+  /** Memory (and memory+swap) limit in bytes. @default 4 GiB */
+  memoryBytes: number;
+  /** Process/thread count limit. @default 2048 */
+  pids: number;
+  /** CPU quota in cores (fractional allowed). @default 2 */
+  cpus: number;
+  /** Open file descriptors per process (RLIMIT_NOFILE), capped at the host's hard limit. @default 16384 */
+  nofile: number;
+  /** Wall-clock limit in milliseconds: SIGTERM, then SIGKILL of the whole container after `killGraceMs`. */
+  timeoutMs: number;
+  /** Grace between SIGTERM and SIGKILL at timeout or cancellation. @default 3000 */
+  killGraceMs: number;
+  /** stdout+stderr bytes per step; past it the output is cut with a marker and the container killed. @default 16 MiB */
+  outputBytes: number;
+  /** Longest line kept; longer lines are cut with a marker. @default 64 KiB */
+  maxLineBytes: number;
+  /** Size of each tmpfs (/tmp, /var/tmp, /run, /dev/shm); counted against memory. @default 512 MiB */
+  tmpfsBytes: number;
+}
+
+export const DEFAULT_LIMITS: ResourceLimits = {
+  memoryBytes: 4 * 1024 ** 3,
+  pids: 2048,
+  cpus: 2,
+  nofile: 16384,
+  timeoutMs: 360 * 60_000,
+  killGraceMs: 3000,
+  outputBytes: 16 * 1024 ** 2,
+  maxLineBytes: 64 * 1024,
+  tmpfsBytes: 512 * 1024 ** 2,
+};
+
+/** Bounds a configuration may not leave: they keep a typo from disabling a limit. */
+export const LIMIT_BOUNDS: Record<keyof ResourceLimits, [number, number]> = {
+  memoryBytes: [16 * 1024 ** 2, 256 * 1024 ** 3],
+  pids: [16, 1_000_000],
+  cpus: [0.01, 1024],
+  nofile: [64, 1_048_576],
+  timeoutMs: [100, 7200 * 60_000],
+  killGraceMs: [0, 60_000],
+  outputBytes: [1024, 16 * 1024 ** 3],
+  maxLineBytes: [256, 16 * 1024 ** 2],
+  tmpfsBytes: [1024 ** 2, 64 * 1024 ** 3],
+};
+
+export interface VolumeMount {
+  /** Name of a Podman volume created for this job. */
+  volume: string;
+  /** Absolute path inside the container. */
+  target: string;
+  readOnly?: boolean;
+}
+
+export interface StepSpec {
+  /** Container name; unique per step. */
+  name: string;
+  image: string;
+  argv: string[];
+  env: Record<string, string>;
+  workdir: string;
+  mounts: VolumeMount[];
+  limits: ResourceLimits;
+  /** 'none': loopback only. */
+  network: { mode: 'none' };
+  security: {
+    /** Host path of the seccomp profile (OCI JSON) the engine loads. */
+    seccompProfilePath: string;
+    /** Root filesystem read-only; writable tmpfs at /tmp, /var/tmp, /run. @default true */
+    readOnlyRoot: boolean;
+  };
+  /** Must include the managed and owner labels (see labels.ts). */
+  labels: Record<string, string>;
+}

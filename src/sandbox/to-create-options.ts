@@ -1,0 +1,88 @@
+import type { StepSpec } from './step-spec';
+
+export type CgroupMode = 'v1' | 'v2';
+
+export interface HostRlimits {
+  /** Hard RLIMIT_NOFILE of the engine: containers fail to start above it. */
+  nofileHard: number;
+  /** Hard RLIMIT_NPROC of the engine. */
+  nprocHard: number;
+}
+
+/** The Docker-compatible create body Podman accepts (subset we set). */
+export interface CreateOptions {
+  name: string;
+  Image: string;
+  Cmd: string[];
+  Entrypoint: string[];
+  Env: string[];
+  WorkingDir: string;
+  Labels: Record<string, string>;
+  Hostname: string;
+  Tty: false;
+  OpenStdin: false;
+  AttachStdin: false;
+  AttachStdout: true;
+  AttachStderr: true;
+  NetworkDisabled: boolean;
+  HostConfig: Record<string, unknown>;
+}
+
+/**
+ * Pure translation of a validated spec to Podman's create fields. On cgroup v1
+ * rootless, Podman ignores memory/pids/cpu flags, so they are left out here and
+ * enforced by writing the step's own cgroups (cgroup-v1-limits.ts); on v2 Podman sets them.
+ */
+export function toCreateOptions(spec: StepSpec, mode: CgroupMode, host: HostRlimits): CreateOptions {
+  const tmpfs = `rw,nosuid,nodev,size=${spec.limits.tmpfsBytes}`;
+  const nofile = Math.min(spec.limits.nofile, host.nofileHard);
+  // RLIMIT_NPROC counts every process of the (shared) rootless user, across all
+  // containers, so it cannot be the per-step limit: the pids cgroup is. Keep it at
+  // the hard limit so the runtime can apply it.
+  const nproc = host.nprocHard;
+  const hostConfig: Record<string, unknown> = {
+    CapDrop: ['ALL'],
+    CapAdd: [],
+    Privileged: false,
+    SecurityOpt: ['no-new-privileges', `seccomp=${spec.security.seccompProfilePath}`],
+    ReadonlyRootfs: spec.security.readOnlyRoot,
+    Tmpfs: { '/tmp': tmpfs, '/var/tmp': tmpfs, '/run': tmpfs },
+    ShmSize: spec.limits.tmpfsBytes,
+    NetworkMode: 'none',
+    IpcMode: 'private',
+    PidMode: 'private',
+    Init: true,
+    Mounts: spec.mounts.map((m) => ({ Type: 'volume', Source: m.volume, Target: m.target, ReadOnly: !!m.readOnly })),
+    Ulimits: [
+      { Name: 'nofile', Soft: nofile, Hard: nofile },
+      { Name: 'nproc', Soft: nproc, Hard: nproc },
+      { Name: 'core', Soft: 0, Hard: 0 },
+    ],
+    LogConfig: { Type: 'none', Config: {} },
+    AutoRemove: false,
+    Devices: [],
+  };
+  if (mode === 'v2') {
+    hostConfig.Memory = spec.limits.memoryBytes;
+    hostConfig.MemorySwap = spec.limits.memoryBytes;
+    hostConfig.PidsLimit = spec.limits.pids;
+    hostConfig.NanoCpus = Math.round(spec.limits.cpus * 1e9);
+  }
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Entrypoint: [spec.argv[0]!],
+    Cmd: spec.argv.slice(1),
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    WorkingDir: spec.workdir,
+    Labels: spec.labels,
+    Hostname: 'stockade',
+    Tty: false,
+    OpenStdin: false,
+    AttachStdin: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    NetworkDisabled: true,
+    HostConfig: hostConfig,
+  };
+}

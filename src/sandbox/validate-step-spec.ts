@@ -1,0 +1,42 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, normalize } from 'node:path';
+import { StockadeError } from '../common';
+import { LABEL_MANAGED, LABEL_OWNER } from './labels';
+import { LIMIT_BOUNDS, type ResourceLimits, type StepSpec } from './step-spec';
+
+const FORBIDDEN_TARGETS = ['/', '/proc', '/sys', '/dev', '/etc', '/usr', '/bin', '/sbin', '/lib', '/lib64', '/run/podman'];
+
+/** Rejects a spec that would weaken the sandbox, before anything is created. */
+export function validateStepSpec(spec: StepSpec): void {
+  const reject = (message: string) => {
+    throw new StockadeError('SPEC_REJECTED', `step container ${spec.name}: ${message}`);
+  };
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(spec.name)) reject(`invalid container name '${spec.name}'`);
+  if (!spec.image) reject('no image');
+  if (!spec.argv.length) reject('no command');
+  if (!isAbsolute(spec.workdir)) reject(`working directory '${spec.workdir}' is not absolute`);
+  for (const [k, v] of Object.entries(spec.env)) {
+    if (!/^[^=\0]+$/.test(k) || v.includes('\0')) reject(`invalid environment variable name or value for '${k.slice(0, 40)}'`);
+  }
+  for (const m of spec.mounts) {
+    const t = normalize(m.target);
+    if (!isAbsolute(t)) reject(`mount target '${m.target}' is not absolute`);
+    if (FORBIDDEN_TARGETS.some((f) => t === f || (f !== '/' && t.startsWith(`${f}/`)))) reject(`mount target '${m.target}' would shadow a system path`);
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(m.volume)) reject(`mount source '${m.volume}' is not a named volume; host paths are never mounted`);
+  }
+  validateLimits(spec.limits, reject);
+  if (spec.network.mode !== 'none') reject(`network mode '${spec.network.mode as string}' is not allowed`);
+  if (!spec.security.seccompProfilePath || !existsSync(spec.security.seccompProfilePath)) {
+    reject(`seccomp profile '${spec.security.seccompProfilePath}' does not exist`);
+  }
+  if (spec.labels[LABEL_MANAGED] !== 'true' || !spec.labels[LABEL_OWNER]) reject('missing ownership labels');
+}
+
+export function validateLimits(limits: ResourceLimits, reject: (m: string) => never): void {
+  for (const [key, [min, max]] of Object.entries(LIMIT_BOUNDS) as Array<[keyof ResourceLimits, [number, number]]>) {
+    const v = limits[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+      reject(`limit ${key}=${String(v)} is out of range [${min}, ${max}]`);
+    }
+  }
+}

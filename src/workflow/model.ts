@@ -1,0 +1,66 @@
+/** A position in a workflow file, for diagnostics. */
+export interface SourcePos {
+  file: string;
+  line: number;
+  column: number;
+}
+
+export interface Diagnostic extends SourcePos {
+  severity: 'error' | 'warning';
+  message: string;
+}
+
+export interface RunDefaults {
+  shell?: string;
+  workingDirectory?: string;
+}
+
+/** A value as written: literal, or an expression string containing `${{ }}` evaluated at run time. */
+export type Templated<T> = T | string;
+
+export interface StepModel {
+  /** 0-based position in the job. */
+  index: number;
+  /** `id:` as written; undefined when absent. */
+  id?: string;
+  name?: string;
+  if?: string;
+  run?: string;
+  uses?: string;
+  with: Record<string, string>;
+  shell?: string;
+  workingDirectory?: string;
+  env: Record<string, string>;
+  timeoutMinutes?: Templated<number>;
+  continueOnError: Templated<boolean>;
+  pos: SourcePos;
+}
+
+export interface JobModel {
+  id: string;
+  name?: string;
+  needs: string[];
+  if?: string;
+  runsOn: unknown;
+  env: Record<string, string>;
+  defaults: RunDefaults;
+  timeoutMinutes: Templated<number>;
+  continueOnError: Templated<boolean>;
+  outputs: Record<string, string>;
+  steps: StepModel[];
+  pos: SourcePos;
+}
+
+export interface WorkflowModel {
+  file: string;
+  name?: string;
+  on: unknown;
+  env: Record<string, string>;
+  defaults: RunDefaults;
+  jobs: JobModel[];
+}
+
+export interface ParseResult {
+  value?: WorkflowModel;
+  diagnostics: Diagnostic[];
+}

@@ -1,0 +1,154 @@
+import YAML, { LineCounter, isNode, type Document } from 'yaml';
+import { parseWorkflow as githubParseWorkflow, NoOperationTraceWriter } from '@actions/workflow-parser';
+import type { Diagnostic, JobModel, ParseResult, RunDefaults, SourcePos, StepModel, WorkflowModel } from './model';
+import { WORKFLOW_LIMITS } from './limits';
+import { findNeedsCycle } from './needs-graph';
+
+type Obj = Record<string, unknown>;
+
+/**
+ * Untrusted workflow text → model + diagnostics. Never throws on bad input: every
+ * problem is a diagnostic with file, line and column. Validation is GitHub's own
+ * (`@actions/workflow-parser`), after a strict YAML pass (duplicate keys, aliases
+ * capped, custom tags rejected) that GitHub's parser does not make.
+ */
+export function parseWorkflowText(file: string, content: string): ParseResult {
+  const diagnostics: Diagnostic[] = [];
+  const err = (pos: Omit<SourcePos, 'file'>, message: string) =>
+    diagnostics.push({ file, ...pos, severity: 'error', message });
+
+  if (Buffer.byteLength(content) > WORKFLOW_LIMITS.maxFileBytes) {
+    err({ line: 1, column: 1 }, `file is ${Buffer.byteLength(content)} bytes; the limit is ${WORKFLOW_LIMITS.maxFileBytes}`);
+    return { diagnostics };
+  }
+  const lineCounter = new LineCounter();
+  const doc = YAML.parseDocument(content, { lineCounter, uniqueKeys: true, merge: false, prettyErrors: false, strict: true, customTags: [] });
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    const p = lineCounter.linePos(e.pos[0]);
+    err({ line: p.line, column: p.col }, e.message.split('\n')[0] ?? e.message);
+  }
+  if (diagnostics.length) return { diagnostics };
+
+  let js: unknown;
+  try {
+    js = doc.toJS({ maxAliasCount: WORKFLOW_LIMITS.maxAliases });
+  } catch (e) {
+    err({ line: 1, column: 1 }, `YAML could not be expanded: ${(e as Error).message}`);
+    return { diagnostics };
+  }
+
+  const gh = githubParseWorkflow({ name: file, content }, new NoOperationTraceWriter());
+  for (const e of gh.context.errors.getErrors()) {
+    const start = e.range?.start;
+    const message = e.rawMessage ?? e.message.replace(/^.*?\(Line: \d+, Col: \d+\): /, '');
+    err({ line: start?.line ?? 1, column: start?.column ?? 1 }, message);
+  }
+  if (diagnostics.length) return { diagnostics };
+
+  const posOf = (path: Array<string | number>): SourcePos => nodePos(doc, lineCounter, file, path);
+  const value = toModel(file, js as Obj, posOf, err);
+  return diagnostics.length ? { diagnostics } : { value, diagnostics };
+}
+
+function nodePos(doc: Document, lc: LineCounter, file: string, path: Array<string | number>): SourcePos {
+  const node = doc.getIn(path, true);
+  const offset = isNode(node) && node.range ? node.range[0] : 0;
+  const p = lc.linePos(offset);
+  return { file, line: p.line, column: p.col };
+}
+
+function strMap(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v as Obj)) out[k] = scalar(x);
+  }
+  return out;
+}
+
+function scalar(x: unknown): string {
+  if (x === null || x === undefined) return '';
+  return typeof x === 'object' ? JSON.stringify(x) : String(x);
+}
+
+function defaultsOf(v: unknown): RunDefaults {
+  const run = ((v as Obj | undefined)?.run ?? {}) as Obj;
+  return {
+    shell: run.shell === undefined ? undefined : scalar(run.shell),
+    workingDirectory: run['working-directory'] === undefined ? undefined : scalar(run['working-directory']),
+  };
+}
+
+function optString(v: unknown): string | undefined {
+  return v === undefined || v === null ? undefined : scalar(v);
+}
+
+type Err = (pos: Omit<SourcePos, 'file'>, message: string) => void;
+
+function toModel(file: string, js: Obj, posOf: (p: Array<string | number>) => SourcePos, err: Err): WorkflowModel {
+  const jobsObj = (js.jobs ?? {}) as Obj;
+  const ids = Object.keys(jobsObj);
+  if (ids.length > WORKFLOW_LIMITS.maxJobs) err(posOf(['jobs']), `${ids.length} jobs; the limit is ${WORKFLOW_LIMITS.maxJobs}`);
+  const jobs: JobModel[] = ids.slice(0, WORKFLOW_LIMITS.maxJobs).map((id) => toJob(id, jobsObj[id] as Obj, posOf, err));
+  const cycle = findNeedsCycle(jobs);
+  if (cycle) err(posOf(['jobs', cycle[0]!, 'needs']), `needs cycle: ${cycle.join(' -> ')}`);
+  return {
+    file,
+    name: optString(js.name),
+    on: js.on,
+    env: strMap(js.env),
+    defaults: defaultsOf(js.defaults),
+    jobs,
+  };
+}
+
+function toJob(id: string, j: Obj, posOf: (p: Array<string | number>) => SourcePos, err: Err): JobModel {
+  const stepsRaw = Array.isArray(j.steps) ? (j.steps as Obj[]) : [];
+  if (stepsRaw.length > WORKFLOW_LIMITS.maxStepsPerJob) {
+    err(posOf(['jobs', id, 'steps']), `job ${id} has ${stepsRaw.length} steps; the limit is ${WORKFLOW_LIMITS.maxStepsPerJob}`);
+  }
+  if (j.uses !== undefined) err(posOf(['jobs', id, 'uses']), `job ${id}: reusable workflows (jobs.${id}.uses) are not supported by this runner`);
+  const timeout = j['timeout-minutes'] ?? WORKFLOW_LIMITS.defaultJobTimeoutMinutes;
+  checkTimeout(timeout, posOf(['jobs', id, 'timeout-minutes']), err);
+  const needs = j.needs === undefined ? [] : Array.isArray(j.needs) ? j.needs.map(scalar) : [scalar(j.needs)];
+  return {
+    id,
+    name: optString(j.name),
+    needs,
+    if: optString(j.if),
+    runsOn: j['runs-on'],
+    env: strMap(j.env),
+    defaults: defaultsOf(j.defaults),
+    timeoutMinutes: typeof timeout === 'number' ? timeout : scalar(timeout),
+    continueOnError: typeof j['continue-on-error'] === 'boolean' ? j['continue-on-error'] : optString(j['continue-on-error']) ?? false,
+    outputs: strMap(j.outputs),
+    steps: stepsRaw.slice(0, WORKFLOW_LIMITS.maxStepsPerJob).map((s, index) => toStep(s, index, posOf(['jobs', id, 'steps', index]), err)),
+    pos: posOf(['jobs', id]),
+  };
+}
+
+function toStep(s: Obj, index: number, pos: SourcePos, err: Err): StepModel {
+  const timeout = s['timeout-minutes'];
+  if (timeout !== undefined) checkTimeout(timeout, pos, err);
+  return {
+    index,
+    id: optString(s.id),
+    name: optString(s.name),
+    if: optString(s.if),
+    run: optString(s.run),
+    uses: optString(s.uses),
+    with: strMap(s.with),
+    shell: optString(s.shell),
+    workingDirectory: optString(s['working-directory']),
+    env: strMap(s.env),
+    timeoutMinutes: timeout === undefined ? undefined : typeof timeout === 'number' ? timeout : scalar(timeout),
+    continueOnError: typeof s['continue-on-error'] === 'boolean' ? s['continue-on-error'] : optString(s['continue-on-error']) ?? false,
+    pos,
+  };
+}
+
+function checkTimeout(v: unknown, pos: SourcePos, err: Err): void {
+  if (typeof v !== 'number') return; // expressions are checked when evaluated
+  if (!(v > 0) || v > WORKFLOW_LIMITS.maxTimeoutMinutes) {
+    err(pos, `timeout-minutes ${v} is out of range; it must be above 0 and at most ${WORKFLOW_LIMITS.maxTimeoutMinutes}`);
+  }
+}

@@ -92,10 +92,13 @@ export class PodmanEngine implements ContainerEngine {
   }
 
   async createVolume(name: string, labels: Record<string, string>): Promise<{ mountpoint: string }> {
-    const v = (await this.docker.createVolume({ Name: name, Labels: labels }).catch((e: unknown) => {
+    try {
+      await this.docker.createVolume({ Name: name, Labels: labels });
+      const v = (await this.docker.getVolume(name).inspect()) as { Mountpoint: string };
+      return { mountpoint: v.Mountpoint };
+    } catch (e) {
       throw engineError('volume create', e);
-    })) as unknown as { Mountpoint: string };
-    return { mountpoint: v.Mountpoint };
+    }
   }
 
   async removeVolume(name: string): Promise<void> {

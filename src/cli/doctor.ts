@@ -1,0 +1,88 @@
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CgroupV1Limits, detectCgroupHost, PodmanEngine, processTag } from '../sandbox';
+import { baseImageRef } from './base-image';
+import { exec } from './exec';
+import { resolveHostConfig } from './host-config';
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+  /** Warnings do not make doctor fail. */
+  warnOnly?: boolean;
+}
+
+function versionAtLeast(v: string, min: string): boolean {
+  const a = v.split('.').map(Number);
+  const b = min.split('.').map(Number);
+  for (let i = 0; i < b.length; i++) if ((a[i] ?? 0) !== b[i]) return (a[i] ?? 0) > b[i]!;
+  return true;
+}
+
+/** Every requirement of the host, with ok / missing and the fix. */
+export async function doctorChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
+  const checks: Check[] = [];
+  const fixSetup = 'stockade setup (as root)';
+  const podman = await exec('podman', ['--version']).catch(() => ({ code: 1, stdout: '', stderr: '' }));
+  checks.push({ name: 'podman', ok: podman.code === 0, detail: podman.stdout.trim() || 'not installed', fix: fixSetup });
+  const runc = await exec('runc', ['--version']).catch(() => ({ code: 1, stdout: '', stderr: '' }));
+  const runcVersion = /runc version (\d+\.\d+\.\d+)/.exec(runc.stdout)?.[1] ?? '';
+  const deb = await exec('dpkg-query', ['-W', '-f', '${Version}', 'runc']).catch(() => ({ code: 1, stdout: '', stderr: '' }));
+  checks.push({ name: 'runc', ok: runc.code === 0, detail: runc.code === 0 ? `${runcVersion} (package ${deb.stdout || '?'})` : 'not installed', fix: fixSetup });
+  if (runcVersion) {
+    checks.push({
+      name: 'runc escape fixes',
+      ok: versionAtLeast(runcVersion, '1.2.8'),
+      warnOnly: true,
+      detail: versionAtLeast(runcVersion, '1.2.8')
+        ? 'upstream version includes the November 2025 fixes (CVE-2025-31133, -52565, -52881) and CVE-2024-21626'
+        : `upstream ${runcVersion} predates the November 2025 fixes (CVE-2025-31133, -52565, -52881; fixed in 1.2.8/1.3.3) and, unless the distribution backported it, CVE-2024-21626 (1.1.12); check the package changelog`,
+      fix: 'apt-get install --only-upgrade runc (Debian security updates backport these fixes)',
+    });
+  }
+  const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  checks.push({ name: 'kernel', ok: versionAtLeast(kernel.split('-')[0]!, '5.10'), detail: kernel, warnOnly: true, fix: 'keep the kernel on a supported stable series with current page-cache fixes' });
+  const h = resolveHostConfig(env, false);
+  checks.push({ name: 'runner user', ok: h.runnerUid >= 0, detail: h.runnerUid >= 0 ? `${h.runnerUser} (uid ${h.runnerUid})` : `${h.runnerUser} missing`, fix: fixSetup });
+  const sub = existsSync('/etc/subuid') && readFileSync('/etc/subuid', 'utf8').includes(`${h.runnerUser}:`);
+  checks.push({ name: 'subordinate ids', ok: sub, detail: sub ? 'present' : 'missing in /etc/subuid', fix: fixSetup });
+  checks.push({ name: 'runtime dir', ok: existsSync(h.runtimeDir) && statSync(h.runtimeDir).uid === h.runnerUid, detail: h.runtimeDir, fix: fixSetup });
+  let tunOk = false;
+  try {
+    const st = statSync('/dev/net/tun');
+    tunOk = (st.mode & 0o006) === 0o006 || (st.gid === h.runnerGid && (st.mode & 0o060) === 0o060);
+  } catch {
+    tunOk = false;
+  }
+  checks.push({ name: '/dev/net/tun', ok: tunOk, detail: tunOk ? 'usable by the runner user' : 'not usable by the runner user (rootless networking for image builds fails)', fix: fixSetup });
+  const cg = detectCgroupHost();
+  let cgOk = true;
+  let cgDetail = 'cgroup v2: Podman applies limits (delegation required)';
+  if (cg.mode === 'v1') {
+    const dirs = new CgroupV1Limits(cg, processTag() ?? 'doctor').subtrees();
+    try {
+      dirs.forEach((d) => accessSync(d, constants.W_OK));
+      cgDetail = `cgroup v1/hybrid: step cgroups under ${dirs.join(', ')}`;
+    } catch {
+      cgOk = false;
+      cgDetail = `cgroup v1/hybrid: subtree missing or not writable: ${dirs.join(', ')}`;
+    }
+  }
+  checks.push({ name: 'cgroup limits', ok: cgOk, detail: cgDetail, fix: fixSetup });
+  const engine = new PodmanEngine(h.socketPath);
+  const up = await engine.ping().then(() => true, () => false);
+  checks.push({ name: 'podman API socket', ok: up, detail: h.socketPath, fix: fixSetup });
+  if (up && h.runnerUid >= 0) {
+    const ref = baseImageRef(h);
+    checks.push({ name: 'base image', ok: await engine.imageExists(ref), detail: ref, fix: 'stockade setup (builds it)' });
+  }
+  const profile = join(h.packageRoot, 'seccomp/stockade.json');
+  checks.push({ name: 'seccomp profile', ok: existsSync(profile), detail: profile, fix: 'reinstall stockade' });
+  return checks;
+}
+
+export function formatChecks(checks: Check[]): string {
+  return checks.map((c) => `${c.ok ? 'ok     ' : c.warnOnly ? 'warning' : 'missing'}  ${c.name}: ${c.detail}${c.ok ? '' : `\n         fix: ${c.fix ?? '-'}`}`).join('\n');
+}

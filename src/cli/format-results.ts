@@ -1,0 +1,51 @@
+import type { JobResult } from '../runner';
+
+function mib(bytes: number): string {
+  return bytes ? `${(bytes / 1024 ** 2).toFixed(1)} MiB` : '-';
+}
+
+/** The summary table printed after a run. */
+export function formatSummary(results: JobResult[]): string {
+  const rows: string[][] = [['job', 'step', 'conclusion', 'duration', 'peak memory', 'exit reason']];
+  for (const j of results) {
+    rows.push([j.name, '', j.conclusion, `${(j.durationMs / 1000).toFixed(2)} s`, '', j.error ? 'error' : '']);
+    for (const s of j.steps) {
+      const reason = s.reason === 'exit' ? `exit ${s.exitCode}` : s.reason;
+      rows.push(['', s.name.slice(0, 48), s.conclusion, `${(s.durationMs / 1000).toFixed(2)} s`, mib(s.peakMemoryBytes), reason]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  const errors = results.filter((j) => j.error).map((j) => `job ${j.id}: ${j.error}`);
+  return errors.length ? `${table}\n\n${errors.join('\n')}` : table;
+}
+
+/** Machine-readable result of `stockade run --json`. */
+export function toJson(results: JobResult[]): unknown {
+  return {
+    conclusion: results.every((j) => j.conclusion === 'success' || j.conclusion === 'skipped') ? 'success' : 'failure',
+    jobs: results.map((j) => ({
+      id: j.id,
+      name: j.name,
+      conclusion: j.conclusion,
+      durationMs: j.durationMs,
+      outputs: j.outputs,
+      error: j.error,
+      summary: j.summary,
+      steps: j.steps.map((s) => ({
+        index: s.index,
+        id: s.id,
+        name: s.name,
+        conclusion: s.conclusion,
+        outcome: s.outcome,
+        exitCode: s.exitCode,
+        exitReason: s.reason,
+        durationMs: s.durationMs,
+        peakMemoryBytes: s.peakMemoryBytes,
+        cpuSeconds: s.cpuSeconds,
+        outputs: s.outputs,
+        error: s.error,
+      })),
+    })),
+  };
+}

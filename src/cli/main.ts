@@ -1,0 +1,61 @@
+import { createLogger, isStockadeError } from '../common';
+import { doctorChecks, formatChecks } from './doctor';
+import { runCommand, RUN_USAGE } from './run-command';
+import { setup } from './setup';
+
+const USAGE = `usage: stockade <command>
+
+commands:
+  run       run a repository's workflow locally, one sandboxed container per step
+  setup     prepare this host (root): Podman, runner user, cgroups, API service, base image
+  doctor    check every host requirement and print the fix for each missing one
+
+${RUN_USAGE}`;
+
+/** The composition root: reads argv/env, wires the modules, maps errors to exit codes. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [command, ...rest] = argv;
+  const logger = createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'warn' });
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`stockade: ${sig} received: stopping the running step and removing the job's containers and volumes\n`);
+    controller.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    switch (command) {
+      case 'run':
+        return await runCommand(rest, env, process.stdout, logger, controller.signal);
+      case 'setup': {
+        const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !rest.includes('--no-images') });
+        process.stderr.write(`setup: ready (runner user ${h.runnerUser}, socket ${h.socketPath})\n`);
+        return 0;
+      }
+      case 'doctor': {
+        const checks = await doctorChecks(env);
+        process.stdout.write(`${formatChecks(checks)}\n`);
+        return checks.every((c) => c.ok || c.warnOnly) ? 0 : 1;
+      }
+      case undefined:
+      case '-h':
+      case '--help':
+        process.stdout.write(`${USAGE}\n`);
+        return command ? 0 : 2;
+      default:
+        process.stderr.write(`stockade: unknown command '${command}'\n${USAGE}\n`);
+        return 2;
+    }
+  } catch (e) {
+    if (isStockadeError(e)) {
+      process.stderr.write(`stockade: ${e.describe()}\n`);
+      return e.exitCode;
+    }
+    if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`stockade: ${(e as Error).message}\n${RUN_USAGE}\n`);
+      return 2;
+    }
+    process.stderr.write(`stockade: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return 70;
+  }
+}

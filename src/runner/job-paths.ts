@@ -1,0 +1,12 @@
+/** Where a job's volumes appear inside every step container (GitHub's container-job layout). */
+export const JOB_PATHS = {
+  workspace: '/github/workspace',
+  home: '/github/home',
+  temp: '/__w/_temp',
+  toolCache: '/__t',
+} as const;
+
+export type JobVolumeKind = keyof typeof JOB_PATHS;
+export const JOB_VOLUME_KINDS = Object.keys(JOB_PATHS) as JobVolumeKind[];
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -1,0 +1,106 @@
+import { join } from 'node:path';
+import { isStockadeError, type Logger } from '../common';
+import { copyTreeIntoVolume, makeVolumeDir, writeVolumeFile, type Sandbox } from '../sandbox';
+import { evaluateValue, interpolate, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
+import { createJobVolumes, type JobVolumes } from './job-volumes';
+import { runStep, type JobState } from './run-step';
+import type { Conclusion, JobResult, JobSettings, RunContext, RunObserver } from './types';
+
+export interface JobDeps {
+  sandbox: Sandbox;
+  logger: Logger;
+  observer?: RunObserver;
+  signal?: AbortSignal;
+}
+
+export interface NeedsResult {
+  result: Conclusion;
+  outputs: Record<string, string>;
+}
+
+/** Contexts every expression of a job can see (steps/env/job are added per step). */
+export function baseContexts(ctx: RunContext, jobId: string, needs: Record<string, NeedsResult>): Record<string, unknown> {
+  const [owner] = ctx.repository.split('/');
+  return {
+    github: {
+      repository: ctx.repository,
+      repository_owner: owner,
+      sha: ctx.sha,
+      ref: ctx.ref,
+      ref_name: ctx.ref.replace(/^refs\/(heads|tags)\//, ''),
+      event_name: ctx.eventName,
+      event: ctx.event,
+      actor: ctx.actor,
+      run_id: ctx.runId,
+      run_number: String(ctx.runNumber),
+      run_attempt: String(ctx.runAttempt),
+      workflow: ctx.workflowName,
+      job: jobId,
+      workspace: '/github/workspace',
+      server_url: ctx.serverUrl,
+    },
+    needs,
+    runner: { os: 'Linux', arch: 'X64', name: 'stockade', temp: '/__w/_temp', tool_cache: '/__t', environment: 'self-hosted' },
+    secrets: {},
+    vars: {},
+    matrix: {},
+    strategy: {},
+    inputs: {},
+  };
+}
+
+/** Runs one job: fresh volumes, one container per step, volumes removed at the end whatever happens. */
+export async function runJob(deps: JobDeps, wf: WorkflowModel, job: JobModel, ctx: RunContext, settings: JobSettings, needs: Record<string, NeedsResult>): Promise<JobResult> {
+  const started = Date.now();
+  const name = job.name ? safeInterpolate(job.name, baseContexts(ctx, job.id, needs)) : job.id;
+  const log = deps.logger.child({ job: job.id });
+  deps.observer?.jobStarted?.(job.id, name);
+  let volumes: JobVolumes | undefined;
+  const state: JobState = { env: {}, path: [], steps: {}, failed: false, summary: [], results: [] };
+  let error: string | undefined;
+  try {
+    const timeoutMinutes = Number(evaluateValue(job.timeoutMinutes, baseContexts(ctx, job.id, needs)));
+    if (!(timeoutMinutes > 0)) throw new Error(`timeout-minutes evaluates to '${String(timeoutMinutes)}', not a positive number`);
+    const deadline = started + timeoutMinutes * 60_000;
+    volumes = await createJobVolumes(deps.sandbox, job.id, log);
+    await prepareWorkspace(volumes, settings.sourceDir, ctx.event);
+    for (const step of job.steps) {
+      const r = await runStep({ ...deps, logger: log }, { wf, job, ctx, settings, needs, volumes, state, deadline }, step);
+      state.results.push(r);
+      deps.observer?.stepFinished?.(job.id, r);
+      if (r.conclusion === 'failure') state.failed = true;
+    }
+  } catch (e) {
+    error = isStockadeError(e) ? e.describe() : (e as Error).message;
+    log.error({ err: e }, 'job failed before its steps completed');
+    state.failed = true;
+  } finally {
+    await volumes?.remove();
+  }
+  const status = jobStatus(state, deps.signal);
+  const conclusion: Conclusion = deps.signal?.aborted ? 'cancelled' : state.failed ? 'failure' : 'success';
+  const outputs: Record<string, string> = {};
+  for (const [k, v] of Object.entries(job.outputs)) outputs[k] = safeInterpolate(v, { ...baseContexts(ctx, job.id, needs), steps: state.steps }, status);
+  const result: JobResult = { id: job.id, name, conclusion, outputs, steps: state.results, durationMs: Date.now() - started, summary: state.summary.join('\n'), error };
+  deps.observer?.jobFinished?.(result);
+  return result;
+}
+
+export function jobStatus(state: { failed: boolean }, signal?: AbortSignal): JobStatus {
+  return { success: () => !state.failed && !signal?.aborted, failure: () => state.failed, cancelled: () => !!signal?.aborted };
+}
+
+function safeInterpolate(text: string, contexts: Record<string, unknown>, status?: JobStatus): string {
+  try {
+    return interpolate(text, contexts, status);
+  } catch {
+    return text;
+  }
+}
+
+async function prepareWorkspace(v: JobVolumes, sourceDir: string, event: Record<string, unknown>): Promise<void> {
+  await copyTreeIntoVolume(sourceDir, v.mountpoint.workspace, v.owner);
+  await makeVolumeDir(v.mountpoint.temp, '_github_workflow', v.owner);
+  await writeVolumeFile(join(v.mountpoint.temp, '_github_workflow'), 'event.json', JSON.stringify(event), v.owner);
+}
+

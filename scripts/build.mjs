@@ -1,19 +1,22 @@
-// Bundles each composition root to CommonJS with esbuild (GitHub's workflow parser is
-// an ES module that imports JSON without an import attribute; bundling inlines it).
+// Bundles the composition roots (and, with --tests, each test file) to CommonJS with
+// esbuild. GitHub's workflow parser and expression engine are ES modules whose JSON
+// imports lack the import attribute Node 20 requires; bundling inlines them.
 import { build } from 'esbuild';
-import { chmodSync } from 'node:fs';
+import { chmodSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 
-await build({
-  entryPoints: { cli: 'src/cli/index.ts' },
-  outdir: 'dist',
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  sourcemap: true,
-  external: ['cpu-features', 'ssh2'],
-  logLevel: 'warning',
-  banner: { js: '' },
-});
+const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external: ['cpu-features', 'ssh2'], logLevel: 'warning' };
+
+await build({ ...common, entryPoints: { cli: 'src/cli/index.ts' }, outdir: 'dist' });
 chmodSync('dist/cli.js', 0o755);
 console.log('built dist/cli.js');
+
+if (process.argv.includes('--tests')) {
+  rmSync('.test-dist', { recursive: true, force: true });
+  const entries = [];
+  for (const dir of readdirSync('test', { withFileTypes: true }).filter((d) => d.isDirectory())) {
+    for (const f of readdirSync(join('test', dir.name))) if (f.endsWith('.test.ts')) entries.push(join('test', dir.name, f));
+  }
+  await build({ ...common, entryPoints: entries, outbase: 'test', outdir: '.test-dist' });
+  console.log(`built ${entries.length} test files into .test-dist/`);
+}

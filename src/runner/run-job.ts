@@ -3,6 +3,8 @@ import { isStockadeError, type Logger } from '../common';
 import { copyTreeIntoVolume, makeVolumeDir, writeVolumeFile, type Sandbox } from '../sandbox';
 import { evaluateValue, interpolate, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
 import { createJobVolumes, type JobVolumes } from './job-volumes';
+import { baseContexts, jobStatus, type NeedsResult } from './job-contexts';
+export type { NeedsResult } from './job-contexts';
 import { runStep, type JobState } from './run-step';
 import type { Conclusion, JobResult, JobSettings, RunContext, RunObserver } from './types';
 
@@ -11,42 +13,6 @@ export interface JobDeps {
   logger: Logger;
   observer?: RunObserver;
   signal?: AbortSignal;
-}
-
-export interface NeedsResult {
-  result: Conclusion;
-  outputs: Record<string, string>;
-}
-
-/** Contexts every expression of a job can see (steps/env/job are added per step). */
-export function baseContexts(ctx: RunContext, jobId: string, needs: Record<string, NeedsResult>): Record<string, unknown> {
-  const [owner] = ctx.repository.split('/');
-  return {
-    github: {
-      repository: ctx.repository,
-      repository_owner: owner,
-      sha: ctx.sha,
-      ref: ctx.ref,
-      ref_name: ctx.ref.replace(/^refs\/(heads|tags)\//, ''),
-      event_name: ctx.eventName,
-      event: ctx.event,
-      actor: ctx.actor,
-      run_id: ctx.runId,
-      run_number: String(ctx.runNumber),
-      run_attempt: String(ctx.runAttempt),
-      workflow: ctx.workflowName,
-      job: jobId,
-      workspace: '/github/workspace',
-      server_url: ctx.serverUrl,
-    },
-    needs,
-    runner: { os: 'Linux', arch: 'X64', name: 'stockade', temp: '/__w/_temp', tool_cache: '/__t', environment: 'self-hosted' },
-    secrets: {},
-    vars: {},
-    matrix: {},
-    strategy: {},
-    inputs: {},
-  };
 }
 
 /** Runs one job: fresh volumes, one container per step, volumes removed at the end whatever happens. */
@@ -86,9 +52,6 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, job: JobModel, ct
   return result;
 }
 
-export function jobStatus(state: { failed: boolean }, signal?: AbortSignal): JobStatus {
-  return { success: () => !state.failed && !signal?.aborted, failure: () => state.failed, cancelled: () => !!signal?.aborted };
-}
 
 function safeInterpolate(text: string, contexts: Record<string, unknown>, status?: JobStatus): string {
   try {

@@ -15,7 +15,7 @@ import {
   type WorkflowModel,
 } from '../workflow';
 import { JOB_PATHS } from './job-paths';
-import { baseContexts, jobStatus, type NeedsResult } from './run-job';
+import { baseContexts, jobStatus, type NeedsResult } from './job-contexts';
 import type { JobVolumes } from './job-volumes';
 import { standardEnv } from './standard-env';
 import { evaluateEnv, pathWith, resolveWorkingDirectory } from './step-env';

@@ -1,5 +1,6 @@
 import { evaluateCondition, orderByNeeds, type Diagnostic, type JobModel, type WorkflowModel } from '../workflow';
-import { baseContexts, runJob, type JobDeps, type NeedsResult } from './run-job';
+import { runJob, type JobDeps } from './run-job';
+import { baseContexts, type NeedsResult } from './job-contexts';
 import type { JobResult, JobSettings, RunContext } from './types';
 
 /** Actions this runner can honour offline; everything else is rejected before anything runs. */

@@ -82,6 +82,7 @@ export async function runStepContainer(
     output.onOverflow = () => stopper('output-limit', 0);
     const onAbort = () => stopper('cancelled', spec.limits.killGraceMs);
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
     timers.push(setTimeout(() => stopper('timeout', spec.limits.killGraceMs), spec.limits.timeoutMs));
     try {
       await deps.engine.start(id);

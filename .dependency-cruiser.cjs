@@ -1,0 +1,17 @@
+// Enforces the module table of ../shared/STYLE.md: dependencies point one way.
+const leaf = ['workflow', 'sandbox', 'dns', 'queue', 'github'];
+module.exports = {
+  forbidden: [
+    { name: 'common-is-a-leaf', severity: 'error', from: { path: '^src/common' }, to: { path: '^src/(?!common)' } },
+    ...leaf.map((m) => ({
+      name: `${m}-imports-only-common`,
+      severity: 'error',
+      from: { path: `^src/${m}/` },
+      to: { path: `^src/(?!common/|${m}/)` },
+    })),
+    { name: 'runner-reports-through-a-port', severity: 'error', from: { path: '^src/runner/' }, to: { path: '^src/(github|server|cli|action)/' } },
+    { name: 'roots-do-not-import-each-other', severity: 'error', from: { path: '^src/(server|cli|action)/' }, to: { path: '^src/(server|cli|action)/', pathNot: '^src/$1/' } },
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+  ],
+  options: { tsConfig: { fileName: 'tsconfig.json' }, doNotFollow: { path: 'node_modules' } },
+};

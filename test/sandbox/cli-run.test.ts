@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LABEL_MANAGED, LABEL_OWNER, processTag } from '../../src/sandbox';
+import { root, sandbox, tempDir } from './helpers';
+
+const cli = join(root, 'dist/cli.js');
+
+function repo(workflow: string): string {
+  const dir = tempDir();
+  mkdirSync(join(dir, '.github/workflows'), { recursive: true });
+  writeFileSync(join(dir, '.github/workflows/ci.yml'), workflow);
+  writeFileSync(join(dir, 'README.md'), 'repo\n');
+  return dir;
+}
+
+function run(dir: string, ...args: string[]) {
+  return spawnSync('node', [cli, 'run', '-C', dir, ...args], { encoding: 'utf8', timeout: 120_000 });
+}
+
+test('two steps run in different containers: the workspace carries over, /tmp and processes do not', () => {
+  const dir = repo(`on: push
+jobs:
+  a:
+    runs-on: [self-hosted]
+    steps:
+      - id: one
+        run: |
+          awk '$5 == "/"' /proc/self/mountinfo > container-1
+          echo persisted > file.txt; echo gone > /tmp/t.txt
+          setsid sleep 1000 > /dev/null 2>&1 &
+          echo "x=1" >> "$GITHUB_OUTPUT"
+      - run: |
+          test "$(cat file.txt)" = persisted
+          test ! -e /tmp/t.txt && echo "tmp is clean"
+          if pgrep -f "sleep 1000"; then echo "LEFTOVER PROCESS"; exit 1; fi
+          test -s container-1 && test "$(awk '$5 == "/"' /proc/self/mountinfo)" != "$(cat container-1)" && echo "different container"
+          echo "output \${{ steps.one.outputs.x }}"
+`);
+  const r = run(dir, '--json');
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const json = JSON.parse(r.stdout) as { jobs: Array<{ steps: Array<{ conclusion: string }> }> };
+  assert.deepEqual(json.jobs[0]!.steps.map((s) => s.conclusion), ['success', 'success']);
+  const human = run(dir);
+  assert.match(human.stdout, /tmp is clean/);
+  assert.match(human.stdout, /different container/);
+  assert.match(human.stdout, /output 1/);
+  assert.match(human.stdout, /peak memory/);
+});
+
+test('a failing step fails the job (exit 1), continue-on-error and if: failure()/always() behave as on GitHub', () => {
+  const dir = repo(`on: push
+jobs:
+  a:
+    runs-on: [self-hosted]
+    timeout-minutes: 0.5
+    steps:
+      - run: exit 3
+        continue-on-error: true
+      - run: exit 4
+      - run: echo never
+      - if: failure()
+        run: echo "on failure"
+      - if: always()
+        run: echo "always"
+`);
+  const r = run(dir, '--json');
+  assert.equal(r.status, 1, r.stderr);
+  const steps = (JSON.parse(r.stdout) as { jobs: Array<{ steps: Array<{ conclusion: string; outcome: string; exitCode: number | null }> }> }).jobs[0]!.steps;
+  assert.deepEqual(steps.map((s) => s.conclusion), ['success', 'failure', 'skipped', 'success', 'success']);
+  assert.equal(steps[0]!.outcome, 'failure');
+  assert.equal(steps[1]!.exitCode, 4);
+});
+
+test('a malformed workflow gives exit 2 with file:line:column and runs nothing', () => {
+  const dir = repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo hi\n        shell: bash\n        bogus-key: 1\n');
+  const r = run(dir);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /\.github\/workflows\/ci\.yml:8:9: error: .*bogus-key/);
+  assert.equal(r.stdout, '');
+});
+
+test('kill -9 of the runner mid-job: the next start leaves no labelled container, volume or cgroup behind', async () => {
+  const dir = repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: sleep 300\n');
+  const child = spawn('node', [cli, 'run', '-C', dir], { stdio: 'ignore' });
+  const tag = await waitFor(() => processTag(child.pid!));
+  const sb = await sandbox();
+  const owned = async () => ({
+    containers: (await sb.deps.engine.listContainers(`${LABEL_OWNER}=${tag}`)).length,
+    volumes: (await sb.deps.engine.listVolumes(`${LABEL_OWNER}=${tag}`)).length,
+  });
+  await waitFor(async () => ((await owned()).containers > 0 ? true : undefined), 60_000);
+  const cgroupsOf = () => ['pids', 'cpu'].flatMap((c) => {
+    const d = `/sys/fs/cgroup/${c}/stockade`;
+    return existsSync(d) ? readdirSync(d).filter((n) => n.startsWith(`${tag}_`)) : [];
+  });
+  await waitFor(() => (cgroupsOf().length > 0 ? true : undefined), 30_000);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  const again = run(repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: "true"\n'));
+  assert.equal(again.status, 0, again.stderr);
+  assert.deepEqual(await owned(), { containers: 0, volumes: 0 });
+  assert.deepEqual(cgroupsOf(), []);
+  assert.equal((await sb.deps.engine.listContainers(`${LABEL_MANAGED}=true`)).filter((c) => c.labels[LABEL_OWNER] === tag).length, 0);
+});
+
+test('SIGTERM mid-job stops the step and removes the job\'s containers and volumes before exit', async () => {
+  const dir = repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: sleep 300\n');
+  const child = spawn('node', [cli, 'run', '-C', dir], { stdio: 'ignore' });
+  const tag = await waitFor(() => processTag(child.pid!));
+  const sb = await sandbox();
+  await waitFor(async () => ((await sb.deps.engine.listContainers(`${LABEL_OWNER}=${tag}`)).length ? true : undefined), 60_000);
+  child.kill('SIGTERM');
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  assert.equal(code, 130);
+  assert.equal((await sb.deps.engine.listContainers(`${LABEL_OWNER}=${tag}`)).length, 0);
+  assert.equal((await sb.deps.engine.listVolumes(`${LABEL_OWNER}=${tag}`)).length, 0);
+});
+
+async function waitFor<T>(f: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = await f();
+    if (v !== undefined) return v;
+    await sleep(100);
+  }
+  throw new Error('timed out waiting');
+}

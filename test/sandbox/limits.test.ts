@@ -51,3 +51,8 @@ test('after all of that, the next step on the same machine succeeds', async () =
   assert.equal(r.ok, true);
   assert.deepEqual(r.lines, ['fine']);
 });
+
+test('the CPU quota bites: two busy processes for 3 s at 0.5 CPU use about 1.5 CPU seconds, not 6', async () => {
+  const r = await runScript('timeout 3 sh -c "while :; do :; done" & timeout 3 sh -c "while :; do :; done" & wait', { limits: { cpus: 0.5 } });
+  assert.ok(r.usage.cpuSeconds > 0.8 && r.usage.cpuSeconds < 2.2, `cpu seconds ${r.usage.cpuSeconds}`);
+});

@@ -1,8 +1,8 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CgroupV1Limits, detectCgroupHost, PodmanEngine, processTag } from '../sandbox';
+import { cgroupV1Subtrees, detectCgroupHost, PodmanEngine } from '../sandbox';
 import { baseImageRef } from './base-image';
-import { exec } from './exec';
+import { tryExec } from './exec';
 import { resolveHostConfig } from './host-config';
 
 export interface Check {
@@ -25,11 +25,11 @@ function versionAtLeast(v: string, min: string): boolean {
 export async function doctorChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
   const checks: Check[] = [];
   const fixSetup = 'stockade setup (as root)';
-  const podman = await exec('podman', ['--version']).catch(() => ({ code: 1, stdout: '', stderr: '' }));
+  const podman = await tryExec('podman', ['--version']);
   checks.push({ name: 'podman', ok: podman.code === 0, detail: podman.stdout.trim() || 'not installed', fix: fixSetup });
-  const runc = await exec('runc', ['--version']).catch(() => ({ code: 1, stdout: '', stderr: '' }));
+  const runc = await tryExec('runc', ['--version']);
   const runcVersion = /runc version (\d+\.\d+\.\d+)/.exec(runc.stdout)?.[1] ?? '';
-  const deb = await exec('dpkg-query', ['-W', '-f', '${Version}', 'runc']).catch(() => ({ code: 1, stdout: '', stderr: '' }));
+  const deb = await tryExec('dpkg-query', ['-W', '-f', '${Version}', 'runc']);
   checks.push({ name: 'runc', ok: runc.code === 0, detail: runc.code === 0 ? `${runcVersion} (package ${deb.stdout || '?'})` : 'not installed', fix: fixSetup });
   if (runcVersion) {
     checks.push({
@@ -61,7 +61,7 @@ export async function doctorChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
   let cgOk = true;
   let cgDetail = 'cgroup v2: Podman applies limits (delegation required)';
   if (cg.mode === 'v1') {
-    const dirs = new CgroupV1Limits(cg, processTag() ?? 'doctor').subtrees();
+    const dirs = Object.values(cgroupV1Subtrees(cg));
     try {
       dirs.forEach((d) => accessSync(d, constants.W_OK));
       cgDetail = `cgroup v1/hybrid: step cgroups under ${dirs.join(', ')}`;

@@ -20,6 +20,11 @@ export function formatSummary(results: JobResult[]): string {
   return errors.length ? `${table}\n\n${errors.join('\n')}` : table;
 }
 
+/** What `stockade run` prints at the end: the table, or the JSON result. */
+export function formatResults(results: JobResult[], json: boolean): string {
+  return json ? `${JSON.stringify(toJson(results), null, 2)}\n` : `\n${formatSummary(results)}\n`;
+}
+
 /** Machine-readable result of `stockade run --json`. */
 export function toJson(results: JobResult[]): unknown {
   return {

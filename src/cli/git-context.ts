@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { exec } from './exec';
+import { tryExec } from './exec';
 
 export interface GitFacts {
   sha: string;
@@ -11,7 +11,7 @@ export interface GitFacts {
 /** What `git` knows about a checkout; sensible stand-ins when it is not a repository. */
 export async function gitFacts(dir: string): Promise<GitFacts> {
   const git = async (...args: string[]) => {
-    const r = await exec('git', ['-C', dir, ...args]).catch(() => ({ code: 1, stdout: '' }));
+    const r = await tryExec('git', ['-C', dir, ...args]);
     return r.code === 0 ? r.stdout.trim() : '';
   };
   const url = await git('config', '--get', 'remote.origin.url');

@@ -6,7 +6,7 @@ import { checkRunnable, runWorkflow, selectJobs, type JobResult, type RunObserve
 import { DEFAULT_LIMITS, openSandbox, type ResourceLimits } from '../sandbox';
 import { formatDiagnostic } from '../workflow';
 import { baseImageRef } from './base-image';
-import { formatResults } from './format-run';
+import { formatResults } from './format-results';
 import { gitFacts } from './git-context';
 import { resolveHostConfig } from './host-config';
 import { loadWorkflows } from './load-workflows';

@@ -2,7 +2,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, wr
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StockadeError } from '../common';
-import { CgroupV1Limits, detectCgroupHost, PodmanEngine, processTag } from '../sandbox';
+import { cgroupV1Subtrees, detectCgroupHost, PodmanEngine } from '../sandbox';
 import { ensureBaseImage } from './base-image';
 import { asRunner, exec } from './exec';
 import { resolveHostConfig, type HostConfig } from './host-config';
@@ -88,7 +88,7 @@ function ensureRunnerFiles(h: HostConfig, mode: 'v1' | 'v2'): void {
 function ensureCgroupSubtree(h: HostConfig): string[] {
   const cg = detectCgroupHost();
   if (cg.mode !== 'v1') return [];
-  const dirs = new CgroupV1Limits(cg, processTag() ?? 'setup').subtrees();
+  const dirs = Object.values(cgroupV1Subtrees(cg));
   for (const d of dirs) {
     mkdirSync(d, { recursive: true });
     for (const f of ['', 'cgroup.procs', 'tasks']) {

@@ -1,4 +1,5 @@
 import type { JobStatus } from '../workflow';
+import { JOB_PATHS, refName } from './job-paths';
 import type { Conclusion, RunContext } from './types';
 
 export interface NeedsResult {
@@ -15,7 +16,7 @@ export function baseContexts(ctx: RunContext, jobId: string, needs: Record<strin
       repository_owner: owner,
       sha: ctx.sha,
       ref: ctx.ref,
-      ref_name: ctx.ref.replace(/^refs\/(heads|tags)\//, ''),
+      ref_name: refName(ctx.ref),
       event_name: ctx.eventName,
       event: ctx.event,
       actor: ctx.actor,
@@ -24,11 +25,11 @@ export function baseContexts(ctx: RunContext, jobId: string, needs: Record<strin
       run_attempt: String(ctx.runAttempt),
       workflow: ctx.workflowName,
       job: jobId,
-      workspace: '/github/workspace',
+      workspace: JOB_PATHS.workspace,
       server_url: ctx.serverUrl,
     },
     needs,
-    runner: { os: 'Linux', arch: 'X64', name: 'stockade', temp: '/__w/_temp', tool_cache: '/__t', environment: 'self-hosted' },
+    runner: { os: 'Linux', arch: 'X64', name: 'stockade', temp: JOB_PATHS.temp, tool_cache: JOB_PATHS.toolCache, environment: 'self-hosted' },
     secrets: {},
     vars: {},
     matrix: {},

@@ -9,4 +9,9 @@ export const JOB_PATHS = {
 export type JobVolumeKind = keyof typeof JOB_PATHS;
 export const JOB_VOLUME_KINDS = Object.keys(JOB_PATHS) as JobVolumeKind[];
 
+/** `refs/heads/main` → `main`, `refs/tags/v1` → `v1` (GitHub's ref_name). */
+export function refName(ref: string): string {
+  return ref.replace(/^refs\/(heads|tags)\//, '');
+}
+
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

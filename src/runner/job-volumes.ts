@@ -20,15 +20,14 @@ export async function createJobVolumes(sandbox: Sandbox, jobId: string, logger: 
   const remove = async () => {
     for (const name of created) await sandbox.deps.engine.removeVolume(name).catch((e: unknown) => logger.error({ err: e, volume: name }, 'volume remove failed'));
   };
+  const mounts = JOB_VOLUME_KINDS.map((kind) => ({ volume: `stockade-${key}-${kind}`, target: JOB_PATHS[kind] }));
   try {
     const mountpoint = {} as Record<JobVolumeKind, string>;
-    for (const kind of JOB_VOLUME_KINDS) {
-      const name = `stockade-${key}-${kind}`;
-      const v = await sandbox.deps.engine.createVolume(name, labels);
-      created.push(name);
+    for (const [i, kind] of JOB_VOLUME_KINDS.entries()) {
+      const v = await sandbox.deps.engine.createVolume(mounts[i]!.volume, labels);
+      created.push(mounts[i]!.volume);
       mountpoint[kind] = v.mountpoint;
     }
-    const mounts = JOB_VOLUME_KINDS.map((kind) => ({ volume: `stockade-${key}-${kind}`, target: JOB_PATHS[kind] }));
     return { key, labels, mounts, mountpoint, owner: await volumeOwner(mountpoint.workspace), remove };
   } catch (e) {
     await remove();

@@ -18,20 +18,21 @@ export interface JobDeps {
 /** Runs one job: fresh volumes, one container per step, volumes removed at the end whatever happens. */
 export async function runJob(deps: JobDeps, wf: WorkflowModel, job: JobModel, ctx: RunContext, settings: JobSettings, needs: Record<string, NeedsResult>): Promise<JobResult> {
   const started = Date.now();
-  const name = job.name ? safeInterpolate(job.name, baseContexts(ctx, job.id, needs)) : job.id;
+  const contexts = baseContexts(ctx, job.id, needs);
+  const name = job.name ? safeInterpolate(job.name, contexts) : job.id;
   const log = deps.logger.child({ job: job.id });
   deps.observer?.jobStarted?.(job.id, name);
   let volumes: JobVolumes | undefined;
   const state: JobState = { env: {}, path: [], steps: {}, failed: false, summary: [], results: [] };
   let error: string | undefined;
   try {
-    const timeoutMinutes = Number(evaluateValue(job.timeoutMinutes, baseContexts(ctx, job.id, needs)));
+    const timeoutMinutes = Number(evaluateValue(job.timeoutMinutes, contexts));
     if (!(timeoutMinutes > 0)) throw new Error(`timeout-minutes evaluates to '${String(timeoutMinutes)}', not a positive number`);
     const deadline = started + timeoutMinutes * 60_000;
     volumes = await createJobVolumes(deps.sandbox, job.id, log);
     await prepareWorkspace(volumes, settings.sourceDir, ctx.event);
     for (const step of job.steps) {
-      const r = await runStep({ ...deps, logger: log }, { wf, job, ctx, settings, needs, volumes, state, deadline }, step);
+      const r = await runStep({ ...deps, logger: log }, { wf, job, ctx, settings, contexts, volumes, state, deadline }, step);
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
       if (r.conclusion === 'failure') state.failed = true;
@@ -46,7 +47,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, job: JobModel, ct
   const status = jobStatus(state, deps.signal);
   const conclusion: Conclusion = deps.signal?.aborted ? 'cancelled' : state.failed ? 'failure' : 'success';
   const outputs: Record<string, string> = {};
-  for (const [k, v] of Object.entries(job.outputs)) outputs[k] = safeInterpolate(v, { ...baseContexts(ctx, job.id, needs), steps: state.steps }, status);
+  for (const [k, v] of Object.entries(job.outputs)) outputs[k] = safeInterpolate(v, { ...contexts, steps: state.steps }, status);
   const result: JobResult = { id: job.id, name, conclusion, outputs, steps: state.results, durationMs: Date.now() - started, summary: state.summary.join('\n'), error };
   deps.observer?.jobFinished?.(result);
   return result;

@@ -15,7 +15,7 @@ import {
   type WorkflowModel,
 } from '../workflow';
 import { JOB_PATHS } from './job-paths';
-import { baseContexts, jobStatus, type NeedsResult } from './job-contexts';
+import { jobStatus } from './job-contexts';
 import type { JobVolumes } from './job-volumes';
 import { standardEnv } from './standard-env';
 import { evaluateEnv, pathWith, resolveWorkingDirectory } from './step-env';
@@ -35,7 +35,8 @@ export interface StepRun {
   job: JobModel;
   ctx: RunContext;
   settings: JobSettings;
-  needs: Record<string, NeedsResult>;
+  /** The job's base contexts (github, needs, runner, …), computed once per job. */
+  contexts: Record<string, unknown>;
   volumes: JobVolumes;
   state: JobState;
   deadline: number;
@@ -60,7 +61,7 @@ function displayName(step: StepModel): string {
 export async function runStep(deps: StepDeps, run: StepRun, step: StepModel): Promise<StepResult> {
   const { job, state } = run;
   const status = jobStatus(state, deps.signal);
-  const contexts = { ...baseContexts(run.ctx, job.id, run.needs), steps: state.steps, job: { status: state.failed ? 'failure' : 'success' }, env: {} };
+  const contexts = { ...run.contexts, steps: state.steps, job: { status: state.failed ? 'failure' : 'success' }, env: {} };
   const base = { index: step.index, id: step.id, outputs: {}, peakMemoryBytes: 0, cpuSeconds: 0, exitCode: null, durationMs: 0 };
   let name = displayName(step);
   const fail = (error: string): StepResult => record(run, step, { ...base, name, conclusion: 'failure', outcome: 'failure', reason: 'error', error });

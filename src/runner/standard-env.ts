@@ -1,17 +1,16 @@
-import { JOB_PATHS } from './job-paths';
+import { JOB_PATHS, refName } from './job-paths';
 import type { RunContext } from './types';
 
 /** GitHub's default environment variables for a step. */
 export function standardEnv(ctx: RunContext, jobId: string, actionId: string, files: Record<'env' | 'output' | 'path' | 'summary' | 'state', string>): Record<string, string> {
   const [owner = ""] = ctx.repository.split('/');
-  const refName = ctx.ref.replace(/^refs\/(heads|tags)\//, '');
   return {
     CI: 'true',
     GITHUB_ACTIONS: 'true',
     GITHUB_WORKSPACE: JOB_PATHS.workspace,
     GITHUB_SHA: ctx.sha,
     GITHUB_REF: ctx.ref,
-    GITHUB_REF_NAME: refName,
+    GITHUB_REF_NAME: refName(ctx.ref),
     GITHUB_REF_TYPE: ctx.ref.startsWith('refs/tags/') ? 'tag' : 'branch',
     GITHUB_REPOSITORY: ctx.repository,
     GITHUB_REPOSITORY_OWNER: owner,

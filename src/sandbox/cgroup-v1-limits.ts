@@ -12,6 +12,19 @@ export const CGROUP_SUBTREE = 'stockade';
 const CFS_PERIOD_US = 100_000;
 
 /**
+ * The per-controller directories `<this process's cgroup>/stockade` under which step
+ * cgroups are made (setup creates them and hands them to the runner user).
+ */
+export function cgroupV1Subtrees(host: CgroupHost): Record<Controller, string> {
+  const base = (c: Controller) => {
+    const own = host.own[c];
+    if (!own) throw new StockadeError('HOST_NOT_READY', `cgroup v1 controller '${c}' is not mounted`, { hint: 'stockade doctor lists what the host lacks' });
+    return join(own.mount, own.path, CGROUP_SUBTREE);
+  };
+  return Object.fromEntries(CONTROLLERS.map((c) => [c, base(c)])) as Record<Controller, string>;
+}
+
+/**
  * Limits for rootless Podman on cgroup v1, where Podman ignores its own limit flags:
  * per step, a child cgroup under `<this process's cgroup>/stockade` in each
  * controller, limits written, the container's init PID moved in before it execs,
@@ -22,17 +35,7 @@ export class CgroupV1Limits implements LimitEnforcer {
   private readonly bases: Record<Controller, string>;
 
   constructor(host: CgroupHost, private readonly ownerTag: string) {
-    const base = (c: Controller) => {
-      const own = host.own[c];
-      if (!own) throw new StockadeError('HOST_NOT_READY', `cgroup v1 controller '${c}' is not mounted`, { hint: 'stockade doctor lists what the host lacks' });
-      return join(own.mount, own.path, CGROUP_SUBTREE);
-    };
-    this.bases = Object.fromEntries(CONTROLLERS.map((c) => [c, base(c)])) as Record<Controller, string>;
-  }
-
-  /** The per-controller subtree directories (setup creates and hands them to the runner user). */
-  subtrees(): string[] {
-    return Object.values(this.bases);
+    this.bases = cgroupV1Subtrees(host);
   }
 
   async apply(stepName: string, pid: number, limits: ResourceLimits): Promise<AppliedLimits> {

@@ -5,7 +5,7 @@ export { toCreateOptions, type CreateOptions, type CgroupMode, type HostRlimits 
 export type { ContainerEngine, ManagedObject } from './engine';
 export { PodmanEngine } from './podman-engine';
 export { detectCgroupHost, type CgroupHost } from './cgroup-host';
-export { CgroupV1Limits, CGROUP_SUBTREE } from './cgroup-v1-limits';
+export { CgroupV1Limits, CGROUP_SUBTREE, cgroupV1Subtrees } from './cgroup-v1-limits';
 export type { LimitEnforcer, StepUsage, AppliedLimits } from './limit-enforcer';
 export { OutputLines, FrameDecoder, type OutputLine, type StreamName } from './output-lines';
 export { runStepContainer, type StepOutcome, type ExitReason, type SandboxDeps } from './run-step-container';

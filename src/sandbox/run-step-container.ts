@@ -54,12 +54,12 @@ export async function runStepContainer(
   let stop: StopReason | undefined;
   const output = new OutputLines({ maxBytes: spec.limits.outputBytes, maxLineBytes: spec.limits.maxLineBytes }, onLine);
   const timers: NodeJS.Timeout[] = [];
-  const finish = (exitCode: number | null, reason: ExitReason, error?: string): StepOutcome => ({
+  const finish = (exitCode: number | null, reason: ExitReason, error?: string, usage: StepUsage = applied?.usage() ?? NO_USAGE): StepOutcome => ({
     exitCode,
     reason,
     ok: reason === 'exit' && exitCode === 0,
     durationMs: now() - started,
-    usage: applied?.usage() ?? NO_USAGE,
+    usage,
     outputBytes: output.bytes,
     truncatedLines: output.truncatedLines,
     containerId: id,
@@ -89,7 +89,7 @@ export async function runStepContainer(
       await ended;
       const exitCode = await deps.engine.wait(id);
       const usage = applied.usage();
-      return finish(exitCode, classify(stop, exitCode, usage));
+      return finish(exitCode, classify(stop, exitCode, usage), undefined, usage);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }

@@ -101,13 +101,13 @@ python3 -c 'import ctypes; l=ctypes.CDLL(None); print("x32 returned", l.syscall(
   assert.doesNotMatch(r.text, /^(int80|x32) returned/m);
 });
 
-test('no capabilities, no new privileges, and a setuid binary does not elevate', async () => {
+test('no capabilities, no new privileges, and a setuid binary does not elevate', async (t) => {
   const r = await runScript(`grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status
 cp /usr/bin/python3 /tmp/suid-python 2>/dev/null; chmod 4755 /tmp/suid-python 2>/dev/null
 mkdir -p /github/workspace && cp /usr/bin/python3 /github/workspace/py && chmod 4755 /github/workspace/py && ls -l /github/workspace/py
 /github/workspace/py -c 'print("after setuid exec:", [l.strip() for l in open("/proc/self/status") if l.startswith("CapEff")][0])'
 touch /usr/bin/planted 2>&1 || echo "root fs read-only"
-ulimit -c`, { mounts: [{ volume: (await workspaceVolume()).name, target: '/github/workspace' }] });
+ulimit -c`, { mounts: [{ volume: (await workspaceVolume(t)).name, target: '/github/workspace' }] });
   assert.equal(r.exitCode, 0, r.text);
   for (const cap of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.match(r.text, new RegExp(`${cap}:\\s+0000000000000000`), r.text);
   assert.match(r.text, /NoNewPrivs:\s+1/);
@@ -118,9 +118,9 @@ ulimit -c`, { mounts: [{ volume: (await workspaceVolume()).name, target: '/githu
   assert.match(r.text, /^0$/m, 'core dumps off');
 });
 
-test("container root cannot write a host-owned file in its own volume", async () => {
+test("container root cannot write a host-owned file in its own volume", async (t) => {
   const { writeFileSync, chmodSync } = await import('node:fs');
-  const v = await workspaceVolume();
+  const v = await workspaceVolume(t);
   writeFileSync(`${v.mountpoint}/host-owned`, 'host\n');
   chmodSync(`${v.mountpoint}/host-owned`, 0o644);
   const r = await runScript('cat /w/host-owned; echo tamper >> /w/host-owned && echo WROTE || echo refused; stat -c %U /w/host-owned', { mounts: [{ volume: v.name, target: '/w' }] });
@@ -130,12 +130,13 @@ test("container root cannot write a host-owned file in its own volume", async ()
   assert.match(r.text, /nobody/);
 });
 
-async function workspaceVolume(): Promise<{ name: string; mountpoint: string }> {
+/** A labelled volume removed when the test ends (the reaper would otherwise find it later). */
+async function workspaceVolume(t: { after(fn: () => Promise<void>): void }): Promise<{ name: string; mountpoint: string }> {
   const { sandbox } = await import('./helpers');
   const { managedLabels } = await import('../../src/sandbox');
   const sb = await sandbox();
   const name = `stockade-test-${process.pid}-vol-${Math.random().toString(16).slice(2, 8)}`;
   const { mountpoint } = await sb.deps.engine.createVolume(name, managedLabels(sb.ownerTag));
-  test.after(() => sb.deps.engine.removeVolume(name));
+  t.after(() => sb.deps.engine.removeVolume(name));
   return { name, mountpoint };
 }

@@ -3,6 +3,7 @@ import { StockadeError, silentLogger, type Logger } from '../common';
 import type { ContainerEngine } from './engine';
 import type { AppliedLimits, LimitEnforcer, StepUsage } from './limit-enforcer';
 import { FrameDecoder, OutputLines, type OutputLine } from './output-lines';
+import { applyProcessRlimits } from './process-rlimits';
 import type { StepSpec } from './step-spec';
 import { toCreateOptions, type HostRlimits } from './to-create-options';
 import { validateStepSpec } from './validate-step-spec';
@@ -70,6 +71,7 @@ export async function runStepContainer(
     id = await deps.engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
     const pid = await deps.engine.initContainer(id);
     applied = await deps.limits.apply(spec.name, pid, spec.limits);
+    await applyProcessRlimits(pid, { nofile: Math.min(spec.limits.nofile, deps.host.nofileHard), core: 0 });
     const stream = await deps.engine.attach(id);
     const ended = drain(stream, output);
     const stopper = (reason: StopReason, graceMs: number) => {

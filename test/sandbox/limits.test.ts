@@ -56,3 +56,15 @@ test('the CPU quota bites: two busy processes for 3 s at 0.5 CPU use about 1.5 C
   const r = await runScript('timeout 3 sh -c "while :; do :; done" & timeout 3 sh -c "while :; do :; done" & wait', { limits: { cpus: 0.5 } });
   assert.ok(r.usage.cpuSeconds > 0.8 && r.usage.cpuSeconds < 2.2, `cpu seconds ${r.usage.cpuSeconds}`);
 });
+
+test('open files stop at the nofile limit (EMFILE), and core dumps are off', async () => {
+  const r = await runScript(`ulimit -c; python3 -c "
+import os
+fds = []
+try:
+    while True: fds.append(os.open('/dev/null', os.O_RDONLY))
+except OSError as e: print('stopped at', len(fds), e.errno)
+"`, { limits: { nofile: 256 } });
+  assert.match(r.text, /^0$/m, r.text);
+  assert.match(r.text, /stopped at 25\d 24/, r.text);
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { profileJson, runScript, writeProfile } from './helpers';
+import { host, profileJson, runScript, writeProfile } from './helpers';
 
 // x86_64 syscall numbers and arguments. Expected: EPERM (1) from our profile; clone3 ENOSYS (38).
 const PROBES: Record<string, [number, number[]]> = {
@@ -140,3 +140,20 @@ async function workspaceVolume(t: { after(fn: () => Promise<void>): void }): Pro
   t.after(() => sb.deps.engine.removeVolume(name));
   return { name, mountpoint };
 }
+
+test('no engine socket, runner files or host paths are visible inside a step', async () => {
+  const sock = host.socketPath;
+  const r = await runScript(`find / -xdev -type s 2>/dev/null | head; find /run /tmp /var/run -type s 2>/dev/null | head
+for p in ${sock} /run/user /var/lib/stockade /home/stockade /run/podman /var/run/docker.sock; do test -e "$p" && echo "VISIBLE $p"; done
+python3 -c "
+import socket
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect('${sock}'); print('CONNECTED')
+except OSError as e: print('no socket', e.errno)
+"
+echo done`);
+  assert.match(r.text, /no socket 2/, r.text);
+  assert.doesNotMatch(r.text, /VISIBLE|CONNECTED|\.sock/, r.text);
+  assert.match(r.text, /done/);
+});

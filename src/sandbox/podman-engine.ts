@@ -66,7 +66,13 @@ export class PodmanEngine implements ContainerEngine {
   }
 
   async wait(id: string): Promise<number> {
-    const body = await this.dial<unknown>(`${LIBPOD}/containers/${id}/wait`, 'POST', { 200: true }, { condition: 'exited' });
+    // Called once the attach stream has ended. Inspect reads conmon's exit file at once
+    // (about 10 ms); libpod's wait answers only after its exit processing (160 ms and
+    // more per step, measured on Podman 4.3), so it is only the fallback for a stream
+    // that closed while the process still runs.
+    const state = (await this.docker.getContainer(id).inspect()).State;
+    if (state.Status === 'stopped' || state.Status === 'exited') return state.ExitCode;
+    const body = await this.dial<unknown>(`${LIBPOD}/containers/${id}/wait`, 'POST', { 200: true }, { condition: 'exited', interval: '10ms' });
     const code = Number(Buffer.isBuffer(body) ? body.toString() : body);
     if (!Number.isInteger(code)) throw new StockadeError('ENGINE_FAILED', `unexpected wait answer for ${id.slice(0, 12)}: ${String(body)}`);
     return code;

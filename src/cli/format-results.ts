@@ -33,6 +33,8 @@ export function toJson(results: JobResult[]): unknown {
       id: j.id,
       name: j.name,
       conclusion: j.conclusion,
+      outcome: j.outcome,
+      matrix: j.matrix,
       durationMs: j.durationMs,
       outputs: j.outputs,
       error: j.error,
@@ -50,6 +52,9 @@ export function toJson(results: JobResult[]): unknown {
         cpuSeconds: s.cpuSeconds,
         outputs: s.outputs,
         error: s.error,
+        annotations: s.annotations,
+        log: s.log,
+        logDroppedLines: s.logDroppedLines,
       })),
     })),
   };

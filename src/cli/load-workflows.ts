@@ -1,21 +1,14 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { parseWorkflowText, type Diagnostic, type WorkflowModel } from '../workflow';
+import { parseWorkflowText, workflowRunsFor, type Diagnostic, type WorkflowModel } from '../workflow';
 
 export interface LoadedWorkflows {
   workflows: WorkflowModel[];
   diagnostics: Diagnostic[];
 }
 
-function triggers(on: unknown): string[] {
-  if (typeof on === 'string') return [on];
-  if (Array.isArray(on)) return on.map(String);
-  if (on && typeof on === 'object') return Object.keys(on);
-  return [];
-}
-
-/** Reads the named workflow, or every workflow under .github/workflows that the event triggers. */
-export function loadWorkflows(repoDir: string, file: string | undefined, event: string): LoadedWorkflows {
+/** Reads the named workflow, or every workflow under .github/workflows that the event triggers (with GitHub's filters). */
+export function loadWorkflows(repoDir: string, file: string | undefined, event: string, payload: Record<string, unknown> = {}): LoadedWorkflows {
   const files = file
     ? [file]
     : existsSync(join(repoDir, '.github/workflows'))
@@ -37,7 +30,7 @@ export function loadWorkflows(repoDir: string, file: string | undefined, event: 
     }
     const r = parseWorkflowText(shown, text);
     diagnostics.push(...r.diagnostics);
-    if (r.value && (file || triggers(r.value.on).includes(event))) workflows.push(r.value);
+    if (r.value && (file || workflowRunsFor(r.value.on, event, payload).runs)) workflows.push(r.value);
   }
   return { workflows, diagnostics };
 }

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
-import { checkRunnable, runWorkflow, selectJobs, type JobResult, type RunObserver } from '../runner';
+import { checkRunnable, runWorkflow, selectJobs, type JobResult, type RunContext, type RunObserver } from '../runner';
 import { DEFAULT_LIMITS, openSandbox, type ResourceLimits } from '../sandbox';
-import { formatDiagnostic } from '../workflow';
+import { formatDiagnostic, normalizeOn, SecretMasker } from '../workflow';
+import { parse as parseDotenv } from 'dotenv';
 import { baseImageRef } from './base-image';
 import { formatResults } from './format-results';
 import { gitFacts } from './git-context';
@@ -13,10 +14,12 @@ import { loadWorkflows } from './load-workflows';
 import { parseDuration, parseSize } from './parse-size';
 
 export const RUN_USAGE = `usage: stockade run [--workflow FILE] [--job ID] [--event NAME] [--eventpath FILE] [--json]
+                    [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--input NAME=VALUE]...
+                    [--action-cache DIR] [--parallel N] [--debug]
                     [--dir DIR] [--image REF] [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION]
                     [--output-limit SIZE] [--writable-root]`;
 
-function limitsFrom(v: Record<string, string | boolean | undefined>): ResourceLimits {
+function limitsFrom(v: Record<string, string | string[] | boolean | undefined>): ResourceLimits {
   const limits = { ...DEFAULT_LIMITS };
   const bad = (flag: string, value: string, form: string) => new StockadeError('USAGE', `--${flag} '${value}' is not ${form}`);
   const size = (flag: string) => {
@@ -64,6 +67,13 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       timeout: { type: 'string' },
       'output-limit': { type: 'string' },
       'writable-root': { type: 'boolean' },
+      secret: { type: 'string', short: 's', multiple: true },
+      'secret-file': { type: 'string' },
+      var: { type: 'string', multiple: true },
+      input: { type: 'string', short: 'i', multiple: true },
+      'action-cache': { type: 'string' },
+      parallel: { type: 'string' },
+      debug: { type: 'boolean' },
     },
   });
   const limits = limitsFrom(values);
@@ -77,12 +87,20 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       throw new StockadeError('USAGE', `--eventpath ${values.eventpath}: ${(e as Error).message}`);
     }
   }
-  const loaded = loadWorkflows(dir, values.workflow ? resolve(dir, values.workflow) : undefined, eventName);
+  const secrets = { ...(values['secret-file'] ? readDotenv(values['secret-file']) : {}), ...pairs('secret', values.secret) };
+  const vars = pairs('var', values.var);
+  const inputValues = pairs('input', values.input);
+  const parallel = values.parallel === undefined ? 1 : Number(values.parallel);
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new StockadeError('USAGE', `--parallel '${values.parallel}' is not a whole number from 1 to 64`);
+  const actionCacheDir = values['action-cache'] ? resolve(values['action-cache']) : env.STOCKADE_ACTION_CACHE;
+  const git = withEventRef(await gitFacts(dir), eventName, event);
+  if (!values.eventpath) event = defaultEvent(eventName, git);
+  const loaded = loadWorkflows(dir, values.workflow ? resolve(dir, values.workflow) : undefined, eventName, event);
   const plan = loaded.workflows.map((wf) => ({ wf, jobs: selectJobs(wf, values.job) }));
   const diagnostics = [...loaded.diagnostics];
   for (const p of plan) {
     if ('error' in p.jobs) diagnostics.push({ file: p.wf.file, line: 1, column: 1, severity: 'error', message: p.jobs.error });
-    else diagnostics.push(...checkRunnable(p.wf, p.jobs));
+    else diagnostics.push(...checkRunnable(p.wf, p.jobs, { actionCacheDir }));
   }
   if (diagnostics.length) {
     for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
@@ -102,7 +120,6 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   if (!(await sandbox.deps.engine.imageExists(image))) {
     throw new StockadeError('HOST_NOT_READY', `image ${image} is not present`, { hint: 'run `stockade setup` (builds the base image) or pass --image' });
   }
-  const git = await gitFacts(dir);
   const observer: RunObserver | undefined = values.json
     ? undefined
     : {
@@ -111,21 +128,110 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
         stepFinished: (job, r) => out.write(`[${job}] ${r.conclusion === 'success' ? '✓' : r.conclusion === 'skipped' ? '-' : '✗'} ${r.name} (${r.conclusion}${r.error ? `: ${r.error}` : ''})\n`),
       };
   const results: JobResult[] = [];
+  const debug = !!values.debug || secrets.ACTIONS_STEP_DEBUG === 'true' || vars.ACTIONS_STEP_DEBUG === 'true';
+  const masker = new SecretMasker();
+  Object.values(secrets).forEach((v) => masker.add(v));
   for (const p of plan) {
     if ('error' in p.jobs) continue;
-    const ctx = {
+    const inputs = eventName === 'workflow_dispatch' ? dispatchInputs(p.wf.on, inputValues) : {};
+    const wfEvent = eventName === 'workflow_dispatch' && !values.eventpath ? { ...event, inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, String(v)])) } : event;
+    const ctx: RunContext = {
       ...git,
       eventName,
-      event,
+      event: wfEvent,
       runId: String(Date.now()),
       runNumber: 1,
       runAttempt: 1,
       workflowName: p.wf.name ?? p.wf.file,
       serverUrl: 'https://github.com',
+      secrets,
+      vars,
+      inputs,
+      debug,
     };
-    results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir })));
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel };
+    results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
-  out.write(formatResults(results, !!values.json));
+  // Results are masked as they are made; this is the last guard before anything leaves the process.
+  out.write(masker.mask(formatResults(results, !!values.json)));
   if (signal.aborted) return 130;
   return results.every((j) => j.conclusion === 'success' || j.conclusion === 'skipped') ? 0 : 1;
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `NAME=VALUE` flags → a map; names as GitHub allows them for secrets and variables. */
+function pairs(flag: string, list: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list ?? []) {
+    const eq = item.indexOf('=');
+    const name = eq > 0 ? item.slice(0, eq) : '';
+    if (!NAME.test(name)) throw new StockadeError('USAGE', `--${flag} needs NAME=VALUE with a name of letters, digits and _ (got '${name || item.slice(0, 40)}')`);
+    out[name] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+function readDotenv(file: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new StockadeError('USAGE', `--secret-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const parsed = parseDotenv(text);
+  for (const k of Object.keys(parsed)) if (!NAME.test(k)) throw new StockadeError('USAGE', `--secret-file ${file}: '${k}' is not a valid secret name`);
+  return parsed;
+}
+
+/** `inputs` of a workflow_dispatch run: the workflow's defaults, typed, overridden by --input. */
+export function dispatchInputs(on: unknown, given: Record<string, string>): Record<string, unknown> {
+  const cfg = normalizeOn(on).get('workflow_dispatch');
+  const declared = ((cfg?.inputs ?? {}) as Record<string, Record<string, unknown> | null>) ?? {};
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(declared)) {
+    const type = String(spec?.type ?? 'string');
+    const raw = name in given ? given[name]! : spec?.default === undefined || spec?.default === null ? undefined : String(spec.default);
+    if (raw === undefined) {
+      if (spec?.required === true) throw new StockadeError('USAGE', `workflow_dispatch input '${name}' is required; pass --input ${name}=VALUE`);
+      out[name] = type === 'boolean' ? false : '';
+      continue;
+    }
+    if (type === 'boolean') {
+      if (raw !== 'true' && raw !== 'false') throw new StockadeError('USAGE', `input '${name}' is a boolean; '${raw}' is not true or false`);
+      out[name] = raw === 'true';
+    } else if (type === 'number') {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw new StockadeError('USAGE', `input '${name}' is a number; '${raw}' is not`);
+      out[name] = n;
+    } else if (type === 'choice') {
+      const options = Array.isArray(spec?.options) ? spec.options.map(String) : [];
+      if (!options.includes(raw)) throw new StockadeError('USAGE', `input '${name}' must be one of ${options.join(', ')}; got '${raw}'`);
+      out[name] = raw;
+    } else out[name] = raw;
+  }
+  for (const k of Object.keys(given)) if (!(k in declared)) throw new StockadeError('USAGE', `--input ${k}: the workflow declares no such workflow_dispatch input`);
+  return out;
+}
+
+/** A payload like GitHub's for a local run without --eventpath. */
+function defaultEvent(eventName: string, git: { sha: string; ref: string; repository: string; actor: string }): Record<string, unknown> {
+  const [owner = '', name = ''] = git.repository.split('/');
+  const repository = { full_name: git.repository, name, owner: { login: owner }, default_branch: 'main' };
+  const base = { repository, sender: { login: git.actor } };
+  if (eventName === 'push') return { ...base, ref: git.ref, after: git.sha, before: '0'.repeat(40), head_commit: { id: git.sha } };
+  if (eventName === 'workflow_dispatch') return { ...base, ref: git.ref, inputs: {} };
+  return base;
+}
+
+/** github.ref and github.sha as GitHub sets them from the event payload, when one is given. */
+function withEventRef<T extends { sha: string; ref: string }>(git: T, eventName: string, event: Record<string, unknown>): T {
+  const pr = event.pull_request as { head?: { sha?: unknown } } | undefined;
+  if ((eventName === 'pull_request' || eventName === 'pull_request_target') && typeof event.number === 'number') {
+    return { ...git, ref: eventName === 'pull_request' ? `refs/pull/${event.number}/merge` : git.ref, sha: typeof pr?.head?.sha === 'string' ? pr.head.sha : git.sha };
+  }
+  const out = { ...git };
+  if (typeof event.ref === 'string' && event.ref.startsWith('refs/')) out.ref = event.ref;
+  if (typeof event.after === 'string' && /^[0-9a-f]{40}$/.test(event.after)) out.sha = event.after;
+  return out;
 }

@@ -8,7 +8,12 @@ export interface NeedsResult {
 }
 
 /** Contexts every expression of a job can see (steps/env/job are added per step). */
-export function baseContexts(ctx: RunContext, jobId: string, needs: Record<string, NeedsResult>): Record<string, unknown> {
+export interface InstanceFacts {
+  matrix: Record<string, unknown>;
+  strategy: Record<string, unknown>;
+}
+
+export function baseContexts(ctx: RunContext, jobId: string, needs: Record<string, NeedsResult>, instance: InstanceFacts = { matrix: {}, strategy: {} }): Record<string, unknown> {
   const [owner] = ctx.repository.split('/');
   return {
     github: {
@@ -27,14 +32,25 @@ export function baseContexts(ctx: RunContext, jobId: string, needs: Record<strin
       job: jobId,
       workspace: JOB_PATHS.workspace,
       server_url: ctx.serverUrl,
+      api_url: ctx.serverUrl === 'https://github.com' ? 'https://api.github.com' : `${ctx.serverUrl}/api/v3`,
+      graphql_url: ctx.serverUrl === 'https://github.com' ? 'https://api.github.com/graphql' : `${ctx.serverUrl}/api/graphql`,
+      ref_type: ctx.ref.startsWith('refs/tags/') ? 'tag' : 'branch',
+      head_ref: String(((ctx.event.pull_request as Record<string, unknown> | undefined)?.head as Record<string, unknown> | undefined)?.ref ?? ''),
+      base_ref: String(((ctx.event.pull_request as Record<string, unknown> | undefined)?.base as Record<string, unknown> | undefined)?.ref ?? ''),
+      triggering_actor: ctx.actor,
+      event_path: `${JOB_PATHS.temp}/_github_workflow/event.json`,
+      action_path: '',
+      action: '',
+      token: ctx.secrets.GITHUB_TOKEN ?? '',
+      retention_days: '90',
     },
     needs,
-    runner: { os: 'Linux', arch: 'X64', name: 'stockade', temp: JOB_PATHS.temp, tool_cache: JOB_PATHS.toolCache, environment: 'self-hosted' },
-    secrets: {},
-    vars: {},
-    matrix: {},
-    strategy: {},
-    inputs: {},
+    runner: { os: 'Linux', arch: 'X64', name: 'stockade', temp: JOB_PATHS.temp, tool_cache: JOB_PATHS.toolCache, environment: 'self-hosted', debug: ctx.debug ? '1' : '' },
+    secrets: ctx.secrets,
+    vars: ctx.vars,
+    matrix: instance.matrix,
+    strategy: instance.strategy,
+    inputs: ctx.inputs,
   };
 }
 

@@ -1,11 +1,13 @@
 import { join } from 'node:path';
 import { isStockadeError, type Logger } from '../common';
 import { copyTreeIntoVolume, makeVolumeDir, writeVolumeFile, type Sandbox } from '../sandbox';
-import { evaluateValue, interpolate, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
+import { evaluateValue, interpolate, SecretMasker, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
+import { runPreSteps, runUses } from './actions';
 import { createJobVolumes, type JobVolumes } from './job-volumes';
-import { baseContexts, jobStatus, type NeedsResult } from './job-contexts';
+import { baseContexts, type InstanceFacts, type NeedsResult } from './job-contexts';
 export type { NeedsResult } from './job-contexts';
-import { runStep, type JobState } from './run-step';
+import { evaluateEnv } from './step-env';
+import { runStep, type JobState, type Scope, type StepRun } from './run-step';
 import type { Conclusion, JobResult, JobSettings, RunContext, RunObserver } from './types';
 
 export interface JobDeps {
@@ -15,50 +17,127 @@ export interface JobDeps {
   signal?: AbortSignal;
 }
 
+/** One job to run: a job of the workflow, or one combination of its matrix. */
+export interface JobInstance {
+  job: JobModel;
+  /** Display name (`build (18, ubuntu)` for a matrix job). */
+  name: string;
+  facts: InstanceFacts;
+}
+
+/** A masker knowing the run's secrets (each value, its lines and encodings). */
+export function maskerFor(ctx: RunContext): SecretMasker {
+  const m = new SecretMasker();
+  for (const v of Object.values(ctx.secrets)) m.add(v);
+  return m;
+}
+
 /** Runs one job: fresh volumes, one container per step, volumes removed at the end whatever happens. */
-export async function runJob(deps: JobDeps, wf: WorkflowModel, job: JobModel, ctx: RunContext, settings: JobSettings, needs: Record<string, NeedsResult>): Promise<JobResult> {
+export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInstance, ctx: RunContext, settings: JobSettings, needs: Record<string, NeedsResult>): Promise<JobResult> {
+  const { job } = instance;
   const started = Date.now();
-  const contexts = baseContexts(ctx, job.id, needs);
-  const name = job.name ? safeInterpolate(job.name, contexts) : job.id;
+  const contexts = baseContexts(ctx, job.id, needs, instance.facts);
+  const masker = maskerFor(ctx);
+  const name = masker.mask(instance.name);
   const log = deps.logger.child({ job: job.id });
   deps.observer?.jobStarted?.(job.id, name);
   let volumes: JobVolumes | undefined;
-  const state: JobState = { env: {}, path: [], steps: {}, failed: false, summary: [], results: [] };
+  const state: JobState = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: new Map(), containers: 0, preState: new Map() };
+  const scope: Scope = { steps: {}, inputs: ctx.inputs, envBase: [wf.env, job.env], defaults: [job.defaults, wf.defaults], status: { failed: false }, actionPath: '', depth: 0, deadline: 0 };
   let error: string | undefined;
+  let continueOnError = false;
   try {
-    const timeoutMinutes = Number(evaluateValue(job.timeoutMinutes, contexts));
+    const noSteps: JobStatus = { success: () => true, failure: () => false, cancelled: () => !!deps.signal?.aborted };
+    continueOnError = Boolean(evaluateValue(job.continueOnError, contexts, noSteps));
+    const timeoutMinutes = Number(evaluateValue(job.timeoutMinutes, contexts, noSteps));
     if (!(timeoutMinutes > 0)) throw new Error(`timeout-minutes evaluates to '${String(timeoutMinutes)}', not a positive number`);
     const deadline = started + timeoutMinutes * 60_000;
+    scope.deadline = deadline;
+    const container = jobContainer(job, contexts, noSteps, settings.image);
+    if (!(await deps.sandbox.deps.engine.imageExists(container.image))) {
+      throw new Error(`container image ${container.image} is not present on this host (no registry is reachable; build it locally first)`);
+    }
     volumes = await createJobVolumes(deps.sandbox, job.id, log);
     await prepareWorkspace(volumes, settings.sourceDir, ctx.event);
-    for (const step of job.steps) {
-      const r = await runStep({ ...deps, logger: log }, { wf, job, ctx, settings, contexts, volumes, state, deadline }, step);
+    const run: StepRun = { wf, job, ctx, settings, contexts, volumes, state, image: container.image, containerEnv: container.env, deadline };
+    for (const r of await runPreSteps({ ...deps, logger: log }, run, scope, job.steps)) {
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
-      if (r.conclusion === 'failure') state.failed = true;
+    }
+    for (const step of job.steps) {
+      const r = await runStep({ ...deps, logger: log }, run, scope, step, runUses);
+      state.results.push(r);
+      deps.observer?.stepFinished?.(job.id, r);
+    }
+    for (const post of [...state.post].reverse()) {
+      const r = await post.run();
+      if (r.conclusion === 'failure') scope.status.failed = true;
+      state.results.push(r);
+      deps.observer?.stepFinished?.(job.id, r);
     }
   } catch (e) {
-    error = isStockadeError(e) ? e.describe() : (e as Error).message;
+    error = masker.mask(isStockadeError(e) ? e.describe() : (e as Error).message);
     log.error({ err: e }, 'job failed before its steps completed');
-    state.failed = true;
+    scope.status.failed = true;
   } finally {
     await volumes?.remove();
+    for (const v of state.extraVolumes) await deps.sandbox.deps.engine.removeVolume(v).catch((e: unknown) => log.error({ err: e, volume: v }, 'volume remove failed'));
   }
-  const status = jobStatus(state, deps.signal);
-  const conclusion: Conclusion = deps.signal?.aborted ? 'cancelled' : state.failed ? 'failure' : 'success';
+  const status = volumes ? scopeStatusOf(scope, deps.signal) : undefined;
+  const outcome: Conclusion = deps.signal?.aborted ? 'cancelled' : scope.status.failed ? 'failure' : 'success';
   const outputs: Record<string, string> = {};
-  for (const [k, v] of Object.entries(job.outputs)) outputs[k] = safeInterpolate(v, { ...contexts, steps: state.steps }, status);
-  const result: JobResult = { id: job.id, name, conclusion, outputs, steps: state.results, durationMs: Date.now() - started, summary: state.summary.join('\n'), error };
+  let outputEnv: Record<string, string> = {};
+  try {
+    outputEnv = evaluateEnv([wf.env, job.env], contexts, scopeStatusOf(scope, deps.signal));
+  } catch {
+    // an env value that fails to evaluate already failed the job's steps
+  }
+  for (const [k, v] of Object.entries(job.outputs)) {
+    const value = safeInterpolate(v, { ...contexts, steps: scope.steps, env: outputEnv }, status);
+    // GitHub drops an output that holds a secret rather than publish it.
+    if (masker.contains(value)) log.warn({ output: k }, `Skip output '${k}' since it may contain secret.`);
+    else outputs[k] = value;
+  }
+  const conclusion: Conclusion = outcome === 'failure' && continueOnError ? 'success' : outcome;
+  const result: JobResult = {
+    id: job.id,
+    name,
+    conclusion,
+    outcome,
+    matrix: instance.facts.matrix,
+    outputs,
+    steps: state.results,
+    durationMs: Date.now() - started,
+    summary: state.summary.join('\n'),
+    error,
+  };
   deps.observer?.jobFinished?.(result);
   return result;
 }
 
+function scopeStatusOf(scope: Scope, signal?: AbortSignal): JobStatus {
+  return { success: () => !scope.status.failed && !signal?.aborted, failure: () => scope.status.failed, cancelled: () => !!signal?.aborted };
+}
+
+/** The image and env of the job's `container:`; options that would weaken the sandbox are refused. */
+function jobContainer(job: JobModel, contexts: Record<string, unknown>, status: JobStatus, defaultImage: string): { image: string; env: Record<string, string> } {
+  const c = job.container;
+  if (!c) return { image: defaultImage, env: {} };
+  const image = interpolate(c.image, contexts, status).trim();
+  if (!image) throw new Error('container.image is empty');
+  if (c.options?.trim()) throw new Error(`container.options '${c.options}' is not supported: the sandbox decides the container's options`);
+  if (c.volumes.length) throw new Error('container.volumes is not supported: host paths are never mounted into a job');
+  if (c.ports.length) throw new Error('container.ports is not supported: steps have no network');
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(c.env)) env[k] = interpolate(v, contexts, status);
+  return { image: image.replace(/^docker:\/\//, ''), env };
+}
 
 function safeInterpolate(text: string, contexts: Record<string, unknown>, status?: JobStatus): string {
   try {
     return interpolate(text, contexts, status);
   } catch {
-    return text;
+    return '';
   }
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../common';
-import { LABEL_STEP, readVolumeFile, runStepContainer, writeVolumeFile, type Sandbox, type StepOutcome, type StepSpec } from '../sandbox';
+import { LABEL_STEP, readVolumeFile, runStepContainer, writeVolumeFile, type Sandbox, type StepOutcome, type StepSpec, type VolumeMount } from '../sandbox';
 import {
   evaluateCondition,
   evaluateValue,
@@ -11,23 +11,68 @@ import {
   parsePathFile,
   resolveShell,
   type JobModel,
+  type JobStatus,
+  type RunDefaults,
+  type SecretMasker,
   type StepModel,
   type WorkflowModel,
 } from '../workflow';
+import { hashWorkspaceFiles } from './hash-files';
 import { JOB_PATHS } from './job-paths';
-import { jobStatus } from './job-contexts';
 import type { JobVolumes } from './job-volumes';
 import { standardEnv } from './standard-env';
 import { evaluateEnv, pathWith, resolveWorkingDirectory } from './step-env';
+import { LogSink, StepLog } from './step-log';
 import type { Conclusion, JobSettings, RunContext, RunObserver, StepResult } from './types';
 
+export interface StepContext {
+  outputs: Record<string, string>;
+  outcome: Conclusion;
+  conclusion: Conclusion;
+}
+
+/** A post step a JavaScript action registered; run at the end of the job, last registered first. */
+export interface PostStep {
+  name: string;
+  run(): Promise<StepResult>;
+}
+
+/** What the steps of one job share. */
 export interface JobState {
+  /** Set through GITHUB_ENV. */
   env: Record<string, string>;
+  /** Added through GITHUB_PATH. */
   path: string[];
-  steps: Record<string, { outputs: Record<string, string>; outcome: Conclusion; conclusion: Conclusion }>;
-  failed: boolean;
   summary: string[];
   results: StepResult[];
+  masker: SecretMasker;
+  post: PostStep[];
+  /** Volumes mounted into every later step (actions copied from the cache, the Node.js externals). */
+  extraMounts: VolumeMount[];
+  /** Volumes created for the job besides the four standard ones; removed with the job. */
+  extraVolumes: string[];
+  /** Resolved `uses:` → where the action sits. */
+  actions: Map<string, unknown>;
+  /** Step containers created so far (unique names). */
+  containers: number;
+  /** State a JavaScript action's pre step saved, by step index (STATE_* of its main and post). */
+  preState: Map<number, Record<string, string>>;
+}
+
+/** The steps a set of steps sees: the job's, or a composite action's own. */
+export interface Scope {
+  steps: Record<string, StepContext>;
+  inputs: Record<string, unknown>;
+  /** env maps below GITHUB_ENV and the step's own (workflow + job, or the composite step's). */
+  envBase: Array<Record<string, string>>;
+  defaults: RunDefaults[];
+  /** Whether a step of this scope has failed (the job's flag for the job scope). */
+  status: { failed: boolean };
+  /** `github.action_path` (container path of the running action) or ''. */
+  actionPath: string;
+  /** Nesting of composite actions. */
+  depth: number;
+  deadline: number;
 }
 
 export interface StepRun {
@@ -35,95 +80,225 @@ export interface StepRun {
   job: JobModel;
   ctx: RunContext;
   settings: JobSettings;
-  /** The job's base contexts (github, needs, runner, …), computed once per job. */
+  /** The job's base contexts (github, needs, matrix, runner, …), computed once per job. */
   contexts: Record<string, unknown>;
   volumes: JobVolumes;
   state: JobState;
+  /** Image the steps run in (the job's `container:` or the runner's). */
+  image: string;
+  /** `container.env` of the job. */
+  containerEnv: Record<string, string>;
+  /** When the job's timeout-minutes runs out (ms since the epoch). */
   deadline: number;
 }
 
-interface StepDeps {
+export interface StepDeps {
   sandbox: Sandbox;
   logger: Logger;
   observer?: RunObserver;
   signal?: AbortSignal;
 }
 
-const FILES = ['env', 'output', 'path', 'summary', 'state'] as const;
+/** Outcome of running a step's body, before it is turned into a result. */
+export interface Executed {
+  outcome: Conclusion;
+  exitCode: number | null;
+  reason: StepResult['reason'];
+  error?: string;
+  outputs: Record<string, string>;
+  durationMs: number;
+  peakMemoryBytes: number;
+  cpuSeconds: number;
+}
 
-function displayName(step: StepModel): string {
+/** What a `uses:` step does once its inputs are evaluated (actions.ts supplies it). */
+export type UsesRunner = (deps: StepDeps, run: StepRun, scope: Scope, step: StepModel, env: Record<string, string>, contexts: Record<string, unknown>, sink: LogSink, deadline: number) => Promise<Executed>;
+
+const FILES = ['env', 'output', 'path', 'summary', 'state'] as const;
+type FileNames = Record<(typeof FILES)[number], string>;
+
+export function displayName(step: StepModel): string {
   if (step.name) return step.name;
   if (step.run) return `Run ${step.run.trim().split('\n')[0]!.slice(0, 60)}`;
   return step.uses ?? `step ${step.index + 1}`;
 }
 
-/** Runs one step of a job in its own container and folds its file commands into the job state. */
-export async function runStep(deps: StepDeps, run: StepRun, step: StepModel): Promise<StepResult> {
-  const { job, state } = run;
-  const status = jobStatus(state, deps.signal);
-  const contexts = { ...run.contexts, steps: state.steps, job: { status: state.failed ? 'failure' : 'success' }, env: {} };
-  const base = { index: step.index, id: step.id, outputs: {}, peakMemoryBytes: 0, cpuSeconds: 0, exitCode: null, durationMs: 0 };
+export function scopeStatus(run: StepRun, scope: Scope, signal?: AbortSignal): JobStatus {
+  return {
+    success: () => !scope.status.failed && !signal?.aborted,
+    failure: () => scope.status.failed,
+    cancelled: () => !!signal?.aborted,
+    hashFiles: (patterns) => hashWorkspaceFiles(run.volumes.mountpoint.workspace, patterns),
+  };
+}
+
+export function stepContexts(run: StepRun, scope: Scope): Record<string, unknown> {
+  const github = run.contexts.github as Record<string, unknown>;
+  return {
+    ...run.contexts,
+    github: scope.actionPath ? { ...github, action_path: scope.actionPath } : github,
+    steps: scope.steps,
+    inputs: scope.inputs,
+    job: { status: scope.status.failed ? 'failure' : 'success' },
+    env: {},
+  };
+}
+
+/**
+ * Runs one step (of the job or of a composite action): evaluates its name, env
+ * and condition, then its `run:` script or its action. Lines go to `sink`.
+ */
+export async function executeStep(deps: StepDeps, run: StepRun, scope: Scope, step: StepModel, sink: LogSink, uses: UsesRunner, onStart?: (name: string) => void): Promise<{ name: string; executed?: Executed; continueOnError: boolean }> {
+  const status = scopeStatus(run, scope, deps.signal);
+  const contexts = stepContexts(run, scope);
   let name = displayName(step);
-  const fail = (error: string): StepResult => record(run, step, { ...base, name, conclusion: 'failure', outcome: 'failure', reason: 'error', error });
+  const fail = (error: string): Executed => ({ outcome: 'failure', exitCode: null, reason: 'error', error, outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0 });
+  let continueOnError = false;
   try {
-    name = step.name ? interpolate(step.name, contexts, status) : name;
-    const env = evaluateEnv([run.wf.env, job.env, state.env, step.env], contexts, status);
+    const env = evaluateEnv([run.containerEnv, ...scope.envBase, run.state.env, step.env], contexts, status);
     const ctxWithEnv = { ...contexts, env };
-    if (!evaluateCondition(step.if, ctxWithEnv, status)) {
-      return record(run, step, { ...base, name, conclusion: 'skipped', outcome: 'skipped', reason: 'skipped' });
-    }
-    deps.observer?.stepStarted?.(job.id, { index: step.index, name });
-    if (step.uses) return runUses(deps, run, step, name, base);
-    const shell = resolveShell(interpolate(step.shell ?? job.defaults.shell ?? run.wf.defaults.shell ?? '', ctxWithEnv, status));
-    if ('error' in shell) return fail(shell.error);
-    const wd = resolveWorkingDirectory(interpolate(step.workingDirectory ?? job.defaults.workingDirectory ?? run.wf.defaults.workingDirectory ?? '', ctxWithEnv, status));
-    if ('error' in wd) return fail(wd.error);
-    const script = interpolate(step.run ?? '', ctxWithEnv, status);
-    const continueOnError = Boolean(evaluateValue(step.continueOnError, ctxWithEnv, status));
+    name = step.name ? interpolate(step.name, ctxWithEnv, status) : name;
+    continueOnError = Boolean(evaluateValue(step.continueOnError, ctxWithEnv, status));
+    if (!evaluateCondition(step.if, ctxWithEnv, status)) return { name, continueOnError };
+    onStart?.(name);
     const stepMinutes = step.timeoutMinutes === undefined ? Infinity : Number(evaluateValue(step.timeoutMinutes, ctxWithEnv, status));
-    if (!(stepMinutes > 0)) return fail(`timeout-minutes evaluates to '${String(stepMinutes)}', not a positive number`);
-    const timeoutMs = Math.max(100, Math.min(stepMinutes * 60_000, run.deadline - Date.now(), run.settings.limits.timeoutMs));
-    const id = randomUUID();
-    const files = Object.fromEntries(FILES.map((f) => [f, `_runner_file_commands_${id}_${f}`])) as Record<(typeof FILES)[number], string>;
-    const scriptName = `${id}${shell.extension}`;
-    const mp = run.volumes.mountpoint.temp;
-    for (const f of FILES) await writeVolumeFile(mp, files[f], '', run.volumes.owner, 0o666);
-    await writeVolumeFile(mp, scriptName, script, run.volumes.owner, 0o755);
-    const fullEnv = { ...env, ...standardEnv(run.ctx, job.id, step.id ?? `__run_${step.index}`, files), PATH: pathWith(state.path) };
-    const spec: StepSpec = {
-      name: `stockade-${run.volumes.key}-s${step.index}`,
-      image: run.settings.image,
-      argv: shell.argv(`${JOB_PATHS.temp}/${scriptName}`),
-      env: fullEnv,
+    if (!(stepMinutes > 0)) return { name, continueOnError, executed: fail(`timeout-minutes evaluates to '${String(stepMinutes)}', not a positive number`) };
+    const deadline = Math.min(scope.deadline, Date.now() + stepMinutes * 60_000);
+    if (step.uses) return { name, continueOnError, executed: await uses(deps, run, scope, step, env, ctxWithEnv, sink, deadline) };
+    const defaults = scope.defaults;
+    const shellText = step.shell ?? defaults.map((d) => d.shell).find((s) => s !== undefined) ?? '';
+    const shell = resolveShell(interpolate(shellText, ctxWithEnv, status));
+    if ('error' in shell) return { name, continueOnError, executed: fail(shell.error) };
+    const wdText = step.workingDirectory ?? defaults.map((d) => d.workingDirectory).find((s) => s !== undefined) ?? '';
+    const wd = resolveWorkingDirectory(interpolate(wdText, ctxWithEnv, status));
+    if ('error' in wd) return { name, continueOnError, executed: fail(wd.error) };
+    const script = interpolate(step.run ?? '', ctxWithEnv, status);
+    const executed = await runScript(deps, run, scope, sink, {
+      label: String(step.index),
+      actionId: step.id ?? `__run_${step.index}`,
+      script: { text: script, extension: shell.extension },
+      argv: (path) => shell.argv(path!),
+      env,
       workdir: wd.path,
-      mounts: run.volumes.mounts,
-      limits: { ...run.settings.limits, timeoutMs },
-      network: { mode: 'none' },
-      security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: run.settings.readOnlyRoot },
-      labels: { ...run.volumes.labels, [LABEL_STEP]: String(step.index) },
-    };
-    const outcome = await runStepContainer({ ...deps.sandbox.deps, logger: deps.logger.child({ step: step.index }) }, spec, (l) => deps.observer?.line?.(job.id, name, l.stream, l.text), deps.signal);
-    const outputs = await collectFileCommands(run, files, (msg) => deps.observer?.line?.(job.id, name, 'stderr', `[stockade] ${msg}`));
-    return record(run, step, fromOutcome(base, name, outcome, outputs, continueOnError, run.deadline));
+      deadline,
+    });
+    return { name, continueOnError, executed };
   } catch (e) {
-    return fail((e as Error).message);
+    return { name, continueOnError, executed: fail((e as Error).message) };
   }
 }
 
-function fromOutcome(base: Pick<StepResult, 'index' | 'id'>, name: string, o: StepOutcome, outputs: Record<string, string>, continueOnError: boolean, deadline: number): StepResult {
-  const outcome: Conclusion = o.reason === 'cancelled' ? 'cancelled' : o.ok ? 'success' : 'failure';
-  const jobTimedOut = o.reason === 'timeout' && Date.now() >= deadline - 50;
+/** Runs a top-level step of the job and records its result. */
+export async function runStep(deps: StepDeps, run: StepRun, scope: Scope, step: StepModel, uses: UsesRunner): Promise<StepResult> {
+  const jobId = run.job.id;
+  let shownName = displayName(step);
+  const sink = new LogSink(run.state.masker, (stream, text) => deps.observer?.line?.(jobId, shownName, stream, text));
+  const { name, executed, continueOnError } = await executeStep(deps, run, scope, step, sink, uses, (n) => {
+    shownName = run.state.masker.mask(n);
+    deps.observer?.stepStarted?.(jobId, { index: step.index, name: shownName });
+  });
+  const result = toResult(run, step.index, step.id, name, sink, executed, continueOnError);
+  // Later steps see the real values; the result (what leaves the runner) is masked.
+  if (step.id) scope.steps[step.id] = { outputs: executed?.outputs ?? {}, outcome: result.outcome, conclusion: result.conclusion };
+  if (result.conclusion === 'failure') scope.status.failed = true;
+  return result;
+}
+
+export function toResult(run: StepRun, index: number, id: string | undefined, name: string, sink: LogSink, e: Executed | undefined, continueOnError: boolean): StepResult {
+  const masker = run.state.masker;
+  if (!e) {
+    return { index, id, name: masker.mask(name), conclusion: 'skipped', outcome: 'skipped', reason: 'skipped', exitCode: null, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0, outputs: {}, annotations: [], log: [], logDroppedLines: 0 };
+  }
+  if (e.outcome === 'failure' && e.error) {
+    sink.write('stderr', `##[error]${e.error}`);
+    sink.annotate({ level: 'error', message: e.error });
+  }
+  const jobTimedOut = e.reason === 'timeout' && Date.now() >= run.deadline - 50;
   return {
-    ...base,
-    name,
+    index,
+    id,
+    name: masker.mask(name),
+    outcome: e.outcome,
+    conclusion: e.outcome === 'failure' && continueOnError && !jobTimedOut ? 'success' : e.outcome,
+    exitCode: e.exitCode,
+    reason: e.reason,
+    durationMs: e.durationMs,
+    peakMemoryBytes: e.peakMemoryBytes,
+    cpuSeconds: e.cpuSeconds,
+    outputs: masker.maskDeep(e.outputs),
+    error: e.error === undefined ? undefined : masker.mask(e.error),
+    annotations: sink.annotations,
+    log: sink.lines,
+    logDroppedLines: sink.droppedLines,
+  };
+}
+
+export interface ScriptRun {
+  /** Distinguishes the container name and label (`3`, `3.1`, `post-3`). */
+  label: string;
+  /** GITHUB_ACTION. */
+  actionId: string;
+  /** A script file written into the temp volume, passed to argv. */
+  script?: { text: string; extension: string };
+  argv(scriptPath?: string): string[];
+  env: Record<string, string>;
+  /** Extra standard variables (INPUT_*, STATE_*, GITHUB_ACTION_PATH). */
+  extraEnv?: Record<string, string>;
+  workdir: string;
+  deadline: number;
+}
+
+/** One process in one fresh step container; its output goes through the workflow-command processor. */
+export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink: LogSink, s: ScriptRun): Promise<Executed & { state: Record<string, string> }> {
+  const id = randomUUID();
+  const files = Object.fromEntries(FILES.map((f) => [f, `_runner_file_commands_${id}_${f}`])) as FileNames;
+  const mp = run.volumes.mountpoint.temp;
+  for (const f of FILES) await writeVolumeFile(mp, files[f], '', run.volumes.owner, 0o666);
+  let scriptPath: string | undefined;
+  if (s.script) {
+    const scriptName = `${id}${s.script.extension}`;
+    await writeVolumeFile(mp, scriptName, s.script.text, run.volumes.owner, 0o755);
+    scriptPath = `${JOB_PATHS.temp}/${scriptName}`;
+  }
+  const fullEnv: Record<string, string> = { ...s.env, ...standardEnv(run.ctx, run.job.id, s.actionId, files), ...(s.extraEnv ?? {}), PATH: pathWith(run.state.path) };
+  if (run.ctx.debug) fullEnv.RUNNER_DEBUG = '1';
+  if (scope.actionPath) fullEnv.GITHUB_ACTION_PATH = scope.actionPath;
+  const log = new StepLog({ sink, debug: run.ctx.debug, allowUnsecureCommands: (s.env.ACTIONS_ALLOW_UNSECURE_COMMANDS ?? '').toLowerCase() === 'true' });
+  const timeoutMs = Math.max(100, Math.min(s.deadline - Date.now(), run.settings.limits.timeoutMs));
+  const spec: StepSpec = {
+    name: `stockade-${run.volumes.key}-${++run.state.containers}`,
+    image: run.image,
+    argv: s.argv(scriptPath),
+    env: fullEnv,
+    workdir: s.workdir,
+    mounts: [...run.volumes.mounts, ...run.state.extraMounts],
+    limits: { ...run.settings.limits, timeoutMs },
+    network: { mode: 'none' },
+    security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: run.settings.readOnlyRoot },
+    labels: { ...run.volumes.labels, [LABEL_STEP]: s.label },
+  };
+  const outcome = await runStepContainer({ ...deps.sandbox.deps, logger: deps.logger.child({ step: s.label }) }, spec, (l) => log.line(l.stream, l.text), deps.signal);
+  const collected = await collectFileCommands(run, files, (msg) => sink.write('stderr', `##[warning]${msg}`));
+  for (const [k, v] of Object.entries(log.env)) run.state.env[k] = v;
+  run.state.path.push(...log.path);
+  const e = fromOutcome(outcome);
+  if (log.commandErrors.length && e.outcome === 'success') {
+    e.outcome = 'failure';
+    e.reason = 'error';
+  }
+  return { ...e, outputs: { ...log.outputs, ...collected.outputs }, state: { ...log.state, ...collected.state } };
+}
+
+function fromOutcome(o: StepOutcome): Executed {
+  const outcome: Conclusion = o.reason === 'cancelled' ? 'cancelled' : o.ok ? 'success' : 'failure';
+  return {
     outcome,
-    conclusion: outcome === 'failure' && continueOnError && !jobTimedOut ? 'success' : outcome,
     exitCode: o.exitCode,
     reason: o.reason,
     durationMs: o.durationMs,
     peakMemoryBytes: o.usage.peakMemoryBytes,
     cpuSeconds: o.usage.cpuSeconds,
-    outputs,
+    outputs: {},
     error: o.error ?? (o.ok ? undefined : describeFailure(o)),
   };
 }
@@ -131,24 +306,21 @@ function fromOutcome(base: Pick<StepResult, 'index' | 'id'>, name: string, o: St
 function describeFailure(o: StepOutcome): string {
   switch (o.reason) {
     case 'timeout':
-      return 'the step exceeded its time limit and was killed';
+      return 'The step exceeded its time limit and was killed.';
     case 'out-of-memory':
-      return `the step exceeded its memory limit; ${o.usage.oomKills} process(es) killed`;
+      return `The step exceeded its memory limit; ${o.usage.oomKills} process(es) killed.`;
     case 'process-limit':
-      return `the step hit its process limit (${o.usage.pidsLimitHits} forks refused)`;
+      return `The step hit its process limit (${o.usage.pidsLimitHits} forks refused).`;
     case 'output-limit':
-      return `the step exceeded its output limit (${o.outputBytes} bytes)`;
+      return `The step exceeded its output limit (${o.outputBytes} bytes).`;
+    case 'cancelled':
+      return 'The operation was canceled.';
     default:
       return `Process completed with exit code ${String(o.exitCode)}.`;
   }
 }
 
-function record(run: StepRun, step: StepModel, r: StepResult): StepResult {
-  if (step.id) run.state.steps[step.id] = { outputs: r.outputs, outcome: r.outcome, conclusion: r.conclusion };
-  return r;
-}
-
-async function collectFileCommands(run: StepRun, files: Record<(typeof FILES)[number], string>, warn: (m: string) => void): Promise<Record<string, string>> {
+async function collectFileCommands(run: StepRun, files: FileNames, warn: (m: string) => void): Promise<{ outputs: Record<string, string>; state: Record<string, string> }> {
   const mp = run.volumes.mountpoint.temp;
   const read = async (name: string) => {
     const r = await readVolumeFile(mp, name, MAX_FILE_COMMAND_BYTES);
@@ -163,14 +335,10 @@ async function collectFileCommands(run: StepRun, files: Record<(typeof FILES)[nu
   }
   const out = parseFileCommands(await read(files.output));
   out.errors.forEach((m) => warn(`GITHUB_OUTPUT ${m}`));
+  const state = parseFileCommands(await read(files.state));
+  state.errors.forEach((m) => warn(`GITHUB_STATE ${m}`));
   run.state.path.push(...parsePathFile(await read(files.path)));
   const summary = await read(files.summary);
-  if (summary) run.state.summary.push(summary);
-  return out.values;
-}
-
-async function runUses(deps: StepDeps, run: StepRun, step: StepModel, name: string, base: Pick<StepResult, 'index' | 'id' | 'outputs' | 'peakMemoryBytes' | 'cpuSeconds' | 'exitCode' | 'durationMs'>): Promise<StepResult> {
-  // The workspace already holds a copy of the repository: checkout is satisfied.
-  deps.observer?.line?.(run.job.id, name, 'stdout', `[stockade] ${step.uses}: the workspace already holds the repository at ${run.ctx.sha.slice(0, 12)}`);
-  return record(run, step, { ...base, name, conclusion: 'success', outcome: 'success', reason: 'exit', exitCode: 0 });
+  if (summary) run.state.summary.push(run.state.masker.mask(summary));
+  return { outputs: out.values, state: state.values };
 }

@@ -1,19 +1,25 @@
-import { evaluateCondition, orderByNeeds, type Diagnostic, type JobModel, type WorkflowModel } from '../workflow';
-import { runJob, type JobDeps } from './run-job';
+import { evaluateCondition, evaluateValue, expandMatrix, hasExpression, matrixJobName, orderByNeeds, type Diagnostic, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
+import { cachedActionDir, isCheckout } from './actions';
+import { runJob, maskerFor, type JobDeps, type JobInstance } from './run-job';
 import { baseContexts, type NeedsResult } from './job-contexts';
-import type { JobResult, JobSettings, RunContext } from './types';
-
-/** Actions this runner can honour offline; everything else is rejected before anything runs. */
-const BUILTIN_ACTIONS = /^actions\/checkout@/;
+import type { Conclusion, JobResult, JobSettings, RunContext } from './types';
 
 /** Checks what the runner supports before anything runs (nothing is half-run). */
-export function checkRunnable(wf: WorkflowModel, jobs: JobModel[]): Diagnostic[] {
+export function checkRunnable(wf: WorkflowModel, jobs: JobModel[], settings: Pick<JobSettings, 'actionCacheDir'>): Diagnostic[] {
   const out: Diagnostic[] = [];
+  const err = (pos: Diagnostic, message: string) => out.push({ ...pos, severity: 'error', message });
   for (const job of jobs) {
+    const services = Object.keys(job.services);
+    if (services.length) err({ ...job.pos, severity: 'error', message: '' }, `job ${job.id}: services (${services.join(', ')}) are not supported yet: a job network with service containers needs the network isolation layer`);
     for (const step of job.steps) {
-      if (step.uses && !BUILTIN_ACTIONS.test(step.uses)) {
-        out.push({ ...step.pos, severity: 'error', message: `uses: ${step.uses} is not available offline; only actions/checkout is built in` });
+      const uses = step.uses;
+      if (!uses || isCheckout(uses) || uses.startsWith('./') || uses === '.') continue;
+      if (uses.startsWith('docker://')) {
+        err({ ...step.pos, severity: 'error', message: '' }, `uses: ${uses}: Docker container actions are not supported by this runner`);
+        continue;
       }
+      const found = cachedActionDir(settings.actionCacheDir, uses);
+      if ('error' in found) err({ ...step.pos, severity: 'error', message: '' }, found.error);
     }
   }
   return out;
@@ -34,38 +40,130 @@ export function selectJobs(wf: WorkflowModel, only?: string): JobModel[] | { err
   return orderByNeeds(wf.jobs.filter((j) => keep.has(j.id)));
 }
 
-/** Runs jobs one after another in needs order; a job whose condition is false is skipped. */
+/** The result of a job as `needs.<id>.result` shows it (a matrix job's instances folded together). */
+function foldResults(results: JobResult[]): NeedsResult {
+  const c = results.map((r) => r.conclusion);
+  const result: Conclusion = c.includes('failure') ? 'failure' : c.includes('cancelled') ? 'cancelled' : c.every((x) => x === 'skipped') ? 'skipped' : 'success';
+  const outputs: Record<string, string> = {};
+  for (const r of results) Object.assign(outputs, r.outputs);
+  return { result, outputs };
+}
+
+function notRun(job: JobModel, name: string, conclusion: Conclusion, matrix: Record<string, unknown> = {}, error?: string): JobResult {
+  return { id: job.id, name, conclusion, outcome: conclusion, matrix, outputs: {}, steps: [], durationMs: 0, summary: '', error };
+}
+
+/**
+ * Runs jobs in needs order; a job whose condition is false is skipped. A matrix
+ * job runs each combination (up to `parallelJobs` and `max-parallel` at once);
+ * with fail-fast, a failed combination cancels those not finished.
+ */
 export async function runWorkflow(deps: JobDeps, wf: WorkflowModel, jobs: JobModel[], ctx: RunContext, settings: JobSettings): Promise<JobResult[]> {
-  const results = new Map<string, JobResult>();
+  const byJob = new Map<string, JobResult[]>();
+  const all: JobResult[] = [];
+  const finish = (r: JobResult) => {
+    all.push(r);
+    deps.observer?.jobFinished?.(r);
+  };
+  const masker = maskerFor(ctx);
   for (const job of jobs) {
     const needs: Record<string, NeedsResult> = {};
-    for (const n of job.needs) {
-      const r = results.get(n);
-      needs[n] = { result: r?.conclusion ?? 'skipped', outputs: r?.outputs ?? {} };
-    }
+    for (const n of job.needs) needs[n] = byJob.has(n) ? foldResults(byJob.get(n)!) : { result: 'skipped', outputs: {} };
     const needResults = Object.values(needs).map((n) => n.result);
-    const status = {
+    const status: JobStatus = {
       success: () => needResults.every((r) => r === 'success') && !deps.signal?.aborted,
       failure: () => needResults.some((r) => r === 'failure'),
       cancelled: () => !!deps.signal?.aborted,
     };
+    const contexts = baseContexts(ctx, job.id, needs);
+    const results: JobResult[] = [];
+    byJob.set(job.id, results);
     let run: boolean;
     try {
-      run = evaluateCondition(job.if, baseContexts(ctx, job.id, needs), status);
+      run = evaluateCondition(job.if, contexts, status);
     } catch (e) {
-      results.set(job.id, skipped(job, 'failure', (e as Error).message));
+      const r = notRun(job, job.name ?? job.id, 'failure', {}, masker.mask((e as Error).message));
+      results.push(r);
+      finish(r);
       continue;
     }
     if (!run) {
-      results.set(job.id, skipped(job, 'skipped'));
-      deps.observer?.jobFinished?.(results.get(job.id)!);
+      const r = notRun(job, job.name ?? job.id, deps.signal?.aborted ? 'cancelled' : 'skipped');
+      results.push(r);
+      finish(r);
       continue;
     }
-    results.set(job.id, await runJob(deps, wf, job, ctx, settings, needs));
+    let instances: JobInstance[];
+    let failFast = true;
+    let maxParallel = Infinity;
+    try {
+      ({ instances, failFast, maxParallel } = planInstances(job, contexts, status));
+    } catch (e) {
+      const r = notRun(job, job.name ?? job.id, 'failure', {}, masker.mask((e as Error).message));
+      results.push(r);
+      finish(r);
+      continue;
+    }
+    const width = Math.max(1, Math.min(settings.parallelJobs, maxParallel));
+    let cancelRest = false;
+    let next = 0;
+    const slots = new Array<JobResult | undefined>(instances.length);
+    const worker = async () => {
+      while (next < instances.length) {
+        const i = next++;
+        const inst = instances[i]!;
+        if (cancelRest || deps.signal?.aborted) {
+          slots[i] = notRun(job, inst.name, 'cancelled', inst.facts.matrix, cancelRest ? 'cancelled by fail-fast: another matrix job failed' : undefined);
+          deps.observer?.jobFinished?.(slots[i]!);
+          continue;
+        }
+        const r = await runJob(deps, wf, inst, ctx, settings, needs);
+        slots[i] = r;
+        if (failFast && instances.length > 1 && r.conclusion === 'failure') cancelRest = true;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(width, instances.length) }, worker));
+    for (const r of slots) {
+      results.push(r!);
+      all.push(r!);
+    }
   }
-  return [...results.values()];
+  return all;
 }
 
-function skipped(job: JobModel, conclusion: 'skipped' | 'failure', error?: string): JobResult {
-  return { id: job.id, name: job.name ?? job.id, conclusion, outputs: {}, steps: [], durationMs: 0, summary: '', error };
+/** Expands a job's strategy into the instances to run (one without a matrix). */
+function planInstances(job: JobModel, contexts: Record<string, unknown>, status: JobStatus): { instances: JobInstance[]; failFast: boolean; maxParallel: number } {
+  const strategy = job.strategy;
+  const baseName = job.name ?? job.id;
+  if (!strategy) return { instances: [{ job, name: evaluateName(baseName, contexts, status), facts: { matrix: {}, strategy: {} } }], failFast: true, maxParallel: Infinity };
+  const matrixValue = typeof strategy.matrix === 'string' ? evaluateValue(strategy.matrix, contexts, status) : evaluateDeep(strategy.matrix, contexts, status);
+  const expanded = expandMatrix(matrixValue);
+  if ('error' in expanded) throw new Error(`job ${job.id}: ${expanded.error}`);
+  const failFast = Boolean(evaluateValue(strategy.failFast, contexts, status));
+  const mp = strategy.maxParallel === undefined ? Infinity : Number(evaluateValue(strategy.maxParallel, contexts, status));
+  if (!(mp >= 1)) throw new Error(`job ${job.id}: strategy.max-parallel evaluates to '${String(mp)}', not a number of at least 1`);
+  const total = expanded.combinations.length;
+  const instances = expanded.combinations.map((matrix, i) => {
+    const strategyCtx = { 'fail-fast': failFast, 'job-index': i, 'job-total': total, 'max-parallel': Number.isFinite(mp) ? mp : total };
+    const ctx = { ...contexts, matrix, strategy: strategyCtx };
+    const name = job.name && hasExpression(job.name) ? evaluateName(job.name, ctx, status) : matrixJobName(baseName, matrix);
+    return { job, name, facts: { matrix, strategy: strategyCtx } };
+  });
+  return { instances, failFast, maxParallel: mp };
+}
+
+function evaluateName(name: string, contexts: Record<string, unknown>, status: JobStatus): string {
+  try {
+    return String(evaluateValue(name, contexts, status));
+  } catch {
+    return name;
+  }
+}
+
+/** Evaluates expressions anywhere inside a matrix as written (values may be `${{ }}`). */
+function evaluateDeep(v: unknown, contexts: Record<string, unknown>, status: JobStatus): unknown {
+  if (typeof v === 'string') return hasExpression(v) ? evaluateValue(v, contexts, status) : v;
+  if (Array.isArray(v)) return v.map((x) => evaluateDeep(x, contexts, status));
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, evaluateDeep(x, contexts, status)]));
+  return v;
 }

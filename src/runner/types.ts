@@ -1,4 +1,5 @@
 import type { ExitReason, ResourceLimits } from '../sandbox';
+import type { Annotation } from '../workflow';
 
 export type Conclusion = 'success' | 'failure' | 'cancelled' | 'skipped';
 
@@ -17,12 +18,23 @@ export interface StepResult {
   cpuSeconds: number;
   outputs: Record<string, string>;
   error?: string;
+  /** From ::error/::warning/::notice:: and from the runner (failures), masked. */
+  annotations: Annotation[];
+  /** The step's log tail (masked, workflow commands processed). */
+  log: string[];
+  /** Lines before the tail that were not kept. */
+  logDroppedLines: number;
 }
 
 export interface JobResult {
   id: string;
   name: string;
+  /** Result after the job's continue-on-error. */
   conclusion: Conclusion;
+  /** Result before continue-on-error. */
+  outcome: Conclusion;
+  /** The matrix combination of this instance (empty without a matrix). */
+  matrix: Record<string, unknown>;
   outputs: Record<string, string>;
   steps: StepResult[];
   durationMs: number;
@@ -43,6 +55,14 @@ export interface RunContext {
   runAttempt: number;
   workflowName: string;
   serverUrl: string;
+  /** `secrets` context; every value is masked in logs and results. */
+  secrets: Record<string, string>;
+  /** `vars` context. */
+  vars: Record<string, string>;
+  /** `inputs` context (workflow_dispatch inputs, with the workflow's defaults applied). */
+  inputs: Record<string, unknown>;
+  /** Step debug logging (ACTIONS_STEP_DEBUG): `::debug::` lines are shown. */
+  debug: boolean;
 }
 
 export interface JobSettings {
@@ -51,6 +71,12 @@ export interface JobSettings {
   readOnlyRoot: boolean;
   /** Directory copied into the job's workspace. */
   sourceDir: string;
+  /** Directory holding remote actions as `<owner>/<repo>/<ref>/` (offline action cache); undefined: none. */
+  actionCacheDir?: string;
+  /** Host Node.js binary copied (once) into the read-only externals volume for JavaScript actions. */
+  nodeBinary?: string;
+  /** Matrix jobs run at the same time (bounded further by strategy.max-parallel). @default 1 */
+  parallelJobs: number;
 }
 
 export interface RunObserver {

@@ -24,6 +24,8 @@ export interface ContainerEngine {
   kill(id: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   removeContainer(id: string): Promise<void>;
   createVolume(name: string, labels: Record<string, string>): Promise<{ mountpoint: string }>;
+  /** Mountpoint of an existing volume, or undefined when there is none by that name. */
+  inspectVolume(name: string): Promise<{ mountpoint: string } | undefined>;
   removeVolume(name: string): Promise<void>;
   listContainers(label: string): Promise<ManagedObject[]>;
   listVolumes(label: string): Promise<ManagedObject[]>;

@@ -11,7 +11,8 @@ export { OutputLines, FrameDecoder, type OutputLine, type StreamName } from './o
 export { runStepContainer, type StepOutcome, type ExitReason, type SandboxDeps } from './run-step-container';
 export { reapLeftovers, type ReapReport } from './reaper';
 export { LABEL_MANAGED, LABEL_OWNER, LABEL_JOB, LABEL_STEP, managedLabels, processTag, isOwnerAlive } from './labels';
-export { readVolumeFile, writeVolumeFile, copyTreeIntoVolume, makeVolumeDir, volumeOwner, type VolumeOwner } from './volume-files';
+export { ensureExternalsVolume, LABEL_EXTERNALS } from './externals';
+export { readVolumeFile, readVolumePath, writeVolumeFile, copyTreeIntoVolume, makeVolumeDir, volumeOwner, type VolumeOwner } from './volume-files';
 export { openSandbox, type Sandbox, type SandboxOptions } from './open-sandbox';
 export { buildSeccompProfile, parseSeccompPolicy, allowedSyscalls, type SeccompProfile, type SeccompPolicy } from './seccomp-profile';
 export { readHostRlimits } from './host-rlimits';

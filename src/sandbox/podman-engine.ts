@@ -107,6 +107,16 @@ export class PodmanEngine implements ContainerEngine {
     }
   }
 
+  async inspectVolume(name: string): Promise<{ mountpoint: string } | undefined> {
+    try {
+      const v = (await this.docker.getVolume(name).inspect()) as { Mountpoint: string };
+      return { mountpoint: v.Mountpoint };
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+      throw engineError('volume inspect', e);
+    }
+  }
+
   async removeVolume(name: string): Promise<void> {
     await this.docker
       .getVolume(name)

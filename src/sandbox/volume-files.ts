@@ -77,3 +77,24 @@ export async function makeVolumeDir(mountpoint: string, name: string, owner: Vol
   await fsp.mkdir(p, { mode: 0o755 });
   if (process.getuid?.() === 0) await fsp.chown(p, owner.uid, owner.gid);
 }
+
+/**
+ * Reads `rel` (a relative path below the volume root) when no step of the job is
+ * running: every directory on the way must be a real directory (no link), the
+ * file a regular file opened without following links, size-capped.
+ */
+export async function readVolumePath(mountpoint: string, rel: string, maxBytes: number): Promise<ReadResult> {
+  const parts = rel.split('/').filter((p) => p && p !== '.');
+  if (!parts.length || parts.some((p) => p === '..')) return { ok: false, error: `'${rel}' is not a path inside the workspace` };
+  let dir = mountpoint;
+  for (const p of parts.slice(0, -1)) {
+    dir = join(dir, p);
+    try {
+      const st = await fsp.lstat(dir);
+      if (!st.isDirectory()) return { ok: false, error: `${rel}: ${p} is not a directory (links are not followed)` };
+    } catch {
+      return { ok: true, text: '' };
+    }
+  }
+  return readVolumeFile(dir, parts[parts.length - 1]!, maxBytes);
+}

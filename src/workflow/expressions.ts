@@ -13,6 +13,8 @@ export interface JobStatus {
   success(): boolean;
   failure(): boolean;
   cancelled(): boolean;
+  /** `hashFiles(...)` over the job's workspace; absent where GitHub does not allow it (job-level keys). */
+  hashFiles?(patterns: string[]): string;
 }
 
 export class ExpressionError extends Error {
@@ -30,10 +32,19 @@ function statusFunctions(status: JobStatus | undefined): Map<string, FunctionDef
     name,
     { name, minArgs: 0, maxArgs: 0, call: () => new data.BooleanData(f()) },
   ];
-  return new Map([fn('success', s.success), fn('failure', s.failure), fn('cancelled', s.cancelled), fn('always', () => true)]);
+  const hashFiles: FunctionDefinition = {
+    name: 'hashFiles',
+    minArgs: 1,
+    maxArgs: 255,
+    call: (...args) => {
+      if (!s.hashFiles) throw new Error('hashFiles() is only available in steps');
+      return new data.StringData(s.hashFiles(args.map((a) => a.coerceString())));
+    },
+  };
+  return new Map([fn('success', s.success), fn('failure', s.failure), fn('cancelled', s.cancelled), fn('always', () => true), ['hashfiles', hashFiles]]);
 }
 
-const STATUS_INFOS = ['success', 'failure', 'cancelled', 'always'].map((name) => ({ name, minArgs: 0, maxArgs: 0 }));
+const STATUS_INFOS = [...['success', 'failure', 'cancelled', 'always'].map((name) => ({ name, minArgs: 0, maxArgs: 0 })), { name: 'hashFiles', minArgs: 1, maxArgs: 255 }];
 
 function toData(v: unknown): ExpressionData {
   return JSON.parse(JSON.stringify(v ?? null), data.reviver) as ExpressionData;
@@ -57,10 +68,32 @@ export function evaluateExpression(expr: string, contexts: Record<string, unknow
   return JSON.parse(JSON.stringify(evaluateData(expr, contexts, status), data.replacer)) as unknown;
 }
 
-const TEMPLATE = /\$\{\{([\s\S]*?)\}\}/g;
-
 export function hasExpression(text: string): boolean {
   return text.includes('${{');
+}
+
+/** Spans of `${{ … }}` in text; a `}}` inside a quoted string does not end the expression. */
+function templateSpans(text: string): Array<{ start: number; end: number; expr: string }> {
+  const spans: Array<{ start: number; end: number; expr: string }> = [];
+  let i = text.indexOf('${{');
+  while (i !== -1) {
+    let j = i + 3;
+    let inString = false;
+    for (; j < text.length; j++) {
+      const c = text[j];
+      if (inString) {
+        if (c === "'") {
+          if (text[j + 1] === "'") j++;
+          else inString = false;
+        }
+      } else if (c === "'") inString = true;
+      else if (c === '}' && text[j + 1] === '}') break;
+    }
+    if (j >= text.length) throw new ExpressionError(text.slice(i), 'the expression is not closed with }}');
+    spans.push({ start: i, end: j + 2, expr: text.slice(i + 3, j) });
+    i = text.indexOf('${{', j + 2);
+  }
+  return spans;
 }
 
 /** Replaces every `${{ expr }}` in text by the expression's string value. */
@@ -68,9 +101,9 @@ export function interpolate(text: string, contexts: Record<string, unknown>, sta
   if (!hasExpression(text)) return text;
   let out = '';
   let last = 0;
-  for (const m of text.matchAll(TEMPLATE)) {
-    out += text.slice(last, m.index) + evaluateData(m[1]!.trim(), contexts, status).coerceString();
-    last = (m.index ?? 0) + m[0].length;
+  for (const span of templateSpans(text)) {
+    out += text.slice(last, span.start) + evaluateData(span.expr.trim(), contexts, status).coerceString();
+    last = span.end;
     if (out.length > MAX_INTERPOLATED_LENGTH) throw new ExpressionError(text, `result exceeds ${MAX_INTERPOLATED_LENGTH} characters`);
   }
   return out + text.slice(last);
@@ -79,8 +112,11 @@ export function interpolate(text: string, contexts: Record<string, unknown>, sta
 /** A value that is a single `${{ }}` keeps its type (number, boolean); otherwise it is interpolated text. */
 export function evaluateValue(value: unknown, contexts: Record<string, unknown>, status?: JobStatus): unknown {
   if (typeof value !== 'string') return value;
-  const whole = /^\s*\$\{\{([\s\S]*)\}\}\s*$/.exec(value);
-  if (whole && !whole[1]!.includes('}}')) return evaluateExpression(whole[1]!.trim(), contexts, status);
+  if (!hasExpression(value)) return value;
+  const spans = templateSpans(value);
+  if (spans.length === 1 && value.slice(0, spans[0]!.start).trim() === '' && value.slice(spans[0]!.end).trim() === '') {
+    return evaluateExpression(spans[0]!.expr.trim(), contexts, status);
+  }
   return interpolate(value, contexts, status);
 }
 

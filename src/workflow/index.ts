@@ -6,3 +6,9 @@ export { evaluateCondition, evaluateExpression, evaluateValue, interpolate, hasE
 export { parseFileCommands, parsePathFile, isForbiddenEnvName, MAX_FILE_COMMAND_BYTES, type FileCommandResult } from './file-commands';
 export { resolveShell, type ShellCommand } from './shell-command';
 export { formatDiagnostic } from './format-diagnostic';
+export type { StrategyModel, ContainerModel } from './model';
+export { parseWorkflowCommand, toAnnotation, type Annotation, type AnnotationLevel, type WorkflowCommand } from './workflow-commands';
+export { SecretMasker, MASK } from './secret-masker';
+export { expandMatrix, matrixJobName, MAX_MATRIX_JOBS, type MatrixCombination } from './matrix';
+export { workflowRunsFor, normalizeOn, filterPatternToRegExp, type TriggerDecision, type TriggerFacts } from './triggers';
+export { parseActionText, type ActionModel, type ActionInput } from './action-metadata';

@@ -36,6 +36,23 @@ export interface StepModel {
   pos: SourcePos;
 }
 
+/** `strategy:` as written; `matrix` may be an expression string (e.g. `${{ fromJSON(needs.a.outputs.m) }}`). */
+export interface StrategyModel {
+  matrix?: unknown;
+  failFast: Templated<boolean>;
+  maxParallel?: Templated<number>;
+}
+
+/** `container:` or one entry of `services:`. */
+export interface ContainerModel {
+  image: string;
+  env: Record<string, string>;
+  options?: string;
+  ports: string[];
+  volumes: string[];
+  credentials: boolean;
+}
+
 export interface JobModel {
   id: string;
   name?: string;
@@ -47,6 +64,9 @@ export interface JobModel {
   timeoutMinutes: Templated<number>;
   continueOnError: Templated<boolean>;
   outputs: Record<string, string>;
+  strategy?: StrategyModel;
+  container?: ContainerModel;
+  services: Record<string, ContainerModel>;
   steps: StepModel[];
   pos: SourcePos;
 }

@@ -1,6 +1,6 @@
 import YAML, { LineCounter, isNode, type Document } from 'yaml';
 import { parseWorkflow as githubParseWorkflow, NoOperationTraceWriter } from '@actions/workflow-parser';
-import type { Diagnostic, JobModel, ParseResult, RunDefaults, SourcePos, StepModel, WorkflowModel } from './model';
+import type { ContainerModel, Diagnostic, JobModel, StrategyModel, ParseResult, RunDefaults, SourcePos, StepModel, WorkflowModel } from './model';
 import { WORKFLOW_LIMITS } from './limits';
 import { findNeedsCycle } from './needs-graph';
 
@@ -82,13 +82,18 @@ function optString(v: unknown): string | undefined {
   return v === undefined || v === null ? undefined : scalar(v);
 }
 
-type Err = (pos: Omit<SourcePos, 'file'>, message: string) => void;
+export type Err = (pos: Omit<SourcePos, 'file'>, message: string) => void;
 
 function toModel(file: string, js: Obj, posOf: (p: Array<string | number>) => SourcePos, err: Err): WorkflowModel {
   const jobsObj = (js.jobs ?? {}) as Obj;
   const ids = Object.keys(jobsObj);
   if (ids.length > WORKFLOW_LIMITS.maxJobs) err(posOf(['jobs']), `${ids.length} jobs; the limit is ${WORKFLOW_LIMITS.maxJobs}`);
   const jobs: JobModel[] = ids.slice(0, WORKFLOW_LIMITS.maxJobs).map((id) => toJob(id, jobsObj[id] as Obj, posOf, err));
+  for (const job of jobs) {
+    for (const n of job.needs) {
+      if (!ids.includes(n)) err(posOf(['jobs', job.id, 'needs']), `Job '${job.id}' depends on unknown job '${n}'.`);
+    }
+  }
   const cycle = findNeedsCycle(jobs);
   if (cycle) err(posOf(['jobs', cycle[0]!, 'needs']), `needs cycle: ${cycle.join(' -> ')}`);
   return {
@@ -121,12 +126,39 @@ function toJob(id: string, j: Obj, posOf: (p: Array<string | number>) => SourceP
     timeoutMinutes: typeof timeout === 'number' ? timeout : scalar(timeout),
     continueOnError: typeof j['continue-on-error'] === 'boolean' ? j['continue-on-error'] : optString(j['continue-on-error']) ?? false,
     outputs: strMap(j.outputs),
+    strategy: strategyOf(j.strategy),
+    container: j.container === undefined ? undefined : containerOf(j.container),
+    services: Object.fromEntries(Object.entries((j.services ?? {}) as Obj).map(([k, v]) => [k, containerOf(v)])),
     steps: stepsRaw.slice(0, WORKFLOW_LIMITS.maxStepsPerJob).map((s, index) => toStep(s, index, posOf(['jobs', id, 'steps', index]), err)),
     pos: posOf(['jobs', id]),
   };
 }
 
-function toStep(s: Obj, index: number, pos: SourcePos, err: Err): StepModel {
+function strategyOf(v: unknown): StrategyModel | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return { matrix: v, failFast: true };
+  const s = v as Obj;
+  return {
+    matrix: s.matrix,
+    failFast: typeof s['fail-fast'] === 'boolean' ? s['fail-fast'] : optString(s['fail-fast']) ?? true,
+    maxParallel: s['max-parallel'] === undefined ? undefined : typeof s['max-parallel'] === 'number' ? s['max-parallel'] : scalar(s['max-parallel']),
+  };
+}
+
+function containerOf(v: unknown): ContainerModel {
+  if (typeof v === 'string') return { image: v, env: {}, ports: [], volumes: [], credentials: false };
+  const c = (v ?? {}) as Obj;
+  return {
+    image: scalar(c.image),
+    env: strMap(c.env),
+    options: optString(c.options),
+    ports: Array.isArray(c.ports) ? c.ports.map(scalar) : [],
+    volumes: Array.isArray(c.volumes) ? c.volumes.map(scalar) : [],
+    credentials: c.credentials !== undefined,
+  };
+}
+
+export function toStep(s: Obj, index: number, pos: SourcePos, err: Err): StepModel {
   const timeout = s['timeout-minutes'];
   if (timeout !== undefined) checkTimeout(timeout, pos, err);
   return {

@@ -1,0 +1,257 @@
+import { readFileSync, statSync, existsSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { createHash } from 'node:crypto';
+import { copyTreeIntoVolume, ensureExternalsVolume, readVolumePath } from '../sandbox';
+import { evaluateCondition, formatDiagnostic, interpolate, parseActionText, type ActionModel, type StepModel } from '../workflow';
+import { JOB_PATHS } from './job-paths';
+import { LogSink } from './step-log';
+import { executeStep, runScript, scopeStatus, stepContexts, toResult, type Executed, type Scope, type StepDeps, type StepRun, type UsesRunner } from './run-step';
+import type { StepResult } from './types';
+
+/** GitHub's limit on composite actions nested in each other. */
+export const MAX_COMPOSITE_DEPTH = 10;
+/** Where actions copied from the offline cache appear in step containers. */
+const ACTIONS_DIR = '/__w/_actions';
+/** Where the runner's Node.js appears in step containers (GitHub's externals layout). */
+export const NODE_EXTERNALS = '/__e/node20';
+
+export type ResolvedAction = { kind: 'checkout' } | { kind: 'action'; model: ActionModel; dir: string; repository: string; ref: string };
+
+const REMOTE = /^([A-Za-z0-9][A-Za-z0-9_.-]*)\/([A-Za-z0-9_.-]+)((?:\/[A-Za-z0-9_.-]+)*)@([A-Za-z0-9_.\/-]+)$/;
+
+/** `owner/repo[/path]@ref` → its parts, or undefined for any other form. */
+export function parseRemoteUses(uses: string): { owner: string; repo: string; path: string; ref: string } | undefined {
+  const m = REMOTE.exec(uses);
+  if (!m) return undefined;
+  const parts = [m[1]!, m[2]!, ...m[3]!.split('/').filter(Boolean), ...m[4]!.split('/')];
+  if (parts.some((p) => p === '.' || p === '..')) return undefined;
+  return { owner: m[1]!, repo: m[2]!, path: m[3]!.replace(/^\//, ''), ref: m[4]! };
+}
+
+export const isCheckout = (uses: string) => /^actions\/checkout@/.test(uses);
+
+/** Host directory of a cached remote action, or an error naming where it was looked for. */
+export function cachedActionDir(cacheDir: string | undefined, uses: string): { dir: string } | { error: string } {
+  const r = parseRemoteUses(uses);
+  if (!r) return { error: `uses: '${uses}' is not of the form owner/repo[/path]@ref` };
+  const where = cacheDir ? join(cacheDir, r.owner, r.repo, r.ref) : undefined;
+  if (!where || !existsSync(where)) {
+    return {
+      error: `uses: ${uses} is not available offline${where ? `: ${where} does not exist` : ''}; put a copy of the action in <action cache>/${r.owner}/${r.repo}/${r.ref} and pass --action-cache`,
+    };
+  }
+  return { dir: where };
+}
+
+function parseMetadata(file: string, text: string): ActionModel {
+  const parsed = parseActionText(file, text);
+  if (!parsed.value) throw new Error(`invalid action metadata:\n${parsed.diagnostics.map(formatDiagnostic).join('\n')}`);
+  return parsed.value;
+}
+
+async function resolveAction(deps: StepDeps, run: StepRun, uses: string): Promise<ResolvedAction> {
+  if (isCheckout(uses)) return { kind: 'checkout' };
+  if (uses.startsWith('docker://')) throw new Error(`uses: ${uses}: Docker container actions are not supported by this runner`);
+  if (uses.startsWith('./') || uses === '.') {
+    const rel = posix.normalize(uses);
+    if (rel.startsWith('../')) throw new Error(`uses: ${uses} leaves the workspace`);
+    for (const name of ['action.yml', 'action.yaml']) {
+      const r = await readVolumePath(run.volumes.mountpoint.workspace, posix.join(rel, name), 1024 * 1024);
+      if (!r.ok) throw new Error(`uses: ${uses}: ${r.error}`);
+      if (r.text) return { kind: 'action', model: parseMetadata(posix.join(rel, name), r.text), dir: posix.join(JOB_PATHS.workspace, rel), repository: run.ctx.repository, ref: '' };
+    }
+    throw new Error(`uses: ${uses}: no action.yml or action.yaml in ${rel} of the workspace (did a checkout step run?)`);
+  }
+  const cached = run.state.actions.get(uses) as ResolvedAction | undefined;
+  if (cached) return cached;
+  const found = cachedActionDir(run.settings.actionCacheDir, uses);
+  if ('error' in found) throw new Error(found.error);
+  const r = parseRemoteUses(uses)!;
+  const metaDir = join(found.dir, r.path);
+  const metaFile = ['action.yml', 'action.yaml'].map((n) => join(metaDir, n)).find((f) => existsSync(f));
+  if (!metaFile) throw new Error(`uses: ${uses}: no action.yml in ${metaDir}`);
+  const model = parseMetadata(`${uses}/${metaFile.slice(metaDir.length + 1)}`, readFileSync(metaFile, 'utf8'));
+  // A fresh volume holds the copy: nothing a step wrote can redirect the copy, and steps mount it read-only.
+  const volume = `stockade-${run.volumes.key}-a${run.state.actions.size + 1}`;
+  const { mountpoint } = await deps.sandbox.deps.engine.createVolume(volume, run.volumes.labels);
+  run.state.extraVolumes.push(volume);
+  await copyTreeIntoVolume(found.dir, mountpoint, run.volumes.owner);
+  const target = posix.join(ACTIONS_DIR, r.owner, r.repo, r.ref);
+  run.state.extraMounts.push({ volume, target, readOnly: true });
+  const resolved: ResolvedAction = { kind: 'action', model, dir: posix.join(target, r.path), repository: `${r.owner}/${r.repo}`, ref: r.ref };
+  run.state.actions.set(uses, resolved);
+  return resolved;
+}
+
+let nodeVolume: Promise<string> | undefined;
+
+async function ensureNode(deps: StepDeps, run: StepRun): Promise<void> {
+  const binary = run.settings.nodeBinary;
+  if (!binary) throw new Error('JavaScript actions need Node.js; this runner has no Node.js binary configured');
+  if (run.state.extraMounts.some((m) => m.target === NODE_EXTERNALS)) return;
+  const st = statSync(binary);
+  const name = `stockade-externals-node-${createHash('sha256').update(`${binary}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)}`;
+  nodeVolume ??= ensureExternalsVolume(deps.sandbox.deps.engine, name, { 'bin/node': { source: binary, mode: 0o755 } });
+  await nodeVolume.catch((e: unknown) => {
+    nodeVolume = undefined;
+    throw e;
+  });
+  run.state.extraMounts.push({ volume: name, target: NODE_EXTERNALS, readOnly: true });
+}
+
+/** Inputs of an action: `with:` values over evaluated defaults; unknown and missing inputs are warned about, as GitHub does. */
+function actionInputs(model: ActionModel, withValues: Record<string, string>, contexts: Record<string, unknown>, status: ReturnType<typeof scopeStatus>, sink: LogSink): Record<string, string> {
+  const inputs: Record<string, string> = {};
+  for (const [k, i] of Object.entries(model.inputs)) if (i.default !== undefined) inputs[k] = interpolate(i.default, contexts, status);
+  const unexpected = Object.keys(withValues).filter((k) => !(k in model.inputs));
+  if (unexpected.length) {
+    const msg = `Unexpected input(s) '${unexpected.join("', '")}', valid inputs are ['${Object.keys(model.inputs).join("', '")}']`;
+    sink.write('stdout', `##[warning]${msg}`);
+    sink.annotate({ level: 'warning', message: msg });
+  }
+  Object.assign(inputs, withValues);
+  for (const [k, i] of Object.entries(model.inputs)) {
+    if (i.required && !(k in withValues) && i.default === undefined) sink.write('stdout', `##[warning]Input required and not supplied: ${k}`);
+  }
+  return inputs;
+}
+
+function inputEnv(inputs: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.replace(/ /g, '_').toUpperCase()}`, v]));
+}
+
+function stateEnv(state: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(state).map(([k, v]) => [`STATE_${k}`, v]));
+}
+
+const nothing = (): Executed => ({ outcome: 'success', exitCode: 0, reason: 'exit', outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0 });
+
+/** Runs a `uses:` step: the built-in checkout, a composite action, or a JavaScript action. */
+export const runUses: UsesRunner = async (deps, run, scope, step, env, contexts, sink, deadline) => {
+  const uses = step.uses!;
+  const resolved = await resolveAction(deps, run, uses);
+  if (resolved.kind === 'checkout') {
+    sink.write('stdout', `[stockade] ${uses}: the workspace already holds the repository at ${run.ctx.sha.slice(0, 12)}`);
+    return nothing();
+  }
+  const status = scopeStatus(run, scope, deps.signal);
+  const withValues = Object.fromEntries(Object.entries(step.with).map(([k, v]) => [k, interpolate(v, contexts, status)]));
+  const inputs = actionInputs(resolved.model, withValues, contexts, status, sink);
+  const runs = resolved.model.runs;
+  if (runs.using === 'composite') {
+    if (scope.depth >= MAX_COMPOSITE_DEPTH) throw new Error(`composite actions are nested more than ${MAX_COMPOSITE_DEPTH} deep`);
+    const inner: Scope = { steps: {}, inputs, envBase: [env], defaults: [], status: { failed: false }, actionPath: resolved.dir, depth: scope.depth + 1, deadline };
+    const total = nothing();
+    for (const s of runs.steps) {
+      const r = await executeStep(deps, run, inner, { ...s, index: step.index }, sink, runUses);
+      const e = r.executed;
+      const outcome = e?.outcome ?? 'skipped';
+      const conclusion = outcome === 'failure' && r.continueOnError ? 'success' : outcome;
+      if (e) {
+        total.durationMs += e.durationMs;
+        total.peakMemoryBytes = Math.max(total.peakMemoryBytes, e.peakMemoryBytes);
+        total.cpuSeconds += e.cpuSeconds;
+        if (e.outcome === 'failure' && e.error) sink.write('stderr', `##[error]${e.error}`);
+        if (e.outcome !== 'success') {
+          total.exitCode = e.exitCode;
+          total.reason = e.reason;
+        }
+      }
+      if (s.id) inner.steps[s.id] = { outputs: e?.outputs ?? {}, outcome, conclusion };
+      if (conclusion === 'failure') inner.status.failed = true;
+      if (outcome === 'cancelled') total.outcome = 'cancelled';
+    }
+    const outCtx = { ...stepContexts(run, inner), env };
+    for (const [k, v] of Object.entries(resolved.model.outputs)) total.outputs[k] = interpolate(v, outCtx, scopeStatus(run, inner, deps.signal));
+    if (inner.status.failed && total.outcome !== 'cancelled') {
+      total.outcome = 'failure';
+      if (total.reason === 'exit' && total.exitCode === 0) total.reason = 'error';
+    }
+    return total;
+  }
+  await ensureNode(deps, run);
+  const actionScope: Scope = { ...scope, actionPath: resolved.dir };
+  const node = `${NODE_EXTERNALS}/bin/node`;
+  const extraEnv = { ...inputEnv(inputs), GITHUB_ACTION_REPOSITORY: resolved.repository, GITHUB_ACTION_REF: resolved.ref, ...stateEnv(run.state.preState.get(step.index) ?? {}) };
+  const e = await runScript(deps, run, actionScope, sink, {
+    label: String(step.index),
+    actionId: step.id ?? `__${uses.replace(/[^A-Za-z0-9_]/g, '_')}`,
+    argv: () => [node, posix.join(resolved.dir, runs.main)],
+    env,
+    extraEnv,
+    workdir: JOB_PATHS.workspace,
+    deadline,
+  });
+  if (runs.post && scope.depth === 0) {
+    const saved = { ...(run.state.preState.get(step.index) ?? {}), ...e.state };
+    const postName = `Post ${step.name ?? uses}`;
+    run.state.post.push({
+      name: postName,
+      run: async () => {
+        const postSink = new LogSink(run.state.masker, (stream, text) => deps.observer?.line?.(run.job.id, postName, stream, text));
+        const st = scopeStatus(run, scope, deps.signal);
+        if (!evaluateCondition(runs.postIf ?? 'always()', { ...stepContexts(run, scope), env }, st)) return toResult(run, step.index, undefined, postName, postSink, undefined, false);
+        deps.observer?.stepStarted?.(run.job.id, { index: step.index, name: postName });
+        const pe = await runScript(deps, run, actionScope, postSink, {
+          label: `post-${step.index}`,
+          actionId: step.id ?? `__${uses.replace(/[^A-Za-z0-9_]/g, '_')}`,
+          argv: () => [node, posix.join(resolved.dir, runs.post!)],
+          env,
+          extraEnv: { ...extraEnv, ...stateEnv(saved) },
+          workdir: JOB_PATHS.workspace,
+          deadline: run.deadline,
+        });
+        return toResult(run, step.index, undefined, postName, postSink, pe, false);
+      },
+    });
+  }
+  return e;
+};
+
+/**
+ * `pre:` of the JavaScript actions the job's steps use, run before the first
+ * step as GitHub does (pre-if defaults to always()).
+ */
+export async function runPreSteps(deps: StepDeps, run: StepRun, scope: Scope, steps: StepModel[]): Promise<StepResult[]> {
+  const results: StepResult[] = [];
+  for (const step of steps) {
+    if (!step.uses || isCheckout(step.uses)) continue;
+    let resolved: ResolvedAction;
+    try {
+      resolved = await resolveAction(deps, run, step.uses);
+    } catch {
+      continue; // reported when the step itself runs
+    }
+    if (resolved.kind !== 'action' || resolved.model.runs.using !== 'node' || !resolved.model.runs.pre) continue;
+    const runs = resolved.model.runs;
+    const name = `Pre ${step.name ?? step.uses}`;
+    const sink = new LogSink(run.state.masker, (stream, text) => deps.observer?.line?.(run.job.id, name, stream, text));
+    const contexts = stepContexts(run, scope);
+    const status = scopeStatus(run, scope, deps.signal);
+    try {
+      if (!evaluateCondition(runs.preIf ?? 'always()', contexts, status)) continue;
+      deps.observer?.stepStarted?.(run.job.id, { index: step.index, name });
+      await ensureNode(deps, run);
+      const withValues = Object.fromEntries(Object.entries(step.with).map(([k, v]) => [k, interpolate(v, contexts, status)]));
+      const inputs = actionInputs(resolved.model, withValues, contexts, status, sink);
+      const e = await runScript(deps, run, { ...scope, actionPath: resolved.dir }, sink, {
+        label: `pre-${step.index}`,
+        actionId: step.id ?? `__pre_${step.index}`,
+        argv: () => [`${NODE_EXTERNALS}/bin/node`, posix.join(resolved.dir, runs.pre!)],
+        env: {},
+        extraEnv: { ...inputEnv(inputs), GITHUB_ACTION_REPOSITORY: resolved.repository, GITHUB_ACTION_REF: resolved.ref },
+        workdir: JOB_PATHS.workspace,
+        deadline: run.deadline,
+      });
+      run.state.preState.set(step.index, e.state);
+      const r = toResult(run, step.index, undefined, name, sink, e, false);
+      if (r.conclusion === 'failure') scope.status.failed = true;
+      results.push(r);
+    } catch (e) {
+      const r = toResult(run, step.index, undefined, name, sink, { ...nothing(), outcome: 'failure', reason: 'error', exitCode: null, error: (e as Error).message }, false);
+      scope.status.failed = true;
+      results.push(r);
+    }
+  }
+  return results;
+}

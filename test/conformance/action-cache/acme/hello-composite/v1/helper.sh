@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "helper from the action directory"

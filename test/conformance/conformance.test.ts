@@ -1,0 +1,175 @@
+/**
+ * The conformance corpus: each `cases/<name>.yml` is a workflow run unchanged
+ * through `stockade run` (real sandbox, real Podman), and `<name>.expect.yml`
+ * says what GitHub Actions gives for it: job and step conclusions, outputs,
+ * log lines, annotations, summaries, or the validation error.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import YAML from 'yaml';
+import { resolveHostConfig } from '../../src/cli/host-config';
+import { baseImageRef } from '../../src/cli/base-image';
+
+const root = process.cwd();
+const cli = join(root, 'dist/cli.js');
+const casesDir = join(root, 'test/conformance/cases');
+const actionCache = join(root, 'test/conformance/action-cache');
+const image = baseImageRef(resolveHostConfig(process.env));
+
+interface StepExpect {
+  name?: string;
+  conclusion?: string;
+  outcome?: string;
+  outputs?: Record<string, string>;
+  error?: string;
+}
+interface JobExpect {
+  conclusion?: string;
+  outcome?: string;
+  outputs?: Record<string, string>;
+  error?: string;
+  steps?: StepExpect[];
+  matrix?: Record<string, unknown>;
+}
+interface Expect {
+  about: string;
+  event?: string;
+  eventPayload?: Record<string, unknown>;
+  args?: string[];
+  files?: Record<string, string>;
+  actionCache?: boolean;
+  /** Run without --workflow: the trigger filters pick the workflows. */
+  discover?: boolean;
+  exit?: number;
+  jobs?: Record<string, JobExpect>;
+  jobCount?: number;
+  jobOrder?: string[];
+  log?: string[];
+  /** Must appear in no step log and not on stderr. */
+  notLog?: string[];
+  /** Must appear nowhere in the output (the whole JSON result and stderr). */
+  notOutput?: string[];
+  annotations?: Array<Record<string, unknown>>;
+  summary?: string[];
+  stderr?: string[];
+}
+
+interface JsonStep {
+  name: string;
+  conclusion: string;
+  outcome: string;
+  outputs: Record<string, string>;
+  error?: string;
+  log: string[];
+  annotations: Array<Record<string, unknown>>;
+}
+interface JsonJob {
+  id: string;
+  name: string;
+  conclusion: string;
+  outcome: string;
+  outputs: Record<string, string>;
+  error?: string;
+  summary: string;
+  matrix: Record<string, unknown>;
+  steps: JsonStep[];
+}
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('node', [cli, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** `re:(?flags)pattern` is a regular expression; anything else a plain substring. */
+function matches(pattern: string, text: string): boolean {
+  if (!pattern.startsWith('re:')) return text.includes(pattern);
+  const m = /^re:(?:\(\?([a-z]+)\))?(.*)$/s.exec(pattern)!;
+  return new RegExp(m[2]!, m[1] ?? '').test(text);
+}
+
+function checkSubset(actual: Record<string, unknown>, expected: Record<string, unknown>, where: string): void {
+  for (const [k, v] of Object.entries(expected)) {
+    if (typeof v === 'string' && typeof actual[k] === 'string' && v.startsWith('re:')) {
+      assert.ok(matches(v, actual[k] as string), `${where}.${k}: ${JSON.stringify(actual[k])} does not match ${v}`);
+    } else assert.deepEqual(actual[k], v, `${where}.${k}`);
+  }
+}
+
+const names = readdirSync(casesDir)
+  .filter((f) => f.endsWith('.yml') && !f.endsWith('.expect.yml'))
+  .map((f) => f.slice(0, -4))
+  .sort();
+
+test('the corpus has at least 60 workflows, each with its expectation', () => {
+  assert.ok(names.length >= 60, `${names.length} cases`);
+  for (const n of names) assert.ok(readdirSync(casesDir).includes(`${n}.expect.yml`), `${n}.expect.yml is missing`);
+});
+
+describe('conformance', { concurrency: 2 }, () => {
+  for (const name of names) {
+    test(name, async () => {
+      const expect = YAML.parse(readFileSync(join(casesDir, `${name}.expect.yml`), 'utf8')) as Expect;
+      const dir = mkdtempSync(join(tmpdir(), `stockade-conf-${name}-`));
+      try {
+        mkdirSync(join(dir, '.github/workflows'), { recursive: true });
+        const wfFile = `.github/workflows/${name}.yml`;
+        writeFileSync(join(dir, wfFile), readFileSync(join(casesDir, `${name}.yml`)));
+        for (const [path, content] of Object.entries(expect.files ?? {})) {
+          mkdirSync(dirname(join(dir, path)), { recursive: true });
+          writeFileSync(join(dir, path), content, { mode: path.endsWith('.sh') ? 0o755 : 0o644 });
+        }
+        const subst = (a: string) => a.replaceAll('{dir}', dir).replaceAll('{image}', image);
+        const args = ['-C', dir, ...(expect.discover ? [] : ['--workflow', wfFile]), '--json', '--event', expect.event ?? 'push', ...(expect.args ?? []).map(subst)];
+        if (expect.eventPayload) {
+          writeFileSync(join(dir, 'event.json'), JSON.stringify(expect.eventPayload));
+          args.push('--eventpath', join(dir, 'event.json'));
+        }
+        if (expect.actionCache) args.push('--action-cache', actionCache);
+        const r = await run(args);
+        const context = `exit ${r.code}\nstderr: ${r.stderr.slice(0, 3000)}\nstdout: ${r.stdout.slice(0, 6000)}`;
+        assert.equal(r.code, expect.exit ?? 0, context);
+        for (const p of expect.stderr ?? []) assert.ok(matches(p, r.stderr), `stderr lacks ${p}\n${context}`);
+        for (const p of expect.notOutput ?? []) assert.ok(!matches(p, r.stdout + r.stderr), `output contains ${p}\n${context}`);
+        if (r.code === 2) return;
+        const result = JSON.parse(r.stdout) as { jobs: JsonJob[] };
+        const jobs = result.jobs;
+        if (expect.jobCount !== undefined) assert.equal(jobs.length, expect.jobCount, context);
+        if (expect.jobOrder) assert.deepEqual(jobs.map((j) => j.name), expect.jobOrder);
+        for (const [jobName, je] of Object.entries(expect.jobs ?? {})) {
+          const job = jobs.find((j) => j.name === jobName) ?? jobs.find((j) => j.id === jobName);
+          assert.ok(job, `no job named ${jobName}; jobs: ${jobs.map((j) => j.name).join(' | ')}\n${context}`);
+          const { steps, ...rest } = je;
+          checkSubset(job as unknown as Record<string, unknown>, rest, `job ${jobName}`);
+          if (steps) {
+            assert.equal(job.steps.length, steps.length, `job ${jobName}: ${job.steps.map((s) => `${s.name}=${s.conclusion}`).join(', ')}\n${context}`);
+            steps.forEach((se, i) => checkSubset(job.steps[i] as unknown as Record<string, unknown>, se as Record<string, unknown>, `job ${jobName} step ${i}`));
+          }
+        }
+        const allLog = jobs.flatMap((j) => j.steps.flatMap((s) => s.log)).join('\n');
+        for (const p of expect.notLog ?? []) assert.ok(!matches(p, `${allLog}\n${r.stderr}`), `log contains ${p}\n${allLog.slice(0, 4000)}`);
+        for (const p of expect.log ?? []) assert.ok(matches(p, allLog), `log lacks ${p}\n${allLog.slice(0, 4000)}`);
+        const annotations = jobs.flatMap((j) => j.steps.flatMap((s) => s.annotations));
+        for (const a of expect.annotations ?? []) {
+          assert.ok(
+            annotations.some((x) => Object.entries(a).every(([k, v]) => (typeof v === 'string' && typeof x[k] === 'string' ? matches(v, x[k] as string) : JSON.stringify(x[k]) === JSON.stringify(v)))),
+            `no annotation like ${JSON.stringify(a)} in ${JSON.stringify(annotations)}`,
+          );
+        }
+        const summary = jobs.map((j) => j.summary).join('\n');
+        for (const p of expect.summary ?? []) assert.ok(matches(p, summary), `summary lacks ${p}: ${summary}`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});

@@ -7,8 +7,10 @@ import { createJobVolumes, type JobVolumes } from './job-volumes';
 import { baseContexts, type InstanceFacts, type NeedsResult } from './job-contexts';
 export type { NeedsResult } from './job-contexts';
 import { evaluateEnv } from './step-env';
-import { runStep, type JobState, type Scope, type StepRun } from './run-step';
-import type { Conclusion, JobResult, JobSettings, RunContext, RunObserver } from './types';
+import { startJobServices, type JobServices } from './job-services';
+import { LogSink } from './step-log';
+import { runStep, toResult, type Executed, type JobState, type Scope, type StepRun } from './run-step';
+import type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
 
 export interface JobDeps {
   sandbox: Sandbox;
@@ -46,6 +48,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   const scope: Scope = { steps: {}, inputs: ctx.inputs, envBase: [wf.env, job.env], defaults: [job.defaults, wf.defaults], status: { failed: false }, actionPath: '', depth: 0, deadline: 0 };
   let error: string | undefined;
   let continueOnError = false;
+  let services: JobServices | undefined;
   try {
     const noSteps: JobStatus = { success: () => true, failure: () => false, cancelled: () => !!deps.signal?.aborted };
     continueOnError = Boolean(evaluateValue(job.continueOnError, contexts, noSteps));
@@ -60,6 +63,23 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     volumes = await createJobVolumes(deps.sandbox, job.id, log);
     await prepareWorkspace(volumes, settings.sourceDir, ctx.event);
     const run: StepRun = { wf, job, ctx, settings, contexts, volumes, state, image: container.image, containerEnv: container.env, deadline };
+    if (Object.keys(job.services).length) {
+      const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, 'Initialize containers', stream, text));
+      deps.observer?.stepStarted?.(job.id, { index: -1, name: 'Initialize containers' });
+      const t0 = Date.now();
+      try {
+        services = await startJobServices({ ...deps, logger: log }, run, job.services, contexts, noSteps, sink);
+        run.network = services.network;
+      } catch (e) {
+        const r = toResult(run, -1, undefined, 'Initialize containers', sink, { ...failed((e as Error).message), durationMs: Date.now() - t0 }, false);
+        state.results.push(r);
+        deps.observer?.stepFinished?.(job.id, r);
+        throw e;
+      }
+      const r = toResult(run, -1, undefined, 'Initialize containers', sink, { outcome: 'success', exitCode: 0, reason: 'exit', outputs: {}, durationMs: Date.now() - t0, peakMemoryBytes: 0, cpuSeconds: 0 }, false);
+      state.results.push(r);
+      deps.observer?.stepFinished?.(job.id, r);
+    }
     for (const r of await runPreSteps({ ...deps, logger: log }, run, scope, job.steps)) {
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
@@ -80,6 +100,14 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     log.error({ err: e }, 'job failed before its steps completed');
     scope.status.failed = true;
   } finally {
+    if (services) {
+      const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, 'Stop containers', stream, text));
+      const t0 = Date.now();
+      await services.stop(sink);
+      const r: StepResult = { index: -1, name: 'Stop containers', conclusion: 'success', outcome: 'success', reason: 'exit', exitCode: 0, durationMs: Date.now() - t0, peakMemoryBytes: 0, cpuSeconds: 0, outputs: {}, annotations: [], log: sink.lines, logDroppedLines: sink.droppedLines };
+      state.results.push(r);
+      deps.observer?.stepFinished?.(job.id, r);
+    }
     await volumes?.remove();
     for (const v of state.extraVolumes) await deps.sandbox.deps.engine.removeVolume(v).catch((e: unknown) => log.error({ err: e, volume: v }, 'volume remove failed'));
   }
@@ -113,6 +141,10 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   };
   deps.observer?.jobFinished?.(result);
   return result;
+}
+
+function failed(error: string): Executed {
+  return { outcome: 'failure', exitCode: null, reason: 'error', error, outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0 };
 }
 
 function scopeStatusOf(scope: Scope, signal?: AbortSignal): JobStatus {

@@ -90,6 +90,8 @@ export interface StepRun {
   containerEnv: Record<string, string>;
   /** When the job's timeout-minutes runs out (ms since the epoch). */
   deadline: number;
+  /** The job's internal network when it has services; steps otherwise have none. */
+  network?: string;
 }
 
 export interface StepDeps {
@@ -273,7 +275,7 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
     workdir: s.workdir,
     mounts: [...run.volumes.mounts, ...run.state.extraMounts],
     limits: { ...run.settings.limits, timeoutMs },
-    network: { mode: 'none' },
+    network: run.network ? { mode: 'internal', network: run.network } : { mode: 'none' },
     security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: run.settings.readOnlyRoot },
     labels: { ...run.volumes.labels, [LABEL_STEP]: s.label },
   };

@@ -9,8 +9,6 @@ export function checkRunnable(wf: WorkflowModel, jobs: JobModel[], settings: Pic
   const out: Diagnostic[] = [];
   const err = (pos: Diagnostic, message: string) => out.push({ ...pos, severity: 'error', message });
   for (const job of jobs) {
-    const services = Object.keys(job.services);
-    if (services.length) err({ ...job.pos, severity: 'error', message: '' }, `job ${job.id}: services (${services.join(', ')}) are not supported yet: a job network with service containers needs the network isolation layer`);
     for (const step of job.steps) {
       const uses = step.uses;
       if (!uses || isCheckout(uses) || uses.startsWith('./') || uses === '.') continue;

@@ -13,6 +13,8 @@ export interface ManagedObject {
 export interface ContainerEngine {
   ping(): Promise<void>;
   imageExists(ref: string): Promise<boolean>;
+  /** The image's configured command and working directory (what `podman run IMAGE` would run). */
+  imageCommand(ref: string): Promise<{ argv: string[]; workdir: string }>;
   createContainer(options: CreateOptions): Promise<string>;
   /** Creates the container's process, stopped before exec, so limits can be applied first. Returns its host PID. */
   initContainer(id: string): Promise<number>;
@@ -27,6 +29,10 @@ export interface ContainerEngine {
   /** Mountpoint of an existing volume, or undefined when there is none by that name. */
   inspectVolume(name: string): Promise<{ mountpoint: string } | undefined>;
   removeVolume(name: string): Promise<void>;
+  /** An internal network (no route out; DNS between its containers). */
+  createNetwork(name: string, labels: Record<string, string>): Promise<void>;
+  removeNetwork(name: string): Promise<void>;
+  listNetworks(label: string): Promise<ManagedObject[]>;
   listContainers(label: string): Promise<ManagedObject[]>;
   listVolumes(label: string): Promise<ManagedObject[]>;
 }

@@ -9,6 +9,7 @@ export { CgroupV1Limits, CGROUP_SUBTREE, cgroupV1Subtrees } from './cgroup-v1-li
 export type { LimitEnforcer, StepUsage, AppliedLimits } from './limit-enforcer';
 export { OutputLines, FrameDecoder, type OutputLine, type StreamName } from './output-lines';
 export { runStepContainer, type StepOutcome, type ExitReason, type SandboxDeps } from './run-step-container';
+export { startServiceContainer, type ServiceContainer } from './service-container';
 export { reapLeftovers, type ReapReport } from './reaper';
 export { LABEL_MANAGED, LABEL_OWNER, LABEL_JOB, LABEL_STEP, managedLabels, processTag, isOwnerAlive } from './labels';
 export { ensureExternalsVolume, LABEL_EXTERNALS } from './externals';

@@ -39,6 +39,17 @@ export class PodmanEngine implements ContainerEngine {
     }
   }
 
+  async imageCommand(ref: string): Promise<{ argv: string[]; workdir: string }> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      const c = info.Config ?? ({} as Docker.ImageInspectInfo['Config']);
+      const entrypoint = (c.Entrypoint as string[] | string | null | undefined) ?? [];
+      return { argv: [...(Array.isArray(entrypoint) ? entrypoint : [entrypoint]), ...(c.Cmd ?? [])], workdir: c.WorkingDir || '/' };
+    } catch (e) {
+      throw engineError('image inspect', e);
+    }
+  }
+
   async createContainer(options: CreateOptions): Promise<string> {
     try {
       const c = await this.docker.createContainer(options as unknown as Docker.ContainerCreateOptions);
@@ -124,6 +135,26 @@ export class PodmanEngine implements ContainerEngine {
       .catch((e: { statusCode?: number }) => {
         if (e.statusCode !== 404) throw engineError('volume remove', e);
       });
+  }
+
+  async createNetwork(name: string, labels: Record<string, string>): Promise<void> {
+    await this.docker.createNetwork({ Name: name, Internal: true, Labels: labels, CheckDuplicate: true }).catch((e: unknown) => {
+      throw engineError('network create', e);
+    });
+  }
+
+  async removeNetwork(name: string): Promise<void> {
+    await this.docker
+      .getNetwork(name)
+      .remove()
+      .catch((e: { statusCode?: number }) => {
+        if (e.statusCode !== 404) throw engineError('network remove', e);
+      });
+  }
+
+  async listNetworks(label: string): Promise<ManagedObject[]> {
+    const list = await this.docker.listNetworks({ filters: { label: [label] } });
+    return list.map((n) => ({ id: n.Name, labels: n.Labels ?? {} }));
   }
 
   async listContainers(label: string): Promise<ManagedObject[]> {

@@ -6,6 +6,7 @@ import type { LimitEnforcer } from './limit-enforcer';
 export interface ReapReport {
   containers: number;
   volumes: number;
+  networks: number;
   cgroups: number;
 }
 
@@ -15,7 +16,7 @@ export interface ReapReport {
  * runners can share a host.
  */
 export async function reapLeftovers(engine: ContainerEngine, limits: LimitEnforcer, logger: Logger, alive: (owner: string) => boolean = isOwnerAlive): Promise<ReapReport> {
-  const report: ReapReport = { containers: 0, volumes: 0, cgroups: 0 };
+  const report: ReapReport = { containers: 0, volumes: 0, networks: 0, cgroups: 0 };
   const stale = (labels: Record<string, string>) => !alive(labels[LABEL_OWNER] ?? '');
   for (const c of await engine.listContainers(`${LABEL_MANAGED}=true`)) {
     if (!stale(c.labels)) continue;
@@ -27,7 +28,12 @@ export async function reapLeftovers(engine: ContainerEngine, limits: LimitEnforc
     await engine.removeVolume(v.id);
     report.volumes++;
   }
+  for (const n of await engine.listNetworks(`${LABEL_MANAGED}=true`)) {
+    if (!stale(n.labels)) continue;
+    await engine.removeNetwork(n.id);
+    report.networks++;
+  }
   report.cgroups = (await limits.reap(alive)).length;
-  if (report.containers || report.volumes || report.cgroups) logger.warn({ reaped: report }, 'removed leftovers of a runner that is gone');
+  if (report.containers || report.volumes || report.networks || report.cgroups) logger.warn({ reaped: report }, 'removed leftovers of a runner that is gone');
   return report;
 }

@@ -66,8 +66,12 @@ export interface StepSpec {
   workdir: string;
   mounts: VolumeMount[];
   limits: ResourceLimits;
-  /** 'none': loopback only. */
-  network: { mode: 'none' };
+  /**
+   * 'none': loopback only. 'internal': a network Stockade created with no route
+   * out (the job's network, for service containers), under `aliases` there.
+   * 'container': the network namespace of another managed container (a probe of a service).
+   */
+  network: { mode: 'none' } | { mode: 'internal'; network: string; aliases?: string[] } | { mode: 'container'; container: string };
   security: {
     /** Host path of the seccomp profile (OCI JSON) the engine loads. */
     seccompProfilePath: string;

@@ -26,6 +26,7 @@ export interface CreateOptions {
   AttachStderr: true;
   NetworkDisabled: boolean;
   HostConfig: Record<string, unknown>;
+  NetworkingConfig?: { EndpointsConfig: Record<string, { Aliases: string[] }> };
 }
 
 /**
@@ -48,7 +49,7 @@ export function toCreateOptions(spec: StepSpec, mode: CgroupMode, host: HostRlim
     ReadonlyRootfs: spec.security.readOnlyRoot,
     Tmpfs: { '/tmp': tmpfs, '/var/tmp': tmpfs, '/run': tmpfs },
     ShmSize: spec.limits.tmpfsBytes,
-    NetworkMode: 'none',
+    NetworkMode: spec.network.mode === 'none' ? 'none' : spec.network.mode === 'internal' ? spec.network.network : `container:${spec.network.container}`,
     IpcMode: 'private',
     PidMode: 'private',
     Init: true,
@@ -82,7 +83,8 @@ export function toCreateOptions(spec: StepSpec, mode: CgroupMode, host: HostRlim
     AttachStdin: false,
     AttachStdout: true,
     AttachStderr: true,
-    NetworkDisabled: true,
+    NetworkDisabled: spec.network.mode === 'none',
     HostConfig: hostConfig,
+    ...(spec.network.mode === 'internal' ? { NetworkingConfig: { EndpointsConfig: { [spec.network.network]: { Aliases: spec.network.aliases ?? [] } } } } : {}),
   };
 }

@@ -25,7 +25,13 @@ export function validateStepSpec(spec: StepSpec): void {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(m.volume)) reject(`mount source '${m.volume}' is not a named volume; host paths are never mounted`);
   }
   validateLimits(spec.limits, reject);
-  if (spec.network.mode !== 'none') reject(`network mode '${spec.network.mode as string}' is not allowed`);
+  const net = spec.network;
+  if (net.mode === 'internal') {
+    if (!/^stockade-[a-z0-9][a-z0-9-]{0,100}$/.test(net.network)) reject(`network '${net.network}' is not a Stockade job network`);
+    for (const a of net.aliases ?? []) if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(a)) reject(`network alias '${a}' is not a valid host name`);
+  } else if (net.mode === 'container') {
+    if (!/^stockade-[A-Za-z0-9_.-]+$/.test(net.container)) reject(`container '${net.container}' is not a Stockade container`);
+  } else if (net.mode !== 'none') reject(`network mode '${(net as { mode: string }).mode}' is not allowed`);
   if (!spec.security.seccompProfilePath || !existsSync(spec.security.seccompProfilePath)) {
     reject(`seccomp profile '${spec.security.seccompProfilePath}' does not exist`);
   }

@@ -4,21 +4,37 @@
  * says what GitHub Actions gives for it: job and step conclusions, outputs,
  * log lines, annotations, summaries, or the validation error.
  */
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import YAML from 'yaml';
 import { resolveHostConfig } from '../../src/cli/host-config';
 import { baseImageRef } from '../../src/cli/base-image';
+import { asRunner, exec } from '../../src/cli/exec';
 
 const root = process.cwd();
 const cli = join(root, 'dist/cli.js');
 const casesDir = join(root, 'test/conformance/cases');
 const actionCache = join(root, 'test/conformance/action-cache');
-const image = baseImageRef(resolveHostConfig(process.env));
+const host = resolveHostConfig(process.env);
+const image = baseImageRef(host);
+/** A service image made from the base image: its command serves HTTP on 8080 (python3's http.server). */
+const httpImage = image.replace('/base:', '/test-http:');
+
+before(async () => {
+  const [cmd, args] = asRunner(host, ['podman', 'image', 'exists', httpImage]);
+  if ((await exec(cmd, args)).code === 0) return;
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-http-image-'));
+  chmodSync(dir, 0o755);
+  writeFileSync(join(dir, 'Containerfile'), `FROM ${image}\nWORKDIR /srv\nCMD ["python3", "-m", "http.server", "8080"]\n`, { mode: 0o644 });
+  const [c2, a2] = asRunner(host, ['podman', 'build', '--pull=never', '-t', httpImage, dir]);
+  const r = await exec(c2, a2, { cwd: '/' });
+  rmSync(dir, { recursive: true, force: true });
+  assert.equal(r.code, 0, r.stderr);
+});
 
 interface StepExpect {
   name?: string;
@@ -128,7 +144,7 @@ describe('conformance', { concurrency: 2 }, () => {
           mkdirSync(dirname(join(dir, path)), { recursive: true });
           writeFileSync(join(dir, path), content, { mode: path.endsWith('.sh') ? 0o755 : 0o644 });
         }
-        const subst = (a: string) => a.replaceAll('{dir}', dir).replaceAll('{image}', image);
+        const subst = (a: string) => a.replaceAll('{dir}', dir).replaceAll('{image}', image).replaceAll('{http-image}', httpImage);
         const args = ['-C', dir, ...(expect.discover ? [] : ['--workflow', wfFile]), '--json', '--event', expect.event ?? 'push', ...(expect.args ?? []).map(subst)];
         if (expect.eventPayload) {
           writeFileSync(join(dir, 'event.json'), JSON.stringify(expect.eventPayload));

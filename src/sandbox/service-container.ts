@@ -1,0 +1,63 @@
+import { StockadeError, silentLogger } from '../common';
+import type { AppliedLimits } from './limit-enforcer';
+import { FrameDecoder, OutputLines, type OutputLine } from './output-lines';
+import { applyProcessRlimits } from './process-rlimits';
+import type { SandboxDeps } from './run-step-container';
+import type { StepSpec } from './step-spec';
+import { toCreateOptions } from './to-create-options';
+import { validateStepSpec } from './validate-step-spec';
+
+export interface ServiceContainer {
+  id: string;
+  name: string;
+  /** Resolves when the service's process has ended (its output stream closed). */
+  exited: Promise<void>;
+  /** Kills and removes the container and its cgroups (idempotent). */
+  stop(): Promise<void>;
+}
+
+/**
+ * A long-running container (a job's service): the same policy and the same
+ * verified limits as a step container, started and left running until `stop()`.
+ * Its wall-time limit (`limits.timeoutMs`) kills it if the job forgets to.
+ */
+export async function startServiceContainer(deps: SandboxDeps, spec: StepSpec, onLine: (line: OutputLine) => void): Promise<ServiceContainer> {
+  const log = (deps.logger ?? silentLogger()).child({ container: spec.name });
+  validateStepSpec(spec);
+  let id: string | undefined;
+  let applied: AppliedLimits | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      if (timer) clearTimeout(timer);
+      if (id) await deps.engine.removeContainer(id).catch((e: unknown) => log.error({ err: e }, 'service remove failed'));
+      if (applied) await applied.remove().catch((e: unknown) => log.error({ err: e }, 'cgroup remove failed'));
+    })());
+  try {
+    id = await deps.engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
+    const pid = await deps.engine.initContainer(id);
+    applied = await deps.limits.apply(spec.name, pid, spec.limits);
+    await applyProcessRlimits(pid, { nofile: Math.min(spec.limits.nofile, deps.host.nofileHard), core: 0 });
+    const stream = await deps.engine.attach(id);
+    const output = new OutputLines({ maxBytes: spec.limits.outputBytes, maxLineBytes: spec.limits.maxLineBytes }, onLine);
+    const decoder = new FrameDecoder((s, payload) => output.push(s, payload));
+    const exited = new Promise<void>((resolve) => {
+      stream.on('data', (chunk: Buffer) => decoder.push(chunk));
+      const done = () => {
+        output.flush();
+        resolve();
+      };
+      stream.once('end', done);
+      stream.once('close', done);
+      stream.once('error', done);
+    });
+    await deps.engine.start(id);
+    timer = setTimeout(() => void stop(), spec.limits.timeoutMs);
+    return { id, name: spec.name, exited, stop };
+  } catch (e) {
+    await stop();
+    if (e instanceof StockadeError) throw e;
+    throw new StockadeError('ENGINE_FAILED', `service container ${spec.name} did not start: ${(e as Error).message}`, { cause: e });
+  }
+}

@@ -1,0 +1,134 @@
+import Database from 'better-sqlite3';
+
+/** States an accepted job walks through; every one ends in a terminal state with a reported check run. */
+export type JobState = 'accepted' | 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+export const TERMINAL_STATES: readonly JobState[] = ['completed', 'failed', 'cancelled'];
+
+const NEXT: Record<JobState, JobState[]> = {
+  accepted: ['queued', 'failed', 'cancelled'],
+  queued: ['running', 'failed', 'cancelled'],
+  running: ['completed', 'failed', 'cancelled', 'queued'],
+  completed: [],
+  failed: [],
+  cancelled: [],
+};
+
+export interface DeliveryRow {
+  guid: string;
+  event: string;
+  payload: string;
+  receivedAt: number;
+  processed: boolean;
+}
+
+export interface JobRow {
+  /** `<repository>/<kind>/<id>/<attempt>`: the same job from two deliveries has the same key. */
+  key: string;
+  deliveryGuid: string;
+  repository: string;
+  installationId: number;
+  headSha: string;
+  /** What to run, as JSON (mode, workflow path, job name, event…). */
+  spec: string;
+  state: JobState;
+  checkRunId: number | null;
+  /** Final result, as JSON. */
+  result: string | null;
+  /** Masked full log. */
+  log: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/**
+ * The durable queue: deliveries are stored before the webhook is answered, jobs
+ * are keyed so a replay or a second delivery of the same job runs once, and every
+ * state change is a checked transition in one SQLite transaction.
+ */
+export class JobStore {
+  private readonly db: Database.Database;
+
+  constructor(path: string, private readonly now: () => number = Date.now) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS deliveries (
+        guid TEXT PRIMARY KEY, event TEXT NOT NULL, payload TEXT NOT NULL,
+        received_at INTEGER NOT NULL, processed INTEGER NOT NULL DEFAULT 0);
+      CREATE TABLE IF NOT EXISTS jobs (
+        key TEXT PRIMARY KEY, delivery_guid TEXT NOT NULL, repository TEXT NOT NULL,
+        installation_id INTEGER NOT NULL, head_sha TEXT NOT NULL, spec TEXT NOT NULL,
+        state TEXT NOT NULL, check_run_id INTEGER, result TEXT, log TEXT,
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
+    `);
+  }
+
+  /** Stores a delivery; false when this GUID was stored before (a replay). */
+  addDelivery(guid: string, event: string, payload: string): boolean {
+    const r = this.db.prepare('INSERT OR IGNORE INTO deliveries (guid, event, payload, received_at) VALUES (?, ?, ?, ?)').run(guid, event, payload, this.now());
+    return r.changes === 1;
+  }
+
+  hasDelivery(guid: string): boolean {
+    return !!this.db.prepare('SELECT 1 FROM deliveries WHERE guid = ?').get(guid);
+  }
+
+  unprocessedDeliveries(limit = 100): DeliveryRow[] {
+    return (this.db.prepare('SELECT guid, event, payload, received_at AS receivedAt, processed FROM deliveries WHERE processed = 0 ORDER BY received_at LIMIT ?').all(limit) as DeliveryRow[]).map((d) => ({ ...d, processed: !!d.processed }));
+  }
+
+  /** Marks a delivery handled and inserts the jobs it produced (each at most once), atomically. */
+  processDelivery(guid: string, jobs: Array<Omit<JobRow, 'state' | 'checkRunId' | 'result' | 'log' | 'createdAt' | 'updatedAt'>>): string[] {
+    const insert = this.db.prepare(
+      `INSERT OR IGNORE INTO jobs (key, delivery_guid, repository, installation_id, head_sha, spec, state, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'accepted', ?, ?)`,
+    );
+    const added: string[] = [];
+    this.db.transaction(() => {
+      const t = this.now();
+      for (const j of jobs) if (insert.run(j.key, j.deliveryGuid, j.repository, j.installationId, j.headSha, j.spec, t, t).changes === 1) added.push(j.key);
+      this.db.prepare('UPDATE deliveries SET processed = 1 WHERE guid = ?').run(guid);
+    })();
+    return added;
+  }
+
+  get(key: string): JobRow | undefined {
+    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE key = ?`).get(key) as JobRow | undefined;
+  }
+
+  inState(state: JobState, limit = 1000): JobRow[] {
+    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE state = ? ORDER BY created_at LIMIT ?`).all(state, limit) as JobRow[];
+  }
+
+  counts(): Record<JobState, number> {
+    const out = { accepted: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 } as Record<JobState, number>;
+    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as Array<{ state: JobState; n: number }>) out[r.state] = r.n;
+    return out;
+  }
+
+  /** Moves a job to `to` if it is in a state allowed to go there; returns false otherwise (someone else moved it). */
+  transition(key: string, to: JobState, fields: Partial<Pick<JobRow, 'checkRunId' | 'result' | 'log'>> = {}): boolean {
+    const allowedFrom = (Object.keys(NEXT) as JobState[]).filter((s) => NEXT[s].includes(to));
+    const sets = ['state = ?', 'updated_at = ?'];
+    const args: unknown[] = [to, this.now()];
+    if (fields.checkRunId !== undefined) (sets.push('check_run_id = ?'), args.push(fields.checkRunId));
+    if (fields.result !== undefined) (sets.push('result = ?'), args.push(fields.result));
+    if (fields.log !== undefined) (sets.push('log = ?'), args.push(fields.log));
+    const r = this.db.prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE key = ? AND state IN (${allowedFrom.map(() => '?').join(', ')})`).run(...args, key, ...allowedFrom);
+    return r.changes === 1;
+  }
+
+  setCheckRun(key: string, id: number): void {
+    this.db.prepare('UPDATE jobs SET check_run_id = ?, updated_at = ? WHERE key = ?').run(id, this.now(), key);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+const COLUMNS = `key, delivery_guid AS deliveryGuid, repository, installation_id AS installationId, head_sha AS headSha, spec, state,
+  check_run_id AS checkRunId, result, log, created_at AS createdAt, updated_at AS updatedAt`;

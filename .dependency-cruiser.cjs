@@ -1,5 +1,5 @@
 // Enforces the module table of ../shared/STYLE.md: dependencies point one way.
-const leaf = ['workflow', 'sandbox', 'dns', 'queue', 'github'];
+const leaf = ['workflow', 'sandbox', 'dns', 'queue', 'github', 'store'];
 module.exports = {
   forbidden: [
     { name: 'common-is-a-leaf', severity: 'error', from: { path: '^src/common' }, to: { path: '^src/(?!common)' } },
@@ -9,8 +9,10 @@ module.exports = {
       from: { path: `^src/${m}/` },
       to: { path: `^src/(?!common/|${m}/)` },
     })),
-    { name: 'runner-reports-through-a-port', severity: 'error', from: { path: '^src/runner/' }, to: { path: '^src/(github|server|cli|action)/' } },
-    { name: 'roots-do-not-import-each-other', severity: 'error', from: { path: '^src/(server|cli|action)/' }, to: { path: '^src/(server|cli|action)/', pathNot: '^src/$1/' } },
+    { name: 'runner-reports-through-a-port', severity: 'error', from: { path: '^src/runner/' }, to: { path: '^src/(github|store|server|cli|action)/' } },
+    // cli is the outermost root: `stockade serve` composes the server, so cli may import server (never the reverse).
+    { name: 'roots-do-not-import-each-other', severity: 'error', from: { path: '^src/(server|action)/' }, to: { path: '^src/(server|cli|action)/', pathNot: '^src/$1/' } },
+    { name: 'cli-imports-no-action', severity: 'error', from: { path: '^src/cli/' }, to: { path: '^src/action/' } },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
   ],
   options: { tsConfig: { fileName: 'tsconfig.json' }, doNotFollow: { path: 'node_modules' } },

@@ -5,7 +5,7 @@ import { build } from 'esbuild';
 import { chmodSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external: ['cpu-features', 'ssh2'], logLevel: 'warning' };
+const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external: ['cpu-features', 'ssh2', 'better-sqlite3'], logLevel: 'warning' };
 
 await build({ ...common, entryPoints: { cli: 'src/cli/index.ts' }, outdir: 'dist' });
 chmodSync('dist/cli.js', 0o755);

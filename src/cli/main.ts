@@ -2,15 +2,19 @@ import { createLogger, isStockadeError } from '../common';
 import { doctorChecks, formatChecks } from './doctor';
 import { runCommand, RUN_USAGE } from './run-command';
 import { setup } from './setup';
+import { serveCommand, SERVE_USAGE } from './serve-command';
 
 const USAGE = `usage: stockade <command>
 
 commands:
   run       run a repository's workflow locally, one sandboxed container per step
+  serve     the GitHub App server: webhooks in, jobs in the sandbox, check runs out
   setup     prepare this host (root): Podman, runner user, cgroups, API service, base image
   doctor    check every host requirement and print the fix for each missing one
 
-${RUN_USAGE}`;
+${RUN_USAGE}
+
+${SERVE_USAGE}`;
 
 /** The composition root: reads argv/env, wires the modules, maps errors to exit codes. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -27,6 +31,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     switch (command) {
       case 'run':
         return await runCommand(rest, env, process.stdout, logger, controller.signal);
+      case 'serve':
+        return await serveCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info' }), controller.signal);
       case 'setup': {
         const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !rest.includes('--no-images') });
         process.stderr.write(`setup: ready (runner user ${h.runnerUser}, socket ${h.socketPath})\n`);

@@ -1,6 +1,6 @@
 export type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
 export { runJob, type JobDeps, type NeedsResult, type JobInstance } from './run-job';
-export { runWorkflow, selectJobs, checkRunnable } from './run-workflow';
+export { runWorkflow, selectJobs, checkRunnable, findJobInstance } from './run-workflow';
 export { JOB_PATHS } from './job-paths';
 export { hashWorkspaceFiles } from './hash-files';
 export { parseRemoteUses } from './actions';

@@ -165,3 +165,24 @@ function evaluateDeep(v: unknown, contexts: Record<string, unknown>, status: Job
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, evaluateDeep(x, contexts, status)]));
   return v;
 }
+
+/**
+ * The job (or matrix combination) GitHub queued under `name`: the name GitHub
+ * shows (`build (18, ubuntu)`, or the job's `name:`), else the job id. Jobs whose
+ * matrix depends on needs outputs cannot be matched this way.
+ */
+export function findJobInstance(wf: WorkflowModel, name: string, ctx: RunContext): JobInstance | { error: string } {
+  const ok: JobStatus = { success: () => true, failure: () => false, cancelled: () => false };
+  for (const job of wf.jobs) {
+    const needs = Object.fromEntries(job.needs.map((n) => [n, { result: 'success' as const, outputs: {} }]));
+    let instances: JobInstance[];
+    try {
+      instances = planInstances(job, baseContexts(ctx, job.id, needs), ok).instances;
+    } catch {
+      continue;
+    }
+    const found = instances.find((i) => i.name === name) ?? (instances.length === 1 && job.id === name ? instances[0] : undefined);
+    if (found) return found;
+  }
+  return { error: `no job of ${wf.file} is named '${name}'` };
+}

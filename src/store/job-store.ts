@@ -121,6 +121,15 @@ export class JobStore {
     return r.changes === 1;
   }
 
+  /** Terminal jobs whose final check run update has not reached GitHub yet. */
+  unreported(limit = 100): JobRow[] {
+    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE reported = 0 AND state IN ('completed', 'failed', 'cancelled') ORDER BY updated_at LIMIT ?`).all(limit) as JobRow[];
+  }
+
+  markReported(key: string): void {
+    this.db.prepare('UPDATE jobs SET reported = 1, updated_at = ? WHERE key = ?').run(this.now(), key);
+  }
+
   setCheckRun(key: string, id: number): void {
     this.db.prepare('UPDATE jobs SET check_run_id = ?, updated_at = ? WHERE key = ?').run(id, this.now(), key);
   }

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { StockadeError, type Logger } from '../common';
+import { DEFAULT_RUNNER_LABELS, GitHubApi } from '../github';
+import { DEFAULT_LIMITS, openSandbox } from '../sandbox';
+import { StockadeServer } from '../server';
+import { JobStore } from '../store';
+import { baseImageRef } from './base-image';
+import { resolveHostConfig } from './host-config';
+
+export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-file FILE] [--webhook-secret-file FILE]
+                      [--port 8080] [--host 127.0.0.1] [--public-url URL] [--labels a,b,c] [--concurrency 2]
+                      [--api-url https://api.github.com] [--secrets-file FILE] [--action-cache DIR]
+                      [--reconcile-seconds 60] [--cancel-github-run] [--state-dir DIR]
+  environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
+
+function readSecret(file: string | undefined, envValue: string | undefined, what: string): string {
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (e) {
+      throw new StockadeError('CONFIG_INVALID', `${what} file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  if (envValue) return envValue.trim();
+  throw new StockadeError('CONFIG_INVALID', `${what} is required`, { hint: SERVE_USAGE });
+}
+
+/** Per-repository secrets: a JSON file `{ "owner/repo": { "NAME": "value" } }`, re-read on change of mtime. */
+function secretsFrom(file: string | undefined): (repository: string) => Record<string, string> {
+  if (!file) return () => ({});
+  let cache: { mtime: number; data: Record<string, Record<string, string>> } | undefined;
+  return (repository) => {
+    const mtime = statSync(file).mtimeMs;
+    if (!cache || cache.mtime !== mtime) cache = { mtime, data: JSON.parse(readFileSync(file, 'utf8')) as Record<string, Record<string, string>> };
+    return { ...(cache.data[repository] ?? {}) };
+  };
+}
+
+/** `stockade serve`: the GitHub App server. Resolves when the server stops (SIGINT/SIGTERM). */
+export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logger: Logger, signal: AbortSignal): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      'app-id': { type: 'string' },
+      'private-key-file': { type: 'string' },
+      'webhook-secret-file': { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'public-url': { type: 'string' },
+      labels: { type: 'string' },
+      concurrency: { type: 'string' },
+      'api-url': { type: 'string' },
+      'secrets-file': { type: 'string' },
+      'action-cache': { type: 'string' },
+      'reconcile-seconds': { type: 'string' },
+      'cancel-github-run': { type: 'boolean' },
+      'state-dir': { type: 'string' },
+    },
+  });
+  const appId = values['app-id'] ?? env.STOCKADE_APP_ID;
+  if (!appId) throw new StockadeError('USAGE', '--app-id is required', { hint: SERVE_USAGE });
+  const privateKey = readSecret(values['private-key-file'], env.STOCKADE_APP_PRIVATE_KEY, 'the App private key');
+  const webhookSecret = readSecret(values['webhook-secret-file'], env.STOCKADE_WEBHOOK_SECRET, 'the webhook secret');
+  const host = resolveHostConfig(env);
+  const stateDir = values['state-dir'] ?? join(host.stateDir, 'server');
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const keyFile = join(stateDir, 'log-link.key');
+  if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+  const port = Number(values.port ?? 8080);
+  const concurrency = Number(values.concurrency ?? 2);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new StockadeError('USAGE', `--port '${values.port}' is not a port number`);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new StockadeError('USAGE', `--concurrency '${values.concurrency}' is not 1 to 64`);
+  const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
+  const store = new JobStore(join(stateDir, 'stockade.db'));
+  const server = new StockadeServer({
+    store,
+    github: new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger }),
+    sandbox,
+    logger,
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1 },
+    webhookSecret,
+    labels: values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS,
+    publicUrl: values['public-url'] ?? `http://127.0.0.1:${port}`,
+    logKey: readFileSync(keyFile),
+    workDir: join(stateDir, 'work'),
+    secrets: secretsFrom(values['secrets-file'] ?? env.STOCKADE_SECRETS_FILE),
+    concurrency,
+    reconcileIntervalMs: Number(values['reconcile-seconds'] ?? 60) * 1000,
+    cancelGitHubRun: !!values['cancel-github-run'],
+    port,
+    host: values.host ?? '127.0.0.1',
+  });
+  const addr = await server.start();
+  process.stderr.write(`stockade serve: listening on ${addr.address}:${addr.port}\n`);
+  await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
+  await server.stop();
+  store.close();
+  return 0;
+}

@@ -1,0 +1,148 @@
+import { Octokit } from '@octokit/rest';
+import { createAppAuth } from '@octokit/auth-app';
+import { retry } from '@octokit/plugin-retry';
+import { throttling } from '@octokit/plugin-throttling';
+import type { Logger } from '../common';
+
+const Client = Octokit.plugin(retry, throttling);
+type Client = InstanceType<typeof Client>;
+
+export interface GitHubAppOptions {
+  appId: string;
+  /** PEM text of the App's private key (read from a file or the environment by the caller; never logged). */
+  privateKey: string;
+  /** @default https://api.github.com */
+  baseUrl?: string;
+  logger: Logger;
+  /** Retries after a rate limit before the request fails (it is retried again by the job's report loop). @default 5 */
+  maxRateLimitRetries?: number;
+}
+
+export interface CheckAnnotation {
+  path: string;
+  start_line: number;
+  end_line: number;
+  start_column?: number;
+  end_column?: number;
+  annotation_level: 'failure' | 'warning' | 'notice';
+  message: string;
+  title?: string;
+}
+
+export interface CheckRunOutput {
+  title: string;
+  summary: string;
+  text?: string;
+  annotations?: CheckAnnotation[];
+}
+
+export interface CheckRunFields {
+  name?: string;
+  head_sha?: string;
+  status?: 'queued' | 'in_progress' | 'completed';
+  conclusion?: 'success' | 'failure' | 'cancelled' | 'timed_out' | 'skipped' | 'neutral' | 'action_required';
+  started_at?: string;
+  completed_at?: string;
+  external_id?: string;
+  details_url?: string;
+  output?: CheckRunOutput;
+}
+
+export interface DeliverySummary {
+  id: number;
+  guid: string;
+  event: string;
+  action: string | null;
+  delivered_at: string;
+  redelivery: boolean;
+}
+
+/**
+ * All GitHub I/O of the server: App JWT and installation tokens (created, cached
+ * and refreshed by @octokit/auth-app), rate limits (primary and secondary) with
+ * back-off and retry by Octokit's throttling and retry plugins.
+ */
+export class GitHubApi {
+  private readonly app: Client;
+  private readonly installations = new Map<number, Client>();
+
+  constructor(private readonly o: GitHubAppOptions) {
+    this.app = this.client();
+  }
+
+  private client(installationId?: number): Client {
+    const log = this.o.logger;
+    const max = this.o.maxRateLimitRetries ?? 5;
+    return new Client({
+      baseUrl: this.o.baseUrl ?? 'https://api.github.com',
+      authStrategy: createAppAuth,
+      auth: { appId: this.o.appId, privateKey: this.o.privateKey, ...(installationId ? { installationId } : {}) },
+      userAgent: 'stockade',
+      log: { debug: () => undefined, info: () => undefined, warn: (m: string) => log.warn(m), error: (m: string) => log.error(m) },
+      throttle: {
+        onRateLimit: (after: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
+          log.warn({ after, url: options.url, retryCount }, 'GitHub rate limit; retrying');
+          return retryCount < max;
+        },
+        onSecondaryRateLimit: (after: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
+          log.warn({ after, url: options.url, retryCount }, 'GitHub secondary rate limit; retrying');
+          return retryCount < max;
+        },
+      },
+      retry: { doNotRetry: [400, 401, 403, 404, 410, 422, 451] },
+    });
+  }
+
+  private forInstallation(id: number): Client {
+    let c = this.installations.get(id);
+    if (!c) {
+      c = this.client(id);
+      this.installations.set(id, c);
+    }
+    return c;
+  }
+
+  async getWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<{ path: string; event: string; headSha: string; runNumber: number; runAttempt: number; actor: string; fromFork: boolean }> {
+    const r = await this.forInstallation(installationId).rest.actions.getWorkflowRun({ owner, repo, run_id: runId });
+    const fromFork = !!r.data.head_repository && r.data.head_repository.full_name !== r.data.repository.full_name;
+    return { path: r.data.path, event: r.data.event, headSha: r.data.head_sha, runNumber: r.data.run_number, runAttempt: r.data.run_attempt ?? 1, actor: r.data.actor?.login ?? '', fromFork };
+  }
+
+  async getFileText(installationId: number, owner: string, repo: string, path: string, ref: string): Promise<string> {
+    const r = await this.forInstallation(installationId).rest.repos.getContent({ owner, repo, path, ref });
+    const d = r.data as { type?: string; content?: string; encoding?: string };
+    if (Array.isArray(r.data) || d.type !== 'file' || typeof d.content !== 'string') throw new Error(`${owner}/${repo}:${path}@${ref} is not a file`);
+    return Buffer.from(d.content, d.encoding === 'base64' ? 'base64' : 'utf8').toString('utf8');
+  }
+
+  /** The repository at `ref` as a gzipped tarball (GitHub's archive, one top-level directory). */
+  async downloadTarball(installationId: number, owner: string, repo: string, ref: string): Promise<Buffer> {
+    const r = await this.forInstallation(installationId).rest.repos.downloadTarballArchive({ owner, repo, ref });
+    return Buffer.from(r.data as ArrayBuffer);
+  }
+
+  async createCheckRun(installationId: number, owner: string, repo: string, fields: CheckRunFields & { name: string; head_sha: string }): Promise<number> {
+    const r = await this.forInstallation(installationId).rest.checks.create({ owner, repo, ...fields });
+    return r.data.id;
+  }
+
+  async updateCheckRun(installationId: number, owner: string, repo: string, checkRunId: number, fields: CheckRunFields): Promise<void> {
+    type UpdateParams = Parameters<Client['rest']['checks']['update']>[0];
+    await this.forInstallation(installationId).rest.checks.update({ owner, repo, check_run_id: checkRunId, ...fields } as UpdateParams);
+  }
+
+  async cancelWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<void> {
+    await this.forInstallation(installationId).rest.actions.cancelWorkflowRun({ owner, repo, run_id: runId });
+  }
+
+  /** Recent deliveries of the App's webhook (newest first). */
+  async listDeliveries(perPage = 100): Promise<DeliverySummary[]> {
+    const r = await this.app.rest.apps.listWebhookDeliveries({ per_page: perPage });
+    return r.data as DeliverySummary[];
+  }
+
+  async getDelivery(id: number): Promise<{ guid: string; event: string; payload: unknown }> {
+    const r = await this.app.rest.apps.getWebhookDelivery({ delivery_id: id });
+    return { guid: r.data.guid, event: r.data.event, payload: r.data.request.payload };
+  }
+}

@@ -1,0 +1,13 @@
+import type { CheckRunFields, DeliverySummary } from '../github';
+
+/** The GitHub calls the server makes (GitHubApi is the adapter; tests point it at a fake GitHub). */
+export interface GitHubPort {
+  getWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<{ path: string; event: string; headSha: string; runNumber: number; runAttempt: number; actor: string; fromFork: boolean }>;
+  getFileText(installationId: number, owner: string, repo: string, path: string, ref: string): Promise<string>;
+  downloadTarball(installationId: number, owner: string, repo: string, ref: string): Promise<Buffer>;
+  createCheckRun(installationId: number, owner: string, repo: string, fields: CheckRunFields & { name: string; head_sha: string }): Promise<number>;
+  updateCheckRun(installationId: number, owner: string, repo: string, checkRunId: number, fields: CheckRunFields): Promise<void>;
+  cancelWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<void>;
+  listDeliveries(perPage?: number): Promise<DeliverySummary[]>;
+  getDelivery(id: number): Promise<{ guid: string; event: string; payload: unknown }>;
+}

@@ -1,0 +1,269 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../common';
+import { completedFields, annotationBatches, type JobReport } from '../github';
+import type { JobSettings } from '../runner';
+import type { Sandbox } from '../sandbox';
+import type { JobRow, JobStore } from '../store';
+import { executeJob } from './execute-job';
+import { checkLogSignature, logUrl } from './log-link';
+import { planDelivery, type WorkflowJobSpec } from './plan-delivery';
+import type { GitHubPort } from './ports';
+import { webhookHandler, MAX_WEBHOOK_BYTES } from './webhook-intake';
+
+export interface ServerOptions {
+  store: JobStore;
+  github: GitHubPort;
+  sandbox: Sandbox;
+  logger: Logger;
+  settings: Omit<JobSettings, 'sourceDir'>;
+  webhookSecret: string;
+  /** Labels of this runner (workflow_job mode). */
+  labels: string[];
+  /** Base URL of this server as GitHub users reach it (for log links). */
+  publicUrl: string;
+  /** Key of log-link signatures. */
+  logKey: Buffer;
+  workDir: string;
+  secrets(repository: string): Record<string, string>;
+  /** Jobs run at once. @default 2 */
+  concurrency?: number;
+  /** How often recent deliveries are re-read from GitHub; 0 turns it off. @default 60000 */
+  reconcileIntervalMs?: number;
+  /** Seconds between progress updates of a running check run. @default 5000 */
+  progressIntervalMs?: number;
+  /** Cancel GitHub's own copy of the run after reporting (workflow_job mode). @default false */
+  cancelGitHubRun?: boolean;
+  /** @default 8080 */
+  port?: number;
+  host?: string;
+  maxWebhookBytes?: number;
+}
+
+const EVENTS = new Set(['workflow_job', 'push', 'pull_request', 'check_suite', 'check_run']);
+
+/**
+ * `stockade serve`: webhook intake, the durable queue, the job worker, check run
+ * reports, start-up recovery and delivery reconciliation.
+ */
+export class StockadeServer {
+  private http?: Server;
+  private running = 0;
+  private pumping = false;
+  private again = false;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly active = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+  private stopped = false;
+
+  constructor(private readonly o: ServerOptions) {}
+
+  /** Recovers jobs a dead process left running, reaps its containers, starts the HTTP server and the loops. */
+  async start(): Promise<AddressInfo> {
+    const log = this.o.logger;
+    const report = await this.o.sandbox.reap();
+    for (const row of this.o.store.inState('running')) {
+      this.o.store.transition(row.key, 'failed', { result: JSON.stringify(failedReport(row, 'the runner restarted while this job ran; its containers were removed')) });
+      log.warn({ job: row.key }, 'job was running when the runner stopped; reported as failed');
+    }
+    log.info({ reaped: report }, 'recovered');
+    const intake = webhookHandler({
+      secret: this.o.webhookSecret,
+      store: this.o.store,
+      logger: log.child({ component: 'intake' }),
+      events: EVENTS,
+      onStored: () => this.kick(),
+      maxBytes: this.o.maxWebhookBytes ?? MAX_WEBHOOK_BYTES,
+    });
+    this.http = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (req.method === 'POST' && url.pathname === '/webhook') return void intake(req, res).catch((e: unknown) => {
+        log.error({ err: e }, 'intake failed');
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+      if (req.method === 'GET' && url.pathname.startsWith('/logs/')) return this.serveLog(url, res);
+      if (req.method === 'GET' && url.pathname === '/healthz') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.o.store.counts()));
+      res.writeHead(404).end();
+    });
+    this.http.headersTimeout = 10_000;
+    this.http.requestTimeout = 60_000;
+    await new Promise<void>((r) => this.http!.listen(this.o.port ?? 8080, this.o.host ?? '127.0.0.1', r));
+    this.timers.push(setInterval(() => this.kick(), 1000));
+    const every = this.o.reconcileIntervalMs ?? 60_000;
+    if (every > 0) this.timers.push(setInterval(() => void this.reconcile(), every));
+    this.kick();
+    return this.http.address() as AddressInfo;
+  }
+
+  /** Stops taking work, cancels running jobs (their containers are removed), waits for them. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timers.forEach(clearInterval);
+    this.abort.abort();
+    await Promise.allSettled([...this.active]);
+    await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
+  }
+
+  private serveLog(url: URL, res: import('node:http').ServerResponse): void {
+    const key = decodeURIComponent(url.pathname.slice('/logs/'.length));
+    const row = this.o.store.get(key);
+    if (!row || !checkLogSignature(this.o.logKey, key, url.searchParams.get('sig'))) return void res.writeHead(404).end('not found\n');
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(row.log ?? `(job ${row.state}; no log yet)\n`);
+  }
+
+  /** Wakes the worker; runs at most one pump at a time. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    void this.pump()
+      .catch((e: unknown) => this.o.logger.error({ err: e }, 'worker pass failed'))
+      .finally(() => {
+        this.pumping = false;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  private async pump(): Promise<void> {
+    const { store, logger } = this.o;
+    for (const d of store.unprocessedDeliveries()) {
+      let payload: Record<string, unknown>;
+      try {
+        payload = JSON.parse(d.payload) as Record<string, unknown>;
+      } catch {
+        store.processDelivery(d.guid, []);
+        continue;
+      }
+      const plan = planDelivery(d.guid, d.event, payload, this.o.labels);
+      const added = store.processDelivery(d.guid, plan.jobs);
+      logger.info({ delivery: d.guid, event: d.event, jobs: added.length, reason: plan.reason }, 'delivery processed');
+    }
+    for (const row of store.inState('accepted', 100)) await this.accept(row);
+    const limit = this.o.concurrency ?? 2;
+    for (const row of store.inState('queued', limit)) {
+      if (this.running >= limit || this.stopped) break;
+      if (!store.transition(row.key, 'running')) continue;
+      this.running++;
+      const p = this.run(row).finally(() => {
+        this.running--;
+        this.active.delete(p);
+        this.kick();
+      });
+      this.active.add(p);
+    }
+    for (const row of store.unreported(20)) await this.report(row);
+  }
+
+  /** accepted → queued, with the check run created as `queued`. */
+  private async accept(row: JobRow): Promise<void> {
+    const spec = JSON.parse(row.spec) as WorkflowJobSpec;
+    try {
+      const id = await this.o.github.createCheckRun(row.installationId, spec.owner, spec.repo, {
+        name: `stockade: ${spec.jobName}`,
+        head_sha: row.headSha,
+        status: 'queued',
+        external_id: row.key,
+        details_url: logUrl(this.o.publicUrl, this.o.logKey, row.key),
+      });
+      this.o.store.transition(row.key, 'queued', { checkRunId: id });
+    } catch (e) {
+      this.o.logger.error({ err: e, job: row.key }, 'check run could not be created; will retry');
+    }
+  }
+
+  private async run(row: JobRow): Promise<void> {
+    const spec = JSON.parse(row.spec) as WorkflowJobSpec;
+    const gh = this.o.github;
+    const log = this.o.logger.child({ job: row.key });
+    const started = new Date();
+    let lastProgress = 0;
+    const every = this.o.progressIntervalMs ?? 5000;
+    const update = (fields: Parameters<GitHubPort['updateCheckRun']>[4]) =>
+      row.checkRunId ? gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, fields).catch((e: unknown) => log.warn({ err: e }, 'progress update failed')) : Promise.resolve();
+    await update({ status: 'in_progress', started_at: started.toISOString() });
+    const steps: string[] = [];
+    const result = await executeJob(
+      {
+        github: gh,
+        sandbox: this.o.sandbox,
+        logger: log,
+        settings: this.o.settings,
+        workDir: this.o.workDir,
+        secrets: this.o.secrets,
+        signal: this.abort.signal,
+        progress: (name) => {
+          steps.push(name);
+          const now = Date.now();
+          if (now - lastProgress < every) return;
+          lastProgress = now;
+          void update({ output: { title: `running: ${name}`, summary: steps.map((s, i) => `${i + 1}. ${s}`).join('\n').slice(-60_000) } });
+        },
+      },
+      row,
+    );
+    const state = result.report.conclusion === 'cancelled' ? 'cancelled' : result.report.error && !result.report.steps.length ? 'failed' : 'completed';
+    this.o.store.transition(row.key, state, { result: JSON.stringify(result.report), log: result.log });
+    log.info({ conclusion: result.report.conclusion }, 'job finished');
+  }
+
+  /** The final check run update (and the remaining annotation batches); retried on the next pass until GitHub takes it. */
+  private async report(row: JobRow): Promise<void> {
+    const spec = JSON.parse(row.spec) as WorkflowJobSpec;
+    const report = JSON.parse(row.result ?? 'null') as JobReport | null;
+    if (!report || !row.checkRunId) {
+      if (!row.checkRunId) {
+        // Never got a check run (GitHub unreachable at accept time): create it completed.
+        try {
+          const id = await this.o.github.createCheckRun(row.installationId, spec.owner, spec.repo, { name: `stockade: ${spec.jobName}`, head_sha: row.headSha, external_id: row.key, ...completedFields(report ?? failedReport(row, 'no result'), logUrl(this.o.publicUrl, this.o.logKey, row.key), new Date()) });
+          this.o.store.setCheckRun(row.key, id);
+          this.o.store.markReported(row.key);
+        } catch (e) {
+          this.o.logger.error({ err: e, job: row.key }, 'report failed; will retry');
+        }
+      }
+      return;
+    }
+    try {
+      const gh = this.o.github;
+      await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, completedFields(report, logUrl(this.o.publicUrl, this.o.logKey, row.key), new Date()));
+      const batches = annotationBatches(report);
+      for (const b of batches.slice(1)) {
+        await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, { output: { title: `${report.name}: ${report.conclusion}`, summary: 'annotations continued', annotations: b } });
+      }
+      this.o.store.markReported(row.key);
+      if (this.o.cancelGitHubRun) await gh.cancelWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId).catch((e: unknown) => this.o.logger.warn({ err: e }, 'could not cancel the GitHub run'));
+    } catch (e) {
+      this.o.logger.error({ err: e, job: row.key }, 'report failed; will retry');
+    }
+  }
+
+  /** Fetches deliveries GitHub made that this server never stored (it was down), and stores them. */
+  async reconcile(): Promise<number> {
+    let found = 0;
+    try {
+      for (const d of await this.o.github.listDeliveries(100)) {
+        if (this.o.store.hasDelivery(d.guid) || !EVENTS.has(d.event)) continue;
+        const full = await this.o.github.getDelivery(d.id);
+        if (this.o.store.addDelivery(full.guid, full.event, JSON.stringify(full.payload))) found++;
+      }
+    } catch (e) {
+      this.o.logger.warn({ err: e }, 'reconciliation failed; will retry');
+    }
+    if (found) {
+      this.o.logger.info({ found }, 'reconciliation found missed deliveries');
+      this.kick();
+    }
+    return found;
+  }
+}
+
+function failedReport(row: JobRow, error: string): JobReport {
+  const spec = JSON.parse(row.spec) as WorkflowJobSpec;
+  return { name: spec.jobName, conclusion: 'failure', steps: [], stepSummary: '', log: [`##[error]${error}`], error, annotations: [{ level: 'error', message: error }] };
+}

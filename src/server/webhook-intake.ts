@@ -1,0 +1,97 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../common';
+import { verifyWebhookSignature } from '../github';
+import type { JobStore } from '../store';
+
+/** GitHub caps webhook payloads at 25 MB. */
+export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
+
+export interface IntakeOptions {
+  secret: string;
+  store: JobStore;
+  logger: Logger;
+  /** Events stored for processing; others get 202 and are dropped. */
+  events: ReadonlySet<string>;
+  /** Called after a new delivery is stored (the worker wakes up). */
+  onStored(): void;
+  /** @default MAX_WEBHOOK_BYTES */
+  maxBytes?: number;
+}
+
+function reply(res: ServerResponse, status: number, message: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+  res.end(`${message}\n`);
+}
+
+/** Reads the body up to `max` bytes; undefined when it is larger (the rest is not buffered). */
+function readCapped(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > max) {
+        over = true;
+        chunks.length = 0;
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => !over && resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * POST /webhook: size cap (413, not buffered), signature (401, nothing stored),
+ * then the delivery is stored durably before the 202 answer; a replayed
+ * X-GitHub-Delivery is answered 202 and not stored again.
+ */
+export function webhookHandler(o: IntakeOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const max = o.maxBytes ?? MAX_WEBHOOK_BYTES;
+  return async (req, res) => {
+    const log = o.logger.child({ delivery: String(req.headers['x-github-delivery'] ?? '').slice(0, 64) });
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > max) {
+      log.warn({ bytes: declared }, 'webhook body too large');
+      reply(res, 413, `payload larger than ${max} bytes`);
+      req.resume();
+      return;
+    }
+    const body = await readCapped(req, max);
+    if (!body) {
+      log.warn('webhook body too large');
+      reply(res, 413, `payload larger than ${max} bytes`);
+      req.resume();
+      return;
+    }
+    const signature = req.headers['x-hub-signature-256'];
+    if (!(await verifyWebhookSignature(o.secret, body, typeof signature === 'string' ? signature : undefined))) {
+      log.warn('webhook signature missing or wrong');
+      reply(res, 401, 'signature does not match');
+      return;
+    }
+    const guid = req.headers['x-github-delivery'];
+    const event = req.headers['x-github-event'];
+    if (typeof guid !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(guid) || typeof event !== 'string' || !/^[a-z_]{1,64}$/.test(event)) {
+      reply(res, 400, 'X-GitHub-Delivery and X-GitHub-Event are required');
+      return;
+    }
+    if (!o.events.has(event)) {
+      reply(res, 202, `event ${event} is ignored`);
+      return;
+    }
+    try {
+      JSON.parse(body.toString('utf8'));
+    } catch {
+      reply(res, 400, 'body is not JSON');
+      return;
+    }
+    const added = o.store.addDelivery(guid, event, body.toString('utf8'));
+    reply(res, 202, added ? 'accepted' : 'already received');
+    if (added) o.onStored();
+  };
+}

@@ -1,0 +1,1 @@
+export { JobStore, TERMINAL_STATES, type JobRow, type JobState, type DeliveryRow } from './job-store';

@@ -19,7 +19,7 @@ export interface IntakeOptions {
 }
 
 function reply(res: ServerResponse, status: number, message: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
   res.end(`${message}\n`);
 }
 
@@ -57,8 +57,9 @@ export function webhookHandler(o: IntakeOptions): (req: IncomingMessage, res: Se
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > max) {
       log.warn({ bytes: declared }, 'webhook body too large');
-      reply(res, 413, `payload larger than ${max} bytes`);
+      // Read and drop the rest (never kept), so the client sees the answer rather than a reset.
       req.resume();
+      reply(res, 413, `payload larger than ${max} bytes`);
       return;
     }
     const body = await readCapped(req, max);

@@ -60,7 +60,7 @@ export class JobStore {
       CREATE TABLE IF NOT EXISTS jobs (
         key TEXT PRIMARY KEY, delivery_guid TEXT NOT NULL, repository TEXT NOT NULL,
         installation_id INTEGER NOT NULL, head_sha TEXT NOT NULL, spec TEXT NOT NULL,
-        state TEXT NOT NULL, check_run_id INTEGER, result TEXT, log TEXT,
+        state TEXT NOT NULL, check_run_id INTEGER, result TEXT, log TEXT, reported INTEGER NOT NULL DEFAULT 0,
         created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
       CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
     `);

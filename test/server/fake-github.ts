@@ -1,0 +1,261 @@
+/**
+ * A fake GitHub API on loopback. Every request it receives is checked against
+ * GitHub's official OpenAPI description (@octokit/openapi): the path and method
+ * must be an operation, path and query parameters must be declared and typed,
+ * required ones present, and the JSON body must match the operation's schema
+ * (plus: a check run with status completed needs a conclusion). Any mismatch is
+ * recorded in `violations` and answered 422; tests assert there are none.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createVerify, randomBytes } from 'node:crypto';
+import Ajv, { type ValidateFunction } from 'ajv';
+
+interface Param {
+  name: string;
+  in: string;
+  required?: boolean;
+  schema?: { type?: string; enum?: unknown[] };
+}
+interface Operation {
+  operationId: string;
+  parameters?: Param[];
+  requestBody?: { required?: boolean; content: Record<string, { schema: unknown }> };
+}
+interface Route {
+  template: string;
+  method: string;
+  re: RegExp;
+  names: string[];
+  op: Operation;
+  literal: number;
+}
+
+let spec: { paths: Record<string, Record<string, Operation>> } | undefined;
+function loadSpec() {
+  if (!spec) {
+    const require = createRequire(__filename);
+    spec = JSON.parse(readFileSync(require.resolve('@octokit/openapi/generated/api.github.com.deref.json'), 'utf8')) as typeof spec;
+  }
+  return spec!;
+}
+
+function buildRoutes(): Route[] {
+  const routes: Route[] = [];
+  for (const [template, ops] of Object.entries(loadSpec().paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
+      const names: string[] = [];
+      const re = template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{([^}]+)\\?\}/g, (_m, n: string) => {
+        names.push(n);
+        return n === 'path' ? '(.+)' : '([^/]+)';
+      });
+      routes.push({ template, method: method.toUpperCase(), re: new RegExp(`^${re.replace(/\{([^}]+)\}/g, '([^/]+)')}$`), names, op, literal: template.replace(/\{[^}]+\}/g, '').length });
+    }
+  }
+  return routes.sort((a, b) => b.literal - a.literal);
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  operationId: string;
+  params: Record<string, string>;
+  query: Record<string, string>;
+  body: unknown;
+  auth: string;
+}
+
+export interface CheckRun {
+  id: number;
+  owner: string;
+  repo: string;
+  fields: Record<string, unknown>;
+  history: Array<Record<string, unknown>>;
+}
+
+export interface FakeRepo {
+  workflows: Record<string, string>;
+  tarball: Buffer;
+  runs: Record<number, { path: string; event: string; head_sha: string; fork?: boolean }>;
+}
+
+type Handler = (r: RecordedRequest, res: ServerResponse) => void;
+
+export class FakeGitHub {
+  readonly violations: string[] = [];
+  readonly requests: RecordedRequest[] = [];
+  readonly checkRuns = new Map<number, CheckRun>();
+  readonly repos = new Map<string, FakeRepo>();
+  /** Deliveries GitHub "made" (for /app/hook/deliveries), newest first. */
+  readonly deliveries: Array<{ id: number; guid: string; event: string; action: string | null; payload: unknown }> = [];
+  private readonly routes = buildRoutes();
+  private readonly ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+  private readonly validators = new Map<string, ValidateFunction>();
+  private readonly tokens = new Set<string>();
+  private server?: Server;
+  private nextId = 1000;
+  url = '';
+
+  constructor(private readonly appPublicKey: string) {}
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    const a = this.server.address() as { port: number };
+    this.url = `http://127.0.0.1:${a.port}`;
+    return this.url;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+
+  private bodyValidator(op: Operation): ValidateFunction | undefined {
+    const schema = op.requestBody?.content['application/json']?.schema;
+    if (!schema) return undefined;
+    let v = this.validators.get(op.operationId);
+    if (!v) {
+      v = this.ajv.compile(schema as object);
+      this.validators.set(op.operationId, v);
+    }
+    return v;
+  }
+
+  private violation(res: ServerResponse, message: string): void {
+    this.violations.push(message);
+    res.writeHead(422, { 'content-type': 'application/json' }).end(JSON.stringify({ message }));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const url = new URL(req.url ?? '/', 'http://x');
+    const method = req.method ?? 'GET';
+    const route = this.routes.find((r) => r.method === method && r.re.test(url.pathname));
+    if (!route) return this.violation(res, `${method} ${url.pathname}: not an operation of GitHub's REST API`);
+    const m = route.re.exec(url.pathname)!;
+    const params: Record<string, string> = {};
+    route.names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1]!)));
+    const query = Object.fromEntries(url.searchParams.entries());
+    const declared = route.op.parameters ?? [];
+    for (const p of declared) {
+      const v = p.in === 'path' ? params[p.name] : p.in === 'query' ? query[p.name] : undefined;
+      if (v === undefined) {
+        if (p.required && (p.in === 'path' || p.in === 'query')) return this.violation(res, `${route.op.operationId}: missing required ${p.in} parameter ${p.name}`);
+        continue;
+      }
+      const t = p.schema?.type;
+      if (t === 'integer' && !/^-?\d+$/.test(v)) return this.violation(res, `${route.op.operationId}: ${p.name}=${v} is not an integer`);
+      if (t === 'boolean' && v !== 'true' && v !== 'false') return this.violation(res, `${route.op.operationId}: ${p.name}=${v} is not a boolean`);
+      if (p.schema?.enum && !p.schema.enum.includes(v)) return this.violation(res, `${route.op.operationId}: ${p.name}=${v} is not one of ${p.schema.enum.join(', ')}`);
+    }
+    for (const q of Object.keys(query)) {
+      if (!declared.some((p) => p.in === 'query' && p.name === q)) return this.violation(res, `${route.op.operationId}: undeclared query parameter ${q}`);
+    }
+    let body: unknown;
+    const raw = Buffer.concat(chunks).toString('utf8');
+    if (raw) {
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        return this.violation(res, `${route.op.operationId}: body is not JSON`);
+      }
+    }
+    const validate = this.bodyValidator(route.op);
+    if (route.op.requestBody?.required && body === undefined) return this.violation(res, `${route.op.operationId}: body is required`);
+    if (validate && body !== undefined && !validate(body)) return this.violation(res, `${route.op.operationId}: body does not match the schema: ${this.ajv.errorsText(validate.errors)}`);
+    if (route.op.operationId.startsWith('checks/') && body && typeof body === 'object') {
+      const b = body as Record<string, unknown>;
+      if (b.status === 'completed' && !b.conclusion) return this.violation(res, `${route.op.operationId}: status completed needs a conclusion`);
+      const ann = (b.output as { annotations?: unknown[] } | undefined)?.annotations;
+      if (ann && ann.length > 50) return this.violation(res, `${route.op.operationId}: more than 50 annotations in one request`);
+      for (const k of ['summary', 'text']) {
+        const v = (b.output as Record<string, unknown> | undefined)?.[k];
+        if (typeof v === 'string' && v.length > 65535) return this.violation(res, `${route.op.operationId}: output.${k} is ${v.length} characters`);
+      }
+    }
+    const auth = String(req.headers.authorization ?? '');
+    const rec: RecordedRequest = { method, path: url.pathname, operationId: route.op.operationId, params, query, body, auth };
+    this.requests.push(rec);
+    const isAppCall = route.template.startsWith('/app');
+    if (isAppCall ? !this.checkJwt(auth) : !this.tokens.has(auth.replace(/^token /, ''))) {
+      return void res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Bad credentials' }));
+    }
+    const handler = this.handlers[route.op.operationId];
+    if (!handler) return this.violation(res, `${route.op.operationId}: the fake does not implement it (the runner should not call it)`);
+    handler(rec, res);
+  }
+
+  /** The App JWT must be RS256-signed by the App's key and current. */
+  private checkJwt(auth: string): boolean {
+    const m = /^(?:bearer|Bearer) ([\w-]+)\.([\w-]+)\.([\w-]+)$/.exec(auth);
+    if (!m) return false;
+    const verify = createVerify('RSA-SHA256');
+    verify.update(`${m[1]}.${m[2]}`);
+    if (!verify.verify(this.appPublicKey, Buffer.from(m[3]!, 'base64url'))) return false;
+    const claims = JSON.parse(Buffer.from(m[2]!, 'base64url').toString()) as { exp: number; iat: number; iss: unknown };
+    const now = Date.now() / 1000;
+    return claims.exp > now && claims.iat < now + 60 && claims.exp - claims.iat <= 660;
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown): void {
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+  }
+
+  private repo(r: RecordedRequest): FakeRepo | undefined {
+    return this.repos.get(`${r.params.owner}/${r.params.repo}`);
+  }
+
+  private readonly handlers: Record<string, Handler> = {
+    'apps/create-installation-access-token': (_r, res) => {
+      // A real token's length is not fixed; this one is deliberately longer than the classic 40.
+      const token = `ghs_${randomBytes(40).toString('hex')}`;
+      this.tokens.add(token);
+      this.json(res, 201, { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { checks: 'write', contents: 'read', actions: 'read' }, repository_selection: 'all' });
+    },
+    'actions/get-workflow-run': (r, res) => {
+      const run = this.repo(r)?.runs[Number(r.params.run_id)];
+      if (!run) return this.json(res, 404, { message: 'Not Found' });
+      const full = `${r.params.owner}/${r.params.repo}`;
+      this.json(res, 200, {
+        id: Number(r.params.run_id), path: run.path, event: run.event, head_sha: run.head_sha, run_number: 7, run_attempt: 1,
+        actor: { login: 'octocat' }, repository: { full_name: full }, head_repository: { full_name: run.fork ? `fork-owner/${r.params.repo}` : full },
+      });
+    },
+    'repos/get-content': (r, res) => {
+      const text = this.repo(r)?.workflows[r.params.path!];
+      if (text === undefined) return this.json(res, 404, { message: 'Not Found' });
+      this.json(res, 200, { type: 'file', encoding: 'base64', content: Buffer.from(text).toString('base64'), path: r.params.path, name: r.params.path!.split('/').pop() });
+    },
+    'repos/download-tarball-archive': (r, res) => {
+      const repo = this.repo(r);
+      if (!repo) return this.json(res, 404, { message: 'Not Found' });
+      res.writeHead(200, { 'content-type': 'application/x-gzip' }).end(repo.tarball);
+    },
+    'checks/create': (r, res) => {
+      const id = this.nextId++;
+      const fields = { ...(r.body as Record<string, unknown>) };
+      this.checkRuns.set(id, { id, owner: r.params.owner!, repo: r.params.repo!, fields, history: [fields] });
+      this.json(res, 201, { id, ...fields });
+    },
+    'checks/update': (r, res) => {
+      const c = this.checkRuns.get(Number(r.params.check_run_id));
+      if (!c) return this.json(res, 404, { message: 'Not Found' });
+      const patch = r.body as Record<string, unknown>;
+      c.history.push(patch);
+      c.fields = { ...c.fields, ...patch };
+      this.json(res, 200, { id: c.id, ...c.fields });
+    },
+    'actions/cancel-workflow-run': (_r, res) => this.json(res, 202, {}),
+    'apps/list-webhook-deliveries': (_r, res) =>
+      this.json(res, 200, this.deliveries.map((d) => ({ id: d.id, guid: d.guid, event: d.event, action: d.action, delivered_at: new Date().toISOString(), redelivery: false, duration: 0.1, status: 'OK', status_code: 502, installation_id: 1, repository_id: 1 }))),
+    'apps/get-webhook-delivery': (r, res) => {
+      const d = this.deliveries.find((x) => x.id === Number(r.params.delivery_id));
+      if (!d) return this.json(res, 404, { message: 'Not Found' });
+      this.json(res, 200, { id: d.id, guid: d.guid, event: d.event, action: d.action, delivered_at: new Date().toISOString(), redelivery: false, duration: 0.1, status: 'OK', status_code: 502, installation_id: 1, repository_id: 1, request: { headers: {}, payload: d.payload }, response: { headers: {}, payload: null } });
+    },
+  };
+}

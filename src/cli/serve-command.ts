@@ -13,7 +13,8 @@ import { resolveHostConfig } from './host-config';
 export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-file FILE] [--webhook-secret-file FILE]
                       [--port 8080] [--host 127.0.0.1] [--public-url URL] [--labels a,b,c] [--concurrency 2]
                       [--api-url https://api.github.com] [--secrets-file FILE] [--action-cache DIR]
-                      [--reconcile-seconds 60] [--cancel-github-run] [--state-dir DIR]
+                      [--reconcile-seconds 60] [--cancel-github-run] [--state-dir DIR] [--no-request-pacing]
+                      [--modes workflow_job,app]
   environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
 
 function readSecret(file: string | undefined, envValue: string | undefined, what: string): string {
@@ -59,12 +60,16 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
       'reconcile-seconds': { type: 'string' },
       'cancel-github-run': { type: 'boolean' },
       'state-dir': { type: 'string' },
+      'no-request-pacing': { type: 'boolean' },
+      modes: { type: 'string' },
     },
   });
   const appId = values['app-id'] ?? env.STOCKADE_APP_ID;
   if (!appId) throw new StockadeError('USAGE', '--app-id is required', { hint: SERVE_USAGE });
   const privateKey = readSecret(values['private-key-file'], env.STOCKADE_APP_PRIVATE_KEY, 'the App private key');
   const webhookSecret = readSecret(values['webhook-secret-file'], env.STOCKADE_WEBHOOK_SECRET, 'the webhook secret');
+  const modes = new Set((values.modes ?? 'workflow_job,app').split(',').map((m) => m.trim()));
+  for (const m of modes) if (m !== 'workflow_job' && m !== 'app') throw new StockadeError('USAGE', `--modes: '${m}' is not workflow_job or app`);
   const host = resolveHostConfig(env);
   const stateDir = values['state-dir'] ?? join(host.stateDir, 'server');
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -78,7 +83,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const store = new JobStore(join(stateDir, 'stockade.db'));
   const server = new StockadeServer({
     store,
-    github: new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger }),
+    github: new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger, requestPacing: !values['no-request-pacing'] }),
     sandbox,
     logger,
     settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1 },
@@ -91,6 +96,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     concurrency,
     reconcileIntervalMs: Number(values['reconcile-seconds'] ?? 60) * 1000,
     cancelGitHubRun: !!values['cancel-github-run'],
+    modes: modes as Set<'workflow_job' | 'app'>,
     port,
     host: values.host ?? '127.0.0.1',
   });

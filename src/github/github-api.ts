@@ -16,6 +16,11 @@ export interface GitHubAppOptions {
   logger: Logger;
   /** Retries after a rate limit before the request fails (it is retried again by the job's report loop). @default 5 */
   maxRateLimitRetries?: number;
+  /**
+   * GitHub's recommended pacing (one write request per second, as Octokit's throttling plugin does).
+   * Rate-limit answers are honoured either way. @default true
+   */
+  requestPacing?: boolean;
 }
 
 export interface CheckAnnotation {
@@ -80,6 +85,7 @@ export class GitHubApi {
       userAgent: 'stockade',
       log: { debug: () => undefined, info: () => undefined, warn: (m: string) => log.warn(m), error: (m: string) => log.error(m) },
       throttle: {
+        enabled: this.o.requestPacing ?? true,
         onRateLimit: (after: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
           log.warn({ after, url: options.url, retryCount }, 'GitHub rate limit; retrying');
           return retryCount < max;

@@ -1,13 +1,13 @@
-import { rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common';
 import type { CheckConclusion, JobReport } from '../github';
-import { checkRunnable, findJobInstance, runJob, type JobResult, type JobSettings, type RunContext } from '../runner';
+import { checkRunnable, findJobInstance, runJob, runWorkflow, selectJobs, type JobResult, type JobSettings, type RunContext, type RunObserver } from '../runner';
 import type { Sandbox } from '../sandbox';
 import type { JobRow } from '../store';
-import { formatDiagnostic, parseWorkflowText } from '../workflow';
+import { formatDiagnostic, parseWorkflowText, workflowRunsFor, type Diagnostic, type WorkflowModel } from '../workflow';
 import { extractTarball } from './extract-tarball';
-import type { WorkflowJobSpec } from './plan-delivery';
+import type { AppSpec, JobSpec, WorkflowJobSpec } from './plan-delivery';
 import type { GitHubPort } from './ports';
 
 /** Bytes of masked log kept per job for the log page. */
@@ -21,6 +21,8 @@ export interface ExecuteDeps {
   workDir: string;
   /** Secrets of a repository (never used for jobs from forks). */
   secrets(repository: string): Record<string, string>;
+  /** The stored payload of a delivery (app mode matches `on:` against it). */
+  payloadOf(guid: string): Record<string, unknown>;
   /** Called with a line of progress (throttled by the caller). */
   progress?(stepName: string): void;
   signal?: AbortSignal;
@@ -40,9 +42,104 @@ function conclusionOf(r: JobResult): CheckConclusion {
   return r.conclusion;
 }
 
-/** Runs the job a stored row describes (workflow_job mode) and returns what to report. Never throws. */
+/** Runs what a stored row describes and returns what to report. Never throws. */
 export async function executeJob(d: ExecuteDeps, row: JobRow): Promise<Executed> {
-  const spec = JSON.parse(row.spec) as WorkflowJobSpec;
+  const spec = JSON.parse(row.spec) as JobSpec;
+  return spec.mode === 'app' ? executeApp(d, row, spec) : executeWorkflowJob(d, row, spec);
+}
+
+function logCollector(d: ExecuteDeps): { lines: string[]; observer: RunObserver } {
+  const lines: string[] = [];
+  let bytes = 0;
+  return {
+    lines,
+    observer: {
+      stepStarted: (_j, s) => d.progress?.(s.name),
+      line: (job, step, _s, t) => {
+        if (bytes > MAX_JOB_LOG_BYTES) return;
+        const l = `${job} | ${step} | ${t}`;
+        bytes += l.length + 1;
+        lines.push(bytes > MAX_JOB_LOG_BYTES ? '… (log cut here)' : l);
+      },
+    },
+  };
+}
+
+/** App mode: every workflow under `.stockade/workflows/` whose `on:` matches the event runs; one report for all. */
+async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<Executed> {
+  const log = d.logger.child({ job: row.key });
+  const dir = join(d.workDir, Buffer.from(row.key).toString('base64url').slice(0, 120));
+  const name = `workflows (${spec.event})`;
+  try {
+    const payload = d.payloadOf(row.deliveryGuid);
+    await rm(dir, { recursive: true, force: true });
+    await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir);
+    const wfDir = join(dir, '.stockade/workflows');
+    const files = (await readdir(wfDir).catch(() => [] as string[])).filter((f) => /\.ya?ml$/.test(f)).sort();
+    const diagnostics: Diagnostic[] = [];
+    const workflows: WorkflowModel[] = [];
+    for (const f of files) {
+      const parsed = parseWorkflowText(`.stockade/workflows/${f}`, await readFile(join(wfDir, f), 'utf8'));
+      diagnostics.push(...parsed.diagnostics.filter((x) => x.severity === 'error'));
+      if (parsed.value && workflowRunsFor(parsed.value.on, spec.event, payload).runs) workflows.push(parsed.value);
+    }
+    if (diagnostics.length) return fail(name, `invalid workflows:\n${diagnostics.map(formatDiagnostic).join('\n')}`);
+    if (!workflows.length) {
+      return { report: { name, conclusion: 'skipped', steps: [], stepSummary: `No workflow under .stockade/workflows/ runs for ${spec.event} (${files.length} found).`, log: [], annotations: [] }, log: '' };
+    }
+    const { lines, observer } = logCollector(d);
+    const results: JobResult[] = [];
+    for (const wf of workflows) {
+      const jobs = selectJobs(wf);
+      if ('error' in jobs) return fail(name, jobs.error);
+      const problems = checkRunnable(wf, jobs, d.settings);
+      if (problems.length) return fail(name, problems.map(formatDiagnostic).join('\n'));
+      const ctx: RunContext = {
+        repository: row.repository,
+        sha: row.headSha,
+        ref: spec.ref,
+        eventName: spec.event,
+        event: payload,
+        actor: String(((payload.sender ?? {}) as Record<string, unknown>).login ?? ''),
+        runId: String(row.createdAt),
+        runNumber: 1,
+        runAttempt: 1,
+        workflowName: wf.name ?? wf.file,
+        serverUrl: 'https://github.com',
+        // GitHub never gives secrets to workflows from forks; neither does Stockade.
+        secrets: spec.fromFork ? {} : d.secrets(row.repository),
+        vars: {},
+        inputs: {},
+        debug: false,
+      };
+      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...d.settings, sourceDir: dir })));
+    }
+    return { report: reportOf(name, results), log: lines.join('\n') };
+  } catch (e) {
+    log.error({ err: e }, 'workflows could not run');
+    return fail(name, (e as Error).message);
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function reportOf(name: string, results: JobResult[]): JobReport {
+  const c = results.map((r) => conclusionOf(r));
+  const conclusion: CheckConclusion = c.includes('failure') ? 'failure' : c.includes('timed_out') ? 'timed_out' : c.includes('cancelled') ? 'cancelled' : c.every((x) => x === 'skipped') ? 'skipped' : 'success';
+  const multi = results.length > 1;
+  const prefix = (j: JobResult, s: string) => (multi ? `${j.name} / ${s}` : s);
+  return {
+    name,
+    conclusion,
+    steps: results.flatMap((j) => (j.steps.length ? j.steps : [{ name: '(job)', conclusion: j.conclusion, durationMs: j.durationMs, peakMemoryBytes: 0, reason: j.error ? 'error' : j.conclusion, exitCode: null }]).map((s) => ({ name: prefix(j, s.name), conclusion: s.conclusion, durationMs: s.durationMs, peakMemoryBytes: s.peakMemoryBytes, exitReason: s.reason === 'exit' ? `exit ${s.exitCode}` : String(s.reason) }))),
+    stepSummary: results.map((j) => j.summary).filter(Boolean).join('\n\n'),
+    log: results.flatMap((j) => j.steps.flatMap((s) => s.log.map((l) => `${prefix(j, s.name)} | ${l}`))),
+    error: results.map((j) => (j.error ? `${j.name}: ${j.error}` : '')).filter(Boolean).join('; ') || undefined,
+    annotations: results.flatMap((j) => j.steps.flatMap((s) => s.annotations)),
+  };
+}
+
+async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJobSpec): Promise<Executed> {
   const log = d.logger.child({ job: row.key });
   const dir = join(d.workDir, Buffer.from(row.key).toString('base64url').slice(0, 120));
   try {
@@ -76,39 +173,10 @@ export async function executeJob(d: ExecuteDeps, row: JobRow): Promise<Executed>
     if (problems.length) return fail(spec.jobName, problems.map(formatDiagnostic).join('\n'));
     await rm(dir, { recursive: true, force: true });
     await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir);
-    const lines: string[] = [];
-    let bytes = 0;
+    const { lines, observer } = logCollector(d);
     const needs = Object.fromEntries(instance.job.needs.map((n) => [n, { result: 'success' as const, outputs: {} }]));
-    const result = await runJob(
-      {
-        sandbox: d.sandbox,
-        logger: log,
-        signal: d.signal,
-        observer: {
-          stepStarted: (_j, s) => d.progress?.(s.name),
-          line: (_j, step, _s, t) => {
-            if (bytes > MAX_JOB_LOG_BYTES) return;
-            const l = `${step} | ${t}`;
-            bytes += l.length + 1;
-            lines.push(bytes > MAX_JOB_LOG_BYTES ? '… (log cut here)' : l);
-          },
-        },
-      },
-      wf,
-      instance,
-      ctx,
-      { ...d.settings, sourceDir: dir },
-      needs,
-    );
-    const report: JobReport = {
-      name: result.name,
-      conclusion: conclusionOf(result),
-      steps: result.steps.map((s) => ({ name: s.name, conclusion: s.conclusion, durationMs: s.durationMs, peakMemoryBytes: s.peakMemoryBytes, exitReason: s.reason === 'exit' ? `exit ${s.exitCode}` : s.reason })),
-      stepSummary: result.summary,
-      log: result.steps.flatMap((s) => s.log.map((l) => `${s.name} | ${l}`)),
-      error: result.error,
-      annotations: result.steps.flatMap((s) => s.annotations),
-    };
+    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...d.settings, sourceDir: dir }, needs);
+    const report = reportOf(result.name, [result]);
     return { report, log: lines.join('\n') };
   } catch (e) {
     log.error({ err: e }, 'job could not run');

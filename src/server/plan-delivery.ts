@@ -13,6 +13,24 @@ export interface WorkflowJobSpec {
   workflowName: string;
 }
 
+/** App mode: the workflows under `.stockade/workflows/` for one event at one commit (one check run). */
+export interface AppSpec {
+  mode: 'app';
+  owner: string;
+  repo: string;
+  /** The event the workflows' `on:` is matched against (check_suite runs as push). */
+  event: string;
+  /** Shown in the check run name. */
+  jobName: string;
+  /** The head repository is a fork: no secrets. */
+  fromFork: boolean;
+  ref: string;
+}
+
+export type JobSpec = WorkflowJobSpec | AppSpec;
+
+export type RunnerMode = 'workflow_job' | 'app';
+
 export interface PlannedJob {
   key: string;
   deliveryGuid: string;
@@ -29,8 +47,13 @@ type Obj = Record<string, unknown>;
  * labels are all in the runner's set. The key (repository, job id, attempt) makes
  * the same job from two deliveries one job.
  */
-export function planDelivery(guid: string, event: string, payload: Obj, labels: string[]): { jobs: PlannedJob[]; reason: string } {
-  if (event !== 'workflow_job') return { jobs: [], reason: `event ${event} does not start jobs in self-hosted runner mode` };
+export function planDelivery(guid: string, event: string, payload: Obj, labels: string[], modes: ReadonlySet<RunnerMode> = new Set(['workflow_job', 'app'])): { jobs: PlannedJob[]; reason: string } {
+  if (event === 'workflow_job') return modes.has('workflow_job') ? planWorkflowJob(guid, payload, labels) : { jobs: [], reason: 'workflow_job mode is off' };
+  if (['push', 'pull_request', 'check_suite'].includes(event)) return modes.has('app') ? planApp(guid, event, payload) : { jobs: [], reason: 'app mode is off' };
+  return { jobs: [], reason: `event ${event} starts no job` };
+}
+
+function planWorkflowJob(guid: string, payload: Obj, labels: string[]): { jobs: PlannedJob[]; reason: string } {
   if (payload.action !== 'queued') return { jobs: [], reason: `workflow_job ${String(payload.action)} is not queued` };
   const job = (payload.workflow_job ?? {}) as Obj;
   const repo = (payload.repository ?? {}) as Obj;
@@ -47,4 +70,50 @@ export function planDelivery(guid: string, event: string, payload: Obj, labels: 
     jobs: [{ key: `${fullName}/workflow_job/${job.id}/${attempt}`, deliveryGuid: guid, repository: fullName, installationId: installation.id, headSha: String(job.head_sha ?? ''), spec: JSON.stringify(spec) }],
     reason: 'queued job for this runner',
   };
+}
+
+const SHA = /^[0-9a-f]{40}$/;
+
+/**
+ * App mode: push, pull_request (opened, synchronize, reopened) and check_suite
+ * (requested, rerequested) run `.stockade/workflows/` at the head commit. The key
+ * makes a redelivery of the same event one job; a rerequest is a new one.
+ */
+function planApp(guid: string, event: string, payload: Obj): { jobs: PlannedJob[]; reason: string } {
+  const repo = (payload.repository ?? {}) as Obj;
+  const installation = (payload.installation ?? {}) as Obj;
+  const fullName = String(repo.full_name ?? '');
+  const [owner, name] = fullName.split('/');
+  if (!owner || !name || typeof installation.id !== 'number') return { jobs: [], reason: `${event} payload lacks repository or installation` };
+  let sha = '';
+  let key = '';
+  let ref = '';
+  let fromFork = false;
+  let runEvent = event;
+  if (event === 'push') {
+    sha = String(payload.after ?? '');
+    ref = String(payload.ref ?? '');
+    if (payload.deleted === true || /^0+$/.test(sha)) return { jobs: [], reason: 'a deleted ref runs nothing' };
+    key = `${fullName}/app/push/${ref}/${sha}`;
+  } else if (event === 'pull_request') {
+    const action = String(payload.action ?? '');
+    if (!['opened', 'synchronize', 'reopened'].includes(action)) return { jobs: [], reason: `pull_request ${action} runs nothing` };
+    const pr = (payload.pull_request ?? {}) as Obj;
+    const head = (pr.head ?? {}) as Obj;
+    sha = String(head.sha ?? '');
+    ref = `refs/pull/${String(payload.number ?? pr.number ?? '')}/merge`;
+    fromFork = String(((head.repo ?? {}) as Obj).full_name ?? fullName) !== fullName;
+    key = `${fullName}/app/pull_request/${String(payload.number ?? pr.number)}/${sha}/${action}`;
+  } else {
+    const action = String(payload.action ?? '');
+    if (!['requested', 'rerequested'].includes(action)) return { jobs: [], reason: `check_suite ${action} runs nothing` };
+    const suite = (payload.check_suite ?? {}) as Obj;
+    sha = String(suite.head_sha ?? '');
+    ref = `refs/heads/${String(suite.head_branch ?? '')}`;
+    runEvent = 'push';
+    key = action === 'rerequested' ? `${fullName}/app/check_suite/${sha}/rerequested/${guid}` : `${fullName}/app/push/${ref}/${sha}`;
+  }
+  if (!SHA.test(sha)) return { jobs: [], reason: `${event} payload has no head commit` };
+  const spec: AppSpec = { mode: 'app', owner, repo: name, event: runEvent, jobName: runEvent, fromFork, ref };
+  return { jobs: [{ key, deliveryGuid: guid, repository: fullName, installationId: installation.id, headSha: sha, spec: JSON.stringify(spec) }], reason: `${event}: .stockade/workflows at ${sha.slice(0, 12)}` };
 }

@@ -7,7 +7,7 @@ import type { Sandbox } from '../sandbox';
 import type { JobRow, JobStore } from '../store';
 import { executeJob } from './execute-job';
 import { checkLogSignature, logUrl } from './log-link';
-import { planDelivery, type WorkflowJobSpec } from './plan-delivery';
+import { planDelivery, type JobSpec, type PlannedJob, type RunnerMode } from './plan-delivery';
 import type { GitHubPort } from './ports';
 import { webhookHandler, MAX_WEBHOOK_BYTES } from './webhook-intake';
 
@@ -32,6 +32,8 @@ export interface ServerOptions {
   reconcileIntervalMs?: number;
   /** Seconds between progress updates of a running check run. @default 5000 */
   progressIntervalMs?: number;
+  /** Which deliveries start jobs. @default both */
+  modes?: ReadonlySet<RunnerMode>;
   /** Cancel GitHub's own copy of the run after reporting (workflow_job mode). @default false */
   cancelGitHubRun?: boolean;
   /** @default 8080 */
@@ -140,7 +142,7 @@ export class StockadeServer {
         store.processDelivery(d.guid, []);
         continue;
       }
-      const plan = planDelivery(d.guid, d.event, payload, this.o.labels);
+      const plan = d.event === 'check_run' ? this.planRerun(d.guid, payload) : planDelivery(d.guid, d.event, payload, this.o.labels, this.o.modes);
       const added = store.processDelivery(d.guid, plan.jobs);
       logger.info({ delivery: d.guid, event: d.event, jobs: added.length, reason: plan.reason }, 'delivery processed');
     }
@@ -160,9 +162,22 @@ export class StockadeServer {
     for (const row of store.unreported(20)) await this.report(row);
   }
 
+  /** check_run rerequested / requested_action: the job behind the check run (its external_id) runs again. */
+  private planRerun(guid: string, payload: Record<string, unknown>): { jobs: PlannedJob[]; reason: string } {
+    const action = String(payload.action ?? '');
+    if (action !== 'rerequested' && action !== 'requested_action') return { jobs: [], reason: `check_run ${action} runs nothing` };
+    const externalId = String(((payload.check_run ?? {}) as Record<string, unknown>).external_id ?? '');
+    const original = this.o.store.get(externalId.replace(/#rerun\/.*$/, ''));
+    if (!original) return { jobs: [], reason: `check run ${externalId} is not one of this runner's jobs` };
+    return {
+      jobs: [{ key: `${original.key}#rerun/${guid}`, deliveryGuid: original.deliveryGuid, repository: original.repository, installationId: original.installationId, headSha: original.headSha, spec: original.spec }],
+      reason: `re-run of ${original.key}`,
+    };
+  }
+
   /** accepted → queued, with the check run created as `queued`. */
   private async accept(row: JobRow): Promise<void> {
-    const spec = JSON.parse(row.spec) as WorkflowJobSpec;
+    const spec = JSON.parse(row.spec) as JobSpec;
     try {
       const id = await this.o.github.createCheckRun(row.installationId, spec.owner, spec.repo, {
         name: `stockade: ${spec.jobName}`,
@@ -178,7 +193,7 @@ export class StockadeServer {
   }
 
   private async run(row: JobRow): Promise<void> {
-    const spec = JSON.parse(row.spec) as WorkflowJobSpec;
+    const spec = JSON.parse(row.spec) as JobSpec;
     const gh = this.o.github;
     const log = this.o.logger.child({ job: row.key });
     const started = new Date();
@@ -196,6 +211,7 @@ export class StockadeServer {
         settings: this.o.settings,
         workDir: this.o.workDir,
         secrets: this.o.secrets,
+        payloadOf: (guid) => JSON.parse(this.o.store.getDelivery(guid)?.payload ?? '{}') as Record<string, unknown>,
         signal: this.abort.signal,
         progress: (name) => {
           steps.push(name);
@@ -214,7 +230,7 @@ export class StockadeServer {
 
   /** The final check run update (and the remaining annotation batches); retried on the next pass until GitHub takes it. */
   private async report(row: JobRow): Promise<void> {
-    const spec = JSON.parse(row.spec) as WorkflowJobSpec;
+    const spec = JSON.parse(row.spec) as JobSpec;
     const report = JSON.parse(row.result ?? 'null') as JobReport | null;
     if (!report || !row.checkRunId) {
       if (!row.checkRunId) {
@@ -237,7 +253,7 @@ export class StockadeServer {
         await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, { output: { title: `${report.name}: ${report.conclusion}`, summary: 'annotations continued', annotations: b } });
       }
       this.o.store.markReported(row.key);
-      if (this.o.cancelGitHubRun) await gh.cancelWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId).catch((e: unknown) => this.o.logger.warn({ err: e }, 'could not cancel the GitHub run'));
+      if (this.o.cancelGitHubRun && spec.mode === 'workflow_job') await gh.cancelWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId).catch((e: unknown) => this.o.logger.warn({ err: e }, 'could not cancel the GitHub run'));
     } catch (e) {
       this.o.logger.error({ err: e, job: row.key }, 'report failed; will retry');
     }
@@ -264,6 +280,6 @@ export class StockadeServer {
 }
 
 function failedReport(row: JobRow, error: string): JobReport {
-  const spec = JSON.parse(row.spec) as WorkflowJobSpec;
+  const spec = JSON.parse(row.spec) as JobSpec;
   return { name: spec.jobName, conclusion: 'failure', steps: [], stepSummary: '', log: [`##[error]${error}`], error, annotations: [{ level: 'error', message: error }] };
 }

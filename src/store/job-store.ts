@@ -72,6 +72,11 @@ export class JobStore {
     return r.changes === 1;
   }
 
+  getDelivery(guid: string): DeliveryRow | undefined {
+    const d = this.db.prepare('SELECT guid, event, payload, received_at AS receivedAt, processed FROM deliveries WHERE guid = ?').get(guid) as DeliveryRow | undefined;
+    return d && { ...d, processed: !!d.processed };
+  }
+
   hasDelivery(guid: string): boolean {
     return !!this.db.prepare('SELECT 1 FROM deliveries WHERE guid = ?').get(guid);
   }

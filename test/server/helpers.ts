@@ -56,6 +56,18 @@ export function workflowJobPayload(o: { jobId: number; name: string; labels: str
   return ex;
 }
 
+/** One of GitHub's example deliveries of `event` (with `action`), edited to name our repository and installation. */
+export function examplePayload(event: string, action: string | undefined, edit: (p: Record<string, any>) => void): Record<string, unknown> {
+  const require = createRequire(__filename);
+  const examples = require('@octokit/webhooks-examples') as Array<{ name: string; examples: Array<Record<string, unknown>> }>;
+  const ex = structuredClone(examples.find((e) => e.name === event)!.examples.find((x) => action === undefined || x.action === action)!);
+  (ex.repository as Record<string, unknown>).full_name = 'octo-org/hello';
+  (ex.repository as Record<string, unknown>).name = 'hello';
+  ex.installation = { id: 42, node_id: 'x' };
+  edit(ex);
+  return ex;
+}
+
 export function sign(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }

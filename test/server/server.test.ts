@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LABEL_MANAGED, LABEL_OWNER } from '../../src/sandbox';
 import { sandbox } from '../sandbox/helpers';
-import { deliver, setDiagnostics, makeWorld, post, sign, startServer, until, workflowJobPayload, sleep, type ServerProcess, type World } from './helpers';
+import { deliver, examplePayload, setDiagnostics, makeWorld, post, sign, startServer, until, workflowJobPayload, sleep, type ServerProcess, type World } from './helpers';
 
 const WORKFLOW = `name: CI
 on: push
@@ -35,13 +35,30 @@ jobs:
       - run: echo started && sleep 120
 `;
 
+const APP_WORKFLOW = `name: App
+on:
+  push:
+    branches: [main]
+  pull_request:
+jobs:
+  lint:
+    runs-on: stockade
+    steps:
+      - run: echo "lint on \${{ github.event_name }} secret=[\${{ secrets.DEPLOY_TOKEN }}]"
+  test:
+    needs: lint
+    runs-on: stockade
+    steps:
+      - run: echo "test after lint"
+`;
+
 let w: World;
 let state: string;
 let server: ServerProcess;
 const serverArgs = () => ['--reconcile-seconds', '1', '--concurrency', '2', '--secrets-file', join(w.dir, 'secrets.json')];
 
 before(async () => {
-  w = await makeWorld({ '.github/workflows/ci.yml': WORKFLOW, 'README.md': 'the repository readme\n' });
+  w = await makeWorld({ '.github/workflows/ci.yml': WORKFLOW, '.stockade/workflows/app.yml': APP_WORKFLOW, 'README.md': 'the repository readme\n' });
   state = mkdtempSync(join(tmpdir(), 'stockade-state-'));
   writeFileSync(join(w.dir, 'secrets.json'), JSON.stringify({ 'octo-org/hello': { DEPLOY_TOKEN: 'tok-secret-4711' } }));
   server = await startServer(w, state, serverArgs());
@@ -165,4 +182,45 @@ test('SIGKILL of the server mid-job: after restart the check run is completed an
   assert.equal(left.length, 0, 'the reaper removed the killed server\'s containers');
   const volumes = (await sb.deps.engine.listVolumes(`${LABEL_MANAGED}=true`)).filter((c) => c.labels[LABEL_OWNER]?.startsWith(`${oldPid}.`));
   assert.equal(volumes.length, 0);
+});
+
+const SHA = 'a'.repeat(40);
+
+test('app mode: a push runs .stockade/workflows filtered by on:, one check run for the suite; a redelivery runs once', async () => {
+  const push = examplePayload('push', undefined, (p) => Object.assign(p, { ref: 'refs/heads/main', after: SHA, deleted: false }));
+  await deliver(w, server.url, 'push', push);
+  await deliver(w, server.url, 'push', push);
+  const key = `octo-org/hello/app/push/refs/heads/main/${SHA}`;
+  const run = await until('app push completed', completed(key), 90_000);
+  assert.equal(run.fields.conclusion, 'success', JSON.stringify(run.fields.output));
+  assert.equal(run.fields.name, 'stockade: push');
+  const out = run.fields.output as { summary: string; text: string };
+  assert.match(out.summary, /lint \/ Run echo/);
+  assert.match(out.summary, /test \/ Run echo "test after lint"/);
+  assert.match(out.text, /lint on push secret=\[\*\*\*\]/);
+  await sleep(1500);
+  assert.equal(runsFor(key).length, 1);
+  const other = examplePayload('push', undefined, (p) => Object.assign(p, { ref: 'refs/heads/dev', after: 'b'.repeat(40), deleted: false }));
+  await deliver(w, server.url, 'push', other);
+  const skipped = await until('push to dev reported', completed(`octo-org/hello/app/push/refs/heads/dev/${'b'.repeat(40)}`), 60_000);
+  assert.equal(skipped.fields.conclusion, 'skipped', 'no workflow listens to pushes on dev');
+});
+
+test('app mode: a pull request from a fork runs without secrets; check_run rerequested runs the job again', async () => {
+  const pr = examplePayload('pull_request', 'opened', (p) => {
+    p.number = 12;
+    p.pull_request.number = 12;
+    p.pull_request.head.sha = SHA;
+    p.pull_request.head.repo = { ...p.pull_request.head.repo, full_name: 'mallory/hello' };
+    p.pull_request.base.ref = 'main';
+  });
+  await deliver(w, server.url, 'pull_request', pr);
+  const key = `octo-org/hello/app/pull_request/12/${SHA}/opened`;
+  const run = await until('fork PR completed', completed(key), 90_000);
+  assert.match((run.fields.output as { text: string }).text, /lint on pull_request secret=\[\]/);
+  const rerequest = examplePayload('check_run', 'rerequested', (p) => {
+    p.check_run.external_id = key;
+  });
+  await deliver(w, server.url, 'check_run', rerequest);
+  await until('re-run completed', () => [...w.fake.checkRuns.values()].find((c) => String(c.fields.external_id).startsWith(`${key}#rerun/`) && c.fields.status === 'completed'), 90_000);
 });

@@ -1,0 +1,66 @@
+/**
+ * A burst of N signed workflow_job deliveries (default 500) at `stockade serve`,
+ * against the fake GitHub of the tests: acknowledgement latency p50 / p99 / max,
+ * then waits until every job's check run is completed and counts them
+ * (count in = count completed). Each job is one `true` step in the real sandbox.
+ *
+ *   npm run build && npx tsx bench/webhook-burst.ts [N] [in-flight]
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deliver, makeWorld, startServer, sleep, workflowJobPayload } from '../test/server/helpers';
+
+const N = Number(process.argv[2] ?? 500);
+const inFlight = Number(process.argv[3] ?? 50);
+
+const WORKFLOW = 'on: push\njobs:\n  one:\n    runs-on: [self-hosted, stockade]\n    steps:\n      - run: "true"\n';
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function main(): Promise<void> {
+  const w = await makeWorld({ '.github/workflows/ci.yml': WORKFLOW });
+  const state = mkdtempSync(join(tmpdir(), 'stockade-bench-'));
+  const pacing = process.env.PACING === '1';
+  const server = await startServer(w, state, ['--reconcile-seconds', '0', '--concurrency', '2', ...(pacing ? [] : ['--no-request-pacing'])]);
+  const latencies: number[] = [];
+  const statuses = new Map<number, number>();
+  let next = 0;
+  const t0 = Date.now();
+  const sender = async () => {
+    while (next < N) {
+      const i = next++;
+      const start = process.hrtime.bigint();
+      const r = await deliver(w, server.url, 'workflow_job', workflowJobPayload({ jobId: 100_000 + i, name: 'one', labels: ['self-hosted', 'stockade'] }), randomUUID());
+      latencies.push(Number(process.hrtime.bigint() - start) / 1e6);
+      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, sender));
+  const sendMs = Date.now() - t0;
+  latencies.sort((a, b) => a - b);
+  console.log(`deliveries: ${N} sent in ${sendMs} ms with ${inFlight} in flight; answers ${JSON.stringify(Object.fromEntries(statuses))}`);
+  console.log(`ack latency ms: p50 ${pct(latencies, 50).toFixed(1)}  p99 ${pct(latencies, 99).toFixed(1)}  max ${latencies[latencies.length - 1]!.toFixed(1)}`);
+  const done = () => [...w.fake.checkRuns.values()].filter((c) => c.fields.status === 'completed');
+  const deadline = Date.now() + 30 * 60_000;
+  while (done().length < N && Date.now() < deadline) await sleep(1000);
+  const completed = done();
+  const conclusions: Record<string, number> = {};
+  for (const c of completed) conclusions[String(c.fields.conclusion)] = (conclusions[String(c.fields.conclusion)] ?? 0) + 1;
+  const keys = new Set(completed.map((c) => c.fields.external_id));
+  const totalMs = Date.now() - t0;
+  console.log(`check runs completed: ${completed.length} of ${N} (distinct jobs ${keys.size}); conclusions ${JSON.stringify(conclusions)}`);
+  console.log(`all done in ${(totalMs / 1000).toFixed(1)} s: ${((completed.length / totalMs) * 60_000).toFixed(1)} jobs/minute at concurrency 2`);
+  console.log(`OpenAPI violations: ${w.fake.violations.length}`);
+  server.child.kill('SIGTERM');
+  await sleep(1000);
+  await w.fake.stop();
+  rmSync(state, { recursive: true, force: true });
+  rmSync(w.dir, { recursive: true, force: true });
+  process.exit(completed.length === N && w.fake.violations.length === 0 ? 0 : 1);
+}
+
+void main();

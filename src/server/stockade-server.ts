@@ -146,11 +146,22 @@ export class StockadeServer {
       const added = store.processDelivery(d.guid, plan.jobs);
       logger.info({ delivery: d.guid, event: d.event, jobs: added.length, reason: plan.reason }, 'delivery processed');
     }
-    for (const row of store.inState('accepted', 100)) await this.accept(row);
+    // Free job slots first: creating check runs is paced by GitHub's write limits (one a second),
+    // so a burst of deliveries must not hold up jobs that are already accepted.
+    this.startQueued();
+    for (const row of store.unreported(20)) await this.report(row);
+    for (const row of store.inState('accepted', 5)) {
+      await this.accept(row);
+      this.startQueued();
+    }
+  }
+
+  private startQueued(): void {
     const limit = this.o.concurrency ?? 2;
-    for (const row of store.inState('queued', limit)) {
+    if (this.running >= limit || this.stopped) return;
+    for (const row of this.o.store.inState('queued', limit)) {
       if (this.running >= limit || this.stopped) break;
-      if (!store.transition(row.key, 'running')) continue;
+      if (!this.o.store.transition(row.key, 'running')) continue;
       this.running++;
       const p = this.run(row).finally(() => {
         this.running--;
@@ -159,7 +170,6 @@ export class StockadeServer {
       });
       this.active.add(p);
     }
-    for (const row of store.unreported(20)) await this.report(row);
   }
 
   /** check_run rerequested / requested_action: the job behind the check run (its external_id) runs again. */

@@ -61,7 +61,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
       throw new Error(`container image ${container.image} is not present on this host (no registry is reachable; build it locally first)`);
     }
     volumes = await createJobVolumes(deps.sandbox, job.id, log);
-    await prepareWorkspace(volumes, settings.sourceDir, ctx.event);
+    await prepareWorkspace(volumes, settings.sourceDir, ctx.event, !!settings.disposableSource);
     const run: StepRun = { wf, job, ctx, settings, contexts, volumes, state, image: container.image, containerEnv: container.env, deadline };
     if (Object.keys(job.services).length) {
       const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, 'Initialize containers', stream, text));
@@ -173,8 +173,8 @@ function safeInterpolate(text: string, contexts: Record<string, unknown>, status
   }
 }
 
-async function prepareWorkspace(v: JobVolumes, sourceDir: string, event: Record<string, unknown>): Promise<void> {
-  await copyTreeIntoVolume(sourceDir, v.mountpoint.workspace, v.owner);
+async function prepareWorkspace(v: JobVolumes, sourceDir: string, event: Record<string, unknown>, link: boolean): Promise<void> {
+  await copyTreeIntoVolume(sourceDir, v.mountpoint.workspace, v.owner, { link });
   await makeVolumeDir(v.mountpoint.temp, '_github_workflow', v.owner);
   await writeVolumeFile(join(v.mountpoint.temp, '_github_workflow'), 'event.json', JSON.stringify(event), v.owner);
 }

@@ -71,6 +71,8 @@ export interface JobSettings {
   readOnlyRoot: boolean;
   /** Directory copied into the job's workspace. */
   sourceDir: string;
+  /** sourceDir is the job's own throw-away copy: hard-link it into the workspace instead of copying. @default false */
+  disposableSource?: boolean;
   /** Directory holding remote actions as `<owner>/<repo>/<ref>/` (offline action cache); undefined: none. */
   actionCacheDir?: string;
   /** Host Node.js binary copied (once) into the read-only externals volume for JavaScript actions. */

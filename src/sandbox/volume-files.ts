@@ -65,9 +65,21 @@ export async function readVolumeFile(mountpoint: string, name: string, maxBytes:
   }
 }
 
-/** Copies a directory tree into a fresh volume (once per job), owned by the container's root. */
-export async function copyTreeIntoVolume(source: string, mountpoint: string, owner: VolumeOwner): Promise<void> {
-  await run('cp', ['-a', '--reflink=auto', '--no-preserve=ownership', `${source}/.`, `${mountpoint}/`], { maxBuffer: 1024 * 1024 });
+/**
+ * Copies a directory tree into a fresh volume (once per job), owned by the container's root.
+ * With `link`, files are hard-linked instead of copied (same inodes: only for a source that
+ * is thrown away with the job, such as the server's extracted tarball, never a user's
+ * checkout); it falls back to copying across filesystems.
+ */
+export async function copyTreeIntoVolume(source: string, mountpoint: string, owner: VolumeOwner, o: { link?: boolean } = {}): Promise<void> {
+  const copy = () => run('cp', ['-a', '--reflink=auto', '--no-preserve=ownership', `${source}/.`, `${mountpoint}/`], { maxBuffer: 1024 * 1024 });
+  if (o.link) {
+    try {
+      await run('cp', ['-a', '--link', '--no-preserve=ownership', `${source}/.`, `${mountpoint}/`], { maxBuffer: 1024 * 1024 });
+    } catch {
+      await copy();
+    }
+  } else await copy();
   if (process.getuid?.() === 0) await run('chown', ['-R', '-P', `${owner.uid}:${owner.gid}`, mountpoint]);
 }
 

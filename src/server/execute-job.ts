@@ -112,7 +112,7 @@ async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<E
         inputs: {},
         debug: false,
       };
-      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...d.settings, sourceDir: dir })));
+      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...d.settings, sourceDir: dir, disposableSource: true })));
     }
     return { report: reportOf(name, results), log: lines.join('\n') };
   } catch (e) {
@@ -175,7 +175,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir);
     const { lines, observer } = logCollector(d);
     const needs = Object.fromEntries(instance.job.needs.map((n) => [n, { result: 'success' as const, outputs: {} }]));
-    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...d.settings, sourceDir: dir }, needs);
+    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...d.settings, sourceDir: dir, disposableSource: true }, needs);
     const report = reportOf(result.name, [result]);
     return { report, log: lines.join('\n') };
   } catch (e) {

@@ -73,6 +73,8 @@ export interface CheckRun {
   repo: string;
   fields: Record<string, unknown>;
   history: Array<Record<string, unknown>>;
+  /** When each request of `history` arrived (ms since the epoch). */
+  times: number[];
 }
 
 export interface FakeRepo {
@@ -238,7 +240,7 @@ export class FakeGitHub {
     'checks/create': (r, res) => {
       const id = this.nextId++;
       const fields = { ...(r.body as Record<string, unknown>) };
-      this.checkRuns.set(id, { id, owner: r.params.owner!, repo: r.params.repo!, fields, history: [fields] });
+      this.checkRuns.set(id, { id, owner: r.params.owner!, repo: r.params.repo!, fields, history: [fields], times: [Date.now()] });
       this.json(res, 201, { id, ...fields });
     },
     'checks/update': (r, res) => {
@@ -246,6 +248,7 @@ export class FakeGitHub {
       if (!c) return this.json(res, 404, { message: 'Not Found' });
       const patch = r.body as Record<string, unknown>;
       c.history.push(patch);
+      c.times.push(Date.now());
       c.fields = { ...c.fields, ...patch };
       this.json(res, 200, { id: c.id, ...c.fields });
     },

@@ -1,0 +1,74 @@
+/**
+ * Per-step overhead, side by side and interleaved in each round:
+ *   stockade   marginal cost of one more `true` step in a `stockade run` job:
+ *              (T(job of N steps) - T(job of 1 step)) / (N - 1), full policy on
+ *   run        `podman run --rm IMAGE true` through the CLI (the naive approach)
+ *   exec       `podman exec` into one running container (what act does; no isolation between steps)
+ *   bwrap      `bwrap --unshare-all ... true` (a floor for namespace set-up)
+ * Prints per-step ms (median and p90 over rounds) and the ratios. Not a test: nothing fails on time.
+ *
+ *   npm run build && npx tsx bench/step-overhead.ts [N=20] [ROUNDS=5]   (as root, after `stockade setup`)
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const N = Number(process.argv[2] ?? 20);
+const ROUNDS = Number(process.argv[3] ?? 5);
+const user = process.env.STOCKADE_USER ?? 'stockade';
+const uid = execFileSync('id', ['-u', user]).toString().trim();
+const home = execFileSync('getent', ['passwd', user]).toString().split(':')[5]!;
+const image = /base image: (\S+)/.exec(spawnSync('node', ['dist/cli.js', 'doctor']).stdout.toString())?.[1];
+if (!image) throw new Error('no base image: run `stockade setup` first');
+const asRunner = (args: string[]) => ['runuser', '-u', user, '--', 'env', `XDG_RUNTIME_DIR=/run/user/${uid}`, `HOME=${home}`, ...args];
+
+function repo(steps: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'stockade-bench-steps-'));
+  mkdirSync(join(dir, '.github/workflows'), { recursive: true });
+  writeFileSync(join(dir, '.github/workflows/b.yml'), `on: push\njobs:\n  bench:\n    runs-on: x\n    steps:\n${'      - run: "true"\n'.repeat(steps)}`);
+  return dir;
+}
+
+function timed(cmd: string[], opts: { cwd?: string } = {}): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore', cwd: opts.cwd ?? '/' });
+  if (r.status !== 0) throw new Error(`${cmd.join(' ')} exited ${r.status}`);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** One shell loop of N commands as the runner user, so process start-up of the loop is paid once. */
+function loop(command: string): number {
+  return timed(asRunner(['sh', '-c', `for i in $(seq ${N}); do ${command} >/dev/null; done`])) / N;
+}
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor((s.length - 1) / 2)]!, p90: s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)]! };
+};
+
+const big = repo(N);
+const one = repo(1);
+const ctr = `stockade-bench-exec-${process.pid}`;
+spawnSync(asRunner(['podman', 'run', '-d', '--name', ctr, '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', image, 'sleep', 'infinity'])[0]!, asRunner(['podman', 'run', '-d', '--name', ctr, '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', image, 'sleep', 'infinity']).slice(1), { stdio: 'ignore', cwd: '/' });
+const results: Record<string, number[]> = { stockade: [], run: [], exec: [], bwrap: [] };
+try {
+  for (let r = 1; r <= ROUNDS; r++) {
+    const tN = timed(['node', 'dist/cli.js', 'run', '-C', big, '--json'], { cwd: process.cwd() });
+    const t1 = timed(['node', 'dist/cli.js', 'run', '-C', one, '--json'], { cwd: process.cwd() });
+    results.stockade!.push((tN - t1) / (N - 1));
+    results.run!.push(loop(`podman run --rm --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 ${image} true`));
+    results.exec!.push(loop(`podman exec ${ctr} true`));
+    results.bwrap!.push(loop('bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp true'));
+    console.log(`round ${r}: ${Object.entries(results).map(([k, v]) => `${k} ${v[v.length - 1]!.toFixed(0)} ms`).join(', ')}`);
+  }
+} finally {
+  spawnSync(asRunner(['podman', 'rm', '-f', '-t', '0', ctr])[0]!, asRunner(['podman', 'rm', '-f', '-t', '0', ctr]).slice(1), { stdio: 'ignore', cwd: '/' });
+  rmSync(big, { recursive: true, force: true });
+  rmSync(one, { recursive: true, force: true });
+}
+const s = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, stats(v)]));
+console.log(`\nper step over ${ROUNDS} rounds of ${N} (median / p90 ms):`);
+for (const [k, v] of Object.entries(s)) console.log(`  ${k.padEnd(9)} ${v.median.toFixed(0).padStart(5)} / ${v.p90.toFixed(0)}`);
+const ratio = (a: string, b: string) => (s[a]!.median / s[b]!.median).toFixed(2);
+console.log(`ratios (medians): stockade/run ${ratio('stockade', 'run')} (target <= 0.35), stockade/exec ${ratio('stockade', 'exec')} (target <= 2), stockade/bwrap ${ratio('stockade', 'bwrap')}`);

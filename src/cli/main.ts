@@ -3,18 +3,25 @@ import { doctorChecks, formatChecks } from './doctor';
 import { runCommand, RUN_USAGE } from './run-command';
 import { setup } from './setup';
 import { serveCommand, SERVE_USAGE } from './serve-command';
+import { adminCommand, ADMIN_USAGE } from './admin-commands';
 
 const USAGE = `usage: stockade <command>
 
 commands:
   run       run a repository's workflow locally, one sandboxed container per step
   serve     the GitHub App server: webhooks in, jobs in the sandbox, check runs out
+  quota     set, get and list concurrency and minutes quotas (admin API)
+  queue     what is queued and running, with wait times (admin API)
+  jobs      cancel a job (admin API)
+  admin-token  create an admin API token for an organisation (root, on the server host)
   setup     prepare this host (root): Podman, runner user, cgroups, API service, base image
   doctor    check every host requirement and print the fix for each missing one
 
 ${RUN_USAGE}
 
-${SERVE_USAGE}`;
+${SERVE_USAGE}
+
+${ADMIN_USAGE}`;
 
 /** The composition root: reads argv/env, wires the modules, maps errors to exit codes. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -33,6 +40,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         return await runCommand(rest, env, process.stdout, logger, controller.signal);
       case 'serve':
         return await serveCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info' }), controller.signal);
+      case 'quota':
+      case 'queue':
+      case 'jobs':
+      case 'admin-token':
+        return await adminCommand(command, rest, env, process.stdout);
       case 'setup': {
         const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !rest.includes('--no-images') });
         process.stderr.write(`setup: ready (runner user ${h.runnerUser}, socket ${h.socketPath})\n`);

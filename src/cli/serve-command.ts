@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cpus, totalmem } from 'node:os';
+import { hostCapacity } from '../queue';
 import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
 import { DEFAULT_RUNNER_LABELS, GitHubApi } from '../github';
@@ -14,7 +16,7 @@ export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-fil
                       [--port 8080] [--host 127.0.0.1] [--public-url URL] [--labels a,b,c] [--concurrency 2]
                       [--api-url https://api.github.com] [--secrets-file FILE] [--action-cache DIR]
                       [--reconcile-seconds 60] [--cancel-github-run] [--state-dir DIR] [--no-request-pacing]
-                      [--modes workflow_job,app]
+                      [--modes workflow_job,app] [--admin-port 8081] [--admin-host 127.0.0.1]
   environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
 
 function readSecret(file: string | undefined, envValue: string | undefined, what: string): string {
@@ -62,6 +64,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
       'state-dir': { type: 'string' },
       'no-request-pacing': { type: 'boolean' },
       modes: { type: 'string' },
+      'admin-port': { type: 'string' },
+      'admin-host': { type: 'string' },
     },
   });
   const appId = values['app-id'] ?? env.STOCKADE_APP_ID;
@@ -76,7 +80,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const keyFile = join(stateDir, 'log-link.key');
   if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
   const port = Number(values.port ?? 8080);
-  const concurrency = Number(values.concurrency ?? 2);
+  const concurrency = values.concurrency === undefined ? hostCapacity(cpus().length, totalmem(), DEFAULT_LIMITS.memoryBytes) : Number(values.concurrency);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new StockadeError('USAGE', `--port '${values.port}' is not a port number`);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new StockadeError('USAGE', `--concurrency '${values.concurrency}' is not 1 to 64`);
   const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
@@ -97,11 +101,14 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     reconcileIntervalMs: Number(values['reconcile-seconds'] ?? 60) * 1000,
     cancelGitHubRun: !!values['cancel-github-run'],
     modes: modes as Set<'workflow_job' | 'app'>,
+    adminPort: values['admin-port'] === undefined ? undefined : Number(values['admin-port']),
+    adminHost: values['admin-host'],
     port,
     host: values.host ?? '127.0.0.1',
   });
   const addr = await server.start();
-  process.stderr.write(`stockade serve: listening on ${addr.address}:${addr.port}\n`);
+  const admin = server.adminAddress();
+  process.stderr.write(`stockade serve: listening on ${addr.address}:${addr.port}${admin ? `; admin API on ${admin.address}:${admin.port}` : ''}\n`);
   await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
   await server.stop();
   store.close();

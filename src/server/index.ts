@@ -3,3 +3,5 @@ export { planDelivery, type WorkflowJobSpec, type PlannedJob } from './plan-deli
 export { webhookHandler, MAX_WEBHOOK_BYTES } from './webhook-intake';
 export { logUrl, logSignature, checkLogSignature } from './log-link';
 export type { GitHubPort } from './ports';
+export { adminHandler, hashToken, validateQuota, QUOTA_FIELDS } from './admin-api';
+export { ServerMetrics } from './metrics';

@@ -1,4 +1,8 @@
 import { createServer, type Server } from 'node:http';
+import { statfs } from 'node:fs/promises';
+import { pickNext } from '../queue';
+import { adminHandler } from './admin-api';
+import { ServerMetrics } from './metrics';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../common';
 import { completedFields, annotationBatches, type JobReport } from '../github';
@@ -36,6 +40,12 @@ export interface ServerOptions {
   modes?: ReadonlySet<RunnerMode>;
   /** Cancel GitHub's own copy of the run after reporting (workflow_job mode). @default false */
   cancelGitHubRun?: boolean;
+  /** Port of the admin API, /metrics and /readyz (its own listener); undefined: no admin listener. */
+  adminPort?: number;
+  /** @default 127.0.0.1 */
+  adminHost?: string;
+  /** /readyz fails below this much free disk in the state directory. @default 1 GiB */
+  minFreeDiskBytes?: number;
   /** @default 8080 */
   port?: number;
   host?: string;
@@ -50,6 +60,9 @@ const EVENTS = new Set(['workflow_job', 'push', 'pull_request', 'check_suite', '
  */
 export class StockadeServer {
   private http?: Server;
+  private admin?: Server;
+  readonly metrics: ServerMetrics;
+  private readonly jobAborts = new Map<string, AbortController>();
   private running = 0;
   private pumping = false;
   private again = false;
@@ -58,7 +71,14 @@ export class StockadeServer {
   private readonly abort = new AbortController();
   private stopped = false;
 
-  constructor(private readonly o: ServerOptions) {}
+  constructor(private readonly o: ServerOptions) {
+    this.metrics = new ServerMetrics(o.store);
+  }
+
+  /** Address of the admin listener once started. */
+  adminAddress(): AddressInfo | undefined {
+    return this.admin?.address() as AddressInfo | undefined;
+  }
 
   /** Recovers jobs a dead process left running, reaps its containers, starts the HTTP server and the loops. */
   async start(): Promise<AddressInfo> {
@@ -75,6 +95,7 @@ export class StockadeServer {
       logger: log.child({ component: 'intake' }),
       events: EVENTS,
       onStored: () => this.kick(),
+      onResult: (r) => this.metrics.deliveries.inc({ result: r }),
       maxBytes: this.o.maxWebhookBytes ?? MAX_WEBHOOK_BYTES,
     });
     this.http = createServer((req, res) => {
@@ -90,6 +111,11 @@ export class StockadeServer {
     this.http.headersTimeout = 10_000;
     this.http.requestTimeout = 60_000;
     await new Promise<void>((r) => this.http!.listen(this.o.port ?? 8080, this.o.host ?? '127.0.0.1', r));
+    if (this.o.adminPort !== undefined) {
+      const handler = adminHandler({ store: this.o.store, metrics: this.metrics, cancel: (k) => this.cancel(k), ready: () => this.ready() });
+      this.admin = createServer((req, res) => void handler(req, res));
+      await new Promise<void>((r) => this.admin!.listen(this.o.adminPort, this.o.adminHost ?? '127.0.0.1', r));
+    }
     this.timers.push(setInterval(() => this.kick(), 1000));
     const every = this.o.reconcileIntervalMs ?? 60_000;
     if (every > 0) this.timers.push(setInterval(() => void this.reconcile(), every));
@@ -103,7 +129,56 @@ export class StockadeServer {
     this.timers.forEach(clearInterval);
     this.abort.abort();
     await Promise.allSettled([...this.active]);
+    this.http?.closeAllConnections();
+    this.admin?.closeAllConnections();
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
+    await new Promise<void>((r) => (this.admin ? this.admin.close(() => r()) : r()));
+  }
+
+  /** Cancels a queued job (reported cancelled) or a running one (its step is stopped); false if none or finished. */
+  cancel(key: string): boolean {
+    const row = this.o.store.get(key);
+    if (!row) return false;
+    if (row.state === 'running') {
+      const c = this.jobAborts.get(key);
+      if (!c) return false;
+      c.abort();
+      return true;
+    }
+    if (row.state !== 'accepted' && row.state !== 'queued') return false;
+    const ok = this.o.store.transition(key, 'cancelled', { result: JSON.stringify({ ...failedReport(row, 'cancelled by an administrator'), conclusion: 'cancelled' }) });
+    this.kick();
+    return ok;
+  }
+
+  private async ready(): Promise<{ ok: boolean; checks: Record<string, string> }> {
+    const checks: Record<string, string> = {};
+    let ok = true;
+    try {
+      await this.o.sandbox.deps.engine.ping();
+      checks.podman = 'ok';
+    } catch (e) {
+      ok = false;
+      checks.podman = (e as Error).message;
+    }
+    try {
+      this.o.store.quotas.addUsage(['readyz'], 0);
+      checks.database = 'ok';
+    } catch (e) {
+      ok = false;
+      checks.database = (e as Error).message;
+    }
+    try {
+      const s = await statfs(this.o.workDir.replace(/\/work$/, ''));
+      const free = s.bavail * s.bsize;
+      const min = this.o.minFreeDiskBytes ?? 1024 ** 3;
+      checks.disk = free >= min ? `ok (${Math.round(free / 1024 ** 2)} MiB free)` : `${Math.round(free / 1024 ** 2)} MiB free, below ${Math.round(min / 1024 ** 2)} MiB`;
+      if (free < min) ok = false;
+    } catch (e) {
+      ok = false;
+      checks.disk = (e as Error).message;
+    }
+    return { ok, checks };
   }
 
   private serveLog(url: URL, res: import('node:http').ServerResponse): void {
@@ -156,12 +231,35 @@ export class StockadeServer {
     }
   }
 
+  /** Starts queued jobs while slots are free, fairly across repositories and within each quota. */
   private startQueued(): void {
-    const limit = this.o.concurrency ?? 2;
-    if (this.running >= limit || this.stopped) return;
-    for (const row of this.o.store.inState('queued', limit)) {
-      if (this.running >= limit || this.stopped) break;
-      if (!this.o.store.transition(row.key, 'running')) continue;
+    const { store } = this.o;
+    const host = this.o.concurrency ?? 2;
+    if (this.stopped) return;
+    const quota = (scope: string) => store.quotas.get(scope);
+    for (;;) {
+      if (this.running >= host) return;
+      const waiting = store.inState('queued', 100_000);
+      if (!waiting.length) return;
+      const running = store.inState('running', 10_000).map((r) => ({ repository: r.repository, org: r.repository.split('/')[0]! }));
+      const next = pickNext(
+        waiting.map((r) => ({ key: r.key, repository: r.repository, org: r.repository.split('/')[0]!, priority: r.priority, createdAt: r.createdAt })),
+        running,
+        { host, repository: (repo) => quota(`repo:${repo}`).concurrency, org: (org) => quota(`org:${org}`).concurrency },
+        ((last) => (repo: string) => last.get(repo))(store.lastStarted()),
+      );
+      if (!next) return;
+      const row = waiting.find((r) => r.key === next.key)!;
+      const exhausted = this.exhaustedQuota(row.repository);
+      if (exhausted) {
+        this.metrics.quotaRefusals.inc({ scope: exhausted.scope });
+        const report = { ...failedReport(row, exhausted.message), conclusion: 'neutral' as const, annotations: [] };
+        store.transition(row.key, 'running');
+        store.transition(row.key, 'completed', { result: JSON.stringify(report) });
+        continue;
+      }
+      if (!store.transition(row.key, 'running')) continue;
+      this.metrics.queueWait.observe((Date.now() - row.createdAt) / 1000);
       this.running++;
       const p = this.run(row).finally(() => {
         this.running--;
@@ -170,6 +268,22 @@ export class StockadeServer {
       });
       this.active.add(p);
     }
+  }
+
+  /** The first minutes quota of the repository or its organisation that is used up, with when it resets. */
+  private exhaustedQuota(repository: string): { scope: string; message: string } | undefined {
+    const q = this.o.store.quotas;
+    for (const scope of [`repo:${repository}`, `org:${repository.split('/')[0]}`]) {
+      const limit = q.get(scope);
+      const used = q.usage(scope);
+      if (limit.minutesPerDay !== undefined && used.dayMs >= limit.minutesPerDay * 60_000) {
+        return { scope, message: `quota exhausted: ${scope} used ${(used.dayMs / 60_000).toFixed(1)} of ${limit.minutesPerDay} job-minutes per day; it resets at ${used.dayResets}` };
+      }
+      if (limit.minutesPerMonth !== undefined && used.monthMs >= limit.minutesPerMonth * 60_000) {
+        return { scope, message: `quota exhausted: ${scope} used ${(used.monthMs / 60_000).toFixed(1)} of ${limit.minutesPerMonth} job-minutes per month; it resets at ${used.monthResets}` };
+      }
+    }
+    return undefined;
   }
 
   /** check_run rerequested / requested_action: the job behind the check run (its external_id) runs again. */
@@ -213,6 +327,11 @@ export class StockadeServer {
       row.checkRunId ? gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, fields).catch((e: unknown) => log.warn({ err: e }, 'progress update failed')) : Promise.resolve();
     await update({ status: 'in_progress', started_at: started.toISOString() });
     const steps: string[] = [];
+    const abort = new AbortController();
+    this.jobAborts.set(row.key, abort);
+    const onServerAbort = () => abort.abort();
+    this.abort.signal.addEventListener('abort', onServerAbort, { once: true });
+    const t0 = Date.now();
     const result = await executeJob(
       {
         github: gh,
@@ -222,7 +341,7 @@ export class StockadeServer {
         workDir: this.o.workDir,
         secrets: this.o.secrets,
         payloadOf: (guid) => JSON.parse(this.o.store.getDelivery(guid)?.payload ?? '{}') as Record<string, unknown>,
-        signal: this.abort.signal,
+        signal: abort.signal,
         progress: (name) => {
           steps.push(name);
           const now = Date.now();
@@ -233,6 +352,11 @@ export class StockadeServer {
       },
       row,
     );
+    this.jobAborts.delete(row.key);
+    this.abort.signal.removeEventListener('abort', onServerAbort);
+    const wall = Date.now() - t0;
+    this.o.store.quotas.addUsage([`repo:${row.repository}`, `org:${row.repository.split('/')[0]}`], wall);
+    this.metrics.jobFinished(result.report, wall);
     const state = result.report.conclusion === 'cancelled' ? 'cancelled' : result.report.error && !result.report.steps.length ? 'failed' : 'completed';
     this.o.store.transition(row.key, state, { result: JSON.stringify(result.report), log: result.log });
     log.info({ conclusion: result.report.conclusion }, 'job finished');

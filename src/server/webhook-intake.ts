@@ -16,6 +16,8 @@ export interface IntakeOptions {
   onStored(): void;
   /** @default MAX_WEBHOOK_BYTES */
   maxBytes?: number;
+  /** Counts each answer (metrics). */
+  onResult?(result: 'accepted' | 'duplicate' | 'bad_signature' | 'too_large' | 'ignored' | 'malformed'): void;
 }
 
 function reply(res: ServerResponse, status: number, message: string): void {
@@ -55,7 +57,9 @@ export function webhookHandler(o: IntakeOptions): (req: IncomingMessage, res: Se
   return async (req, res) => {
     const log = o.logger.child({ delivery: String(req.headers['x-github-delivery'] ?? '').slice(0, 64) });
     const declared = Number(req.headers['content-length'] ?? 0);
+    const count = o.onResult ?? (() => undefined);
     if (declared > max) {
+      count('too_large');
       log.warn({ bytes: declared }, 'webhook body too large');
       // Read and drop the rest (never kept), so the client sees the answer rather than a reset.
       req.resume();
@@ -64,6 +68,7 @@ export function webhookHandler(o: IntakeOptions): (req: IncomingMessage, res: Se
     }
     const body = await readCapped(req, max);
     if (!body) {
+      count('too_large');
       log.warn('webhook body too large');
       reply(res, 413, `payload larger than ${max} bytes`);
       req.resume();
@@ -71,6 +76,7 @@ export function webhookHandler(o: IntakeOptions): (req: IncomingMessage, res: Se
     }
     const signature = req.headers['x-hub-signature-256'];
     if (!(await verifyWebhookSignature(o.secret, body, typeof signature === 'string' ? signature : undefined))) {
+      count('bad_signature');
       log.warn('webhook signature missing or wrong');
       reply(res, 401, 'signature does not match');
       return;
@@ -78,20 +84,24 @@ export function webhookHandler(o: IntakeOptions): (req: IncomingMessage, res: Se
     const guid = req.headers['x-github-delivery'];
     const event = req.headers['x-github-event'];
     if (typeof guid !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(guid) || typeof event !== 'string' || !/^[a-z_]{1,64}$/.test(event)) {
+      count('malformed');
       reply(res, 400, 'X-GitHub-Delivery and X-GitHub-Event are required');
       return;
     }
     if (!o.events.has(event)) {
+      count('ignored');
       reply(res, 202, `event ${event} is ignored`);
       return;
     }
     try {
       JSON.parse(body.toString('utf8'));
     } catch {
+      count('malformed');
       reply(res, 400, 'body is not JSON');
       return;
     }
     const added = o.store.addDelivery(guid, event, body.toString('utf8'));
+    count(added ? 'accepted' : 'duplicate');
     reply(res, 202, added ? 'accepted' : 'already received');
     if (added) o.onStored();
   };

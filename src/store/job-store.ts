@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { QuotaStore } from './quota-store';
 
 /** States an accepted job walks through; every one ends in a terminal state with a reported check run. */
 export type JobState = 'accepted' | 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
@@ -38,6 +39,8 @@ export interface JobRow {
   log: string | null;
   createdAt: number;
   updatedAt: number;
+  priority: number;
+  startedAt: number | null;
 }
 
 /**
@@ -47,6 +50,7 @@ export interface JobRow {
  */
 export class JobStore {
   private readonly db: Database.Database;
+  readonly quotas: QuotaStore;
 
   constructor(path: string, private readonly now: () => number = Date.now) {
     this.db = new Database(path);
@@ -64,6 +68,10 @@ export class JobStore {
         created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
       CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
     `);
+    const cols = (this.db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>).map((c) => c.name);
+    if (!cols.includes('priority')) this.db.exec('ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0');
+    if (!cols.includes('started_at')) this.db.exec('ALTER TABLE jobs ADD COLUMN started_at INTEGER');
+    this.quotas = new QuotaStore(this.db, now);
   }
 
   /** Stores a delivery; false when this GUID was stored before (a replay). */
@@ -86,15 +94,15 @@ export class JobStore {
   }
 
   /** Marks a delivery handled and inserts the jobs it produced (each at most once), atomically. */
-  processDelivery(guid: string, jobs: Array<Omit<JobRow, 'state' | 'checkRunId' | 'result' | 'log' | 'createdAt' | 'updatedAt'>>): string[] {
+  processDelivery(guid: string, jobs: Array<Omit<JobRow, 'state' | 'checkRunId' | 'result' | 'log' | 'createdAt' | 'updatedAt' | 'priority' | 'startedAt'> & { priority?: number }>): string[] {
     const insert = this.db.prepare(
-      `INSERT OR IGNORE INTO jobs (key, delivery_guid, repository, installation_id, head_sha, spec, state, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, 'accepted', ?, ?)`,
+      `INSERT OR IGNORE INTO jobs (key, delivery_guid, repository, installation_id, head_sha, spec, state, created_at, updated_at, priority)
+       VALUES (?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)`,
     );
     const added: string[] = [];
     this.db.transaction(() => {
       const t = this.now();
-      for (const j of jobs) if (insert.run(j.key, j.deliveryGuid, j.repository, j.installationId, j.headSha, j.spec, t, t).changes === 1) added.push(j.key);
+      for (const j of jobs) if (insert.run(j.key, j.deliveryGuid, j.repository, j.installationId, j.headSha, j.spec, t, t, j.priority ?? 0).changes === 1) added.push(j.key);
       this.db.prepare('UPDATE deliveries SET processed = 1 WHERE guid = ?').run(guid);
     })();
     return added;
@@ -119,11 +127,18 @@ export class JobStore {
     const allowedFrom = (Object.keys(NEXT) as JobState[]).filter((s) => NEXT[s].includes(to));
     const sets = ['state = ?', 'updated_at = ?'];
     const args: unknown[] = [to, this.now()];
+    if (to === 'running') (sets.push('started_at = ?'), args.push(this.now()));
     if (fields.checkRunId !== undefined) (sets.push('check_run_id = ?'), args.push(fields.checkRunId));
     if (fields.result !== undefined) (sets.push('result = ?'), args.push(fields.result));
     if (fields.log !== undefined) (sets.push('log = ?'), args.push(fields.log));
     const r = this.db.prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE key = ? AND state IN (${allowedFrom.map(() => '?').join(', ')})`).run(...args, key, ...allowedFrom);
     return r.changes === 1;
+  }
+
+  /** When each repository's most recent job started. */
+  lastStarted(): Map<string, number> {
+    const rows = this.db.prepare('SELECT repository, MAX(started_at) AS t FROM jobs WHERE started_at IS NOT NULL GROUP BY repository').all() as Array<{ repository: string; t: number }>;
+    return new Map(rows.map((r) => [r.repository, r.t]));
   }
 
   /** Terminal jobs whose final check run update has not reached GitHub yet. */
@@ -145,4 +160,4 @@ export class JobStore {
 }
 
 const COLUMNS = `key, delivery_guid AS deliveryGuid, repository, installation_id AS installationId, head_sha AS headSha, spec, state,
-  check_run_id AS checkRunId, result, log, created_at AS createdAt, updated_at AS updatedAt`;
+  check_run_id AS checkRunId, result, log, created_at AS createdAt, updated_at AS updatedAt, priority, started_at AS startedAt`;

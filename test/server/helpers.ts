@@ -99,6 +99,8 @@ export function deliver(w: World, url: string, event: string, payload: unknown, 
 export interface ServerProcess {
   child: ChildProcess;
   url: string;
+  /** The admin listener, when --admin-port was given. */
+  adminUrl?: string;
   stderr: () => string;
 }
 
@@ -113,7 +115,8 @@ export async function startServer(w: World, stateDir: string, extra: string[] = 
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     const m = /listening on ([\d.]+):(\d+)/.exec(err);
-    if (m) return { child, url: `http://${m[1]}:${m[2]}`, stderr: () => err };
+    const a = /admin API on ([\d.]+):(\d+)/.exec(err);
+    if (m) return { child, url: `http://${m[1]}:${m[2]}`, adminUrl: a ? `http://${a[1]}:${a[2]}` : undefined, stderr: () => err };
     if (child.exitCode !== null) break;
     await sleep(50);
   }

@@ -1,0 +1,61 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { JobReport } from '../github';
+import type { JobStore } from '../store';
+
+export type DeliveryResult = 'accepted' | 'duplicate' | 'bad_signature' | 'too_large' | 'ignored' | 'malformed';
+
+/** The server's Prometheus metrics (prom-client), served at /metrics on the admin listener. */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly deliveries = new Counter({ name: 'stockade_webhook_deliveries_total', help: 'Webhook deliveries by result', labelNames: ['result'], registers: [this.registry] });
+  readonly jobs = new Counter({ name: 'stockade_jobs_total', help: 'Finished jobs by conclusion', labelNames: ['conclusion'], registers: [this.registry] });
+  readonly queueWait = new Histogram({ name: 'stockade_queue_wait_seconds', help: 'Time from acceptance to start', buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600], registers: [this.registry] });
+  readonly jobDuration = new Histogram({ name: 'stockade_job_duration_seconds', help: 'Job wall time', buckets: [1, 5, 15, 60, 300, 900, 3600, 21600], registers: [this.registry] });
+  readonly stepDuration = new Histogram({ name: 'stockade_step_duration_seconds', help: 'Step wall time', buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 3600], registers: [this.registry] });
+  readonly stepEnds = new Counter({ name: 'stockade_step_ends_total', help: 'Steps by how they ended (exit, timeout, out-of-memory, process-limit, output-limit, sandbox-error, …)', labelNames: ['reason'], registers: [this.registry] });
+  readonly memoryPeak = new Histogram({ name: 'stockade_step_memory_peak_bytes', help: 'Peak memory of a step', buckets: [16, 64, 256, 1024, 4096].map((m) => m * 1024 ** 2), registers: [this.registry] });
+  readonly quotaRefusals = new Counter({ name: 'stockade_quota_refusals_total', help: 'Jobs completed at once because a minutes quota was used up', labelNames: ['scope'], registers: [this.registry] });
+
+  constructor(store: JobStore) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'stockade_process_' });
+    const registry = this.registry;
+    new Gauge({
+      name: 'stockade_queue_depth',
+      help: 'Jobs waiting or running, by repository and state',
+      labelNames: ['repository', 'state'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const state of ['accepted', 'queued', 'running'] as const) {
+          const counts = new Map<string, number>();
+          for (const r of store.inState(state, 100_000)) counts.set(r.repository, (counts.get(r.repository) ?? 0) + 1);
+          for (const [repository, n] of counts) this.set({ repository, state }, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'stockade_quota_saturation',
+      help: 'Used / limit of each minutes quota (1 = exhausted)',
+      labelNames: ['scope', 'period'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { scope, quota } of store.quotas.list('')) {
+          const u = store.quotas.usage(scope);
+          if (quota.minutesPerDay) this.set({ scope, period: 'day' }, u.dayMs / 60_000 / quota.minutesPerDay);
+          if (quota.minutesPerMonth) this.set({ scope, period: 'month' }, u.monthMs / 60_000 / quota.minutesPerMonth);
+        }
+      },
+    });
+  }
+
+  jobFinished(report: JobReport, durationMs: number): void {
+    this.jobs.inc({ conclusion: report.conclusion });
+    this.jobDuration.observe(durationMs / 1000);
+    for (const s of report.steps) {
+      this.stepDuration.observe(s.durationMs / 1000);
+      this.stepEnds.inc({ reason: s.exitReason.startsWith('exit ') ? 'exit' : s.exitReason });
+      if (s.peakMemoryBytes) this.memoryPeak.observe(s.peakMemoryBytes);
+    }
+  }
+}

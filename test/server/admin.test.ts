@@ -1,0 +1,134 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { JobStore } from '../../src/store';
+import { deliver, makeWorld, root, setDiagnostics, sleep, startServer, until, workflowJobPayload, type ServerProcess, type World } from './helpers';
+
+const WORKFLOW = `on: push
+jobs:
+  one:
+    runs-on: [self-hosted, stockade]
+    steps:
+      - run: sleep 1
+`;
+
+let w: World;
+let state: string;
+let server: ServerProcess;
+let opToken: string;
+let orgToken: string;
+let otherToken: string;
+const args = () => ['--reconcile-seconds', '0', '--concurrency', '1', '--admin-port', '0', '--no-request-pacing'];
+
+function token(org: string): string {
+  const r = spawnSync('node', [join(root, 'dist/cli.js'), 'admin-token', 'create', '--org', org, '--state-dir', state], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+
+const api = async (method: string, path: string, tok: string, body?: unknown) => {
+  const r = await fetch(`${server.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+};
+
+const job = (id: number, repository: string) => {
+  const p = workflowJobPayload({ jobId: id, name: 'one', labels: ['stockade'] });
+  (p.repository as Record<string, unknown>).full_name = repository;
+  return p;
+};
+const runOf = (key: string) => [...w.fake.checkRuns.values()].find((c) => c.fields.external_id === key);
+const at = (key: string, status: string) => {
+  const c = runOf(key);
+  const i = c?.history.findIndex((h) => h.status === status) ?? -1;
+  return c && i >= 0 ? c.times[i] : undefined;
+};
+
+before(async () => {
+  w = await makeWorld({ '.github/workflows/ci.yml': WORKFLOW });
+  const repo = w.fake.repos.get('octo-org/hello')!;
+  for (const r of ['octo-org/busy', 'octo-org/quiet', 'octo-org/capped', 'octo-org/spent', 'other-org/app']) w.fake.repos.set(r, repo);
+  state = mkdtempSync(join(tmpdir(), 'stockade-admin-'));
+  server = await startServer(w, state, args());
+  setDiagnostics(() => `\nviolations: ${JSON.stringify(w.fake.violations)}\nserver: ${server.stderr().slice(-3000)}`);
+  opToken = token('*');
+  orgToken = token('octo-org');
+  otherToken = token('other-org');
+});
+
+after(async () => {
+  server?.child.kill('SIGTERM');
+  await sleep(500);
+  await w?.fake.stop();
+  rmSync(state, { recursive: true, force: true });
+  rmSync(w.dir, { recursive: true, force: true });
+  assert.deepEqual(w.fake.violations, []);
+});
+
+test('admin tokens are scoped: org B cannot read or change org A; bad values get 400 and change nothing', async () => {
+  assert.equal((await api('GET', '/v1/quotas/octo-org/hello', 'stk_not-a-real-token-at-all')).status, 401);
+  assert.equal((await api('PUT', '/v1/quotas/octo-org/hello', otherToken, { concurrency: 1 })).status, 403);
+  assert.equal((await api('GET', '/v1/quotas/octo-org/hello', otherToken)).status, 403);
+  assert.equal((await api('GET', '/v1/quotas?org=octo-org', otherToken)).status, 403);
+  const set = await api('PUT', '/v1/quotas/octo-org/hello', orgToken, { concurrency: 3, minutesPerDay: 100 });
+  assert.equal(set.status, 200);
+  assert.deepEqual(set.body.quota, { concurrency: 3, minutesPerDay: 100 });
+  const bad = await api('PUT', '/v1/quotas/octo-org/hello', orgToken, { concurrency: 2, minutesPerDay: -5 });
+  assert.equal(bad.status, 400);
+  assert.match(String(bad.body.error), /minutesPerDay must be a whole number from 1 to 1440000/);
+  assert.deepEqual((await api('GET', '/v1/quotas/octo-org/hello', orgToken)).body.quota, { concurrency: 3, minutesPerDay: 100 }, 'nothing half-applied');
+  assert.equal((await api('PUT', '/v1/quotas/other-org', opToken, { concurrency: 4 })).status, 200, 'the operator token reaches every org');
+  const cli = spawnSync('node', [join(root, 'dist/cli.js'), 'quota', 'set', 'octo-org/hello', '--concurrency', '2', '--url', server.adminUrl!, '--token', orgToken], { encoding: 'utf8' });
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.equal((JSON.parse(cli.stdout) as { quota: { concurrency: number } }).quota.concurrency, 2);
+  const cliBad = spawnSync('node', [join(root, 'dist/cli.js'), 'quota', 'set', 'octo-org/hello', '--concurrency', '0', '--url', server.adminUrl!, '--token', orgToken], { encoding: 'utf8' });
+  assert.equal(cliBad.status, 2);
+  assert.match(cliBad.stderr, /concurrency must be a whole number from 1 to 256/);
+});
+
+test('fair order: 8 jobs of one repository, then 1 of another: the second repository\'s job starts within one slot', async () => {
+  for (let i = 0; i < 8; i++) await deliver(w, server.url, 'workflow_job', job(1000 + i, 'octo-org/busy'));
+  await sleep(300);
+  await deliver(w, server.url, 'workflow_job', job(2000, 'octo-org/quiet'));
+  const quiet = 'octo-org/quiet/workflow_job/2000/1';
+  await until('quiet job started', () => at(quiet, 'in_progress'), 120_000);
+  const quietStart = at(quiet, 'in_progress')!;
+  const busyStartedBefore = Array.from({ length: 8 }, (_, i) => at(`octo-org/busy/workflow_job/${1000 + i}/1`, 'in_progress')).filter((t) => t !== undefined && t < quietStart);
+  assert.ok(busyStartedBefore.length <= 2, `${busyStartedBefore.length} jobs of the busy repository started before the quiet one`);
+  await until('busy jobs done', () => Array.from({ length: 8 }, (_, i) => at(`octo-org/busy/workflow_job/${1000 + i}/1`, 'completed')).every(Boolean), 180_000);
+});
+
+test('a repository over its minutes quota gets a completed check run saying which quota and when it resets; usage is counted', async () => {
+  assert.equal((await api('PUT', '/v1/quotas/octo-org/spent', orgToken, { minutesPerDay: 1 })).status, 200);
+  const store = new JobStore(join(state, 'stockade.db'));
+  store.quotas.addUsage(['repo:octo-org/spent'], 61_000);
+  store.close();
+  await deliver(w, server.url, 'workflow_job', job(3000, 'octo-org/spent'));
+  const run = await until('quota report', () => { const c = runOf('octo-org/spent/workflow_job/3000/1'); return c?.fields.status === 'completed' && c; }, 60_000);
+  assert.equal(run.fields.conclusion, 'neutral');
+  assert.match((run.fields.output as { summary: string }).summary, /quota exhausted: repo:octo-org\/spent used 1\.0 of 1 job-minutes per day; it resets at \d{4}-\d\d-\d\dT00:00:00\.000Z/);
+  const usage = (await api('GET', '/v1/quotas/octo-org/busy', orgToken)).body.usage as { dayMs: number };
+  assert.ok(usage.dayMs >= 8 * 1000, `busy used ${usage.dayMs} ms for 8 one-second jobs`);
+});
+
+test('metrics, readiness, the queue view, and a restart keeps quotas and counters', async () => {
+  const metrics = await (await fetch(`${server.adminUrl}/metrics`)).text();
+  assert.match(metrics, /stockade_webhook_deliveries_total\{result="accepted"\} \d+/);
+  assert.match(metrics, /stockade_jobs_total\{conclusion="success"\} \d+/);
+  assert.match(metrics, /stockade_quota_refusals_total\{scope="repo:octo-org\/spent"\} 1/);
+  assert.match(metrics, /stockade_quota_saturation\{scope="repo:octo-org\/spent",period="day"\} 1\.0/);
+  assert.match(metrics, /stockade_queue_wait_seconds_count \d+/);
+  const ready = await fetch(`${server.adminUrl}/readyz`);
+  assert.equal(ready.status, 200, await ready.text());
+  const queue = await api('GET', '/v1/queue', otherToken);
+  assert.equal(queue.status, 200);
+  const before = (await api('GET', '/v1/quotas/octo-org/busy', orgToken)).body;
+  server.child.kill('SIGTERM');
+  await sleep(1500);
+  server = await startServer(w, state, args());
+  const afterRestart = (await api('GET', '/v1/quotas/octo-org/busy', orgToken)).body;
+  assert.deepEqual(afterRestart.usage, before.usage);
+  assert.deepEqual((await api('GET', '/v1/quotas/octo-org/hello', orgToken)).body.quota, { concurrency: 2, minutesPerDay: 100 });
+});

@@ -7,7 +7,9 @@ import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
 import { DEFAULT_RUNNER_LABELS, GitHubApi } from '../github';
 import { DEFAULT_LIMITS, openSandbox } from '../sandbox';
-import { StockadeServer } from '../server';
+import { StockadeServer, validateQuota } from '../server';
+import YAML from 'yaml';
+import type { Quota } from '../store';
 import { JobStore } from '../store';
 import { baseImageRef } from './base-image';
 import { resolveHostConfig } from './host-config';
@@ -17,6 +19,7 @@ export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-fil
                       [--api-url https://api.github.com] [--secrets-file FILE] [--action-cache DIR]
                       [--reconcile-seconds 60] [--cancel-github-run] [--state-dir DIR] [--no-request-pacing]
                       [--modes workflow_job,app] [--admin-port 8081] [--admin-host 127.0.0.1]
+                      [--config quotas.yml] [--burst-per-minute 120]
   environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
 
 function readSecret(file: string | undefined, envValue: string | undefined, what: string): string {
@@ -66,6 +69,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
       modes: { type: 'string' },
       'admin-port': { type: 'string' },
       'admin-host': { type: 'string' },
+      config: { type: 'string' },
+      'burst-per-minute': { type: 'string' },
     },
   });
   const appId = values['app-id'] ?? env.STOCKADE_APP_ID;
@@ -74,6 +79,9 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const webhookSecret = readSecret(values['webhook-secret-file'], env.STOCKADE_WEBHOOK_SECRET, 'the webhook secret');
   const modes = new Set((values.modes ?? 'workflow_job,app').split(',').map((m) => m.trim()));
   for (const m of modes) if (m !== 'workflow_job' && m !== 'app') throw new StockadeError('USAGE', `--modes: '${m}' is not workflow_job or app`);
+  const quotaDefaults = values.config ? readQuotaConfig(values.config) : undefined;
+  const burst = values['burst-per-minute'] === undefined ? 120 : Number(values['burst-per-minute']);
+  if (!Number.isInteger(burst) || burst < 1 || burst > 100_000) throw new StockadeError('USAGE', `--burst-per-minute '${values['burst-per-minute']}' is not 1 to 100000`);
   const host = resolveHostConfig(env);
   const stateDir = values['state-dir'] ?? join(host.stateDir, 'server');
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -103,6 +111,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     modes: modes as Set<'workflow_job' | 'app'>,
     adminPort: values['admin-port'] === undefined ? undefined : Number(values['admin-port']),
     adminHost: values['admin-host'],
+    quotaDefaults,
+    burstPerMinute: burst,
     port,
     host: values.host ?? '127.0.0.1',
   });
@@ -113,4 +123,27 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   await server.stop();
   store.close();
   return 0;
+}
+
+/**
+ * Quota defaults from YAML: `quotas: { default: {...}, orgs: { OWNER: {...} }, repos: { OWNER/REPO: {...} } }`
+ * with the admin API's fields (concurrency, minutesPerDay, minutesPerMonth); checked before the server starts.
+ */
+function readQuotaConfig(file: string): (scope: string) => Quota {
+  let doc: { quotas?: { default?: unknown; orgs?: Record<string, unknown>; repos?: Record<string, unknown> } };
+  try {
+    doc = (YAML.parse(readFileSync(file, 'utf8')) ?? {}) as typeof doc;
+  } catch (e) {
+    throw new StockadeError('CONFIG_INVALID', `${file}: ${(e as Error).message}`);
+  }
+  const check = (where: string, v: unknown): Quota => {
+    const r = validateQuota(v);
+    if ('error' in r) throw new StockadeError('CONFIG_INVALID', `${file}: ${where}: ${r.error}`);
+    return Object.fromEntries(Object.entries(r.value).filter(([, x]) => x !== null)) as Quota;
+  };
+  const q = doc.quotas ?? {};
+  const def = q.default === undefined ? {} : check('quotas.default', q.default);
+  const orgs = new Map(Object.entries(q.orgs ?? {}).map(([k, v]) => [k, check(`quotas.orgs.${k}`, v)]));
+  const repos = new Map(Object.entries(q.repos ?? {}).map(([k, v]) => [k, check(`quotas.repos.${k}`, v)]));
+  return (scope) => (scope.startsWith('repo:') ? { ...def, ...(repos.get(scope.slice(5)) ?? {}) } : (orgs.get(scope.slice(4)) ?? {}));
 }

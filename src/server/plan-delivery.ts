@@ -32,6 +32,8 @@ export type JobSpec = WorkflowJobSpec | AppSpec;
 export type RunnerMode = 'workflow_job' | 'app';
 
 export interface PlannedJob {
+  /** Higher starts first within a repository (pushes to the default branch: 10; everything else 0). */
+  priority?: number;
   key: string;
   deliveryGuid: string;
   repository: string;
@@ -115,5 +117,6 @@ function planApp(guid: string, event: string, payload: Obj): { jobs: PlannedJob[
   }
   if (!SHA.test(sha)) return { jobs: [], reason: `${event} payload has no head commit` };
   const spec: AppSpec = { mode: 'app', owner, repo: name, event: runEvent, jobName: runEvent, fromFork, ref };
-  return { jobs: [{ key, deliveryGuid: guid, repository: fullName, installationId: installation.id, headSha: sha, spec: JSON.stringify(spec) }], reason: `${event}: .stockade/workflows at ${sha.slice(0, 12)}` };
+  const priority = runEvent === 'push' && ref === `refs/heads/${String(repo.default_branch ?? 'main')}` ? 10 : 0;
+  return { jobs: [{ priority, key, deliveryGuid: guid, repository: fullName, installationId: installation.id, headSha: sha, spec: JSON.stringify(spec) }], reason: `${event}: .stockade/workflows at ${sha.slice(0, 12)}` };
 }

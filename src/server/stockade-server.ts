@@ -8,7 +8,7 @@ import type { Logger } from '../common';
 import { completedFields, annotationBatches, type JobReport } from '../github';
 import type { JobSettings } from '../runner';
 import type { Sandbox } from '../sandbox';
-import type { JobRow, JobStore } from '../store';
+import type { JobRow, JobStore, Quota } from '../store';
 import { executeJob } from './execute-job';
 import { checkLogSignature, logUrl } from './log-link';
 import { planDelivery, type JobSpec, type PlannedJob, type RunnerMode } from './plan-delivery';
@@ -40,6 +40,10 @@ export interface ServerOptions {
   modes?: ReadonlySet<RunnerMode>;
   /** Cancel GitHub's own copy of the run after reporting (workflow_job mode). @default false */
   cancelGitHubRun?: boolean;
+  /** Jobs admitted per installation per minute; more wait (stored, in order) until the window allows. @default 120 */
+  burstPerMinute?: number;
+  /** Quota defaults from the server's configuration; values set through the admin API win. */
+  quotaDefaults?: (scope: string) => Quota;
   /** Port of the admin API, /metrics and /readyz (its own listener); undefined: no admin listener. */
   adminPort?: number;
   /** @default 127.0.0.1 */
@@ -225,8 +229,14 @@ export class StockadeServer {
     // so a burst of deliveries must not hold up jobs that are already accepted.
     this.startQueued();
     for (const row of store.unreported(20)) await this.report(row);
-    for (const row of store.inState('accepted', 5)) {
+    const burst = this.o.burstPerMinute ?? 120;
+    let accepted = 0;
+    for (const row of store.inState('accepted', 1000)) {
+      if (accepted >= 5) break;
+      // Burst limit: over it, the job stays stored and accepted, admitted later in arrival order.
+      if (store.admittedSince(row.installationId, Date.now() - 60_000) >= burst) continue;
       await this.accept(row);
+      accepted++;
       this.startQueued();
     }
   }
@@ -236,7 +246,7 @@ export class StockadeServer {
     const { store } = this.o;
     const host = this.o.concurrency ?? 2;
     if (this.stopped) return;
-    const quota = (scope: string) => store.quotas.get(scope);
+    const quota = (scope: string) => this.quota(scope);
     for (;;) {
       if (this.running >= host) return;
       const waiting = store.inState('queued', 100_000);
@@ -270,11 +280,16 @@ export class StockadeServer {
     }
   }
 
+  /** A scope's quota: the admin API's values over the configuration's defaults. */
+  private quota(scope: string): Quota {
+    return { ...(this.o.quotaDefaults?.(scope) ?? {}), ...this.o.store.quotas.get(scope) };
+  }
+
   /** The first minutes quota of the repository or its organisation that is used up, with when it resets. */
   private exhaustedQuota(repository: string): { scope: string; message: string } | undefined {
     const q = this.o.store.quotas;
     for (const scope of [`repo:${repository}`, `org:${repository.split('/')[0]}`]) {
-      const limit = q.get(scope);
+      const limit = this.quota(scope);
       const used = q.usage(scope);
       if (limit.minutesPerDay !== undefined && used.dayMs >= limit.minutesPerDay * 60_000) {
         return { scope, message: `quota exhausted: ${scope} used ${(used.dayMs / 60_000).toFixed(1)} of ${limit.minutesPerDay} job-minutes per day; it resets at ${used.dayResets}` };

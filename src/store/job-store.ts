@@ -71,6 +71,7 @@ export class JobStore {
     const cols = (this.db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>).map((c) => c.name);
     if (!cols.includes('priority')) this.db.exec('ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0');
     if (!cols.includes('started_at')) this.db.exec('ALTER TABLE jobs ADD COLUMN started_at INTEGER');
+    if (!cols.includes('admitted_at')) this.db.exec('ALTER TABLE jobs ADD COLUMN admitted_at INTEGER');
     this.quotas = new QuotaStore(this.db, now);
   }
 
@@ -128,11 +129,17 @@ export class JobStore {
     const sets = ['state = ?', 'updated_at = ?'];
     const args: unknown[] = [to, this.now()];
     if (to === 'running') (sets.push('started_at = ?'), args.push(this.now()));
+    if (to === 'queued') (sets.push('admitted_at = ?'), args.push(this.now()));
     if (fields.checkRunId !== undefined) (sets.push('check_run_id = ?'), args.push(fields.checkRunId));
     if (fields.result !== undefined) (sets.push('result = ?'), args.push(fields.result));
     if (fields.log !== undefined) (sets.push('log = ?'), args.push(fields.log));
     const r = this.db.prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE key = ? AND state IN (${allowedFrom.map(() => '?').join(', ')})`).run(...args, key, ...allowedFrom);
     return r.changes === 1;
+  }
+
+  /** Jobs of an installation admitted (accepted → queued) since `since`. */
+  admittedSince(installationId: number, since: number): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM jobs WHERE installation_id = ? AND admitted_at >= ?').get(installationId, since) as { n: number }).n;
   }
 
   /** When each repository's most recent job started. */

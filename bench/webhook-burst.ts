@@ -1,19 +1,24 @@
 /**
- * A burst of N signed workflow_job deliveries (default 500) at `stockade serve`,
+ * A burst of N signed workflow_job deliveries (default 500) across R repositories at `stockade serve`,
  * against the fake GitHub of the tests: acknowledgement latency p50 / p99 / max,
  * then waits until every job's check run is completed and counts them
  * (count in = count completed). Each job is one `true` step in the real sandbox.
  *
- *   npm run build && npx tsx bench/webhook-burst.ts [N] [in-flight]
+ * Also samples the server's resident memory (peak) until the queue has drained.
+ *
+ *   npm run build && npx tsx bench/webhook-burst.ts [N=500] [in-flight=50] [REPOS=1]
+ *   (bench/burst of issue 7: npx tsx bench/webhook-burst.ts 1000 1 50: one client, 50 repositories)
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { deliver, makeWorld, startServer, sleep, workflowJobPayload } from '../test/server/helpers';
 
 const N = Number(process.argv[2] ?? 500);
 const inFlight = Number(process.argv[3] ?? 50);
+const REPOS = Number(process.argv[4] ?? 1);
 
 const WORKFLOW = 'on: push\njobs:\n  one:\n    runs-on: [self-hosted, stockade]\n    steps:\n      - run: "true"\n';
 
@@ -23,9 +28,13 @@ function pct(sorted: number[], p: number): number {
 
 async function main(): Promise<void> {
   const w = await makeWorld({ '.github/workflows/ci.yml': WORKFLOW });
+  for (let r = 0; r < REPOS; r++) w.fake.repos.set(`octo-org/repo${r}`, w.fake.repos.get('octo-org/hello')!);
   const state = mkdtempSync(join(tmpdir(), 'stockade-bench-'));
   const pacing = process.env.PACING === '1';
   const server = await startServer(w, state, ['--reconcile-seconds', '0', '--concurrency', '2', ...(pacing ? [] : ['--no-request-pacing'])]);
+  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))![1]) / 1024;
+  let peak = rss();
+  const sampler = setInterval(() => (peak = Math.max(peak, rss())), 200);
   const latencies: number[] = [];
   const statuses = new Map<number, number>();
   let next = 0;
@@ -34,7 +43,9 @@ async function main(): Promise<void> {
     while (next < N) {
       const i = next++;
       const start = process.hrtime.bigint();
-      const r = await deliver(w, server.url, 'workflow_job', workflowJobPayload({ jobId: 100_000 + i, name: 'one', labels: ['self-hosted', 'stockade'] }), randomUUID());
+      const payload = workflowJobPayload({ jobId: 100_000 + i, name: 'one', labels: ['self-hosted', 'stockade'] });
+      if (REPOS > 1) (payload.repository as Record<string, unknown>).full_name = `octo-org/repo${i % REPOS}`;
+      const r = await deliver(w, server.url, 'workflow_job', payload, randomUUID());
       latencies.push(Number(process.hrtime.bigint() - start) / 1e6);
       statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
     }
@@ -42,7 +53,7 @@ async function main(): Promise<void> {
   await Promise.all(Array.from({ length: inFlight }, sender));
   const sendMs = Date.now() - t0;
   latencies.sort((a, b) => a - b);
-  console.log(`deliveries: ${N} sent in ${sendMs} ms with ${inFlight} in flight; answers ${JSON.stringify(Object.fromEntries(statuses))}`);
+  console.log(`deliveries: ${N} across ${REPOS} repositories sent in ${sendMs} ms with ${inFlight} in flight; answers ${JSON.stringify(Object.fromEntries(statuses))}`);
   console.log(`ack latency ms: p50 ${pct(latencies, 50).toFixed(1)}  p99 ${pct(latencies, 99).toFixed(1)}  max ${latencies[latencies.length - 1]!.toFixed(1)}`);
   const done = () => [...w.fake.checkRuns.values()].filter((c) => c.fields.status === 'completed');
   const deadline = Date.now() + 30 * 60_000;
@@ -52,6 +63,8 @@ async function main(): Promise<void> {
   for (const c of completed) conclusions[String(c.fields.conclusion)] = (conclusions[String(c.fields.conclusion)] ?? 0) + 1;
   const keys = new Set(completed.map((c) => c.fields.external_id));
   const totalMs = Date.now() - t0;
+  clearInterval(sampler);
+  console.log(`server peak resident memory: ${peak.toFixed(1)} MB`);
   console.log(`check runs completed: ${completed.length} of ${N} (distinct jobs ${keys.size}); conclusions ${JSON.stringify(conclusions)}`);
   console.log(`all done in ${(totalMs / 1000).toFixed(1)} s: ${((completed.length / totalMs) * 60_000).toFixed(1)} jobs/minute at concurrency 2`);
   console.log(`OpenAPI violations: ${w.fake.violations.length}`);

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
 import { DEFAULT_RUNNER_LABELS, GitHubApi } from '../github';
 import { DEFAULT_LIMITS, openSandbox } from '../sandbox';
-import { StockadeServer, validateQuota } from '../server';
+import { DEFAULT_PRIORITIES, StockadeServer, validateQuota, type Priorities } from '../server';
 import YAML from 'yaml';
 import type { Quota } from '../store';
 import { JobStore } from '../store';
@@ -79,7 +79,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const webhookSecret = readSecret(values['webhook-secret-file'], env.STOCKADE_WEBHOOK_SECRET, 'the webhook secret');
   const modes = new Set((values.modes ?? 'workflow_job,app').split(',').map((m) => m.trim()));
   for (const m of modes) if (m !== 'workflow_job' && m !== 'app') throw new StockadeError('USAGE', `--modes: '${m}' is not workflow_job or app`);
-  const quotaDefaults = values.config ? readQuotaConfig(values.config) : undefined;
+  const config = values.config ? readServerConfig(values.config) : undefined;
+  const quotaDefaults = config?.quotas;
   const burst = values['burst-per-minute'] === undefined ? 120 : Number(values['burst-per-minute']);
   if (!Number.isInteger(burst) || burst < 1 || burst > 100_000) throw new StockadeError('USAGE', `--burst-per-minute '${values['burst-per-minute']}' is not 1 to 100000`);
   const host = resolveHostConfig(env);
@@ -112,6 +113,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     adminPort: values['admin-port'] === undefined ? undefined : Number(values['admin-port']),
     adminHost: values['admin-host'],
     quotaDefaults,
+    priorities: config?.priorities,
     burstPerMinute: burst,
     port,
     host: values.host ?? '127.0.0.1',
@@ -126,11 +128,13 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
 }
 
 /**
- * Quota defaults from YAML: `quotas: { default: {...}, orgs: { OWNER: {...} }, repos: { OWNER/REPO: {...} } }`
- * with the admin API's fields (concurrency, minutesPerDay, minutesPerMonth); checked before the server starts.
+ * The server's YAML configuration, checked before the server starts:
+ * `quotas: { default: {...}, orgs: { OWNER: {...} }, repos: { OWNER/REPO: {...} } }` with the admin
+ * API's fields (concurrency, minutesPerDay, minutesPerMonth), and
+ * `priorities: { defaultBranchPush, push, pullRequest, workflowJob }` (whole numbers, higher first).
  */
-function readQuotaConfig(file: string): (scope: string) => Quota {
-  let doc: { quotas?: { default?: unknown; orgs?: Record<string, unknown>; repos?: Record<string, unknown> } };
+function readServerConfig(file: string): { quotas: (scope: string) => Quota; priorities: Priorities } {
+  let doc: { quotas?: { default?: unknown; orgs?: Record<string, unknown>; repos?: Record<string, unknown> }; priorities?: Record<string, unknown> };
   try {
     doc = (YAML.parse(readFileSync(file, 'utf8')) ?? {}) as typeof doc;
   } catch (e) {
@@ -145,5 +149,11 @@ function readQuotaConfig(file: string): (scope: string) => Quota {
   const def = q.default === undefined ? {} : check('quotas.default', q.default);
   const orgs = new Map(Object.entries(q.orgs ?? {}).map(([k, v]) => [k, check(`quotas.orgs.${k}`, v)]));
   const repos = new Map(Object.entries(q.repos ?? {}).map(([k, v]) => [k, check(`quotas.repos.${k}`, v)]));
-  return (scope) => (scope.startsWith('repo:') ? { ...def, ...(repos.get(scope.slice(5)) ?? {}) } : (orgs.get(scope.slice(4)) ?? {}));
+  const priorities: Priorities = { ...DEFAULT_PRIORITIES };
+  for (const [k, v] of Object.entries(doc.priorities ?? {})) {
+    if (!(k in priorities)) throw new StockadeError('CONFIG_INVALID', `${file}: priorities.${k} is unknown; keys are ${Object.keys(DEFAULT_PRIORITIES).join(', ')}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || Math.abs(v) > 1000) throw new StockadeError('CONFIG_INVALID', `${file}: priorities.${k} must be a whole number from -1000 to 1000`);
+    priorities[k as keyof Priorities] = v;
+  }
+  return { quotas: (scope) => (scope.startsWith('repo:') ? { ...def, ...(repos.get(scope.slice(5)) ?? {}) } : (orgs.get(scope.slice(4)) ?? {})), priorities };
 }

@@ -31,6 +31,20 @@ export type JobSpec = WorkflowJobSpec | AppSpec;
 
 export type RunnerMode = 'workflow_job' | 'app';
 
+/** Start order within a repository (higher first), from the server's configuration. */
+export interface Priorities {
+  /** @default 10 */
+  defaultBranchPush: number;
+  /** @default 0 */
+  push: number;
+  /** @default 0 */
+  pullRequest: number;
+  /** @default 0 */
+  workflowJob: number;
+}
+
+export const DEFAULT_PRIORITIES: Priorities = { defaultBranchPush: 10, push: 0, pullRequest: 0, workflowJob: 0 };
+
 export interface PlannedJob {
   /** Higher starts first within a repository (pushes to the default branch: 10; everything else 0). */
   priority?: number;
@@ -49,10 +63,23 @@ type Obj = Record<string, unknown>;
  * labels are all in the runner's set. The key (repository, job id, attempt) makes
  * the same job from two deliveries one job.
  */
-export function planDelivery(guid: string, event: string, payload: Obj, labels: string[], modes: ReadonlySet<RunnerMode> = new Set(['workflow_job', 'app'])): { jobs: PlannedJob[]; reason: string } {
-  if (event === 'workflow_job') return modes.has('workflow_job') ? planWorkflowJob(guid, payload, labels) : { jobs: [], reason: 'workflow_job mode is off' };
-  if (['push', 'pull_request', 'check_suite'].includes(event)) return modes.has('app') ? planApp(guid, event, payload) : { jobs: [], reason: 'app mode is off' };
-  return { jobs: [], reason: `event ${event} starts no job` };
+export function planDelivery(guid: string, event: string, payload: Obj, labels: string[], modes: ReadonlySet<RunnerMode> = new Set(['workflow_job', 'app']), priorities: Priorities = DEFAULT_PRIORITIES): { jobs: PlannedJob[]; reason: string } {
+  const plan =
+    event === 'workflow_job'
+      ? modes.has('workflow_job')
+        ? planWorkflowJob(guid, payload, labels)
+        : { jobs: [], reason: 'workflow_job mode is off' }
+      : ['push', 'pull_request', 'check_suite'].includes(event)
+        ? modes.has('app')
+          ? planApp(guid, event, payload)
+          : { jobs: [], reason: 'app mode is off' }
+        : { jobs: [], reason: `event ${event} starts no job` };
+  for (const j of plan.jobs) {
+    const spec = JSON.parse(j.spec) as JobSpec;
+    j.priority =
+      spec.mode === 'workflow_job' ? priorities.workflowJob : spec.event === 'push' ? (j.priority === 10 ? priorities.defaultBranchPush : priorities.push) : priorities.pullRequest;
+  }
+  return plan;
 }
 
 function planWorkflowJob(guid: string, payload: Obj, labels: string[]): { jobs: PlannedJob[]; reason: string } {

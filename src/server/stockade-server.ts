@@ -11,7 +11,7 @@ import type { Sandbox } from '../sandbox';
 import type { JobRow, JobStore, Quota } from '../store';
 import { executeJob } from './execute-job';
 import { checkLogSignature, logUrl } from './log-link';
-import { planDelivery, type JobSpec, type PlannedJob, type RunnerMode } from './plan-delivery';
+import { planDelivery, type JobSpec, type PlannedJob, type Priorities, type RunnerMode } from './plan-delivery';
 import type { GitHubPort } from './ports';
 import { webhookHandler, MAX_WEBHOOK_BYTES } from './webhook-intake';
 
@@ -36,6 +36,8 @@ export interface ServerOptions {
   reconcileIntervalMs?: number;
   /** Seconds between progress updates of a running check run. @default 5000 */
   progressIntervalMs?: number;
+  /** Start order within a repository by kind of event. @default DEFAULT_PRIORITIES */
+  priorities?: Priorities;
   /** Which deliveries start jobs. @default both */
   modes?: ReadonlySet<RunnerMode>;
   /** Cancel GitHub's own copy of the run after reporting (workflow_job mode). @default false */
@@ -221,7 +223,7 @@ export class StockadeServer {
         store.processDelivery(d.guid, []);
         continue;
       }
-      const plan = d.event === 'check_run' ? this.planRerun(d.guid, payload) : planDelivery(d.guid, d.event, payload, this.o.labels, this.o.modes);
+      const plan = d.event === 'check_run' ? this.planRerun(d.guid, payload) : planDelivery(d.guid, d.event, payload, this.o.labels, this.o.modes, this.o.priorities);
       const added = store.processDelivery(d.guid, plan.jobs);
       logger.info({ delivery: d.guid, event: d.event, jobs: added.length, reason: plan.reason }, 'delivery processed');
     }
@@ -231,7 +233,7 @@ export class StockadeServer {
     for (const row of store.unreported(20)) await this.report(row);
     const burst = this.o.burstPerMinute ?? 120;
     let accepted = 0;
-    for (const row of store.inState('accepted', 1000)) {
+    for (const row of interleaveByRepository(store.inState('accepted', 1000))) {
       if (accepted >= 5) break;
       // Burst limit: over it, the job stays stored and accepted, admitted later in arrival order.
       if (store.admittedSince(row.installationId, Date.now() - 60_000) >= burst) continue;
@@ -431,4 +433,18 @@ export class StockadeServer {
 function failedReport(row: JobRow, error: string): JobReport {
   const spec = JSON.parse(row.spec) as JobSpec;
   return { name: spec.jobName, conclusion: 'failure', steps: [], stepSummary: '', log: [`##[error]${error}`], error, annotations: [{ level: 'error', message: error }] };
+}
+
+/** Rows taken one per repository in turn (arrival order within each), so one repository's burst does not hold up another's admission. */
+function interleaveByRepository(rows: JobRow[]): JobRow[] {
+  const byRepo = new Map<string, JobRow[]>();
+  for (const r of rows) {
+    const list = byRepo.get(r.repository);
+    if (list) list.push(r);
+    else byRepo.set(r.repository, [r]);
+  }
+  const out: JobRow[] = [];
+  const lists = [...byRepo.values()];
+  for (let i = 0; out.length < rows.length; i++) for (const l of lists) if (l[i]) out.push(l[i]!);
+  return out;
 }

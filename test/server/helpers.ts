@@ -131,10 +131,10 @@ export function setDiagnostics(f: () => string): void {
   describeWorld = f;
 }
 
-export async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
+export async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const v = f();
+    const v = await f();
     if (v) return v;
     await sleep(100);
   }

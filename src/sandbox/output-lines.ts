@@ -109,3 +109,18 @@ export class FrameDecoder {
     this.pending = buf.length ? Buffer.from(buf) : Buffer.alloc(0);
   }
 }
+
+/** Feeds a multiplexed attach stream into `output` until it ends (end, close or error, whichever comes first). */
+export function drainFrames(stream: import('node:stream').Readable, output: OutputLines): Promise<void> {
+  const decoder = new FrameDecoder((s, payload) => output.push(s, payload));
+  return new Promise((resolve) => {
+    stream.on('data', (chunk: Buffer) => decoder.push(chunk));
+    const done = () => {
+      output.flush();
+      resolve();
+    };
+    stream.once('end', done);
+    stream.once('close', done);
+    stream.once('error', done);
+  });
+}

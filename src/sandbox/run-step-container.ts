@@ -1,8 +1,7 @@
-import type { Readable } from 'node:stream';
 import { StockadeError, silentLogger, type Logger } from '../common';
 import type { ContainerEngine } from './engine';
 import type { AppliedLimits, LimitEnforcer, StepUsage } from './limit-enforcer';
-import { FrameDecoder, OutputLines, type OutputLine } from './output-lines';
+import { drainFrames, OutputLines, type OutputLine } from './output-lines';
 import { applyProcessRlimits } from './process-rlimits';
 import type { StepSpec } from './step-spec';
 import { toCreateOptions, type HostRlimits } from './to-create-options';
@@ -73,7 +72,7 @@ export async function runStepContainer(
     applied = await deps.limits.apply(spec.name, pid, spec.limits);
     await applyProcessRlimits(pid, { nofile: Math.min(spec.limits.nofile, deps.host.nofileHard), core: 0 });
     const stream = await deps.engine.attach(id);
-    const ended = drain(stream, output);
+    const ended = drainFrames(stream, output);
     const stopper = (reason: StopReason, graceMs: number) => {
       if (stop) return;
       stop = reason;
@@ -114,18 +113,4 @@ function classify(stop: StopReason | undefined, exitCode: number, usage: StepUsa
   if (usage.oomKills > 0) return 'out-of-memory';
   if (usage.pidsLimitHits > 0) return 'process-limit';
   return 'exit';
-}
-
-function drain(stream: Readable, output: OutputLines): Promise<void> {
-  const decoder = new FrameDecoder((s, payload) => output.push(s, payload));
-  return new Promise((resolve) => {
-    stream.on('data', (chunk: Buffer) => decoder.push(chunk));
-    const done = () => {
-      output.flush();
-      resolve();
-    };
-    stream.once('end', done);
-    stream.once('close', done);
-    stream.once('error', done);
-  });
 }

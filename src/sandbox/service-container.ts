@@ -1,6 +1,6 @@
 import { StockadeError, silentLogger } from '../common';
 import type { AppliedLimits } from './limit-enforcer';
-import { FrameDecoder, OutputLines, type OutputLine } from './output-lines';
+import { drainFrames, OutputLines, type OutputLine } from './output-lines';
 import { applyProcessRlimits } from './process-rlimits';
 import type { SandboxDeps } from './run-step-container';
 import type { StepSpec } from './step-spec';
@@ -41,17 +41,7 @@ export async function startServiceContainer(deps: SandboxDeps, spec: StepSpec, o
     await applyProcessRlimits(pid, { nofile: Math.min(spec.limits.nofile, deps.host.nofileHard), core: 0 });
     const stream = await deps.engine.attach(id);
     const output = new OutputLines({ maxBytes: spec.limits.outputBytes, maxLineBytes: spec.limits.maxLineBytes }, onLine);
-    const decoder = new FrameDecoder((s, payload) => output.push(s, payload));
-    const exited = new Promise<void>((resolve) => {
-      stream.on('data', (chunk: Buffer) => decoder.push(chunk));
-      const done = () => {
-        output.flush();
-        resolve();
-      };
-      stream.once('end', done);
-      stream.once('close', done);
-      stream.once('error', done);
-    });
+    const exited = drainFrames(stream, output);
     await deps.engine.start(id);
     timer = setTimeout(() => void stop(), spec.limits.timeoutMs);
     return { id, name: spec.name, exited, stop };

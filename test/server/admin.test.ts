@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JobStore } from '../../src/store';
-import { deliver, makeWorld, root, setDiagnostics, sleep, startServer, until, workflowJobPayload, type ServerProcess, type World } from './helpers';
+import { endWorld, deliver, makeWorld, root, setDiagnostics, sleep, startServer, until, workflowJobPayload, type ServerProcess, type World } from './helpers';
 
 const WORKFLOW = `on: push
 jobs:
@@ -58,14 +58,7 @@ before(async () => {
   otherToken = token('other-org');
 });
 
-after(async () => {
-  server?.child.kill('SIGTERM');
-  await sleep(500);
-  await w?.fake.stop();
-  rmSync(state, { recursive: true, force: true });
-  rmSync(w.dir, { recursive: true, force: true });
-  assert.deepEqual(w.fake.violations, []);
-});
+after(() => endWorld(w, server, state));
 
 test('admin tokens are scoped: org B cannot read or change org A; bad values get 400 and change nothing', async () => {
   assert.equal((await api('GET', '/v1/quotas/octo-org/hello', 'stk_not-a-real-token-at-all')).status, 401);

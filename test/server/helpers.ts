@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -139,4 +140,17 @@ export async function until<T>(what: string, f: () => T | undefined | false | Pr
     await sleep(100);
   }
   throw new Error(`timed out waiting for ${what}${describeWorld()}`);
+}
+
+/**
+ * Ends a test file's world: stops the server and the fake, removes their directories, and
+ * checks that every request the fake received matched GitHub's OpenAPI description.
+ */
+export async function endWorld(w: World | undefined, server: ServerProcess | undefined, state: string): Promise<void> {
+  server?.child.kill('SIGTERM');
+  await sleep(500);
+  await w?.fake.stop();
+  rmSync(state, { recursive: true, force: true });
+  if (w) rmSync(w.dir, { recursive: true, force: true });
+  assert.deepEqual(w?.fake.violations ?? [], [], "every request matched GitHub's OpenAPI description");
 }

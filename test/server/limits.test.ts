@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JobStore } from '../../src/store';
-import { deliver, makeWorld, setDiagnostics, sleep, startServer, until, workflowJobPayload, type ServerProcess, type World } from './helpers';
+import { endWorld, deliver, makeWorld, setDiagnostics, sleep, startServer, until, workflowJobPayload, type ServerProcess, type World } from './helpers';
 
 let w: World;
 let state: string;
@@ -20,14 +20,7 @@ before(async () => {
   setDiagnostics(() => `\nviolations: ${JSON.stringify(w.fake.violations)}\nserver: ${server.stderr().slice(-3000)}`);
 });
 
-after(async () => {
-  server?.child.kill('SIGTERM');
-  await sleep(500);
-  await w?.fake.stop();
-  rmSync(state, { recursive: true, force: true });
-  rmSync(w.dir, { recursive: true, force: true });
-  assert.deepEqual(w.fake.violations, []);
-});
+after(() => endWorld(w, server, state));
 
 const job = (id: number, repository: string, installation: number) => {
   const p = workflowJobPayload({ jobId: id, name: 'one', labels: ['stockade'] });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LABEL_MANAGED, LABEL_OWNER } from '../../src/sandbox';
 import { sandbox } from '../sandbox/helpers';
-import { deliver, examplePayload, setDiagnostics, makeWorld, post, sign, startServer, until, workflowJobPayload, sleep, type ServerProcess, type World } from './helpers';
+import { endWorld, deliver, examplePayload, setDiagnostics, makeWorld, post, sign, startServer, until, workflowJobPayload, sleep, type ServerProcess, type World } from './helpers';
 
 const WORKFLOW = `name: CI
 on: push
@@ -65,14 +65,7 @@ before(async () => {
   setDiagnostics(diag);
 });
 
-after(async () => {
-  server?.child.kill('SIGTERM');
-  await sleep(500);
-  await w?.fake.stop();
-  rmSync(state, { recursive: true, force: true });
-  rmSync(w.dir, { recursive: true, force: true });
-  assert.deepEqual(w.fake.violations, [], 'every request matched GitHub\'s OpenAPI description');
-});
+after(() => endWorld(w, server, state));
 
 const diag = () => `\nviolations: ${JSON.stringify(w.fake.violations)}\nrequests: ${w.fake.requests.map((r) => `${r.operationId} ${r.path}`).join('\n')}\nserver: ${server.stderr().slice(-4000)}`;
 const completed = (key: string) => () => [...w.fake.checkRuns.values()].find((c) => c.fields.external_id === key && c.fields.status === 'completed');

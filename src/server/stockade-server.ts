@@ -223,6 +223,7 @@ export class StockadeServer {
         store.processDelivery(d.guid, []);
         continue;
       }
+      this.cancelIfGitHubCancelled(d.event, payload);
       const plan = d.event === 'check_run' ? this.planRerun(d.guid, payload) : planDelivery(d.guid, d.event, payload, this.o.labels, this.o.modes, this.o.priorities);
       const added = store.processDelivery(d.guid, plan.jobs);
       logger.info({ delivery: d.guid, event: d.event, jobs: added.length, reason: plan.reason }, 'delivery processed');
@@ -301,6 +302,15 @@ export class StockadeServer {
       }
     }
     return undefined;
+  }
+
+  /** A workflow_job that GitHub reports cancelled (the run was cancelled there) is cancelled here too, queued or running. */
+  private cancelIfGitHubCancelled(event: string, payload: Record<string, unknown>): void {
+    const job = (payload.workflow_job ?? {}) as Record<string, unknown>;
+    if (event !== 'workflow_job' || payload.action !== 'completed' || job.conclusion !== 'cancelled') return;
+    const repo = String(((payload.repository ?? {}) as Record<string, unknown>).full_name ?? '');
+    const key = `${repo}/workflow_job/${String(job.id)}/${String(job.run_attempt ?? 1)}`;
+    if (this.cancel(key)) this.o.logger.info({ job: key }, 'GitHub cancelled the run; job cancelled');
   }
 
   /** check_run rerequested / requested_action: the job behind the check run (its external_id) runs again. */

@@ -217,3 +217,16 @@ test('app mode: a pull request from a fork runs without secrets; check_run rereq
   await deliver(w, server.url, 'check_run', rerequest);
   await until('re-run completed', () => [...w.fake.checkRuns.values()].find((c) => String(c.fields.external_id).startsWith(`${key}#rerun/`) && c.fields.status === 'completed'), 90_000);
 });
+
+test('GitHub cancelling the run (workflow_job completed, cancelled) cancels the running job; its check run ends cancelled', async () => {
+  const key = 'octo-org/hello/workflow_job/10/1';
+  await deliver(w, server.url, 'workflow_job', workflowJobPayload({ jobId: 10, name: 'slow', labels: ['stockade'] }));
+  await until('slow job in progress', () => runsFor(key).find((c) => c.fields.status === 'in_progress'), 60_000);
+  await sleep(2000);
+  const done = workflowJobPayload({ jobId: 10, name: 'slow', labels: ['stockade'] });
+  done.action = 'completed';
+  Object.assign(done.workflow_job as Record<string, unknown>, { status: 'completed', conclusion: 'cancelled' });
+  assert.equal((await deliver(w, server.url, 'workflow_job', done)).status, 202);
+  const run = await until('cancelled check run', completed(key), 60_000);
+  assert.equal(run.fields.conclusion, 'cancelled');
+});

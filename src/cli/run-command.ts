@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
-import { checkRunnable, runWorkflow, selectJobs, type JobResult, type RunContext, type RunObserver } from '../runner';
+import { checkRunnable, maskerFor, runWorkflow, selectJobs, type JobResult, type RunContext, type RunObserver } from '../runner';
 import { DEFAULT_LIMITS, openSandbox, type ResourceLimits } from '../sandbox';
-import { formatDiagnostic, normalizeOn, SecretMasker } from '../workflow';
+import { formatDiagnostic, normalizeOn } from '../workflow';
 import { parse as parseDotenv } from 'dotenv';
 import { baseImageRef } from './base-image';
 import { formatResults } from './format-results';
@@ -129,8 +129,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       };
   const results: JobResult[] = [];
   const debug = !!values.debug || secrets.ACTIONS_STEP_DEBUG === 'true' || vars.ACTIONS_STEP_DEBUG === 'true';
-  const masker = new SecretMasker();
-  Object.values(secrets).forEach((v) => masker.add(v));
+  const masker = maskerFor(secrets);
   for (const p of plan) {
     if ('error' in p.jobs) continue;
     const inputs = eventName === 'workflow_dispatch' ? dispatchInputs(p.wf.on, inputValues) : {};

@@ -1,5 +1,5 @@
 export type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
-export { runJob, type JobDeps, type NeedsResult, type JobInstance } from './run-job';
+export { runJob, maskerFor, type JobDeps, type NeedsResult, type JobInstance } from './run-job';
 export { runWorkflow, selectJobs, checkRunnable, findJobInstance } from './run-workflow';
 export { JOB_PATHS } from './job-paths';
 export { hashWorkspaceFiles } from './hash-files';

@@ -4,7 +4,7 @@ import { copyTreeIntoVolume, makeVolumeDir, writeVolumeFile, type Sandbox } from
 import { evaluateValue, interpolate, SecretMasker, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
 import { runPreSteps, runUses } from './actions';
 import { createJobVolumes, type JobVolumes } from './job-volumes';
-import { baseContexts, type InstanceFacts, type NeedsResult } from './job-contexts';
+import { baseContexts, jobStatus, type InstanceFacts, type NeedsResult } from './job-contexts';
 export type { NeedsResult } from './job-contexts';
 import { evaluateEnv } from './step-env';
 import { startJobServices, type JobServices } from './job-services';
@@ -28,9 +28,9 @@ export interface JobInstance {
 }
 
 /** A masker knowing the run's secrets (each value, its lines and encodings). */
-export function maskerFor(ctx: RunContext): SecretMasker {
+export function maskerFor(secrets: Record<string, string>): SecretMasker {
   const m = new SecretMasker();
-  for (const v of Object.values(ctx.secrets)) m.add(v);
+  for (const v of Object.values(secrets)) m.add(v);
   return m;
 }
 
@@ -39,7 +39,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   const { job } = instance;
   const started = Date.now();
   const contexts = baseContexts(ctx, job.id, needs, instance.facts);
-  const masker = maskerFor(ctx);
+  const masker = maskerFor(ctx.secrets);
   const name = masker.mask(instance.name);
   const log = deps.logger.child({ job: job.id });
   deps.observer?.jobStarted?.(job.id, name);
@@ -111,12 +111,12 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     await volumes?.remove();
     for (const v of state.extraVolumes) await deps.sandbox.deps.engine.removeVolume(v).catch((e: unknown) => log.error({ err: e, volume: v }, 'volume remove failed'));
   }
-  const status = volumes ? scopeStatusOf(scope, deps.signal) : undefined;
+  const status = volumes ? jobStatus(scope.status, deps.signal) : undefined;
   const outcome: Conclusion = deps.signal?.aborted ? 'cancelled' : scope.status.failed ? 'failure' : 'success';
   const outputs: Record<string, string> = {};
   let outputEnv: Record<string, string> = {};
   try {
-    outputEnv = evaluateEnv([wf.env, job.env], contexts, scopeStatusOf(scope, deps.signal));
+    outputEnv = evaluateEnv([wf.env, job.env], contexts, jobStatus(scope.status, deps.signal));
   } catch {
     // an env value that fails to evaluate already failed the job's steps
   }
@@ -145,10 +145,6 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
 
 function failed(error: string): Executed {
   return { outcome: 'failure', exitCode: null, reason: 'error', error, outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0 };
-}
-
-function scopeStatusOf(scope: Scope, signal?: AbortSignal): JobStatus {
-  return { success: () => !scope.status.failed && !signal?.aborted, failure: () => scope.status.failed, cancelled: () => !!signal?.aborted };
 }
 
 /** The image and env of the job's `container:`; options that would weaken the sandbox are refused. */

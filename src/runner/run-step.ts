@@ -18,6 +18,7 @@ import {
   type WorkflowModel,
 } from '../workflow';
 import { hashWorkspaceFiles } from './hash-files';
+import { jobStatus } from './job-contexts';
 import { JOB_PATHS } from './job-paths';
 import type { JobVolumes } from './job-volumes';
 import { standardEnv } from './standard-env';
@@ -126,12 +127,7 @@ export function displayName(step: StepModel): string {
 }
 
 export function scopeStatus(run: StepRun, scope: Scope, signal?: AbortSignal): JobStatus {
-  return {
-    success: () => !scope.status.failed && !signal?.aborted,
-    failure: () => scope.status.failed,
-    cancelled: () => !!signal?.aborted,
-    hashFiles: (patterns) => hashWorkspaceFiles(run.volumes.mountpoint.workspace, patterns),
-  };
+  return { ...jobStatus(scope.status, signal), hashFiles: (patterns) => hashWorkspaceFiles(run.volumes.mountpoint.workspace, patterns) };
 }
 
 export function stepContexts(run: StepRun, scope: Scope): Record<string, unknown> {

@@ -63,7 +63,7 @@ export async function runWorkflow(deps: JobDeps, wf: WorkflowModel, jobs: JobMod
     all.push(r);
     deps.observer?.jobFinished?.(r);
   };
-  const masker = maskerFor(ctx);
+  const masker = maskerFor(ctx.secrets);
   for (const job of jobs) {
     const needs: Record<string, NeedsResult> = {};
     for (const n of job.needs) needs[n] = byJob.has(n) ? foldResults(byJob.get(n)!) : { result: 'skipped', outputs: {} };

@@ -1,4 +1,5 @@
 import { labelsMatch } from '../github';
+import type { NewJob } from '../store';
 
 /** What a stored job asks the executor to do. */
 export interface WorkflowJobSpec {
@@ -45,16 +46,8 @@ export interface Priorities {
 
 export const DEFAULT_PRIORITIES: Priorities = { defaultBranchPush: 10, push: 0, pullRequest: 0, workflowJob: 0 };
 
-export interface PlannedJob {
-  /** Higher starts first within a repository (pushes to the default branch: 10; everything else 0). */
-  priority?: number;
-  key: string;
-  deliveryGuid: string;
-  repository: string;
-  installationId: number;
-  headSha: string;
-  spec: string;
-}
+/** Jobs are planned in the store's own shape (pushes to the default branch get priority 10 before configuration). */
+export type PlannedJob = NewJob;
 
 type Obj = Record<string, unknown>;
 

@@ -43,6 +43,12 @@ export interface JobRow {
   startedAt: number | null;
 }
 
+/** A job as a delivery plans it, before it is stored. */
+export type NewJob = Pick<JobRow, 'key' | 'deliveryGuid' | 'repository' | 'installationId' | 'headSha' | 'spec'> & {
+  /** Higher starts first within a repository. @default 0 */
+  priority?: number;
+};
+
 /**
  * The durable queue: deliveries are stored before the webhook is answered, jobs
  * are keyed so a replay or a second delivery of the same job runs once, and every
@@ -95,7 +101,7 @@ export class JobStore {
   }
 
   /** Marks a delivery handled and inserts the jobs it produced (each at most once), atomically. */
-  processDelivery(guid: string, jobs: Array<Omit<JobRow, 'state' | 'checkRunId' | 'result' | 'log' | 'createdAt' | 'updatedAt' | 'priority' | 'startedAt'> & { priority?: number }>): string[] {
+  processDelivery(guid: string, jobs: NewJob[]): string[] {
     const insert = this.db.prepare(
       `INSERT OR IGNORE INTO jobs (key, delivery_guid, repository, installation_id, head_sha, spec, state, created_at, updated_at, priority)
        VALUES (?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)`,

@@ -1,7 +1,7 @@
-import YAML, { LineCounter, isNode } from 'yaml';
 import type { Diagnostic, SourcePos, StepModel } from './model';
 import { WORKFLOW_LIMITS } from './limits';
 import { toStep } from './parse-workflow';
+import { parseStrictYaml } from './strict-yaml';
 
 type Obj = Record<string, unknown>;
 
@@ -28,29 +28,10 @@ const NODE_VERSIONS = ['node12', 'node16', 'node20', 'node24'];
 export function parseActionText(file: string, content: string): { value?: ActionModel; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
   const err = (pos: Omit<SourcePos, 'file'>, message: string) => diagnostics.push({ file, ...pos, severity: 'error', message });
-  if (Buffer.byteLength(content) > WORKFLOW_LIMITS.maxFileBytes) {
-    err({ line: 1, column: 1 }, `file is larger than ${WORKFLOW_LIMITS.maxFileBytes} bytes`);
-    return { diagnostics };
-  }
-  const lc = new LineCounter();
-  const doc = YAML.parseDocument(content, { lineCounter: lc, uniqueKeys: true, merge: false, strict: true, customTags: [], prettyErrors: false });
-  for (const e of [...doc.errors, ...doc.warnings]) {
-    const p = lc.linePos(e.pos[0]);
-    err({ line: p.line, column: p.col }, e.message.split('\n')[0] ?? e.message);
-  }
-  if (diagnostics.length) return { diagnostics };
-  let js: Obj;
-  try {
-    js = (doc.toJS({ maxAliasCount: WORKFLOW_LIMITS.maxAliases }) ?? {}) as Obj;
-  } catch (e) {
-    err({ line: 1, column: 1 }, (e as Error).message);
-    return { diagnostics };
-  }
-  const posOf = (path: Array<string | number>): SourcePos => {
-    const node = doc.getIn(path, true);
-    const p = lc.linePos(isNode(node) && node.range ? node.range[0] : 0);
-    return { file, line: p.line, column: p.col };
-  };
+  const yaml = parseStrictYaml(file, content);
+  if (yaml.diagnostics.length) return { diagnostics: yaml.diagnostics };
+  const js = (yaml.js ?? {}) as Obj;
+  const posOf = yaml.posOf;
   if (!js || typeof js !== 'object' || Array.isArray(js)) {
     err({ line: 1, column: 1 }, 'action metadata must be a mapping');
     return { diagnostics };

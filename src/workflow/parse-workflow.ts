@@ -1,8 +1,8 @@
-import YAML, { LineCounter, isNode, type Document } from 'yaml';
 import { parseWorkflow as githubParseWorkflow, NoOperationTraceWriter } from '@actions/workflow-parser';
 import type { ContainerModel, Diagnostic, JobModel, StrategyModel, ParseResult, RunDefaults, SourcePos, StepModel, WorkflowModel } from './model';
 import { WORKFLOW_LIMITS } from './limits';
 import { findNeedsCycle } from './needs-graph';
+import { parseStrictYaml } from './strict-yaml';
 
 type Obj = Record<string, unknown>;
 
@@ -17,25 +17,9 @@ export function parseWorkflowText(file: string, content: string): ParseResult {
   const err = (pos: Omit<SourcePos, 'file'>, message: string) =>
     diagnostics.push({ file, ...pos, severity: 'error', message });
 
-  if (Buffer.byteLength(content) > WORKFLOW_LIMITS.maxFileBytes) {
-    err({ line: 1, column: 1 }, `file is ${Buffer.byteLength(content)} bytes; the limit is ${WORKFLOW_LIMITS.maxFileBytes}`);
-    return { diagnostics };
-  }
-  const lineCounter = new LineCounter();
-  const doc = YAML.parseDocument(content, { lineCounter, uniqueKeys: true, merge: false, prettyErrors: false, strict: true, customTags: [] });
-  for (const e of [...doc.errors, ...doc.warnings]) {
-    const p = lineCounter.linePos(e.pos[0]);
-    err({ line: p.line, column: p.col }, e.message.split('\n')[0] ?? e.message);
-  }
-  if (diagnostics.length) return { diagnostics };
-
-  let js: unknown;
-  try {
-    js = doc.toJS({ maxAliasCount: WORKFLOW_LIMITS.maxAliases });
-  } catch (e) {
-    err({ line: 1, column: 1 }, `YAML could not be expanded: ${(e as Error).message}`);
-    return { diagnostics };
-  }
+  const yaml = parseStrictYaml(file, content);
+  if (yaml.diagnostics.length) return { diagnostics: yaml.diagnostics };
+  const js = yaml.js;
 
   const gh = githubParseWorkflow({ name: file, content }, new NoOperationTraceWriter());
   for (const e of gh.context.errors.getErrors()) {
@@ -45,16 +29,8 @@ export function parseWorkflowText(file: string, content: string): ParseResult {
   }
   if (diagnostics.length) return { diagnostics };
 
-  const posOf = (path: Array<string | number>): SourcePos => nodePos(doc, lineCounter, file, path);
-  const value = toModel(file, js as Obj, posOf, err);
+  const value = toModel(file, js as Obj, yaml.posOf, err);
   return diagnostics.length ? { diagnostics } : { value, diagnostics };
-}
-
-function nodePos(doc: Document, lc: LineCounter, file: string, path: Array<string | number>): SourcePos {
-  const node = doc.getIn(path, true);
-  const offset = isNode(node) && node.range ? node.range[0] : 0;
-  const p = lc.linePos(offset);
-  return { file, line: p.line, column: p.col };
 }
 
 function strMap(v: unknown): Record<string, string> {

@@ -46,15 +46,9 @@ export async function makeWorld(files: Record<string, string>, sha = 'a'.repeat(
 
 /** GitHub's own example of a queued workflow_job delivery, edited to name our repository, job and labels. */
 export function workflowJobPayload(o: { jobId: number; name: string; labels: string[]; runId?: number; sha?: string; attempt?: number }): Record<string, unknown> {
-  const require = createRequire(__filename);
-  const examples = require('@octokit/webhooks-examples') as Array<{ name: string; examples: Array<Record<string, unknown>> }>;
-  const ex = structuredClone(examples.find((e) => e.name === 'workflow_job')!.examples.find((x) => x.action === 'queued')!);
-  const job = ex.workflow_job as Record<string, unknown>;
-  Object.assign(job, { id: o.jobId, run_id: o.runId ?? 555, run_attempt: o.attempt ?? 1, name: o.name, labels: o.labels, head_sha: o.sha ?? 'a'.repeat(40) });
-  (ex.repository as Record<string, unknown>).full_name = 'octo-org/hello';
-  (ex.repository as Record<string, unknown>).name = 'hello';
-  ex.installation = { id: 42, node_id: 'x' };
-  return ex;
+  return examplePayload('workflow_job', 'queued', (p) => {
+    Object.assign(p.workflow_job, { id: o.jobId, run_id: o.runId ?? 555, run_attempt: o.attempt ?? 1, name: o.name, labels: o.labels, head_sha: o.sha ?? 'a'.repeat(40) });
+  });
 }
 
 /** One of GitHub's example deliveries of `event` (with `action`), edited to name our repository and installation. */

@@ -337,7 +337,9 @@ export class StockadeServer {
         external_id: row.key,
         details_url: logUrl(this.o.publicUrl, this.o.logKey, row.key),
       });
-      this.o.store.transition(row.key, 'queued', { checkRunId: id });
+      // Saved whatever the state: a job cancelled while the check run was being created must complete this one.
+      this.o.store.setCheckRun(row.key, id);
+      this.o.store.transition(row.key, 'queued');
     } catch (e) {
       this.o.logger.error({ err: e, job: row.key }, 'check run could not be created; will retry');
     }
@@ -352,12 +354,13 @@ export class StockadeServer {
     const every = this.o.progressIntervalMs ?? 5000;
     const update = (fields: Parameters<GitHubPort['updateCheckRun']>[4]) =>
       row.checkRunId ? gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, fields).catch((e: unknown) => log.warn({ err: e }, 'progress update failed')) : Promise.resolve();
-    await update({ status: 'in_progress', started_at: started.toISOString() });
-    const steps: string[] = [];
+    // Cancellable from the moment the job is running, before the first await.
     const abort = new AbortController();
     this.jobAborts.set(row.key, abort);
     const onServerAbort = () => abort.abort();
     this.abort.signal.addEventListener('abort', onServerAbort, { once: true });
+    await update({ status: 'in_progress', started_at: started.toISOString() });
+    const steps: string[] = [];
     const t0 = Date.now();
     const result = await executeJob(
       {

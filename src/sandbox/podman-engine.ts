@@ -61,17 +61,19 @@ export class PodmanEngine implements ContainerEngine {
 
   async initContainer(id: string): Promise<number> {
     await this.dial(`${LIBPOD}/containers/${id}/init`, 'POST', { 204: true, 304: true });
-    const info = await this.docker.getContainer(id).inspect();
+    const info = await transient(() => this.docker.getContainer(id).inspect());
     if (!info.State.Pid) throw new StockadeError('ENGINE_FAILED', `container ${id.slice(0, 12)} has no process after init`);
     return info.State.Pid;
   }
 
   async attach(id: string): Promise<Readable> {
-    return (await this.docker.getContainer(id).attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+    return (await transient(() => this.docker.getContainer(id).attach({ stream: true, stdout: true, stderr: true }))) as unknown as Readable;
   }
 
   async start(id: string): Promise<void> {
     await this.docker.getContainer(id).start().catch((e: unknown) => {
+      // The process was started and has already exited: its exit code is read after the stream ends.
+      if (isProcessRace(e)) return;
       throw engineError('container start', e);
     });
   }
@@ -81,7 +83,7 @@ export class PodmanEngine implements ContainerEngine {
     // (about 10 ms); libpod's wait answers only after its exit processing (160 ms and
     // more per step, measured on Podman 4.3), so it is only the fallback for a stream
     // that closed while the process still runs.
-    const state = (await this.docker.getContainer(id).inspect()).State;
+    const state = (await transient(() => this.docker.getContainer(id).inspect())).State;
     if (state.Status === 'stopped' || state.Status === 'exited') return state.ExitCode;
     const body = await this.dial<unknown>(`${LIBPOD}/containers/${id}/wait`, 'POST', { 200: true }, { condition: 'exited', interval: '10ms' });
     const code = Number(Buffer.isBuffer(body) ? body.toString() : body);
@@ -153,19 +155,41 @@ export class PodmanEngine implements ContainerEngine {
   }
 
   async listNetworks(label: string): Promise<ManagedObject[]> {
-    const list = await this.docker.listNetworks({ filters: { label: [label] } });
+    const list = await transient(() => this.docker.listNetworks({ filters: { label: [label] } }));
     return list.map((n) => ({ id: n.Name, labels: n.Labels ?? {} }));
   }
 
   async listContainers(label: string): Promise<ManagedObject[]> {
-    const list = await this.docker.listContainers({ all: true, filters: { label: [label] } });
+    const list = await transient(() => this.docker.listContainers({ all: true, filters: { label: [label] } }));
     return list.map((c) => ({ id: c.Id, labels: c.Labels ?? {} }));
   }
 
   async listVolumes(label: string): Promise<ManagedObject[]> {
-    const res = await this.docker.listVolumes({ filters: { label: [label] } });
+    const res = await transient(() => this.docker.listVolumes({ filters: { label: [label] } }));
     return (res.Volumes ?? []).map((v) => ({ id: v.Name, labels: (v.Labels as Record<string, string> | null) ?? {} }));
   }
+}
+
+/**
+ * Podman 4.3 answers 500 "read /proc/N/cgroup: no such process" when a container's
+ * process exits while a call reads its cgroup (containers/podman#16383, fixed after
+ * 4.3 by treating ESRCH as ENOENT). Such a read is retried; other errors are not.
+ */
+export async function transient<T>(call: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await call();
+    } catch (e) {
+      if (i >= attempts || !isProcessRace(e)) throw e;
+      await new Promise((r) => setTimeout(r, 20 * i));
+    }
+  }
+}
+
+export function isProcessRace(e: unknown): boolean {
+  const err = e as { statusCode?: number; json?: { message?: string }; message?: string };
+  const text = err.json?.message ?? err.message ?? '';
+  return err.statusCode === 500 && /\/proc\/\d+\/\w+: no such (process|file or directory)/.test(text);
 }
 
 function engineError(what: string, e: unknown): StockadeError {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { transient, isProcessRace } from '../../src/sandbox/podman-engine';
 import { buildSeccompProfile, parseSeccompPolicy, allowedSyscalls, toCreateOptions, validateStepSpec, OutputLines, FrameDecoder, DEFAULT_LIMITS, managedLabels, type StepSpec, type OutputLine } from '../../src/sandbox';
 import { resolveWorkingDirectory } from '../../src/runner/step-env';
 
@@ -97,4 +98,19 @@ test('working-directory may not leave the workspace', () => {
   assert.deepEqual(resolveWorkingDirectory('sub/dir'), { path: '/github/workspace/sub/dir' });
   assert.ok('error' in resolveWorkingDirectory('../../..'));
   assert.deepEqual(resolveWorkingDirectory('/opt'), { path: '/opt' });
+});
+
+test('Podman 4.3 "read /proc/N/cgroup: no such process" answers are retried; other errors are not', async () => {
+  const race = Object.assign(new Error('(HTTP code 500) server error - read /proc/16273/cgroup: no such process'), { statusCode: 500 });
+  let calls = 0;
+  assert.equal(await transient(async () => (++calls < 3 ? Promise.reject(race) : 'listed')), 'listed');
+  assert.equal(calls, 3);
+  const other = Object.assign(new Error('(HTTP code 500) server error - no such image'), { statusCode: 500 });
+  calls = 0;
+  await assert.rejects(transient(async () => (calls++, Promise.reject(other))), /no such image/);
+  assert.equal(calls, 1);
+  calls = 0;
+  await assert.rejects(transient(async () => (calls++, Promise.reject(race)), 4), /no such process/);
+  assert.equal(calls, 4);
+  assert.equal(isProcessRace(Object.assign(new Error('read /proc/1/cgroup: no such process'), { statusCode: 404 })), false);
 });

@@ -10,6 +10,9 @@ const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs'
 await build({ ...common, entryPoints: { cli: 'src/cli/index.ts' }, outdir: 'dist' });
 chmodSync('dist/cli.js', 0o755);
 console.log('built dist/cli.js');
+// The egress sidecar runs inside its own container from a read-only volume: one self-contained file.
+await build({ ...common, sourcemap: false, entryPoints: { sidecar: 'src/egress/sidecar-main.ts' }, outdir: 'dist' });
+console.log('built dist/sidecar.js');
 
 if (process.argv.includes('--tests')) {
   rmSync('.test-dist', { recursive: true, force: true });

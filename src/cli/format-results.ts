@@ -17,7 +17,13 @@ export function formatSummary(results: JobResult[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
   const errors = results.filter((j) => j.error).map((j) => `job ${j.id}: ${j.error}`);
-  return errors.length ? `${table}\n\n${errors.join('\n')}` : table;
+  const blocked = results.flatMap((j) => {
+    const e = j.egress;
+    const n = e ? e.dnsRefused + e.connectionsRefused : 0;
+    return e && n ? [`job ${j.id}: ${n} blocked network attempts: ${e.refusals.slice(0, 5).join('; ')}${e.refusals.length > 5 ? '; …' : ''}`] : [];
+  });
+  const notes = [...errors, ...blocked];
+  return notes.length ? `${table}\n\n${notes.join('\n')}` : table;
 }
 
 /** What `stockade run` prints at the end: the table, or the JSON result. */
@@ -39,6 +45,7 @@ export function toJson(results: JobResult[]): unknown {
       outputs: j.outputs,
       error: j.error,
       summary: j.summary,
+      egress: j.egress,
       steps: j.steps.map((s) => ({
         index: s.index,
         id: s.id,

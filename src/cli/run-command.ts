@@ -12,12 +12,14 @@ import { gitFacts } from './git-context';
 import { resolveHostConfig } from './host-config';
 import { loadWorkflows } from './load-workflows';
 import { parseDuration, parseSize } from './parse-size';
+import { egressSettings, upstreamDnsFrom } from './egress-settings';
 
 export const RUN_USAGE = `usage: stockade run [--workflow FILE] [--job ID] [--event NAME] [--eventpath FILE] [--json]
                     [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--input NAME=VALUE]...
                     [--action-cache DIR] [--parallel N] [--debug]
                     [--dir DIR] [--image REF] [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION]
-                    [--output-limit SIZE] [--writable-root]`;
+                    [--output-limit SIZE] [--writable-root]
+                    [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...`;
 
 function limitsFrom(v: Record<string, string | string[] | boolean | undefined>): ResourceLimits {
   const limits = { ...DEFAULT_LIMITS };
@@ -74,6 +76,9 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       'action-cache': { type: 'string' },
       parallel: { type: 'string' },
       debug: { type: 'boolean' },
+      'allow-domain': { type: 'string', multiple: true },
+      'upstream-dns': { type: 'string' },
+      'permit-range': { type: 'string', multiple: true },
     },
   });
   const limits = limitsFrom(values);
@@ -109,6 +114,8 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   if (!plan.length) throw new StockadeError('USAGE', `no workflow in ${join(dir, '.github/workflows')} runs on '${eventName}'`, { hint: 'pass --workflow FILE or --event NAME' });
 
   const host = resolveHostConfig(env);
+  const allowDomains = values['allow-domain'] ?? [];
+  const egress = egressSettings(host.packageRoot, { allow: allowDomains, permittedRanges: values['permit-range'] ?? [] }, allowDomains.length ? upstreamDnsFrom(values['upstream-dns']) : '');
   const sandbox = await openSandbox({
     socketPath: host.socketPath,
     stateDir: host.stateDir,
@@ -148,7 +155,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel };
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.

@@ -85,10 +85,10 @@ async function resolveAction(deps: StepDeps, run: StepRun, uses: string): Promis
 
 let nodeVolume: Promise<string> | undefined;
 
-async function ensureNode(deps: StepDeps, run: StepRun): Promise<void> {
+/** The read-only externals volume holding the runner's Node.js (for JavaScript actions and the egress sidecar). */
+export async function nodeExternalsVolume(deps: StepDeps, run: StepRun): Promise<string> {
   const binary = run.settings.nodeBinary;
   if (!binary) throw new Error('JavaScript actions need Node.js; this runner has no Node.js binary configured');
-  if (run.state.extraMounts.some((m) => m.target === NODE_EXTERNALS)) return;
   const st = statSync(binary);
   const name = `stockade-externals-node-${createHash('sha256').update(`${binary}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)}`;
   nodeVolume ??= ensureExternalsVolume(deps.sandbox.deps.engine, name, { 'bin/node': { source: binary, mode: 0o755 } });
@@ -96,7 +96,12 @@ async function ensureNode(deps: StepDeps, run: StepRun): Promise<void> {
     nodeVolume = undefined;
     throw e;
   });
-  run.state.extraMounts.push({ volume: name, target: NODE_EXTERNALS, readOnly: true });
+  return name;
+}
+
+async function ensureNode(deps: StepDeps, run: StepRun): Promise<void> {
+  if (run.state.extraMounts.some((m) => m.target === NODE_EXTERNALS)) return;
+  run.state.extraMounts.push({ volume: await nodeExternalsVolume(deps, run), target: NODE_EXTERNALS, readOnly: true });
 }
 
 /** Inputs of an action: `with:` values over evaluated defaults; unknown and missing inputs are warned about, as GitHub does. */

@@ -1,4 +1,4 @@
-export type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
+export type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult, EgressSettings, EgressReport } from './types';
 export { runJob, maskerFor, type JobDeps, type NeedsResult, type JobInstance } from './run-job';
 export { runWorkflow, selectJobs, checkRunnable, findJobInstance } from './run-workflow';
 export { JOB_PATHS } from './job-paths';

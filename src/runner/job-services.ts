@@ -2,6 +2,7 @@ import { LABEL_STEP, runStepContainer, startServiceContainer, type ServiceContai
 import { interpolate, type ContainerModel, type JobStatus } from '../workflow';
 import type { LogSink } from './step-log';
 import type { StepDeps, StepRun } from './run-step';
+import type { JobNetwork } from './job-network';
 
 /** Service output lines kept per service for the "Stop containers" log. */
 const SERVICE_LOG_TAIL = 200;
@@ -72,22 +73,21 @@ export function parseServiceOptions(options: string | undefined): HealthCheck | 
 }
 
 export interface JobServices {
-  network: string;
-  /** Stops every service and removes the network; writes each service's log tail to `sink`. */
+  /** Stops every service; writes each service's log tail to `sink`. */
   stop(sink: LogSink): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Creates the job's internal network (no route out) and starts its service
- * containers on it, reachable by their service names; waits for the health
- * command of each when there is one. On any failure everything started is removed.
+ * Starts the job's service containers on its internal network (no route out),
+ * reachable by their service names (written to the /etc/hosts of later
+ * containers); waits for the health command of each when there is one. On any
+ * failure everything started is removed.
  */
-export async function startJobServices(deps: StepDeps, run: StepRun, services: Record<string, ContainerModel>, contexts: Record<string, unknown>, status: JobStatus, sink: LogSink): Promise<JobServices> {
-  const network = `stockade-${run.volumes.key}`;
+export async function startJobServices(deps: StepDeps, run: StepRun, net: JobNetwork, services: Record<string, ContainerModel>, contexts: Record<string, unknown>, status: JobStatus, sink: LogSink): Promise<JobServices> {
+  const network = net.network;
   const engine = deps.sandbox.deps.engine;
-  await engine.createNetwork(network, run.volumes.labels);
   const started: Array<{ name: string; c: ServiceContainer; tail: string[] }> = [];
   const stop = async (out: LogSink) => {
     for (const s of started) {
@@ -96,7 +96,6 @@ export async function startJobServices(deps: StepDeps, run: StepRun, services: R
       for (const l of s.tail) out.write('stdout', l);
       out.write('stdout', '##[endgroup]');
     }
-    await engine.removeNetwork(network).catch((e: unknown) => deps.logger.error({ err: e, network }, 'network remove failed'));
   };
   try {
     for (const [name, svc] of Object.entries(services)) {
@@ -123,7 +122,7 @@ export async function startJobServices(deps: StepDeps, run: StepRun, services: R
           workdir: cmd.workdir,
           mounts: [],
           limits: { ...run.settings.limits, timeoutMs: Math.max(1000, run.deadline - Date.now()) },
-          network: { mode: 'internal', network, aliases: [name] },
+          network: net.spec([name]),
           security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: false },
           labels: { ...run.volumes.labels, [LABEL_STEP]: `service-${name}` },
         },
@@ -133,13 +132,14 @@ export async function startJobServices(deps: StepDeps, run: StepRun, services: R
         },
       );
       started.push({ name, c, tail });
+      net.hosts[name] = await engine.containerAddress(c.id, network);
       if (health) await waitHealthy(deps, run, name, image, `${network}-svc-${name.toLowerCase()}`, health, c, sink);
     }
   } catch (e) {
     await stop(sink);
     throw e;
   }
-  return { network, stop };
+  return { stop };
 }
 
 async function waitHealthy(deps: StepDeps, run: StepRun, name: string, image: string, container: string, h: HealthCheck, svc: ServiceContainer, sink: LogSink): Promise<void> {

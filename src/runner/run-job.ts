@@ -8,6 +8,8 @@ import { baseContexts, jobStatus, type InstanceFacts, type NeedsResult } from '.
 export type { NeedsResult } from './job-contexts';
 import { evaluateEnv } from './step-env';
 import { startJobServices, type JobServices } from './job-services';
+import { startJobNetwork, type JobNetwork } from './job-network';
+import { narrowAllowlist, parseDomainList } from '../egress';
 import { LogSink } from './step-log';
 import { runStep, toResult, type Executed, type JobState, type Scope, type StepRun } from './run-step';
 import type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
@@ -49,6 +51,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   let error: string | undefined;
   let continueOnError = false;
   let services: JobServices | undefined;
+  let net: JobNetwork | undefined;
   try {
     const noSteps: JobStatus = { success: () => true, failure: () => false, cancelled: () => !!deps.signal?.aborted };
     continueOnError = Boolean(evaluateValue(job.continueOnError, contexts, noSteps));
@@ -63,13 +66,15 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     volumes = await createJobVolumes(deps.sandbox, job.id, log);
     await prepareWorkspace(volumes, settings.sourceDir, ctx.event, !!settings.disposableSource);
     const run: StepRun = { wf, job, ctx, settings, contexts, volumes, state, image: container.image, containerEnv: container.env, deadline };
-    if (Object.keys(job.services).length) {
+    const allow = egressAllowlist(wf, job, contexts, noSteps, settings);
+    if (Object.keys(job.services).length || allow.length) {
       const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, 'Initialize containers', stream, text));
       deps.observer?.stepStarted?.(job.id, { index: -1, name: 'Initialize containers' });
       const t0 = Date.now();
       try {
-        services = await startJobServices({ ...deps, logger: log }, run, job.services, contexts, noSteps, sink);
-        run.network = services.network;
+        net = await startJobNetwork({ ...deps, logger: log }, run, allow, sink, (e) => deps.observer?.egress?.(job.id, e));
+        run.net = net;
+        if (Object.keys(job.services).length) services = await startJobServices({ ...deps, logger: log }, run, net, job.services, contexts, noSteps, sink);
       } catch (e) {
         const r = toResult(run, -1, undefined, 'Initialize containers', sink, { ...failed((e as Error).message), durationMs: Date.now() - t0 }, false);
         state.results.push(r);
@@ -100,10 +105,11 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     log.error({ err: e }, 'job failed before its steps completed');
     scope.status.failed = true;
   } finally {
-    if (services) {
+    if (services || net) {
       const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, 'Stop containers', stream, text));
       const t0 = Date.now();
-      await services.stop(sink);
+      await services?.stop(sink);
+      await net?.stop(sink);
       const r: StepResult = { index: -1, name: 'Stop containers', conclusion: 'success', outcome: 'success', reason: 'exit', exitCode: 0, durationMs: Date.now() - t0, peakMemoryBytes: 0, cpuSeconds: 0, outputs: {}, annotations: [], log: sink.lines, logDroppedLines: sink.droppedLines };
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
@@ -138,9 +144,28 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     durationMs: Date.now() - started,
     summary: state.summary.join('\n'),
     error,
+    ...(net?.sidecar ? { egress: net.report } : {}),
   };
   deps.observer?.jobFinished?.(result);
   return result;
+}
+
+/**
+ * The names this job may reach: the runner's allowlist, narrowed by the workflow's
+ * or job's `STOCKADE_EGRESS` (names separated by spaces or commas; `none` for no
+ * network). A name outside the runner's allowlist fails the job before any step.
+ */
+function egressAllowlist(wf: WorkflowModel, job: JobModel, contexts: Record<string, unknown>, status: JobStatus, settings: JobSettings): string[] {
+  const max = settings.egress?.policy.allow ?? [];
+  const raw = job.env.STOCKADE_EGRESS ?? wf.env.STOCKADE_EGRESS;
+  if (raw === undefined) return max;
+  const text = interpolate(raw, contexts, status).trim();
+  if (text === '' || text === 'none') return [];
+  try {
+    return narrowAllowlist(max, parseDomainList(text));
+  } catch (e) {
+    throw new Error(`STOCKADE_EGRESS: ${(e as Error).message}`);
+  }
 }
 
 function failed(error: string): Executed {

@@ -1,3 +1,4 @@
+import type { JobNetwork } from './job-network';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../common';
 import { LABEL_STEP, readVolumeFile, runStepContainer, writeVolumeFile, type Sandbox, type StepOutcome, type StepSpec, type VolumeMount } from '../sandbox';
@@ -91,8 +92,8 @@ export interface StepRun {
   containerEnv: Record<string, string>;
   /** When the job's timeout-minutes runs out (ms since the epoch). */
   deadline: number;
-  /** The job's internal network when it has services; steps otherwise have none. */
-  network?: string;
+  /** The job's internal network when it has services or egress; steps otherwise have none. */
+  net?: JobNetwork;
 }
 
 export interface StepDeps {
@@ -258,7 +259,7 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
     await writeVolumeFile(mp, scriptName, s.script.text, run.volumes.owner, 0o755);
     scriptPath = `${JOB_PATHS.temp}/${scriptName}`;
   }
-  const fullEnv: Record<string, string> = { ...s.env, ...standardEnv(run.ctx, run.job.id, s.actionId, files), ...(s.extraEnv ?? {}), PATH: pathWith(run.state.path) };
+  const fullEnv: Record<string, string> = { ...(run.net?.env() ?? {}), ...s.env, ...standardEnv(run.ctx, run.job.id, s.actionId, files), ...(s.extraEnv ?? {}), PATH: pathWith(run.state.path) };
   if (run.ctx.debug) fullEnv.RUNNER_DEBUG = '1';
   if (scope.actionPath) fullEnv.GITHUB_ACTION_PATH = scope.actionPath;
   const log = new StepLog({ sink, debug: run.ctx.debug, allowUnsecureCommands: (s.env.ACTIONS_ALLOW_UNSECURE_COMMANDS ?? '').toLowerCase() === 'true' });
@@ -271,7 +272,7 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
     workdir: s.workdir,
     mounts: [...run.volumes.mounts, ...run.state.extraMounts],
     limits: { ...run.settings.limits, timeoutMs },
-    network: run.network ? { mode: 'internal', network: run.network } : { mode: 'none' },
+    network: run.net ? run.net.spec() : { mode: 'none' },
     security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: run.settings.readOnlyRoot },
     labels: { ...run.volumes.labels, [LABEL_STEP]: s.label },
   };

@@ -1,3 +1,4 @@
+import type { EgressEvent, EgressPolicy } from '../egress';
 import type { ExitReason, ResourceLimits } from '../sandbox';
 import type { Annotation } from '../workflow';
 
@@ -40,7 +41,21 @@ export interface JobResult {
   durationMs: number;
   summary: string;
   error?: string;
+  /** What the job's egress sidecar allowed and blocked (jobs with egress only). */
+  egress?: EgressReport;
 }
+
+/** Per-job counts of what the sidecar allowed and refused. */
+export interface EgressReport {
+  dnsAllowed: number;
+  dnsRefused: number;
+  connectionsAllowed: number;
+  connectionsRefused: number;
+  bytesOut: number;
+  /** The first refusals, described (for the log and the check-run summary). */
+  refusals: string[];
+}
+
 
 /** What is known about the repository and the event that triggered the run. */
 export interface RunContext {
@@ -79,7 +94,22 @@ export interface JobSettings {
   nodeBinary?: string;
   /** Matrix jobs run at the same time (bounded further by strategy.max-parallel). @default 1 */
   parallelJobs: number;
+  /** Egress a job may have; undefined or an empty allowlist: no network at all. */
+  egress?: EgressSettings;
 }
+
+/** What the runner's administrator allows jobs to reach, and how the sidecar reaches it. */
+export interface EgressSettings {
+  /** The widest policy: a workflow may narrow `allow` (STOCKADE_EGRESS), never widen it. */
+  policy: EgressPolicy;
+  /** `ip[:port]` of the resolver the sidecar asks for allowlisted names. */
+  upstreamDns: string;
+  /** Host path of the bundled sidecar program (dist/sidecar.js). */
+  sidecarScript: string;
+  /** The host's own addresses: the sidecar never connects to them. */
+  hostAddresses: string[];
+}
+
 
 export interface RunObserver {
   jobStarted?(jobId: string, name: string): void;
@@ -87,4 +117,6 @@ export interface RunObserver {
   line?(jobId: string, stepName: string, stream: 'stdout' | 'stderr', text: string): void;
   stepFinished?(jobId: string, result: StepResult): void;
   jobFinished?(result: JobResult): void;
+  /** Each event of a job's egress sidecar (DNS answers, connections, refusals). */
+  egress?(jobId: string, event: EgressEvent): void;
 }

@@ -29,8 +29,16 @@ export interface ContainerEngine {
   /** Mountpoint of an existing volume, or undefined when there is none by that name. */
   inspectVolume(name: string): Promise<{ mountpoint: string } | undefined>;
   removeVolume(name: string): Promise<void>;
-  /** An internal network (no route out; DNS between its containers). */
-  createNetwork(name: string, labels: Record<string, string>): Promise<void>;
+  /**
+   * A network. `internal`: no route out, and no DNS server on it (aardvark-dns
+   * before 1.11 forwards queries from internal networks to the host's resolvers,
+   * a way out for data). Not internal: routed out (only the egress sidecar joins one).
+   */
+  createNetwork(name: string, labels: Record<string, string>, options?: { internal: boolean }): Promise<void>;
+  /** The network's first IPv4 subnet (CIDR), or undefined when there is no such network. */
+  networkSubnet(name: string): Promise<string | undefined>;
+  /** The container's address on a network. */
+  containerAddress(id: string, network: string): Promise<string>;
   removeNetwork(name: string): Promise<void>;
   listNetworks(label: string): Promise<ManagedObject[]>;
   listContainers(label: string): Promise<ManagedObject[]>;

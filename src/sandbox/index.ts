@@ -11,7 +11,8 @@ export { OutputLines, FrameDecoder, type OutputLine, type StreamName } from './o
 export { runStepContainer, type StepOutcome, type ExitReason, type SandboxDeps } from './run-step-container';
 export { startServiceContainer, type ServiceContainer } from './service-container';
 export { reapLeftovers, type ReapReport } from './reaper';
-export { LABEL_MANAGED, LABEL_OWNER, LABEL_JOB, LABEL_STEP, managedLabels, processTag, isOwnerAlive } from './labels';
+export { LABEL_MANAGED, LABEL_OWNER, LABEL_JOB, LABEL_STEP, EGRESS_NETWORK, LABEL_EGRESS, managedLabels, processTag, isOwnerAlive } from './labels';
+export { ensureEgressNetwork } from './egress-network';
 export { ensureExternalsVolume, LABEL_EXTERNALS } from './externals';
 export { readVolumeFile, readVolumePath, writeVolumeFile, copyTreeIntoVolume, makeVolumeDir, volumeOwner, type VolumeOwner } from './volume-files';
 export { openSandbox, type Sandbox, type SandboxOptions } from './open-sandbox';

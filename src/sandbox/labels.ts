@@ -27,3 +27,7 @@ export function isOwnerAlive(tag: string): boolean {
 export function managedLabels(owner: string, extra: Record<string, string> = {}): Record<string, string> {
   return { [LABEL_MANAGED]: 'true', [LABEL_OWNER]: owner, ...extra };
 }
+
+/** The one routed network, shared by the egress sidecars of all jobs (steps never join it). */
+export const EGRESS_NETWORK = 'stockade-egress';
+export const LABEL_EGRESS = 'io.stockade.egress';

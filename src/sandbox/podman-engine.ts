@@ -139,10 +139,26 @@ export class PodmanEngine implements ContainerEngine {
       });
   }
 
-  async createNetwork(name: string, labels: Record<string, string>): Promise<void> {
-    await this.docker.createNetwork({ Name: name, Internal: true, Labels: labels, CheckDuplicate: true }).catch((e: unknown) => {
-      throw engineError('network create', e);
-    });
+  async createNetwork(name: string, labels: Record<string, string>, options = { internal: true }): Promise<void> {
+    // libpod's endpoint: the compat one cannot turn aardvark-dns off.
+    await this.dial(`${LIBPOD}/networks/create`, 'POST', { 200: true }, { name, internal: options.internal, dns_enabled: false, labels });
+  }
+
+  async networkSubnet(name: string): Promise<string | undefined> {
+    try {
+      const n = (await this.docker.getNetwork(name).inspect()) as { IPAM?: { Config?: Array<{ Subnet?: string }> } };
+      return n.IPAM?.Config?.map((c) => c.Subnet).find((s) => s && !s.includes(':'));
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+      throw engineError('network inspect', e);
+    }
+  }
+
+  async containerAddress(id: string, network: string): Promise<string> {
+    const info = await transient(() => this.docker.getContainer(id).inspect());
+    const ip = info.NetworkSettings.Networks[network]?.IPAddress;
+    if (!ip) throw new StockadeError('ENGINE_FAILED', `container ${id.slice(0, 12)} has no address on ${network}`);
+    return ip;
   }
 
   async removeNetwork(name: string): Promise<void> {

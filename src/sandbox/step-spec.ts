@@ -71,7 +71,22 @@ export interface StepSpec {
    * out (the job's network, for service containers), under `aliases` there.
    * 'container': the network namespace of another managed container (a probe of a service).
    */
-  network: { mode: 'none' } | { mode: 'internal'; network: string; aliases?: string[] } | { mode: 'container'; container: string };
+  network:
+    | { mode: 'none' }
+    | {
+        mode: 'internal';
+        network: string;
+        aliases?: string[];
+        /** DNS servers written to resolv.conf (the job's sidecar; 127.0.0.1 for none). */
+        dns?: string[];
+        /** Names written to /etc/hosts (the job's services). */
+        hosts?: Record<string, string>;
+        /** A second, routed network: only the egress sidecar has one. */
+        egressNetwork?: string;
+      }
+    | { mode: 'container'; container: string };
+  /** Only `net.ipv4.ip_unprivileged_port_start` (the sidecar binds 53, 80 and 443 without capabilities). */
+  sysctls?: Record<string, string>;
   security: {
     /** Host path of the seccomp profile (OCI JSON) the engine loads. */
     seccompProfilePath: string;

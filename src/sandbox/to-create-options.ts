@@ -63,6 +63,12 @@ export function toCreateOptions(spec: StepSpec, mode: CgroupMode, host: HostRlim
     AutoRemove: false,
     Devices: [],
   };
+  const net = spec.network;
+  if (net.mode === 'internal') {
+    if (net.dns) hostConfig.Dns = net.dns;
+    if (net.hosts) hostConfig.ExtraHosts = Object.entries(net.hosts).map(([name, ip]) => `${name}:${ip}`);
+  }
+  if (spec.sysctls) hostConfig.Sysctls = spec.sysctls;
   if (mode === 'v2') {
     hostConfig.Memory = spec.limits.memoryBytes;
     hostConfig.MemorySwap = spec.limits.memoryBytes;
@@ -85,6 +91,8 @@ export function toCreateOptions(spec: StepSpec, mode: CgroupMode, host: HostRlim
     AttachStderr: true,
     NetworkDisabled: spec.network.mode === 'none',
     HostConfig: hostConfig,
-    ...(spec.network.mode === 'internal' ? { NetworkingConfig: { EndpointsConfig: { [spec.network.network]: { Aliases: spec.network.aliases ?? [] } } } } : {}),
+    ...(net.mode === 'internal'
+      ? { NetworkingConfig: { EndpointsConfig: { [net.network]: { Aliases: net.aliases ?? [] }, ...(net.egressNetwork ? { [net.egressNetwork]: { Aliases: [] } } : {}) } } }
+      : {}),
   };
 }

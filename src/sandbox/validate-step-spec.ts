@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, normalize } from 'node:path';
 import { StockadeError } from '../common';
-import { LABEL_MANAGED, LABEL_OWNER } from './labels';
+import { EGRESS_NETWORK, LABEL_MANAGED, LABEL_OWNER } from './labels';
 import { LIMIT_BOUNDS, type ResourceLimits, type StepSpec } from './step-spec';
 
 const FORBIDDEN_TARGETS = ['/', '/proc', '/sys', '/dev', '/etc', '/usr', '/bin', '/sbin', '/lib', '/lib64', '/run/podman'];
@@ -29,9 +30,16 @@ export function validateStepSpec(spec: StepSpec): void {
   if (net.mode === 'internal') {
     if (!/^stockade-[a-z0-9][a-z0-9-]{0,100}$/.test(net.network)) reject(`network '${net.network}' is not a Stockade job network`);
     for (const a of net.aliases ?? []) if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(a)) reject(`network alias '${a}' is not a valid host name`);
+    for (const d of net.dns ?? []) if (!isIP(d)) reject(`DNS server '${d}' is not an address`);
+    for (const [h, ip] of Object.entries(net.hosts ?? {})) if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(h) || !isIP(ip)) reject(`host entry '${h}:${ip}' is not a name and an address`);
+    if (net.egressNetwork !== undefined && net.egressNetwork !== EGRESS_NETWORK) reject(`network '${net.egressNetwork}' is not the egress network`);
   } else if (net.mode === 'container') {
     if (!/^stockade-[A-Za-z0-9_.-]+$/.test(net.container)) reject(`container '${net.container}' is not a Stockade container`);
   } else if (net.mode !== 'none') reject(`network mode '${(net as { mode: string }).mode}' is not allowed`);
+  for (const [k, v] of Object.entries(spec.sysctls ?? {})) {
+    if (k !== 'net.ipv4.ip_unprivileged_port_start' || !/^\d{1,5}$/.test(v)) reject(`sysctl ${k}=${v} is not allowed`);
+    if (net.mode !== 'internal') reject('sysctls need a network namespace of the container\'s own');
+  }
   if (!spec.security.seccompProfilePath || !existsSync(spec.security.seccompProfilePath)) {
     reject(`seccomp profile '${spec.security.seccompProfilePath}' does not exist`);
   }

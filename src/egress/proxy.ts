@@ -1,0 +1,167 @@
+import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
+import { isAllowed, canonicalName, type AddressGuard } from './policy';
+import { readHttpHead, readServerName, splitHostPort, type HttpHead } from './client-hello';
+import type { EgressEvent } from './events';
+import type { Lookup } from './upstream';
+
+type Via = 'connect' | 'http-proxy' | 'tls' | 'http';
+
+export interface ProxyOptions {
+  allow: readonly string[];
+  ports: readonly number[];
+  guard: AddressGuard;
+  lookup: (name: string) => Promise<Lookup>;
+  emit: (e: EgressEvent) => void;
+  connectTimeoutMs?: number;
+  /** Time a client has to send its request head or ClientHello. @default 10 s */
+  headTimeoutMs?: number;
+}
+
+/**
+ * The job's only way out: an HTTP proxy (CONNECT, and absolute-form requests) for
+ * tools that honour HTTP(S)_PROXY, and transparent listeners on 80 and 443 for
+ * tools that do not (allowlisted names resolve to the sidecar; the Host header or
+ * TLS SNI names the destination). Every destination is a name on the allowlist,
+ * resolved here, and only to addresses the guard allows.
+ */
+export class EgressProxy {
+  constructor(private readonly o: ProxyOptions) {}
+
+  /** Listeners: proxy on `proxyPort`, transparent HTTP on `httpPort`, TLS on `tlsPort`. */
+  listen(address: string, ports: { proxy: number; http: number; tls: number }): Promise<Server[]> {
+    const servers = [
+      createServer((s) => this.accept(s, 'proxy')),
+      createServer((s) => this.accept(s, 'http')),
+      createServer((s) => this.accept(s, 'tls')),
+    ];
+    const list = [ports.proxy, ports.http, ports.tls];
+    return Promise.all(
+      servers.map(
+        (srv, i) =>
+          new Promise<Server>((resolve, reject) => {
+            srv.once('error', reject);
+            srv.listen(list[i], address, () => resolve(srv));
+          }),
+      ),
+    );
+  }
+
+  private accept(client: Socket, kind: 'proxy' | 'http' | 'tls'): void {
+    const from = client.remoteAddress ?? '?';
+    let buf = Buffer.alloc(0);
+    let decided = false;
+    client.setNoDelay(true);
+    client.on('error', () => client.destroy());
+    const timer = setTimeout(() => client.destroy(), this.o.headTimeoutMs ?? 10_000);
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (decided) return;
+      if (kind === 'tls') {
+        const sni = readServerName(buf);
+        if (sni === undefined) return;
+        decided = true;
+        finish();
+        if (sni === null) return this.refuse(client, 'tls', '(no SNI)', 443, from, 'no-server-name');
+        void this.forward(client, 'tls', sni, 443, from, buf);
+        return;
+      }
+      const head = readHttpHead(buf);
+      if (head === undefined) return;
+      decided = true;
+      finish();
+      if (head === null) return this.refuse(client, kind === 'http' ? 'http' : 'http-proxy', '(malformed)', 0, from, 'malformed-request');
+      if (kind === 'http') return this.transparentHttp(client, head, buf, from);
+      return this.proxyRequest(client, head, buf, from);
+    };
+    const finish = () => {
+      clearTimeout(timer);
+      client.off('data', onData);
+      client.pause();
+    };
+    client.on('data', onData);
+  }
+
+  private transparentHttp(client: Socket, head: HttpHead, buf: Buffer, from: string): void {
+    const host = head.headers.find(([k]) => k === 'host')?.[1];
+    const hp = host ? splitHostPort(host) : undefined;
+    if (!hp) return this.refuse(client, 'http', '(no Host)', 80, from, 'no-host-header');
+    void this.forward(client, 'http', hp.host, hp.port ?? 80, from, buf);
+  }
+
+  private proxyRequest(client: Socket, head: HttpHead, buf: Buffer, from: string): void {
+    if (head.method === 'CONNECT') {
+      const hp = splitHostPort(head.target);
+      if (!hp || hp.port === undefined) return this.refuse(client, 'connect', head.target.slice(0, 255), 0, from, 'bad-connect-target');
+      void this.forward(client, 'connect', hp.host, hp.port, from, buf.subarray(head.length), true);
+      return;
+    }
+    let url: URL;
+    try {
+      url = new URL(head.target);
+    } catch {
+      return this.refuse(client, 'http-proxy', head.target.slice(0, 255), 0, from, 'not-absolute-form');
+    }
+    if (url.protocol !== 'http:') return this.refuse(client, 'http-proxy', url.hostname, 0, from, 'scheme');
+    // Origin-form towards the server, Proxy-* headers dropped, one request per connection.
+    const headers = head.headers.filter(([k]) => !k.startsWith('proxy-') && k !== 'connection' && k !== 'keep-alive');
+    const lines = [`${head.method} ${url.pathname}${url.search} ${head.version}`, ...headers.map(([k, v]) => `${k}: ${v}`), 'connection: close', '', ''];
+    const rewritten = Buffer.concat([Buffer.from(lines.join('\r\n'), 'latin1'), buf.subarray(head.length)]);
+    void this.forward(client, 'http-proxy', url.hostname.replace(/^\[|\]$/g, ''), url.port ? Number(url.port) : 80, from, rewritten);
+  }
+
+  private refuse(client: Socket, via: Via, name: string, port: number, from: string, reason: string): void {
+    this.o.emit({ ev: 'egress', verdict: 'refused', via, name, port, client: from, reason });
+    if (via === 'connect' || via === 'http-proxy' || via === 'http') {
+      client.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\nx-stockade-refused: ${reason}\r\n\r\nstockade: egress to ${name}:${port} refused (${reason})\n`);
+    } else client.destroy();
+  }
+
+  private async forward(client: Socket, via: Via, rawName: string, port: number, from: string, first: Buffer, connectReply = false): Promise<void> {
+    const name = canonicalName(rawName);
+    const shown = (name ?? rawName).slice(0, 255);
+    if (isIP(rawName)) return this.refuse(client, via, shown, port, from, 'address-literal');
+    if (!name || !isAllowed(name, this.o.allow)) return this.refuse(client, via, shown, port, from, 'not-allowlisted');
+    if (!this.o.ports.includes(port)) return this.refuse(client, via, shown, port, from, 'port');
+    const found = await this.o.lookup(name);
+    const address = found.addresses.find((a) => this.o.guard.allows(a));
+    if (!address) return this.refuse(client, via, shown, port, from, found.addresses.length ? 'denied-address' : 'does-not-resolve');
+    const upstream = connect({ host: address, port, noDelay: true });
+    const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), this.o.connectTimeoutMs ?? 10_000);
+    let bytesOut = 0;
+    let bytesIn = 0;
+    let opened = false;
+    const close = (reason?: string) => {
+      clearTimeout(timer);
+      if (!opened) {
+        this.refuse(client, via, shown, port, from, reason ?? 'connect-failed');
+        return;
+      }
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.once('error', (e) => close(`connect-failed: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    client.once('error', () => upstream.destroy());
+    upstream.once('connect', () => {
+      clearTimeout(timer);
+      opened = true;
+      if (connectReply) client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (first.length) {
+        bytesOut += first.length;
+        upstream.write(first);
+      }
+      client.on('data', (c: Buffer) => (bytesOut += c.length));
+      upstream.on('data', (c: Buffer) => (bytesIn += c.length));
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+      let reported = false;
+      const report = () => {
+        if (reported) return;
+        reported = true;
+        this.o.emit({ ev: 'egress', verdict: 'allowed', via, name: shown, port, client: from, address, bytesOut, bytesIn });
+      };
+      upstream.once('close', () => (report(), client.destroy()));
+      client.once('close', () => (report(), upstream.destroy()));
+    });
+  }
+}

@@ -1,0 +1,147 @@
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { EGRESS_NETWORK, LABEL_STEP, ensureEgressNetwork, ensureExternalsVolume, startServiceContainer, type ServiceContainer, type StepSpec } from '../sandbox';
+import { describeRefusal, parseEgressEvent, SIDECAR_PORTS, type EgressEvent, type SidecarConfig } from '../egress';
+import type { LogSink } from './step-log';
+import type { EgressReport } from './types';
+import type { StepDeps, StepRun } from './run-step';
+import { NODE_EXTERNALS, nodeExternalsVolume } from './actions';
+
+export interface JobNetwork {
+  network: string;
+  /** Address of the egress sidecar on the job network; undefined when the job has no egress. */
+  sidecar?: string;
+  /** Service name → address, written to every step's /etc/hosts. */
+  hosts: Record<string, string>;
+  /** The network field of a container on this network. */
+  spec(aliases?: string[]): StepSpec['network'];
+  /** Proxy variables for steps (empty without egress). */
+  env(): Record<string, string>;
+  report: EgressReport;
+  /** Called for every sidecar event (metrics). */
+  onEvent?: (e: EgressEvent) => void;
+  /** Stops the sidecar and removes the network. */
+  stop(sink: LogSink): Promise<void>;
+}
+
+const SIDECAR_DIR = '/__s';
+const MAX_REFUSALS_KEPT = 50;
+
+/**
+ * The job's own internal network (no route out, no DNS server of Podman's), and,
+ * when the job may reach anything, its egress sidecar: the only member with a
+ * second leg out, the only DNS server of the steps, and their only proxy.
+ */
+export async function startJobNetwork(deps: StepDeps, run: StepRun, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void): Promise<JobNetwork> {
+  const network = `stockade-${run.volumes.key}`;
+  const engine = deps.sandbox.deps.engine;
+  await engine.createNetwork(network, run.volumes.labels, { internal: true });
+  const report: EgressReport = { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
+  let sidecar: ServiceContainer | undefined;
+  const tail: string[] = [];
+  const stop = async (out: LogSink) => {
+    if (sidecar) {
+      await sidecar.stop();
+      if (report.dnsRefused + report.connectionsRefused) {
+        out.write('stdout', `[stockade] egress: ${report.dnsRefused + report.connectionsRefused} blocked network attempts`);
+        for (const r of report.refusals) out.write('stdout', `[stockade]   blocked: ${r}`);
+      }
+    }
+    await engine.removeNetwork(network).catch((e: unknown) => deps.logger.error({ err: e, network }, 'network remove failed'));
+  };
+  const jn: JobNetwork = {
+    network,
+    hosts: {},
+    report,
+    onEvent,
+    spec(aliases) {
+      return { mode: 'internal', network, aliases, hosts: { ...this.hosts }, dns: [this.sidecar ?? '127.0.0.1'] };
+    },
+    env(): Record<string, string> {
+      if (!this.sidecar) return {};
+      const proxy = `http://${this.sidecar}:${SIDECAR_PORTS.proxy}`;
+      const noProxy = ['localhost', '127.0.0.1', '::1', ...Object.keys(this.hosts)].join(',');
+      return { HTTP_PROXY: proxy, HTTPS_PROXY: proxy, http_proxy: proxy, https_proxy: proxy, NO_PROXY: noProxy, no_proxy: noProxy };
+    },
+    stop,
+  };
+  if (!allow.length) return jn;
+  const egress = run.settings.egress;
+  if (!egress) throw new Error('this runner has no egress configured');
+  try {
+    const t0 = Date.now();
+    await ensureEgressNetwork(engine);
+    const subnet = await engine.networkSubnet(network);
+    if (!subnet) throw new Error(`network ${network} has no IPv4 subnet`);
+    const node = await nodeExternalsVolume(deps, run);
+    const st = statSync(egress.sidecarScript);
+    const scriptVolume = `stockade-externals-sidecar-${createHash('sha256').update(`${egress.sidecarScript}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)}`;
+    await ensureExternalsVolume(engine, scriptVolume, { 'sidecar.js': { source: egress.sidecarScript, mode: 0o444 } });
+    const config: SidecarConfig = { ...egress.policy, allow, upstreamDns: egress.upstreamDns, jobSubnet: subnet, hostAddresses: egress.hostAddresses, listen: { ...SIDECAR_PORTS } };
+    let ready: (address: string) => void = () => undefined;
+    const readyP = new Promise<string>((r) => (ready = r));
+    const name = `${network}-egress`;
+    sidecar = await startServiceContainer(
+      { ...deps.sandbox.deps, logger: deps.logger.child({ service: 'egress' }) },
+      {
+        name,
+        image: run.settings.image,
+        argv: [`${NODE_EXTERNALS}/bin/node`, '--max-old-space-size=96', `${SIDECAR_DIR}/sidecar.js`],
+        env: { STOCKADE_EGRESS_CONFIG: JSON.stringify(config) },
+        workdir: '/',
+        mounts: [
+          { volume: node, target: NODE_EXTERNALS, readOnly: true },
+          { volume: scriptVolume, target: SIDECAR_DIR, readOnly: true },
+        ],
+        limits: { ...run.settings.limits, memoryBytes: 256 * 1024 ** 2, pids: 64, cpus: Math.min(1, run.settings.limits.cpus), tmpfsBytes: 16 * 1024 ** 2, outputBytes: 64 * 1024 ** 2, timeoutMs: Math.max(1000, run.deadline - Date.now()) },
+        network: { mode: 'internal', network, egressNetwork: EGRESS_NETWORK },
+        sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' },
+        security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: true },
+        labels: { ...run.volumes.labels, [LABEL_STEP]: 'egress' },
+      },
+      (l) => {
+        const e = parseEgressEvent(l.text);
+        if (!e) {
+          tail.push(l.text);
+          if (tail.length > 20) tail.shift();
+          deps.logger.warn({ line: l.text }, 'egress sidecar output');
+          return;
+        }
+        if (e.ev === 'ready') return ready(e.address);
+        count(report, e);
+        const refusal = describeRefusal(e);
+        if (refusal) deps.logger.warn({ egress: e }, `blocked network attempt: ${refusal}`);
+        else deps.logger.debug({ egress: e }, 'egress');
+        jn.onEvent?.(e);
+      },
+    );
+    const address = await Promise.race([
+      readyP,
+      sidecar.exited.then(() => Promise.reject(new Error(`the egress sidecar exited before it was ready: ${tail.join(' | ') || 'no output'}`))),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the egress sidecar was not ready within 20 s')), 20_000).unref()),
+    ]);
+    jn.sidecar = address;
+    sink.write('stdout', `[stockade] egress: ${allow.join(', ')} through the sidecar at ${address} (ready in ${Date.now() - t0} ms); everything else is blocked`);
+    deps.logger.info({ network, sidecar: address, allow, ms: Date.now() - t0 }, 'egress sidecar ready');
+    return jn;
+  } catch (e) {
+    await stop(sink);
+    throw e;
+  }
+}
+
+function count(r: EgressReport, e: EgressEvent): void {
+  const refusal = describeRefusal(e);
+  if (e.ev === 'dns') e.verdict === 'allowed' ? r.dnsAllowed++ : r.dnsRefused++;
+  else if (e.ev === 'egress') {
+    if (e.verdict === 'allowed') {
+      r.connectionsAllowed++;
+      r.bytesOut += e.bytesOut ?? 0;
+    } else r.connectionsRefused++;
+  } else if (e.ev === 'suppressed') {
+    // Counts only: the sidecar stopped printing each event (the log stays bounded).
+    r.dnsRefused += e.dns;
+    r.connectionsRefused += e.egress;
+  }
+  if (refusal && r.refusals.length < MAX_REFUSALS_KEPT) r.refusals.push(refusal);
+}

@@ -1,0 +1,231 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_LIMITS, managedLabels, startServiceContainer, type ServiceContainer } from '../../src/sandbox';
+import { image, root, sandbox, tempDir } from '../sandbox/helpers';
+import { startOutsideWorld, type OutsideWorld } from './outside-world';
+
+const cli = join(root, 'dist/cli.js');
+let world: OutsideWorld;
+let loopback: Server;
+let loopbackHits = 0;
+let otherJob: ServiceContainer | undefined;
+let otherJobAddress = '';
+const otherNetwork = `stockade-otherjob-${process.pid}`;
+
+before(async () => {
+  world = await startOutsideWorld();
+  loopback = createServer((_q, r) => (loopbackHits++, r.end('host loopback\n')));
+  await new Promise<void>((r) => loopback.listen(0, '127.0.0.1', r));
+  // "Another job": a container listening on its own job network.
+  const sb = await sandbox();
+  await sb.deps.engine.createNetwork(otherNetwork, managedLabels(sb.ownerTag), { internal: true });
+  otherJob = await startServiceContainer(
+    sb.deps,
+    {
+      name: `${otherNetwork}-svc`,
+      image,
+      argv: ['python3', '-m', 'http.server', '8000'],
+      env: { PATH: '/usr/bin:/bin' },
+      workdir: '/tmp',
+      mounts: [],
+      limits: { ...DEFAULT_LIMITS, timeoutMs: 300_000 },
+      network: { mode: 'internal', network: otherNetwork },
+      security: { seccompProfilePath: sb.seccompProfilePath, readOnlyRoot: true },
+      labels: managedLabels(sb.ownerTag),
+    },
+    () => undefined,
+  );
+  otherJobAddress = await sb.deps.engine.containerAddress(otherJob.id, otherNetwork);
+});
+
+after(async () => {
+  await otherJob?.stop();
+  const sb = await sandbox();
+  await sb.deps.engine.removeNetwork(otherNetwork).catch(() => undefined);
+  loopback?.close();
+  world?.stop();
+});
+
+function repo(workflow: string): string {
+  const dir = tempDir();
+  mkdirSync(join(dir, '.github/workflows'), { recursive: true });
+  writeFileSync(join(dir, '.github/workflows/ci.yml'), workflow);
+  copyFileSync(world.certFile, join(dir, 'ca.pem'));
+  return dir;
+}
+
+interface RunJson {
+  conclusion: string;
+  jobs: Array<{ conclusion: string; error?: string; egress?: { dnsAllowed: number; dnsRefused: number; connectionsAllowed: number; connectionsRefused: number; bytesOut: number; refusals: string[] }; steps: Array<{ name: string; conclusion: string; log: string[] }> }>;
+}
+
+function run(dir: string, ...args: string[]): Promise<{ code: number | null; json: RunJson; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('node', [cli, 'run', '-C', dir, '--json', '--upstream-dns', world.dns, '--permit-range', world.subnet, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c));
+    child.stderr.on('data', (c: Buffer) => (err += c));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      try {
+        resolve({ code, json: JSON.parse(out) as RunJson, stderr: err });
+      } catch {
+        reject(new Error(`no JSON from stockade run (exit ${code}): ${out.slice(0, 2000)} ${err.slice(-2000)}`));
+      }
+    });
+  });
+}
+
+const ALLOW = ['--allow-domain', 'allowed.test', '--allow-domain', 'meta.test', '--allow-domain', 'loopback.test'];
+
+test('egress through the sidecar: the allowlisted name works over HTTP and HTTPS; every way around it fails, is logged, and reaches nothing', async () => {
+  const n = world.subnet.split('.')[2];
+  const port = (loopback.address() as { port: number }).port;
+  const script = String.raw`
+set -u
+try() { local what=$1; shift; if "$@" >/tmp/out 2>&1; then echo "REACHED $what: $(head -c 200 /tmp/out)"; else echo "BLOCKED $what: $(head -c 200 /tmp/out | tr '\n' ' ')"; fi; }
+c() { curl -sS -f --max-time 5 --cacert ca.pem "$@"; }
+try https-proxy c https://allowed.test/
+try http-proxy c http://allowed.test/
+try https-transparent c --noproxy '*' https://allowed.test/
+try http-transparent c --noproxy '*' http://allowed.test/
+try direct-ip c --noproxy '*' http://${world.other}/
+try direct-ip-via-proxy c https://${world.other}/
+try dns-other getent hosts other.test
+try other-via-proxy c https://other.test/
+try tunnel python3 -c '
+import os, random, socket, struct, sys
+ns = [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")][0]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+answered = 0
+for i in range(20):
+    labels = [os.urandom(30).hex() for _ in range(3)] + ["other", "test"]
+    q = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"".join(bytes([len(l)]) + l.encode() for l in labels) + b"\0" + struct.pack(">HH", 16, 1)
+    s.sendto(q, (ns, 53))
+    r = s.recv(512)
+    answered += (r[3] & 0xF) == 3
+print("NXDOMAIN", answered); sys.exit(0 if answered < 20 else 1)'
+try dns-direct-to-upstream python3 -c '
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.sendto(struct.pack(">HHHHHH", 1, 0x0100, 1, 0, 0, 0) + b"\x05other\x04test\x00" + struct.pack(">HH", 1, 1), ("${world.dns}", 53))
+print(s.recv(512))'
+try dns-over-tcp-to-sidecar python3 -c '
+import socket, struct
+ns = [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")][0]
+q = struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\x05other\x04test\x00" + struct.pack(">HH", 16, 1)
+s = socket.create_connection((ns, 53), 3); s.sendall(struct.pack(">H", len(q)) + q); r = s.recv(512)
+import sys; sys.exit(0 if (r[5] & 0xF) == 0 and r[9] > 0 else 1)'
+try doh-to-ip c --noproxy '*' https://${world.dns}/dns-query
+try doh-to-ip-via-proxy c https://${world.dns}/dns-query
+try ipv6 c --noproxy '*' -g http://[${world.ipv6}]/
+try link-local c --noproxy '*' http://${world.linkLocal}/
+try link-local-by-name c http://meta.test/
+try link-local-by-name-transparent c --noproxy '*' http://meta.test/
+try host-loopback-by-name c http://loopback.test/
+try host-loopback-port c http://loopback.test:${port}/
+try host-loopback-gateway c --noproxy '*' http://10.0.2.2:${port}/
+try host-loopback-hostname c --noproxy '*' http://host.containers.internal:${port}/
+try other-job c --noproxy '*' http://${otherJobAddress}:8000/
+try other-job-via-proxy c http://${otherJobAddress}:8000/
+try forged-host c --noproxy '*' -H 'Host: other.test' http://allowed.test/
+try forged-sni c --noproxy '*' --connect-to other.test:443:allowed.test:443 https://other.test/
+try connect-other-port c -p https://allowed.test:8443/
+`;
+  const dir = repo(`on: push
+jobs:
+  net:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+${script.split('\n').map((l) => `          ${l}`).join('\n')}
+`);
+  const before = world.events().length;
+  const { code, json, stderr } = await run(dir, ...ALLOW);
+  const job = json.jobs[0]!;
+  const log = job.steps.flatMap((s) => s.log).join('\n');
+  assert.equal(code, 0, `${job.error ?? ''}\n${log}\n${stderr.slice(-3000)}`);
+  if (process.env.STK_DEBUG) console.log(log);
+  const lines = new Map([...log.matchAll(/^(REACHED|BLOCKED) ([\w-]+): ?(.*)$/gm)].map((m) => [m[2]!, { verdict: m[1]!, detail: m[3]! }]));
+  for (const ok of ['https-proxy', 'http-proxy', 'https-transparent', 'http-transparent']) {
+    assert.equal(lines.get(ok)?.verdict, 'REACHED', `${ok}: ${lines.get(ok)?.detail}`);
+    assert.match(lines.get(ok)!.detail, new RegExp(`hello from ${world.allowed.replace(/\./g, '\\.')} over http`));
+  }
+  const attacks = ['direct-ip', 'direct-ip-via-proxy', 'dns-other', 'other-via-proxy', 'tunnel', 'dns-direct-to-upstream', 'dns-over-tcp-to-sidecar', 'doh-to-ip', 'doh-to-ip-via-proxy', 'ipv6', 'link-local', 'link-local-by-name', 'link-local-by-name-transparent', 'host-loopback-by-name', 'host-loopback-port', 'host-loopback-gateway', 'host-loopback-hostname', 'other-job', 'other-job-via-proxy', 'forged-host', 'forged-sni', 'connect-other-port'];
+  for (const a of attacks) assert.equal(lines.get(a)?.verdict, 'BLOCKED', `${a} must be blocked: ${lines.get(a)?.detail ?? 'no line'}`);
+
+  // The upstream resolver saw allowlisted names only: nothing of the tunnel, nothing of other.test.
+  const seen = world.events().slice(before);
+  const queried = new Set(seen.filter((e) => e.ev === 'dns').map((e) => e.name));
+  assert.ok(queried.has('allowed.test'), [...queried].join(' '));
+  for (const q of queried) assert.ok(['allowed.test', 'meta.test', 'loopback.test'].includes(q!), `upstream saw a query for ${q}`);
+  // Only the allowed server got connections; the other server, the resolver's own 443 and the link-local host none.
+  const touched = seen.filter((e) => e.ev === 'connection').map((e) => e.address);
+  assert.ok(touched.every((a) => a === world.allowed), `connections reached ${touched.join(' ')}`);
+  assert.equal(loopbackHits, 0, 'the host loopback service was reached');
+
+  // Every refusal the sidecar saw is counted and described; the run's JSON carries them.
+  const e = job.egress!;
+  assert.ok(e.connectionsAllowed >= 4 && e.bytesOut > 0, JSON.stringify(e));
+  const text = e.refusals.join('\n');
+  for (const expected of [/DNS A other\.test: not-allowlisted/, /DNS TXT [0-9a-f]{60}\.[0-9a-f]{60}\.[0-9a-f]{60}\.other\.test: not-allowlisted/, new RegExp(`connect ${world.other.replace(/\./g, '\\.')}:443: address-literal`), /tls other\.test:443: not-allowlisted/, /http other\.test:80: not-allowlisted/, /meta\.test:80: denied-address/, /loopback\.test:80: denied-address/, new RegExp(`loopback\\.test:${port}: port`), /connect allowed\.test:8443: port/]) {
+    assert.match(text, expected);
+  }
+  assert.ok(e.dnsRefused >= 22, `dns refused ${e.dnsRefused}`);
+  assert.match(stderr, /blocked network attempt: DNS A other\.test: not-allowlisted/);
+});
+
+test('no allowlist: a step has no interface but loopback and no resolver; a workflow may narrow the allowlist, never widen it', async () => {
+  const none = await run(
+    repo(`on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          tail -n +3 /proc/net/dev | awk '{print $1}' | tr -d ':' | sort | tr '\\n' ' '; echo
+          if curl -sS --max-time 3 http://${world.allowed}/; then echo REACHED; fi
+`),
+  );
+  assert.equal(none.code, 0, none.stderr);
+  const log = none.json.jobs[0]!.steps.flatMap((s) => s.log).join('\n');
+  assert.match(log, /^lo $/m);
+  assert.doesNotMatch(log, /REACHED/);
+  assert.equal(none.json.jobs[0]!.egress, undefined);
+
+  const narrowed = await run(
+    repo(`on: push
+env:
+  STOCKADE_EGRESS: allowed.test
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - run: curl -sS -f --max-time 5 http://allowed.test/ && ! curl -sS -f --max-time 5 http://meta.test/
+`),
+    ...ALLOW,
+  );
+  assert.equal(narrowed.code, 0, narrowed.json.jobs[0]!.steps.flatMap((s) => s.log).join('\n'));
+  assert.match(narrowed.json.jobs[0]!.egress!.refusals.join('\n'), /meta\.test.*not-allowlisted/);
+
+  const widened = await run(
+    repo(`on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    env:
+      STOCKADE_EGRESS: allowed.test, other.test
+    steps:
+      - run: echo should not run
+`),
+    ...ALLOW,
+  );
+  assert.equal(widened.code, 1);
+  assert.match(widened.json.jobs[0]!.error ?? '', /STOCKADE_EGRESS: egress to other\.test is not allowed here: the administrator allows allowed\.test, meta\.test, loopback\.test/);
+  assert.doesNotMatch(JSON.stringify(widened.json), /should not run\n/);
+});

@@ -15,11 +15,13 @@ export interface EgressPolicy {
   permittedRanges: string[];
 }
 
+// IPv4-mapped IPv6 (::ffff:0:0/96) is not listed: Node's BlockList would then match every
+// IPv4 address. Mapped addresses are unmapped and checked as IPv4 instead (AddressGuard).
 /** Private, loopback, link-local (cloud metadata), shared, documentation, benchmarking, multicast and reserved ranges. */
 export const DEFAULT_DENIED_RANGES: readonly string[] = [
   '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.0.2.0/24',
   '192.88.99.0/24', '192.168.0.0/16', '198.18.0.0/15', '198.51.100.0/24', '203.0.113.0/24', '224.0.0.0/4', '240.0.0.0/4',
-  '::/128', '::1/128', '::ffff:0:0/96', '64:ff9b::/96', '100::/64', '2001:db8::/32', 'fc00::/7', 'fe80::/10', 'ff00::/8',
+  '::/128', '::1/128', '64:ff9b::/96', '100::/64', '2001:db8::/32', 'fc00::/7', 'fe80::/10', 'ff00::/8',
 ];
 
 export const DEFAULT_PORTS: readonly number[] = [80, 443];

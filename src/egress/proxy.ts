@@ -102,8 +102,9 @@ export class EgressProxy {
       return this.refuse(client, 'http-proxy', head.target.slice(0, 255), 0, from, 'not-absolute-form');
     }
     if (url.protocol !== 'http:') return this.refuse(client, 'http-proxy', url.hostname, 0, from, 'scheme');
-    // Origin-form towards the server, Proxy-* headers dropped, one request per connection.
-    const headers = head.headers.filter(([k]) => !k.startsWith('proxy-') && k !== 'connection' && k !== 'keep-alive');
+    // Origin-form towards the server, Host from the request target (RFC 9112 §3.2.2: a
+    // proxy replaces the received Host), Proxy-* headers dropped, one request per connection.
+    const headers: Array<[string, string]> = [['host', url.host], ...head.headers.filter(([k]) => !k.startsWith('proxy-') && k !== 'connection' && k !== 'keep-alive' && k !== 'host')];
     const lines = [`${head.method} ${url.pathname}${url.search} ${head.version}`, ...headers.map(([k, v]) => `${k}: ${v}`), 'connection: close', '', ''];
     const rewritten = Buffer.concat([Buffer.from(lines.join('\r\n'), 'latin1'), buf.subarray(head.length)]);
     void this.forward(client, 'http-proxy', url.hostname.replace(/^\[|\]$/g, ''), url.port ? Number(url.port) : 80, from, rewritten);

@@ -33,11 +33,12 @@ export class UpstreamResolver {
   queries = 0;
 
   constructor(private readonly options: UpstreamOptions) {
-    const m = /^(\[?([0-9a-fA-F:.]+)\]?)(?::(\d+))?$/.exec(options.server.trim());
-    const host = m?.[2] ?? '';
+    const text = options.server.trim();
+    const m = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(text) ?? /^([0-9.]+)(?::(\d{1,5}))?$/.exec(text) ?? (isIP(text) === 6 ? [text, text] : null);
+    const host = m?.[1] ?? '';
     if (!isIP(host)) throw new Error(`upstream DNS '${options.server}' is not an address[:port]`);
     this.host = host;
-    this.port = m?.[3] ? Number(m[3]) : 53;
+    this.port = m?.[2] ? Number(m[2]) : 53;
   }
 
   async lookup(name: string, now = Date.now()): Promise<Lookup> {

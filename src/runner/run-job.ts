@@ -76,6 +76,9 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
         run.net = net;
         if (Object.keys(job.services).length) services = await startJobServices({ ...deps, logger: log }, run, net, job.services, contexts, noSteps, sink);
       } catch (e) {
+        // Nothing of the job runs: the network goes now, so no "Stop containers" step is shown.
+        await net?.stop(sink);
+        net = run.net = undefined;
         const r = toResult(run, -1, undefined, 'Initialize containers', sink, { ...failed((e as Error).message), durationMs: Date.now() - t0 }, false);
         state.results.push(r);
         deps.observer?.stepFinished?.(job.id, r);

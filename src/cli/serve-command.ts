@@ -13,6 +13,9 @@ import type { Quota } from '../store';
 import { JobStore } from '../store';
 import { baseImageRef } from './base-image';
 import { resolveHostConfig } from './host-config';
+import { egressSettings, upstreamDnsFrom } from './egress-settings';
+import { narrowAllowlist, normalizeDomainPattern, validatePolicy } from '../egress';
+import type { EgressSettings } from '../runner';
 
 export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-file FILE] [--webhook-secret-file FILE]
                       [--port 8080] [--host 127.0.0.1] [--public-url URL] [--labels a,b,c] [--concurrency 2]
@@ -113,6 +116,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     adminPort: values['admin-port'] === undefined ? undefined : Number(values['admin-port']),
     adminHost: values['admin-host'],
     quotaDefaults,
+    egressFor: config?.egress(host.packageRoot),
     priorities: config?.priorities,
     burstPerMinute: burst,
     port,
@@ -133,8 +137,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
  * API's fields (concurrency, minutesPerDay, minutesPerMonth), and
  * `priorities: { defaultBranchPush, push, pullRequest, workflowJob }` (whole numbers, higher first).
  */
-function readServerConfig(file: string): { quotas: (scope: string) => Quota; priorities: Priorities } {
-  let doc: { quotas?: { default?: unknown; orgs?: Record<string, unknown>; repos?: Record<string, unknown> }; priorities?: Record<string, unknown> };
+function readServerConfig(file: string): { quotas: (scope: string) => Quota; priorities: Priorities; egress: (packageRoot: string) => (repository: string) => EgressSettings | undefined } {
+  let doc: { quotas?: { default?: unknown; orgs?: Record<string, unknown>; repos?: Record<string, unknown> }; priorities?: Record<string, unknown>; egress?: unknown };
   try {
     doc = (YAML.parse(readFileSync(file, 'utf8')) ?? {}) as typeof doc;
   } catch (e) {
@@ -155,5 +159,65 @@ function readServerConfig(file: string): { quotas: (scope: string) => Quota; pri
     if (typeof v !== 'number' || !Number.isInteger(v) || Math.abs(v) > 1000) throw new StockadeError('CONFIG_INVALID', `${file}: priorities.${k} must be a whole number from -1000 to 1000`);
     priorities[k as keyof Priorities] = v;
   }
-  return { quotas: (scope) => (scope.startsWith('repo:') ? { ...def, ...(repos.get(scope.slice(5)) ?? {}) } : (orgs.get(scope.slice(4)) ?? {})), priorities };
+  const egress = readEgressConfig(file, doc.egress);
+  return { egress, quotas: (scope) => (scope.startsWith('repo:') ? { ...def, ...(repos.get(scope.slice(5)) ?? {}) } : (orgs.get(scope.slice(4)) ?? {})), priorities };
+}
+
+/**
+ * `egress:` of the server's config: the widest allowlist per repository.
+ * `default` applies to every repository, `orgs.OWNER` replaces it for an
+ * organisation, `repos.OWNER/REPO` narrows the organisation's (it may not widen
+ * it: checked here). A workflow narrows further with STOCKADE_EGRESS.
+ * `upstreamDns`, `permittedRanges` and `ports` tune the sidecar.
+ */
+export function readEgressConfig(file: string, raw: unknown): (packageRoot: string) => (repository: string) => EgressSettings | undefined {
+  if (raw === undefined || raw === null) return () => () => undefined;
+  const bad = (where: string, why: string) => new StockadeError('CONFIG_INVALID', `${file}: egress${where}: ${why}`);
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw bad('', 'must be a mapping');
+  const doc = raw as Record<string, unknown>;
+  for (const k of Object.keys(doc)) if (!['default', 'orgs', 'repos', 'upstreamDns', 'permittedRanges', 'ports'].includes(k)) throw bad(`.${k}`, 'is unknown; keys are default, orgs, repos, upstreamDns, permittedRanges, ports');
+  const list = (where: string, v: unknown): string[] => {
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad(where, 'must be a list of names');
+    try {
+      return v.map(normalizeDomainPattern);
+    } catch (e) {
+      throw bad(where, (e as Error).message);
+    }
+  };
+  const map = (where: string, v: unknown): Map<string, string[]> => {
+    if (v === undefined) return new Map();
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad(where, 'must be a mapping');
+    return new Map(Object.entries(v).map(([k, x]) => [k.toLowerCase(), list(`${where}.${k}`, x)]));
+  };
+  const def = doc.default === undefined ? [] : list('.default', doc.default);
+  const orgs = map('.orgs', doc.orgs);
+  const repos = map('.repos', doc.repos);
+  const orgMax = (owner: string) => orgs.get(owner) ?? def;
+  for (const [repo, allow] of repos) {
+    const owner = repo.split('/')[0]!;
+    try {
+      narrowAllowlist(orgMax(owner), allow);
+    } catch (e) {
+      throw bad(`.repos.${repo}`, (e as Error).message);
+    }
+  }
+  const permittedRanges = doc.permittedRanges === undefined ? [] : (doc.permittedRanges as string[]);
+  const ports = doc.ports as number[] | undefined;
+  let policyCheck: Error | undefined;
+  try {
+    validatePolicy({ allow: [], permittedRanges, ports });
+  } catch (e) {
+    policyCheck = e as Error;
+  }
+  if (policyCheck) throw bad('', policyCheck.message);
+  const anyEgress = def.length > 0 || [...orgs.values(), ...repos.values()].some((l) => l.length > 0);
+  return (packageRoot) => {
+    const upstream = anyEgress ? upstreamDnsFrom(typeof doc.upstreamDns === 'string' ? doc.upstreamDns : undefined) : '';
+    return (repository) => {
+      const key = repository.toLowerCase();
+      const allow = repos.get(key) ?? orgMax(key.split('/')[0]!);
+      if (!allow.length) return undefined;
+      return egressSettings(packageRoot, { allow, permittedRanges, ports }, upstream);
+    };
+  };
 }

@@ -18,6 +18,8 @@ export interface JobReport {
   log: string[];
   error?: string;
   annotations: Array<{ level: 'error' | 'warning' | 'notice'; message: string; title?: string; file?: string; line?: number; endLine?: number; column?: number; endColumn?: number }>;
+  /** What the job's egress sidecar allowed and blocked; refusals are anomaly signals. */
+  network?: { dnsAllowed: number; dnsRefused: number; connectionsAllowed: number; connectionsRefused: number; bytesOut: number; refusals: string[] };
 }
 
 function cell(s: string): string {
@@ -33,6 +35,12 @@ export function reportSummary(r: JobReport): string {
   const rows = r.steps.map((s) => `| ${cell(s.name)} | ${s.conclusion} | ${(s.durationMs / 1000).toFixed(2)} s | ${mib(s.peakMemoryBytes)} | ${cell(s.exitReason)} |`);
   const table = ['| step | conclusion | duration | peak memory | exit |', '|---|---|---|---|---|', ...rows].join('\n');
   const parts = [`**${r.conclusion}**${r.error ? `: ${cell(r.error)}` : ''}`, table];
+  const n = r.network;
+  const blocked = n ? n.dnsRefused + n.connectionsRefused : 0;
+  if (n && blocked) {
+    const shown = n.refusals.slice(0, 10).map((x) => `- ${cell(x)}`);
+    parts.push([`:warning: **${blocked} blocked network attempt${blocked === 1 ? '' : 's'}**: ${cell(n.refusals.slice(0, 3).join('; '))}${n.refusals.length > 3 ? '; …' : ''}`, ...shown].join('\n'));
+  }
   if (r.stepSummary.trim()) parts.push(r.stepSummary);
   return cut(parts.join('\n\n'), CHECK_TEXT_LIMIT);
 }

@@ -2,7 +2,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common';
 import type { CheckConclusion, JobReport } from '../github';
-import { checkRunnable, findJobInstance, runJob, runWorkflow, selectJobs, type JobResult, type JobSettings, type RunContext, type RunObserver } from '../runner';
+import { checkRunnable, findJobInstance, runJob, runWorkflow, selectJobs, type EgressSettings, type JobResult, type JobSettings, type RunContext, type RunObserver } from '../runner';
 import type { Sandbox } from '../sandbox';
 import type { JobRow } from '../store';
 import { formatDiagnostic, parseWorkflowText, workflowRunsFor, type Diagnostic, type WorkflowModel } from '../workflow';
@@ -19,6 +19,8 @@ export interface ExecuteDeps {
   logger: Logger;
   settings: Omit<JobSettings, 'sourceDir'>;
   workDir: string;
+  /** The widest egress a repository's jobs may have (the server's config); undefined: no network. */
+  egressFor?(repository: string): EgressSettings | undefined;
   /** Secrets of a repository (never used for jobs from forks). */
   secrets(repository: string): Record<string, string>;
   /** The stored payload of a delivery (app mode matches `on:` against it). */
@@ -112,7 +114,7 @@ async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<E
         inputs: {},
         debug: false,
       };
-      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...d.settings, sourceDir: dir, disposableSource: true })));
+      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...d.settings, sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository) })));
     }
     return { report: reportOf(name, results), log: lines.join('\n') };
   } catch (e) {
@@ -136,6 +138,24 @@ function reportOf(name: string, results: JobResult[]): JobReport {
     log: results.flatMap((j) => j.steps.flatMap((s) => s.log.map((l) => `${prefix(j, s.name)} | ${l}`))),
     error: results.map((j) => (j.error ? `${j.name}: ${j.error}` : '')).filter(Boolean).join('; ') || undefined,
     annotations: results.flatMap((j) => j.steps.flatMap((s) => s.annotations)),
+    ...networkOf(results),
+  };
+}
+
+/** The jobs' egress counts added up (jobs without egress have none). */
+function networkOf(results: JobResult[]): Pick<JobReport, 'network'> {
+  const withEgress = results.filter((j) => j.egress);
+  if (!withEgress.length) return {};
+  const sum = (f: (e: NonNullable<JobResult['egress']>) => number) => withEgress.reduce((a, j) => a + f(j.egress!), 0);
+  return {
+    network: {
+      dnsAllowed: sum((e) => e.dnsAllowed),
+      dnsRefused: sum((e) => e.dnsRefused),
+      connectionsAllowed: sum((e) => e.connectionsAllowed),
+      connectionsRefused: sum((e) => e.connectionsRefused),
+      bytesOut: sum((e) => e.bytesOut),
+      refusals: withEgress.flatMap((j) => j.egress!.refusals.map((r) => (withEgress.length > 1 ? `${j.name}: ${r}` : r))).slice(0, 50),
+    },
   };
 }
 
@@ -175,7 +195,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir);
     const { lines, observer } = logCollector(d);
     const needs = Object.fromEntries(instance.job.needs.map((n) => [n, { result: 'success' as const, outputs: {} }]));
-    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...d.settings, sourceDir: dir, disposableSource: true }, needs);
+    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...d.settings, sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository) }, needs);
     const report = reportOf(result.name, [result]);
     return { report, log: lines.join('\n') };
   } catch (e) {

@@ -14,6 +14,9 @@ export class ServerMetrics {
   readonly stepDuration = new Histogram({ name: 'stockade_step_duration_seconds', help: 'Step wall time', buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 3600], registers: [this.registry] });
   readonly stepEnds = new Counter({ name: 'stockade_step_ends_total', help: 'Steps by how they ended (exit, timeout, out-of-memory, process-limit, output-limit, sandbox-error, …)', labelNames: ['reason'], registers: [this.registry] });
   readonly memoryPeak = new Histogram({ name: 'stockade_step_memory_peak_bytes', help: 'Peak memory of a step', buckets: [16, 64, 256, 1024, 4096].map((m) => m * 1024 ** 2), registers: [this.registry] });
+  readonly networkBlocked = new Counter({ name: 'stockade_network_blocked_total', help: 'Blocked network attempts of jobs (anomaly signal): DNS queries refused and connections refused by the egress sidecar', labelNames: ['kind'], registers: [this.registry] });
+  readonly networkAllowed = new Counter({ name: 'stockade_network_allowed_total', help: 'DNS answers and connections the egress sidecar allowed', labelNames: ['kind'], registers: [this.registry] });
+  readonly egressBytes = new Counter({ name: 'stockade_egress_bytes_out_total', help: 'Bytes jobs sent out through the egress sidecar', registers: [this.registry] });
   readonly quotaRefusals = new Counter({ name: 'stockade_quota_refusals_total', help: 'Jobs completed at once because a minutes quota was used up', labelNames: ['scope'], registers: [this.registry] });
 
   constructor(store: JobStore) {
@@ -51,6 +54,14 @@ export class ServerMetrics {
 
   jobFinished(report: JobReport, durationMs: number): void {
     this.jobs.inc({ conclusion: report.conclusion });
+    const n = report.network;
+    if (n) {
+      this.networkBlocked.inc({ kind: 'dns' }, n.dnsRefused);
+      this.networkBlocked.inc({ kind: 'connection' }, n.connectionsRefused);
+      this.networkAllowed.inc({ kind: 'dns' }, n.dnsAllowed);
+      this.networkAllowed.inc({ kind: 'connection' }, n.connectionsAllowed);
+      this.egressBytes.inc(n.bytesOut);
+    }
     this.jobDuration.observe(durationMs / 1000);
     for (const s of report.steps) {
       this.stepDuration.observe(s.durationMs / 1000);

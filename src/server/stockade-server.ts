@@ -6,7 +6,7 @@ import { ServerMetrics } from './metrics';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../common';
 import { completedFields, annotationBatches, type JobReport } from '../github';
-import type { JobSettings } from '../runner';
+import type { EgressSettings, JobSettings } from '../runner';
 import type { Sandbox } from '../sandbox';
 import type { JobRow, JobStore, Quota } from '../store';
 import { executeJob } from './execute-job';
@@ -46,6 +46,8 @@ export interface ServerOptions {
   burstPerMinute?: number;
   /** Quota defaults from the server's configuration; values set through the admin API win. */
   quotaDefaults?: (scope: string) => Quota;
+  /** The widest egress of a repository's jobs (config `egress:`); undefined or an empty allowlist: no network. */
+  egressFor?: (repository: string) => EgressSettings | undefined;
   /** Port of the admin API, /metrics and /readyz (its own listener); undefined: no admin listener. */
   adminPort?: number;
   /** @default 127.0.0.1 */
@@ -368,6 +370,7 @@ export class StockadeServer {
         sandbox: this.o.sandbox,
         logger: log,
         settings: this.o.settings,
+        egressFor: this.o.egressFor,
         workDir: this.o.workDir,
         secrets: this.o.secrets,
         payloadOf: (guid) => JSON.parse(this.o.store.getDelivery(guid)?.payload ?? '{}') as Record<string, unknown>,

@@ -13,6 +13,10 @@ jobs:
     runs-on: [self-hosted, stockade]
     steps:
       - run: sleep 1
+  hold:
+    runs-on: [self-hosted, stockade]
+    steps:
+      - run: sleep 60
 `;
 
 let w: World;
@@ -49,7 +53,7 @@ const at = (key: string, status: string) => {
 before(async () => {
   w = await makeWorld({ '.github/workflows/ci.yml': WORKFLOW });
   const repo = w.fake.repos.get('octo-org/hello')!;
-  for (const r of ['octo-org/busy', 'octo-org/quiet', 'octo-org/capped', 'octo-org/spent', 'other-org/app']) w.fake.repos.set(r, repo);
+  for (const r of ['octo-org/busy', 'octo-org/quiet', 'octo-org/capped', 'octo-org/spent', 'other-org/app', 'octo-org/first', 'octo-org/second', 'third-org/third']) w.fake.repos.set(r, repo);
   state = mkdtempSync(join(tmpdir(), 'stockade-admin-'));
   server = await startServer(w, state, args());
   setDiagnostics(() => `\nviolations: ${JSON.stringify(w.fake.violations)}\nserver: ${server.stderr().slice(-3000)}`);
@@ -132,4 +136,31 @@ test('metrics, readiness, the queue view, and a restart keeps quotas and counter
   const afterRestart = (await api('GET', '/v1/quotas/octo-org/busy', orgToken)).body;
   assert.deepEqual(afterRestart.usage, before.usage);
   assert.deepEqual((await api('GET', '/v1/quotas/octo-org/hello', orgToken)).body.quota, { concurrency: 2, minutesPerDay: 100 });
+});
+
+test('a crash in the middle of a queue keeps its order: after the restart jobs start as they would have', async () => {
+  const named = (id: number, repository: string, name: string) => {
+    const p = workflowJobPayload({ jobId: id, name, labels: ['stockade'] });
+    (p.repository as Record<string, unknown>).full_name = repository;
+    return p;
+  };
+  const key = (repository: string, id: number) => `${repository}/workflow_job/${id}/1`;
+  // One job holds the only slot; five wait behind it.
+  await deliver(w, server.url, 'workflow_job', named(900, 'octo-org/second', 'hold'));
+  await until('the holding job runs', () => at(key('octo-org/second', 900), 'in_progress'), 60_000);
+  const waiting: Array<[number, string]> = [[901, 'octo-org/first'], [902, 'octo-org/first'], [903, 'octo-org/first'], [904, 'octo-org/second'], [905, 'third-org/third']];
+  for (const [id, repo] of waiting) {
+    await deliver(w, server.url, 'workflow_job', named(id, repo, 'one'));
+    await sleep(20);
+  }
+  await until('all five queued', () => waiting.every(([id, repo]) => at(key(repo, id), 'queued')), 30_000);
+  server.child.kill('SIGKILL');
+  await sleep(500);
+  server = await startServer(w, state, args());
+  for (const [id, repo] of waiting) await until(`job ${id} completed`, () => at(key(repo, id), 'completed'), 120_000);
+  const order = waiting.map(([id, repo]) => ({ id, t: at(key(repo, id), 'in_progress')! })).sort((a, b) => a.t - b.t).map((x) => x.id);
+  // Fair order from the stored queue: first (never served, earliest), third (never served),
+  // second (served by 900 before the crash, remembered), then first's remaining two in arrival order.
+  assert.deepEqual(order, [901, 905, 904, 902, 903]);
+  assert.equal(runOf(key('octo-org/second', 900))?.fields.conclusion, 'failure');
 });

@@ -7,7 +7,7 @@ import { silentLogger } from '../src/common';
 import { DEFAULT_LIMITS, managedLabels, openSandbox, toCreateOptions } from '../src/sandbox';
 import { applyProcessRlimits } from '../src/sandbox/process-rlimits';
 import { baseImageRef } from '../src/cli/base-image';
-import { resolveHostConfig } from '../src/cli/host-config';
+import { resolveHostConfig } from '../src/host';
 
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 20);

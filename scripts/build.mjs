@@ -13,6 +13,11 @@ console.log('built dist/cli.js');
 // The egress sidecar runs inside its own container from a read-only volume: one self-contained file.
 await build({ ...common, sourcemap: false, entryPoints: { sidecar: 'src/egress/sidecar-main.ts' }, outdir: 'dist' });
 console.log('built dist/sidecar.js');
+// The GitHub Action runs from a checkout without node_modules: everything is bundled
+// (ssh2, which dockerode loads eagerly, included; its optional native parts stay out).
+// The bundle is committed; CI fails when it differs from what the source builds.
+await build({ ...common, sourcemap: false, external: ['cpu-features', '*.node'], entryPoints: { index: 'src/action/index.ts' }, outdir: 'dist/action', legalComments: 'none' });
+console.log('built dist/action/index.js');
 
 if (process.argv.includes('--tests')) {
   rmSync('.test-dist', { recursive: true, force: true });

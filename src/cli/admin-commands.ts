@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { StockadeError } from '../common';
 import { hashToken } from '../server';
 import { JobStore } from '../store';
-import { resolveHostConfig } from './host-config';
+import { resolveHostConfig } from '../host';
 
 export const ADMIN_USAGE = `usage: stockade quota set OWNER[/REPO] [--concurrency N] [--minutes-per-day M] [--minutes-per-month M]
        stockade quota get OWNER[/REPO]      stockade quota list [--org OWNER]

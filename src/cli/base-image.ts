@@ -3,20 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { join } from 'node:path';
 import { StockadeError, sha256Hex } from '../common';
 import { asRunner, exec } from './exec';
-import type { HostConfig } from './host-config';
+import type { HostConfig } from '../host';
+import { baseImageRef, imageInputsHash } from '../host';
+export { baseImageRef, imageInputsHash };
 
-/** Bump when the build recipe below changes: part of the image's cache key. */
-const RECIPE_VERSION = '1';
-
-export function imageInputsHash(h: HostConfig, name = 'base'): string {
-  const dir = join(h.packageRoot, 'runner-images', name);
-  const files = readdirSync(dir).filter((f) => f !== 'README.md').sort();
-  return sha256Hex(RECIPE_VERSION, ...files.flatMap((f) => [f, readFileSync(join(dir, f))])).slice(0, 16);
-}
-
-export function baseImageRef(h: HostConfig): string {
-  return `localhost/stockade/base:${imageInputsHash(h)}`;
-}
 
 export function readPackages(h: HostConfig): string[] {
   return readFileSync(join(h.packageRoot, 'runner-images/base/packages.txt'), 'utf8')

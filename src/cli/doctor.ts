@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { cgroupV1Subtrees, detectCgroupHost, PodmanEngine } from '../sandbox';
 import { baseImageRef } from './base-image';
 import { tryExec } from './exec';
-import { resolveHostConfig } from './host-config';
+import { resolveHostConfig } from '../host';
 
 export interface Check {
   name: string;

@@ -1,5 +1,5 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
-import type { HostConfig } from './host-config';
+import type { HostConfig } from '../host';
 
 export interface ExecResult {
   code: number;

@@ -4,6 +4,7 @@ import { runCommand, RUN_USAGE } from './run-command';
 import { setup } from './setup';
 import { serveCommand, SERVE_USAGE } from './serve-command';
 import { adminCommand, ADMIN_USAGE } from './admin-commands';
+import { imagesCommand, IMAGES_USAGE } from './images-command';
 
 const USAGE = `usage: stockade <command>
 
@@ -16,12 +17,15 @@ commands:
   admin-token  create an admin API token for an organisation (root, on the server host)
   setup     prepare this host (root): Podman, runner user, cgroups, API service, base image
   doctor    check every host requirement and print the fix for each missing one
+  images    build runner images and list the toolchains found in each
 
 ${RUN_USAGE}
 
 ${SERVE_USAGE}
 
-${ADMIN_USAGE}`;
+${ADMIN_USAGE}
+
+${IMAGES_USAGE}`;
 
 /** The composition root: reads argv/env, wires the modules, maps errors to exit codes. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -45,6 +49,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       case 'jobs':
       case 'admin-token':
         return await adminCommand(command, rest, env, process.stdout);
+      case 'images':
+        return await imagesCommand(rest, env, process.stdout);
       case 'setup': {
         const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !rest.includes('--no-images') });
         process.stderr.write(`setup: ready (runner user ${h.runnerUser}, socket ${h.socketPath})\n`);

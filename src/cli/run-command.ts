@@ -9,10 +9,10 @@ import { parse as parseDotenv } from 'dotenv';
 import { baseImageRef } from './base-image';
 import { formatResults } from './format-results';
 import { gitFacts } from './git-context';
-import { resolveHostConfig } from './host-config';
+import { resolveHostConfig } from '../host';
 import { loadWorkflows } from './load-workflows';
-import { parseDuration, parseSize } from './parse-size';
-import { egressSettings, upstreamDnsFrom } from './egress-settings';
+import { parseDuration, parseSize } from '../common';
+import { egressSettings, upstreamDnsFrom, labelImages } from '../host';
 
 export const RUN_USAGE = `usage: stockade run [--workflow FILE] [--job ID] [--event NAME] [--eventpath FILE] [--json]
                     [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--input NAME=VALUE]...
@@ -155,7 +155,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress };
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images: labelImages(host) };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.

@@ -12,8 +12,8 @@ import YAML from 'yaml';
 import type { Quota } from '../store';
 import { JobStore } from '../store';
 import { baseImageRef } from './base-image';
-import { resolveHostConfig } from './host-config';
-import { egressSettings, upstreamDnsFrom } from './egress-settings';
+import { resolveHostConfig } from '../host';
+import { egressSettings, upstreamDnsFrom, labelImages } from '../host';
 import { narrowAllowlist, normalizeDomainPattern, validatePolicy } from '../egress';
 import type { EgressSettings } from '../runner';
 
@@ -102,9 +102,10 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     github: new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger, requestPacing: !values['no-request-pacing'] }),
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1 },
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images: labelImages(host) },
     webhookSecret,
-    labels: values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS,
+    // A job may name a runner image among its runs-on labels: those labels are this runner's too.
+    labels: [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(labelImages(host))],
     publicUrl: values['public-url'] ?? `http://127.0.0.1:${port}`,
     logKey: readFileSync(keyFile),
     workDir: join(stateDir, 'work'),

@@ -5,7 +5,7 @@ import { StockadeError } from '../common';
 import { cgroupV1Subtrees, detectCgroupHost, PodmanEngine } from '../sandbox';
 import { ensureBaseImage } from './base-image';
 import { asRunner, exec } from './exec';
-import { resolveHostConfig, type HostConfig } from './host-config';
+import { resolveHostConfig, type HostConfig } from '../host';
 
 export const PACKAGES = ['podman', 'runc', 'uidmap', 'slirp4netns', 'fuse-overlayfs', 'debootstrap', 'catatonit', 'iproute2'];
 const COMMANDS = ['podman', 'runc', 'newuidmap', 'slirp4netns', 'fuse-overlayfs', 'debootstrap'];

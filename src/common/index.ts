@@ -1,3 +1,4 @@
 export { StockadeError, ErrorCodes, isStockadeError, type ErrorCode } from './errors';
 export { createLogger, silentLogger, REDACT_PATHS, type Logger, type LoggerOptions } from './logger';
 export { sha256Hex } from './hash';
+export { parseSize, parseDuration } from './parse-size';

@@ -132,6 +132,12 @@ export class GitHubApi {
     return r.data.id;
   }
 
+  /** The id of a check run on `sha` named `name` with `externalId`, if one exists (a crash may have left one unrecorded). */
+  async findCheckRun(installationId: number, owner: string, repo: string, sha: string, name: string, externalId: string): Promise<number | undefined> {
+    const r = await this.forInstallation(installationId).rest.checks.listForRef({ owner, repo, ref: sha, check_name: name, filter: 'all', per_page: 100 });
+    return r.data.check_runs.find((c) => c.external_id === externalId)?.id;
+  }
+
   async updateCheckRun(installationId: number, owner: string, repo: string, checkRunId: number, fields: CheckRunFields): Promise<void> {
     type UpdateParams = Parameters<Client['rest']['checks']['update']>[0];
     await this.forInstallation(installationId).rest.checks.update({ owner, repo, check_run_id: checkRunId, ...fields } as UpdateParams);

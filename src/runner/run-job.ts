@@ -59,9 +59,14 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     if (!(timeoutMinutes > 0)) throw new Error(`timeout-minutes evaluates to '${String(timeoutMinutes)}', not a positive number`);
     const deadline = started + timeoutMinutes * 60_000;
     scope.deadline = deadline;
-    const container = jobContainer(job, contexts, noSteps, settings.image);
+    const chosen = imageForLabels(job, contexts, noSteps, settings);
+    const container = jobContainer(job, contexts, noSteps, chosen.image);
     if (!(await deps.sandbox.deps.engine.imageExists(container.image))) {
-      throw new Error(`container image ${container.image} is not present on this host (no registry is reachable; build it locally first)`);
+      throw new Error(
+        chosen.label && !job.container
+          ? `runner image '${chosen.label}' (${container.image}) is not built on this host: run \`stockade images build ${chosen.label}\``
+          : `container image ${container.image} is not present on this host (no registry is reachable; build it locally first)`,
+      );
     }
     volumes = await createJobVolumes(deps.sandbox, job.id, log);
     await prepareWorkspace(volumes, settings.sourceDir, ctx.event, !!settings.disposableSource);
@@ -173,6 +178,19 @@ function egressAllowlist(wf: WorkflowModel, job: JobModel, contexts: Record<stri
 
 function failed(error: string): Executed {
   return { outcome: 'failure', exitCode: null, reason: 'error', error, outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0 };
+}
+
+/** The runner image a job's `runs-on` labels name (at most one), else the default. */
+function imageForLabels(job: JobModel, contexts: Record<string, unknown>, status: JobStatus, settings: JobSettings): { image: string; label?: string } {
+  const images = settings.images ?? {};
+  if (!Object.keys(images).length) return { image: settings.image };
+  let value: unknown = job.runsOn;
+  if (typeof value === 'string') value = interpolate(value, contexts, status);
+  const raw = Array.isArray(value) ? value : typeof value === 'object' && value !== null ? ((value as { labels?: unknown }).labels ?? []) : [value];
+  const labels = (Array.isArray(raw) ? raw : [raw]).map((l) => (typeof l === 'string' ? interpolate(l, contexts, status) : String(l)).toLowerCase());
+  const named = [...new Set(labels.filter((l) => l in images))];
+  if (named.length > 1) throw new Error(`runs-on names more than one runner image (${named.join(', ')}): pick one`);
+  return named.length ? { image: images[named[0]!]!, label: named[0] } : { image: settings.image };
 }
 
 /** The image and env of the job's `container:`; options that would weaken the sandbox are refused. */

@@ -94,6 +94,11 @@ export interface JobSettings {
   nodeBinary?: string;
   /** Matrix jobs run at the same time (bounded further by strategy.max-parallel). @default 1 */
   parallelJobs: number;
+  /**
+   * Runner images selectable by a `runs-on` label (`[self-hosted, stockade, python]`):
+   * label → image reference. A job's `container:` wins; no such label: `image`.
+   */
+  images?: Record<string, string>;
   /** Egress a job may have; undefined or an empty allowlist: no network at all. */
   egress?: EgressSettings;
 }

@@ -13,6 +13,8 @@ export interface ManagedObject {
 export interface ContainerEngine {
   ping(): Promise<void>;
   imageExists(ref: string): Promise<boolean>;
+  /** Size of an image in bytes. */
+  imageSize(ref: string): Promise<number>;
   /** The image's configured command and working directory (what `podman run IMAGE` would run). */
   imageCommand(ref: string): Promise<{ argv: string[]; workdir: string }>;
   createContainer(options: CreateOptions): Promise<string>;

@@ -39,6 +39,14 @@ export class PodmanEngine implements ContainerEngine {
     }
   }
 
+  async imageSize(ref: string): Promise<number> {
+    try {
+      return (await this.docker.getImage(ref).inspect()).Size;
+    } catch (e) {
+      throw engineError('image inspect', e);
+    }
+  }
+
   async imageCommand(ref: string): Promise<{ argv: string[]; workdir: string }> {
     try {
       const info = await this.docker.getImage(ref).inspect();

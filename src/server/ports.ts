@@ -6,6 +6,7 @@ export interface GitHubPort {
   getFileText(installationId: number, owner: string, repo: string, path: string, ref: string): Promise<string>;
   downloadTarball(installationId: number, owner: string, repo: string, ref: string): Promise<Buffer>;
   createCheckRun(installationId: number, owner: string, repo: string, fields: CheckRunFields & { name: string; head_sha: string }): Promise<number>;
+  findCheckRun(installationId: number, owner: string, repo: string, sha: string, name: string, externalId: string): Promise<number | undefined>;
   updateCheckRun(installationId: number, owner: string, repo: string, checkRunId: number, fields: CheckRunFields): Promise<void>;
   cancelWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<void>;
   listDeliveries(perPage?: number): Promise<DeliverySummary[]>;

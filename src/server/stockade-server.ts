@@ -70,6 +70,8 @@ export class StockadeServer {
   private http?: Server;
   private admin?: Server;
   readonly metrics: ServerMetrics;
+  /** When this process started: rows created before it were accepted by an earlier one. */
+  private readonly startedAt = Date.now();
   private readonly jobAborts = new Map<string, AbortController>();
   private running = 0;
   private pumping = false;
@@ -332,8 +334,12 @@ export class StockadeServer {
   private async accept(row: JobRow): Promise<void> {
     const spec = JSON.parse(row.spec) as JobSpec;
     try {
-      const id = await this.o.github.createCheckRun(row.installationId, spec.owner, spec.repo, {
-        name: `stockade: ${spec.jobName}`,
+      const name = `stockade: ${spec.jobName}`;
+      // A job accepted by an earlier process may have had its check run created just
+      // before a crash, without the id being saved: find it rather than make a second.
+      const earlier = row.createdAt < this.startedAt ? await this.o.github.findCheckRun(row.installationId, spec.owner, spec.repo, row.headSha, name, row.key) : undefined;
+      const id = earlier ?? await this.o.github.createCheckRun(row.installationId, spec.owner, spec.repo, {
+        name,
         head_sha: row.headSha,
         status: 'queued',
         external_id: row.key,

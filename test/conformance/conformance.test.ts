@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import YAML from 'yaml';
-import { resolveHostConfig } from '../../src/cli/host-config';
+import { resolveHostConfig } from '../../src/host';
 import { baseImageRef } from '../../src/cli/base-image';
 import { asRunner, exec } from '../../src/cli/exec';
 

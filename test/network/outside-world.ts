@@ -25,7 +25,29 @@ export interface OutsideWorld {
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
+/** Removes worlds left by test processes that died before their clean-up (namespaces named after their PID). */
+function removeStaleWorlds(): void {
+  for (const line of ip('netns', 'list').split('\n')) {
+    const m = /^stkw(\d+)\b/.exec(line);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue;
+    } catch {
+      /* its creator is gone */
+    }
+    for (const args of [['route', 'flush', 'dev', `stkw${m[1]}a`.slice(0, 15)], ['link', 'del', `stkw${m[1]}a`.slice(0, 15)], ['netns', 'del', `stkw${m[1]}`]]) {
+      try {
+        ip(...args);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
+
 export async function startOutsideWorld(): Promise<OutsideWorld> {
+  removeStaleWorlds();
   const n = 20 + (process.pid % 200);
   const ns = `stkw${process.pid}`;
   const hostIf = `stkw${process.pid}a`.slice(0, 15);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { silentLogger } from '../../src/common';
 import { DEFAULT_LIMITS, managedLabels, openSandbox, runStepContainer, type ResourceLimits, type Sandbox, type StepOutcome, type VolumeMount } from '../../src/sandbox';
-import { resolveHostConfig } from '../../src/cli/host-config';
+import { resolveHostConfig } from '../../src/host';
 import { baseImageRef } from '../../src/cli/base-image';
 
 export const root = process.cwd();

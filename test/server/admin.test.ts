@@ -162,5 +162,7 @@ test('a crash in the middle of a queue keeps its order: after the restart jobs s
   // Fair order from the stored queue: first (never served, earliest), third (never served),
   // second (served by 900 before the crash, remembered), then first's remaining two in arrival order.
   assert.deepEqual(order, [901, 905, 904, 902, 903]);
+  // One check run per job, even for one whose check run was being created at the crash.
+  for (const [id, repo] of waiting) assert.equal([...w.fake.checkRuns.values()].filter((c) => c.fields.external_id === key(repo, id)).length, 1, `check runs of ${id}`);
   assert.equal(runOf(key('octo-org/second', 900))?.fields.conclusion, 'failure');
 });

@@ -243,6 +243,10 @@ export class FakeGitHub {
       this.checkRuns.set(id, { id, owner: r.params.owner!, repo: r.params.repo!, fields, history: [fields], times: [Date.now()] });
       this.json(res, 201, { id, ...fields });
     },
+    'checks/list-for-ref': (r, res) => {
+      const runs = [...this.checkRuns.values()].filter((c) => c.owner === r.params.owner && c.repo === r.params.repo && c.fields.head_sha === r.params.ref && (!r.query.check_name || c.fields.name === r.query.check_name));
+      this.json(res, 200, { total_count: runs.length, check_runs: runs.map((c) => ({ id: c.id, ...c.fields })) });
+    },
     'checks/update': (r, res) => {
       const c = this.checkRuns.get(Number(r.params.check_run_id));
       if (!c) return this.json(res, 404, { message: 'Not Found' });

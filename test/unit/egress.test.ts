@@ -68,8 +68,9 @@ function query(name: string, type: string, extra: Partial<dnsPacket.Packet> = {}
   return dnsPacket.encode({ type: 'query', id: 4242, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: type as 'A', class: 'IN', name }], ...extra });
 }
 
-test('resolver: allowlisted names answer with the sidecar; the rest get NXDOMAIN or REFUSED and are never forwarded', async () => {
+test('resolver: allowlisted names answer with the sidecar; the rest get NXDOMAIN or REFUSED and are never forwarded', async (t) => {
   const up = await recordingUpstream({ 'allowed.test': '93.184.215.14', 'inside.test': '10.0.0.5' });
+  t.after(() => up.socket.close());
   const upstream = new UpstreamResolver({ server: up.server });
   let now = 0;
   const r = new Resolver({ allow: ['allowed.test', 'missing.test', 'inside.test'], answerAddress: '10.89.9.2', lookup: (n) => upstream.lookup(n), guard: new AddressGuard(DEFAULT_DENIED_RANGES, []), ratePerSecond: 30, now: () => now });
@@ -115,7 +116,6 @@ test('resolver: allowlisted names answer with the sidecar; the rest get NXDOMAIN
   assert.equal((await ask(query('other.test', 'A'))).res!.rcode, 'NXDOMAIN');
   // The upstream saw only allowlisted names, one query each (cached).
   assert.deepEqual(up.seen.sort(), ['A allowed.test', 'A inside.test', 'A missing.test']);
-  up.socket.close();
 });
 
 test('the TLS server name is read from a real ClientHello, whole or in pieces', async () => {
@@ -131,7 +131,7 @@ test('the TLS server name is read from a real ClientHello, whole or in pieces', 
   assert.equal(readServerName(Buffer.from('GET / HTTP/1.1\r\n\r\n')), null);
 });
 
-test('proxy: CONNECT and absolute-form requests reach allowlisted names only, at resolved addresses the guard allows', async () => {
+test('proxy: CONNECT and absolute-form requests reach allowlisted names only, at resolved addresses the guard allows', async (t) => {
   const origin = createHttp((q, s) => s.end(`origin saw ${q.method} ${q.url} host=${q.headers.host} proxy-auth=${q.headers['proxy-authorization'] ?? '-'}`));
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
   const originPort = (origin.address() as { port: number }).port;
@@ -145,6 +145,9 @@ test('proxy: CONNECT and absolute-form requests reach allowlisted names only, at
     emit: (e) => events.push(e),
   });
   const [srv, httpSrv, tlsSrv] = await proxy.listen('127.0.0.1', { proxy: 0, http: 0, tls: 0 });
+  t.after(() => {
+    for (const s of [srv, httpSrv, tlsSrv, origin]) s!.close();
+  });
   const pport = (srv!.address() as { port: number }).port;
   const get = (path: string, headers: Record<string, string> = {}) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -185,5 +188,4 @@ test('proxy: CONNECT and absolute-form requests reach allowlisted names only, at
   const allowed = events.filter((e) => e.ev === 'egress' && e.verdict === 'allowed');
   await new Promise((r) => setTimeout(r, 50));
   assert.ok(allowed.length >= 1);
-  for (const s of [srv, httpSrv, tlsSrv, origin]) s!.close();
 });

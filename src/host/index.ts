@@ -1,0 +1,3 @@
+export { resolveHostConfig, findPackageRoot, lookupUser, type HostConfig } from './host-config';
+export { egressSettings, upstreamDnsFrom, hostAddresses } from './egress-settings';
+export { imageRef, baseImageRef, imageInputsHash, runnerImageNames, labelImages } from './image-ref';

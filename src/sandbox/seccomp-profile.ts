@@ -107,3 +107,29 @@ export function buildSeccompProfile(policy: SeccompPolicy): SeccompProfile {
 export function allowedSyscalls(profile: SeccompProfile): string[] {
   return unique(profile.syscalls.filter((r) => r.action === 'SCMP_ACT_ALLOW').flatMap((r) => r.names)).sort();
 }
+
+/** A rule of a Docker/Podman-style profile, as far as counting needs it. */
+export interface ProfileRule {
+  names: string[];
+  action: string;
+  includes?: { caps?: string[]; arches?: string[] };
+  excludes?: { caps?: string[]; arches?: string[] };
+}
+
+/**
+ * Names a profile lets a container with no capabilities call on x86_64 (rules that
+ * need a capability or another architecture do not count; argument-filtered rules do).
+ * `known`: the x86_64 syscall names, so 32-bit-only names are not counted.
+ */
+export function allowedWithoutCapabilities(profile: { syscalls: ProfileRule[] }, known: ReadonlySet<string>): Set<string> {
+  const out = new Set<string>();
+  const x86 = (a: string) => a === 'amd64' || a === 'x86_64' || a === 'SCMP_ARCH_X86_64';
+  for (const r of profile.syscalls) {
+    if (r.action !== 'SCMP_ACT_ALLOW') continue;
+    if (r.includes?.caps?.length) continue;
+    if (r.includes?.arches?.length && !r.includes.arches.some(x86)) continue;
+    if (r.excludes?.arches?.some(x86)) continue;
+    for (const n of r.names) if (known.has(n)) out.add(n);
+  }
+  return out;
+}

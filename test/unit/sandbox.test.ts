@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { transient, isProcessRace } from '../../src/sandbox/podman-engine';
+import { allowedWithoutCapabilities, type ProfileRule } from '../../src/sandbox/seccomp-profile';
 import { buildSeccompProfile, parseSeccompPolicy, allowedSyscalls, toCreateOptions, validateStepSpec, OutputLines, FrameDecoder, DEFAULT_LIMITS, managedLabels, type StepSpec, type OutputLine } from '../../src/sandbox';
 import { resolveWorkingDirectory } from '../../src/runner/step-env';
 
@@ -113,4 +114,21 @@ test('Podman 4.3 "read /proc/N/cgroup: no such process" answers are retried; oth
   await assert.rejects(transient(async () => (calls++, Promise.reject(race)), 4), /no such process/);
   assert.equal(calls, 4);
   assert.equal(isProcessRace(Object.assign(new Error('read /proc/1/cgroup: no such process'), { statusCode: 404 })), false);
+});
+
+test('our profile allows fewer x86_64 syscalls to a capability-less container than Podman\'s and Docker\'s defaults, and none of the dangerous ones they allow', () => {
+  const known = new Set(readFileSync(join(root, 'seccomp/reference/x86_64-syscalls.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')));
+  const load = (p: string) => allowedWithoutCapabilities(JSON.parse(readFileSync(join(root, p), 'utf8')) as { syscalls: ProfileRule[] }, known);
+  const ours = load('seccomp/stockade.json');
+  const podman = load('seccomp/reference/podman-default.json');
+  const docker = load('seccomp/reference/docker-default.json');
+  assert.equal(ours.size, 287, 'update README and docs when the profile changes (npx tsx scripts/seccomp-compare.ts)');
+  assert.equal(podman.size, 311);
+  assert.equal(docker.size, 297);
+  for (const n of ['mount', 'unshare', 'setns', 'keyctl', 'pivot_root', 'umount2', 'fsopen', 'io_uring_setup', 'reboot', 'syslog', 'clone3']) {
+    assert.ok(!ours.has(n), `${n} must stay denied`);
+  }
+  // What we allow beyond them, with the reason: kcmp (checkpoint tools, fd comparison only
+  // within the caller's permission), futex_waitv, io_pgetevents, vmsplice, get_mempolicy (NUMA queries).
+  assert.deepEqual([...ours].filter((n) => !podman.has(n) || !docker.has(n)).sort(), ['futex_waitv', 'get_mempolicy', 'io_pgetevents', 'kcmp', 'vmsplice']);
 });

@@ -1,0 +1,3 @@
+fn main() {
+    println!("sum {}", sandboxed::parallel_sum(4, 1000));
+}

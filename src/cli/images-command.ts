@@ -16,20 +16,21 @@ export const IMAGES_USAGE = `usage: stockade images build [NAME...]   build runn
  * one `name<TAB>version<TAB>detail` line per toolchain that answers.
  */
 export const PROBE_SCRIPT = String.raw`
-probe() { local name=$1; shift; local out; out=$("$@" 2>/dev/null | head -n 1) && [ -n "$out" ] && printf '%s\t%s\n' "$name" "$out"; }
-probe bash bash -c 'echo $BASH_VERSION'
-probe python python3 -c 'import platform, sys; print(platform.python_version(), sys.implementation.name, platform.machine())'
-probe pip python3 -m pip --version
-probe pytest python3 -m pytest --version
-probe node node -e 'console.log(process.version, process.arch, "v8", process.versions.v8)'
-probe npm npm --version
-probe go go version
-probe rustc rustc -vV | tr '\n' ' '
-probe cargo cargo --version
-probe gcc gcc -dumpfullversion
-probe g++ bash -c 'echo "$(g++ -dumpfullversion) target $(g++ -dumpmachine)"'
-probe make make --version
-probe cmake cmake --version
+probe() { local name=$1; shift; command -v "$1" >/dev/null 2>&1 || return 0; local out; out=$(bash -c "$2" 2>/dev/null | head -n 1) && [ -n "$out" ] && printf '%s	%s
+' "$name" "$out"; }
+probe bash bash 'echo $BASH_VERSION'
+probe python python3 'python3 -c "import platform, sys; print(platform.python_version(), sys.implementation.name, platform.machine())"'
+probe pip pip3 'python3 -m pip --version | cut -d" " -f1,2'
+probe pytest pytest-3 'python3 -m pytest --version 2>&1'
+probe node node 'node -e "console.log(process.version, process.arch, \"v8\", process.versions.v8)"'
+probe npm npm 'npm --version'
+probe go go 'go version'
+probe rustc rustc 'echo "$(rustc --version) host $(rustc -vV | sed -n "s/^host: //p")"'
+probe cargo cargo 'cargo --version'
+probe gcc gcc 'echo "$(gcc -dumpfullversion) target $(gcc -dumpmachine)"'
+probe g++ g++ 'echo "$(g++ -dumpfullversion) target $(g++ -dumpmachine)"'
+probe make make 'make --version'
+probe cmake cmake 'cmake --version'
 `;
 
 export interface ImageInfo {

@@ -86,3 +86,18 @@ ${indent(spec.attack)}
     for (const l of lines) assert.match(l, /: denied \(/, l);
   });
 }
+
+test('stockade images list finds each image\'s toolchains by running probes inside it', () => {
+  const r = spawnSync('node', [cli, 'images', 'list', '--json'], { encoding: 'utf8', timeout: 300_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const list = JSON.parse(r.stdout) as Array<{ name: string; present: boolean; sizeBytes: number; toolchains: Array<{ name: string; version: string }> }>;
+  const found = (image: string) => new Map(list.find((i) => i.name === image)!.toolchains.map((t) => [t.name, t.version]));
+  for (const i of list) assert.ok(i.present && i.sizeBytes > 0, `${i.name} is built`);
+  assert.match(found('python').get('pytest') ?? '', /^pytest \d+\./);
+  assert.match(found('node').get('node') ?? '', /^v\d+\.\d+\.\d+ x64/);
+  assert.match(found('go').get('go') ?? '', /^go version go1\.\d+/);
+  assert.match(found('rust').get('rustc') ?? '', /^rustc 1\.\d+\.\d+ host x86_64-unknown-linux-gnu$/);
+  assert.match(found('cpp').get('g++') ?? '', /^\d+\.\d+\.\d+ target x86_64-linux-gnu$/);
+  assert.equal(found('base').get('go'), undefined, 'the base has no Go: probes report what answers, not labels');
+  assert.equal(found('python').get('rustc'), undefined);
+});

@@ -99288,7 +99288,11 @@ async function runInSandbox(inputs, env) {
   });
   await sandbox.reap();
   const image = resolveImage(inputs.image, packageRoot);
-  if (!await sandbox.deps.engine.imageExists(image)) await buildImage(host.socketPath, packageRoot, inputs.image, image);
+  if (!await sandbox.deps.engine.imageExists(image)) {
+    const base = imageRef({ packageRoot }, "base");
+    if (inputs.image !== "base" && /^[a-z0-9-]+$/.test(inputs.image) && !await sandbox.deps.engine.imageExists(base)) await buildImage(host.socketPath, packageRoot, "base", base);
+    await buildImage(host.socketPath, packageRoot, inputs.image, image, base);
+  }
   const doc = {
     name: "stockade",
     on: "workflow_dispatch",
@@ -99354,12 +99358,12 @@ async function runInSandbox(inputs, env) {
   }
   return result;
 }
-async function buildImage(socketPath, packageRoot, name, ref) {
+async function buildImage(socketPath, packageRoot, name, ref, base) {
   const dir = (0, import_node_path16.join)(packageRoot, "runner-images", name);
   if (!/^[a-z0-9-]+$/.test(name) || !(0, import_node_fs18.existsSync)((0, import_node_path16.join)(dir, "Containerfile"))) throw new Error(`image ${ref} is not present on this machine`);
   info(`building ${ref} from runner-images/${name} (not present on this machine)`);
   const docker = new import_dockerode3.default({ socketPath });
-  const stream = await docker.buildImage({ context: dir, src: (0, import_node_fs18.readdirSync)(dir) }, { t: ref, dockerfile: "Containerfile" });
+  const stream = await docker.buildImage({ context: dir, src: (0, import_node_fs18.readdirSync)(dir) }, { t: ref, dockerfile: "Containerfile", ...name !== "base" && base ? { buildargs: { BASE: base } } : {} });
   const failure = await new Promise(
     (done) => docker.modem.followProgress(
       stream,

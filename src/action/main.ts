@@ -57,7 +57,12 @@ async function runInSandbox(inputs: ActionInputs, env: NodeJS.ProcessEnv): Promi
   });
   await sandbox.reap();
   const image = resolveImage(inputs.image, packageRoot);
-  if (!(await sandbox.deps.engine.imageExists(image))) await buildImage(host.socketPath, packageRoot, inputs.image, image);
+  if (!(await sandbox.deps.engine.imageExists(image))) {
+    // A toolchain image is built FROM the base: the base first, where it is missing too.
+    const base = imageRef({ packageRoot }, 'base');
+    if (inputs.image !== 'base' && /^[a-z0-9-]+$/.test(inputs.image) && !(await sandbox.deps.engine.imageExists(base))) await buildImage(host.socketPath, packageRoot, 'base', base);
+    await buildImage(host.socketPath, packageRoot, inputs.image, image, base);
+  }
   const doc = {
     name: 'stockade',
     on: 'workflow_dispatch',
@@ -127,12 +132,12 @@ async function runInSandbox(inputs: ActionInputs, env: NodeJS.ProcessEnv): Promi
 }
 
 /** Builds a runner image from its Containerfile through the API (a registry must be reachable for its FROM). */
-async function buildImage(socketPath: string, packageRoot: string, name: string, ref: string): Promise<void> {
+async function buildImage(socketPath: string, packageRoot: string, name: string, ref: string, base?: string): Promise<void> {
   const dir = join(packageRoot, 'runner-images', name);
   if (!/^[a-z0-9-]+$/.test(name) || !existsSync(join(dir, 'Containerfile'))) throw new Error(`image ${ref} is not present on this machine`);
   core.info(`building ${ref} from runner-images/${name} (not present on this machine)`);
   const docker = new Docker({ socketPath });
-  const stream = await docker.buildImage({ context: dir, src: readdirSync(dir) }, { t: ref, dockerfile: 'Containerfile' });
+  const stream = await docker.buildImage({ context: dir, src: readdirSync(dir) }, { t: ref, dockerfile: 'Containerfile', ...(name !== 'base' && base ? { buildargs: { BASE: base } } : {}) });
   const failure = await new Promise<string | undefined>((done) =>
     docker.modem.followProgress(
       stream,

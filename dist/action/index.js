@@ -80234,8 +80234,8 @@ var require_docker = __commonJS({
     var util = require_util9();
     var withSession = require_session();
     var extend = util.extend;
-    var Docker4 = function(opts) {
-      if (!(this instanceof Docker4)) return new Docker4(opts);
+    var Docker3 = function(opts) {
+      if (!(this instanceof Docker3)) return new Docker3(opts);
       var plibrary = global.Promise;
       if (opts && opts.Promise) {
         plibrary = opts.Promise;
@@ -80250,7 +80250,7 @@ var require_docker = __commonJS({
       }
       this.modem.Promise = plibrary;
     };
-    Docker4.prototype.createContainer = function(opts, callback) {
+    Docker3.prototype.createContainer = function(opts, callback) {
       var self2 = this;
       var optsf = {
         path: "/containers/create?",
@@ -80285,7 +80285,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.createImage = function(auth, opts, callback) {
+    Docker3.prototype.createImage = function(auth, opts, callback) {
       var self2 = this;
       if (!callback && typeof opts === "function") {
         callback = opts;
@@ -80322,7 +80322,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.loadImage = function(file, opts, callback) {
+    Docker3.prototype.loadImage = function(file, opts, callback) {
       var self2 = this;
       if (!callback && typeof opts === "function") {
         callback = opts;
@@ -80355,7 +80355,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.importImage = function(file, opts, callback) {
+    Docker3.prototype.importImage = function(file, opts, callback) {
       var self2 = this;
       if (!callback && typeof opts === "function") {
         callback = opts;
@@ -80391,7 +80391,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.checkAuth = function(opts, callback) {
+    Docker3.prototype.checkAuth = function(opts, callback) {
       var self2 = this;
       var optsf = {
         path: "/auth",
@@ -80419,7 +80419,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.buildImage = function(file, opts, callback) {
+    Docker3.prototype.buildImage = function(file, opts, callback) {
       var self2 = this;
       if (!callback && typeof opts === "function") {
         callback = opts;
@@ -80487,44 +80487,44 @@ var require_docker = __commonJS({
         dialWithSession(callback);
       }
     };
-    Docker4.prototype.followProgress = function(stream, onFinished, onProgress) {
+    Docker3.prototype.followProgress = function(stream, onFinished, onProgress) {
       var buildkit = require_buildkit();
       return buildkit.followProgress(stream, onFinished, onProgress);
     };
-    Docker4.prototype.getContainer = function(id) {
+    Docker3.prototype.getContainer = function(id) {
       return new Container(this.modem, id);
     };
-    Docker4.prototype.getImage = function(name) {
+    Docker3.prototype.getImage = function(name) {
       return new Image(this.modem, name);
     };
-    Docker4.prototype.getVolume = function(name) {
+    Docker3.prototype.getVolume = function(name) {
       return new Volume(this.modem, name);
     };
-    Docker4.prototype.getPlugin = function(name, remote) {
+    Docker3.prototype.getPlugin = function(name, remote) {
       return new Plugin(this.modem, name, remote);
     };
-    Docker4.prototype.getService = function(id) {
+    Docker3.prototype.getService = function(id) {
       return new Service(this.modem, id);
     };
-    Docker4.prototype.getTask = function(id) {
+    Docker3.prototype.getTask = function(id) {
       return new Task(this.modem, id);
     };
-    Docker4.prototype.getNode = function(id) {
+    Docker3.prototype.getNode = function(id) {
       return new Node(this.modem, id);
     };
-    Docker4.prototype.getNetwork = function(id) {
+    Docker3.prototype.getNetwork = function(id) {
       return new Network(this.modem, id);
     };
-    Docker4.prototype.getSecret = function(id) {
+    Docker3.prototype.getSecret = function(id) {
       return new Secret(this.modem, id);
     };
-    Docker4.prototype.getConfig = function(id) {
+    Docker3.prototype.getConfig = function(id) {
       return new Config(this.modem, id);
     };
-    Docker4.prototype.getExec = function(id) {
+    Docker3.prototype.getExec = function(id) {
       return new Exec(this.modem, id);
     };
-    Docker4.prototype.listContainers = function(opts, callback) {
+    Docker3.prototype.listContainers = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80553,7 +80553,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.listImages = function(opts, callback) {
+    Docker3.prototype.listImages = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80582,7 +80582,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.getImages = function(opts, callback) {
+    Docker3.prototype.getImages = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80612,7 +80612,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.listServices = function(opts, callback) {
+    Docker3.prototype.listServices = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80640,7 +80640,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.listNodes = function(opts, callback) {
+    Docker3.prototype.listNodes = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80671,7 +80671,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.listTasks = function(opts, callback) {
+    Docker3.prototype.listTasks = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80699,7 +80699,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.createSecret = function(opts, callback) {
+    Docker3.prototype.createSecret = function(opts, callback) {
       var args = util.processArgs(opts, callback);
       var self2 = this;
       var optsf = {
@@ -80732,7 +80732,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.createConfig = function(opts, callback) {
+    Docker3.prototype.createConfig = function(opts, callback) {
       var args = util.processArgs(opts, callback);
       var self2 = this;
       var optsf = {
@@ -80765,7 +80765,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.listSecrets = function(opts, callback) {
+    Docker3.prototype.listSecrets = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80793,7 +80793,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.listConfigs = function(opts, callback) {
+    Docker3.prototype.listConfigs = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80821,7 +80821,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.createPlugin = function(opts, callback) {
+    Docker3.prototype.createPlugin = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80852,7 +80852,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.listPlugins = function(opts, callback) {
+    Docker3.prototype.listPlugins = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80880,7 +80880,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.pruneImages = function(opts, callback) {
+    Docker3.prototype.pruneImages = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80908,7 +80908,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.pruneBuilder = function(opts, callback) {
+    Docker3.prototype.pruneBuilder = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80935,7 +80935,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.pruneContainers = function(opts, callback) {
+    Docker3.prototype.pruneContainers = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80963,7 +80963,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.pruneVolumes = function(opts, callback) {
+    Docker3.prototype.pruneVolumes = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -80991,7 +80991,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.pruneNetworks = function(opts, callback) {
+    Docker3.prototype.pruneNetworks = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81019,7 +81019,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.createVolume = function(opts, callback) {
+    Docker3.prototype.createVolume = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81051,7 +81051,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.createService = function(auth, opts, callback) {
+    Docker3.prototype.createService = function(auth, opts, callback) {
       if (!callback && typeof opts === "function") {
         callback = opts;
         opts = auth;
@@ -81088,7 +81088,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.listVolumes = function(opts, callback) {
+    Docker3.prototype.listVolumes = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81117,7 +81117,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.createNetwork = function(opts, callback) {
+    Docker3.prototype.createNetwork = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81149,7 +81149,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.listNetworks = function(opts, callback) {
+    Docker3.prototype.listNetworks = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81178,7 +81178,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.searchImages = function(opts, callback) {
+    Docker3.prototype.searchImages = function(opts, callback) {
       var self2 = this;
       var optsf = {
         path: "/images/search?",
@@ -81206,7 +81206,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.info = function(opts, callback) {
+    Docker3.prototype.info = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var opts = {
@@ -81233,7 +81233,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.version = function(opts, callback) {
+    Docker3.prototype.version = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var opts = {
@@ -81260,7 +81260,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.ping = function(opts, callback) {
+    Docker3.prototype.ping = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81287,7 +81287,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.df = function(opts, callback) {
+    Docker3.prototype.df = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81314,7 +81314,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.getEvents = function(opts, callback) {
+    Docker3.prototype.getEvents = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81343,7 +81343,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.pull = function(repoTag, opts, callback, auth) {
+    Docker3.prototype.pull = function(repoTag, opts, callback, auth) {
       var args = util.processArgs(opts, callback);
       var imageSrc = util.parseRepositoryTag(repoTag);
       args.opts.fromImage = imageSrc.repository;
@@ -81354,7 +81354,7 @@ var require_docker = __commonJS({
       }
       return this.createImage.apply(this, argsf);
     };
-    Docker4.prototype.pullAll = function(repoTag, opts, callback, auth) {
+    Docker3.prototype.pullAll = function(repoTag, opts, callback, auth) {
       var args = util.processArgs(opts, callback);
       var imageSrc = util.parseRepositoryTag(repoTag);
       args.opts.fromImage = imageSrc.repository;
@@ -81364,14 +81364,14 @@ var require_docker = __commonJS({
       }
       return this.createImage.apply(this, argsf);
     };
-    Docker4.prototype.run = function(image, cmd, streamo, createOptions, startOptions, callback) {
+    Docker3.prototype.run = function(image, cmd, streamo, createOptions, startOptions, callback) {
       if (typeof arguments[arguments.length - 1] === "function") {
         return this.runCallback(image, cmd, streamo, createOptions, startOptions, callback);
       } else {
         return this.runPromise(image, cmd, streamo, createOptions, startOptions);
       }
     };
-    Docker4.prototype.runCallback = function(image, cmd, streamo, createOptions, startOptions, callback) {
+    Docker3.prototype.runCallback = function(image, cmd, streamo, createOptions, startOptions, callback) {
       if (!callback && typeof createOptions === "function") {
         callback = createOptions;
         createOptions = {};
@@ -81440,7 +81440,7 @@ var require_docker = __commonJS({
       this.createContainer(optsc, handler);
       return hub;
     };
-    Docker4.prototype.runPromise = function(image, cmd, streamo, createOptions, startOptions) {
+    Docker3.prototype.runPromise = function(image, cmd, streamo, createOptions, startOptions) {
       var self2 = this;
       createOptions = createOptions || {};
       startOptions = startOptions || {};
@@ -81500,7 +81500,7 @@ var require_docker = __commonJS({
         });
       });
     };
-    Docker4.prototype.swarmInit = function(opts, callback) {
+    Docker3.prototype.swarmInit = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81529,7 +81529,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.swarmJoin = function(opts, callback) {
+    Docker3.prototype.swarmJoin = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81558,7 +81558,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.swarmLeave = function(opts, callback) {
+    Docker3.prototype.swarmLeave = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81586,7 +81586,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.swarmUpdate = function(opts, callback) {
+    Docker3.prototype.swarmUpdate = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81615,7 +81615,7 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.prototype.swarmInspect = function(opts, callback) {
+    Docker3.prototype.swarmInspect = function(opts, callback) {
       var self2 = this;
       var args = util.processArgs(opts, callback);
       var optsf = {
@@ -81643,17 +81643,17 @@ var require_docker = __commonJS({
         });
       }
     };
-    Docker4.Container = Container;
-    Docker4.Image = Image;
-    Docker4.Volume = Volume;
-    Docker4.Network = Network;
-    Docker4.Service = Service;
-    Docker4.Plugin = Plugin;
-    Docker4.Secret = Secret;
-    Docker4.Task = Task;
-    Docker4.Node = Node;
-    Docker4.Exec = Exec;
-    module2.exports = Docker4;
+    Docker3.Container = Container;
+    Docker3.Image = Image;
+    Docker3.Volume = Volume;
+    Docker3.Network = Network;
+    Docker3.Service = Service;
+    Docker3.Plugin = Plugin;
+    Docker3.Secret = Secret;
+    Docker3.Task = Task;
+    Docker3.Node = Node;
+    Docker3.Exec = Exec;
+    module2.exports = Docker3;
   }
 });
 
@@ -89920,7 +89920,7 @@ function info(message) {
 
 // src/action/main.ts
 var import_yaml4 = __toESM(require_dist());
-var import_dockerode3 = __toESM(require_docker());
+var import_dockerode2 = __toESM(require_docker());
 
 // src/common/errors.ts
 var ErrorCodes = {
@@ -90200,6 +90200,9 @@ function imageInputsHash(h, name = "base") {
   const files = (0, import_node_fs3.readdirSync)(dir).filter((f) => f !== "README.md").sort();
   const parts = files.flatMap((f) => [f, (0, import_node_fs3.readFileSync)((0, import_node_path3.join)(dir, f))]);
   return sha256Hex(RECIPE_VERSION, ...name === "base" ? [] : ["base", imageInputsHash(h, "base")], ...parts).slice(0, 16);
+}
+function runnerImageNames(h) {
+  return (0, import_node_fs3.readdirSync)((0, import_node_path3.join)(h.packageRoot, "runner-images"), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort((a, b) => a === "base" ? -1 : b === "base" ? 1 : a.localeCompare(b));
 }
 function imageRef(h, name) {
   return `localhost/stockade/${name}:${imageInputsHash(h, name)}`;
@@ -99162,7 +99165,6 @@ var import_node_child_process3 = require("node:child_process");
 var import_node_fs17 = require("node:fs");
 var import_node_path15 = require("node:path");
 var import_node_os2 = require("node:os");
-var import_dockerode2 = __toESM(require_docker());
 var MIN_PODMAN = [4, 0];
 function checkPodman() {
   const r = (0, import_node_child_process3.spawnSync)("podman", ["--version"], { encoding: "utf8" });
@@ -99175,7 +99177,7 @@ function checkPodman() {
 }
 async function answers(socketPath) {
   if (!(0, import_node_fs17.existsSync)(socketPath)) return false;
-  return new import_dockerode2.default({ socketPath }).ping().then(
+  return new PodmanEngine(socketPath).ping().then(
     () => true,
     () => false
   );
@@ -99362,7 +99364,7 @@ async function buildImage(socketPath, packageRoot, name, ref, base) {
   const dir = (0, import_node_path16.join)(packageRoot, "runner-images", name);
   if (!/^[a-z0-9-]+$/.test(name) || !(0, import_node_fs18.existsSync)((0, import_node_path16.join)(dir, "Containerfile"))) throw new Error(`image ${ref} is not present on this machine`);
   info(`building ${ref} from runner-images/${name} (not present on this machine)`);
-  const docker = new import_dockerode3.default({ socketPath });
+  const docker = new import_dockerode2.default({ socketPath });
   const stream = await docker.buildImage({ context: dir, src: (0, import_node_fs18.readdirSync)(dir) }, { t: ref, dockerfile: "Containerfile", ...name !== "base" && base ? { buildargs: { BASE: base } } : {} });
   const failure = await new Promise(
     (done) => docker.modem.followProgress(
@@ -99375,17 +99377,11 @@ async function buildImage(socketPath, packageRoot, name, ref, base) {
 }
 function resolveImage(name, packageRoot) {
   if (/^[a-z0-9-]+$/.test(name)) {
-    if (!(0, import_node_fs18.existsSync)((0, import_node_path16.join)(packageRoot, "runner-images", name))) throw new Error(`image '${name}' is not one of runner-images/ (${readImages(packageRoot).join(", ")}); give a full reference for another image`);
+    const known = runnerImageNames({ packageRoot });
+    if (!known.includes(name)) throw new Error(`image '${name}' is not one of runner-images/ (${known.join(", ")}); give a full reference for another image`);
     return imageRef({ packageRoot }, name);
   }
   return name;
-}
-function readImages(packageRoot) {
-  try {
-    return (0, import_node_fs18.readdirSync)((0, import_node_path16.join)(packageRoot, "runner-images"));
-  } catch {
-    return [];
-  }
 }
 function seccompProfile(input, workspace, packageRoot) {
   if (input === "default") return (0, import_node_fs18.readFileSync)((0, import_node_path16.join)(packageRoot, "seccomp/stockade.json"), "utf8");

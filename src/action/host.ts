@@ -2,8 +2,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import Docker from 'dockerode';
 import { lookupUser } from '../host';
+import { PodmanEngine } from '../sandbox';
 
 /** Podman 4.0 is the oldest with the libpod endpoints and netavark the sandbox uses. */
 export const MIN_PODMAN = [4, 0] as const;
@@ -26,7 +26,7 @@ export function checkPodman(): [number, number] {
 
 async function answers(socketPath: string): Promise<boolean> {
   if (!existsSync(socketPath)) return false;
-  return new Docker({ socketPath }).ping().then(
+  return new PodmanEngine(socketPath).ping().then(
     () => true,
     () => false,
   );

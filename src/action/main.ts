@@ -5,7 +5,7 @@ import * as core from '@actions/core';
 import YAML from 'yaml';
 import Docker from 'dockerode';
 import { createLogger, isStockadeError } from '../common';
-import { egressSettings, findPackageRoot, imageRef, upstreamDnsFrom } from '../host';
+import { egressSettings, findPackageRoot, imageRef, runnerImageNames, upstreamDnsFrom } from '../host';
 import { findJobInstance, runJob, type JobResult, type RunContext, type StepResult } from '../runner';
 import { openSandbox } from '../sandbox';
 import { parseWorkflowText } from '../workflow';
@@ -150,18 +150,11 @@ async function buildImage(socketPath: string, packageRoot: string, name: string,
 
 function resolveImage(name: string, packageRoot: string): string {
   if (/^[a-z0-9-]+$/.test(name)) {
-    if (!existsSync(join(packageRoot, 'runner-images', name))) throw new Error(`image '${name}' is not one of runner-images/ (${readImages(packageRoot).join(', ')}); give a full reference for another image`);
+    const known = runnerImageNames({ packageRoot });
+    if (!known.includes(name)) throw new Error(`image '${name}' is not one of runner-images/ (${known.join(', ')}); give a full reference for another image`);
     return imageRef({ packageRoot }, name);
   }
   return name;
-}
-
-function readImages(packageRoot: string): string[] {
-  try {
-    return readdirSync(join(packageRoot, 'runner-images'));
-  } catch {
-    return [];
-  }
 }
 
 /** The default profile, or a JSON profile inside the workspace (never outside it). */

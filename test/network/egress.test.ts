@@ -136,6 +136,21 @@ try other-job-via-proxy c http://${otherJobAddress}:8000/
 try forged-host c --noproxy '*' -H 'Host: other.test' http://allowed.test/
 try forged-sni c --noproxy '*' --connect-to other.test:443:allowed.test:443 https://other.test/
 try connect-other-port c -p https://allowed.test:8443/
+try dns-over-tls-direct python3 -c 'import socket; socket.create_connection(("${world.dns}", 853), 3)'
+try dns-over-tls-via-proxy c -p https://allowed.test:853/
+try icmp python3 -c '
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP); s.settimeout(3)
+s.sendto(struct.pack(">BBHHH", 8, 0, 0, 1, 1) + b"stockade", ("${world.other}", 0)); print(s.recv(64))'
+try quic-to-sidecar python3 -c '
+import socket
+ip = socket.gethostbyname("allowed.test")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); s.connect((ip, 443))
+s.send(b"\xc0" + b"\x00" * 1199); print(s.recv(64))'
+try quic-direct python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.sendto(b"\xc0" + b"\x00" * 1199, ("${world.allowed}", 443)); print(s.recv(64))'
 `;
   const dir = repo(`on: push
 jobs:
@@ -156,7 +171,7 @@ ${script.split('\n').map((l) => `          ${l}`).join('\n')}
     assert.equal(lines.get(ok)?.verdict, 'REACHED', `${ok}: ${lines.get(ok)?.detail}`);
     assert.match(lines.get(ok)!.detail, new RegExp(`hello from ${world.allowed.replace(/\./g, '\\.')} over http`));
   }
-  const attacks = ['direct-ip', 'direct-ip-via-proxy', 'dns-other', 'other-via-proxy', 'tunnel', 'dns-direct-to-upstream', 'dns-over-tcp-to-sidecar', 'doh-to-ip', 'doh-to-ip-via-proxy', 'ipv6', 'link-local', 'link-local-by-name', 'link-local-by-name-transparent', 'host-loopback-by-name', 'host-loopback-port', 'host-loopback-gateway', 'host-loopback-hostname', 'other-job', 'other-job-via-proxy', 'forged-host', 'forged-sni', 'connect-other-port'];
+  const attacks = ['direct-ip', 'direct-ip-via-proxy', 'dns-other', 'other-via-proxy', 'tunnel', 'dns-direct-to-upstream', 'dns-over-tcp-to-sidecar', 'doh-to-ip', 'doh-to-ip-via-proxy', 'ipv6', 'link-local', 'link-local-by-name', 'link-local-by-name-transparent', 'host-loopback-by-name', 'host-loopback-port', 'host-loopback-gateway', 'host-loopback-hostname', 'other-job', 'other-job-via-proxy', 'forged-host', 'forged-sni', 'connect-other-port', 'dns-over-tls-direct', 'dns-over-tls-via-proxy', 'icmp', 'quic-to-sidecar', 'quic-direct'];
   for (const a of attacks) assert.equal(lines.get(a)?.verdict, 'BLOCKED', `${a} must be blocked: ${lines.get(a)?.detail ?? 'no line'}`);
 
   // The upstream resolver saw allowlisted names only: nothing of the tunnel, nothing of other.test.
@@ -173,7 +188,7 @@ ${script.split('\n').map((l) => `          ${l}`).join('\n')}
   const e = job.egress!;
   assert.ok(e.connectionsAllowed >= 4 && e.bytesOut > 0, JSON.stringify(e));
   const text = e.refusals.join('\n');
-  for (const expected of [/DNS A other\.test: not-allowlisted/, /DNS TXT [0-9a-f]{60}\.[0-9a-f]{60}\.[0-9a-f]{60}\.other\.test: not-allowlisted/, new RegExp(`connect ${world.other.replace(/\./g, '\\.')}:443: address-literal`), /tls other\.test:443: not-allowlisted/, /http other\.test:80: not-allowlisted/, /meta\.test:80: denied-address/, /loopback\.test:80: denied-address/, new RegExp(`loopback\\.test:${port}: port`), /connect allowed\.test:8443: port/]) {
+  for (const expected of [/DNS A other\.test: not-allowlisted/, /DNS TXT [0-9a-f]{60}\.[0-9a-f]{60}\.[0-9a-f]{60}\.other\.test: not-allowlisted/, new RegExp(`connect ${world.other.replace(/\./g, '\\.')}:443: address-literal`), /tls other\.test:443: not-allowlisted/, /http other\.test:80: not-allowlisted/, /meta\.test:80: denied-address/, /loopback\.test:80: denied-address/, new RegExp(`loopback\\.test:${port}: port`), /connect allowed\.test:8443: port/, /connect allowed\.test:853: port/]) {
     assert.match(text, expected);
   }
   assert.ok(e.dnsRefused >= 22, `dns refused ${e.dnsRefused}`);

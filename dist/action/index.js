@@ -34326,7 +34326,7 @@ var require_agent2 = __commonJS({
     var { Duplex } = require("stream");
     var { resolve: resolve2 } = require("path");
     var { readFile } = require("fs");
-    var { execFile: execFile3, spawn: spawn2 } = require("child_process");
+    var { execFile: execFile4, spawn: spawn2 } = require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
       makeBufferParser,
@@ -34547,7 +34547,7 @@ var require_agent2 = __commonJS({
             if (err) {
               if (triedCygpath)
                 return cb(new Error("Invalid cygwin unix socket path"));
-              execFile3("cygpath", ["-w", socketPath], (err2, stdout, stderr) => {
+              execFile4("cygpath", ["-w", socketPath], (err2, stdout, stderr) => {
                 if (err2 || stdout.length === 0)
                   return cb(new Error("Invalid cygwin unix socket path"));
                 triedCygpath = true;
@@ -89413,7 +89413,7 @@ var require_cronstrue = __commonJS({
 
 // src/action/main.ts
 var import_node_crypto7 = require("node:crypto");
-var import_node_fs18 = require("node:fs");
+var import_node_fs19 = require("node:fs");
 var import_node_path16 = require("node:path");
 
 // node_modules/@actions/core/lib/command.js
@@ -90821,6 +90821,46 @@ async function applyProcessRlimits(pid, limits) {
   check("Max core file size", limits.core);
 }
 
+// src/sandbox/netns-counters.ts
+var import_node_child_process2 = require("node:child_process");
+var import_node_fs9 = require("node:fs");
+var NetnsCounters = class _NetnsCounters {
+  constructor(fd) {
+    this.fd = fd;
+  }
+  fd;
+  /** undefined when the runner may not open the namespace (not root, process gone). */
+  static open(pid) {
+    try {
+      return new _NetnsCounters((0, import_node_fs9.openSync)(`/proc/${pid}/ns/net`, "r"));
+    } catch {
+      return void 0;
+    }
+  }
+  /** Attempts without a route so far; undefined when they cannot be read. */
+  read() {
+    if (this.fd === void 0) return Promise.resolve(void 0);
+    return new Promise((resolve2) => {
+      (0, import_node_child_process2.execFile)("nsenter", [`--net=/proc/${process.pid}/fd/${this.fd}`, "cat", "/proc/net/snmp", "/proc/net/snmp6"], { timeout: 5e3, maxBuffer: 1 << 20 }, (err, out) => {
+        resolve2(err ? void 0 : parseNoRoutes(out));
+      });
+    });
+  }
+  close() {
+    if (this.fd !== void 0) (0, import_node_fs9.closeSync)(this.fd);
+    this.fd = void 0;
+  }
+};
+function parseNoRoutes(text) {
+  const ip = text.split("\n").filter((l) => l.startsWith("Ip:"));
+  const header = ip[0]?.trim().split(/\s+/) ?? [];
+  const values = ip[1]?.trim().split(/\s+/) ?? [];
+  const i = header.indexOf("OutNoRoutes");
+  if (i < 0 || values[i] === void 0) return void 0;
+  const v6 = /^Ip6OutNoRoutes\s+(\d+)/m.exec(text)?.[1];
+  return Number(values[i]) + Number(v6 ?? 0);
+}
+
 // src/sandbox/run-step-container.ts
 var NO_USAGE = { peakMemoryBytes: 0, cpuSeconds: 0, oomKills: 0, pidsLimitHits: 0 };
 async function runStepContainer(deps, spec, onLine, signal) {
@@ -90830,6 +90870,7 @@ async function runStepContainer(deps, spec, onLine, signal) {
   validateStepSpec(spec);
   let id;
   let applied;
+  let counters;
   let stop;
   const output = new OutputLines({ maxBytes: spec.limits.outputBytes, maxLineBytes: spec.limits.maxLineBytes }, onLine);
   const timers = [];
@@ -90848,6 +90889,7 @@ async function runStepContainer(deps, spec, onLine, signal) {
     if (signal?.aborted) return finish(null, "cancelled");
     id = await deps.engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
     const pid = await deps.engine.initContainer(id);
+    if (spec.network.mode !== "container") counters = NetnsCounters.open(pid);
     applied = await deps.limits.apply(spec.name, pid, spec.limits);
     await applyProcessRlimits(pid, { nofile: Math.min(spec.limits.nofile, deps.host.nofileHard), core: 0 });
     const stream = await deps.engine.attach(id);
@@ -90869,7 +90911,8 @@ async function runStepContainer(deps, spec, onLine, signal) {
       await ended;
       const exitCode = await deps.engine.wait(id);
       const usage = applied.usage();
-      return finish(exitCode, classify(stop, exitCode, usage), void 0, usage);
+      const noRouteAttempts = await counters?.read();
+      return { ...finish(exitCode, classify(stop, exitCode, usage), void 0, usage), noRouteAttempts };
     } finally {
       signal?.removeEventListener("abort", onAbort);
     }
@@ -90880,6 +90923,7 @@ async function runStepContainer(deps, spec, onLine, signal) {
     return finish(null, stop ?? "sandbox-error", message);
   } finally {
     timers.forEach(clearTimeout);
+    counters?.close();
     if (id) await deps.engine.removeContainer(id).catch((e) => log.error({ err: e }, "container remove failed"));
     if (applied) await applied.remove().catch((e) => log.error({ err: e }, "cgroup remove failed"));
   }
@@ -90962,15 +91006,15 @@ function ensureEgressNetwork(engine) {
 }
 
 // src/sandbox/externals.ts
-var import_node_fs10 = require("node:fs");
+var import_node_fs11 = require("node:fs");
 var import_node_path8 = require("node:path");
 
 // src/sandbox/volume-files.ts
-var import_node_child_process2 = require("node:child_process");
-var import_node_fs9 = require("node:fs");
+var import_node_child_process3 = require("node:child_process");
+var import_node_fs10 = require("node:fs");
 var import_node_path7 = require("node:path");
 var import_node_util2 = require("node:util");
-var run2 = (0, import_node_util2.promisify)(import_node_child_process2.execFile);
+var run2 = (0, import_node_util2.promisify)(import_node_child_process3.execFile);
 function childPath(mountpoint, name) {
   if ((0, import_node_path7.basename)(name) !== name || name === "." || name === ".." || name === "") {
     throw new StockadeError("WORKSPACE_UNSAFE", `'${name}' is not a plain file name`);
@@ -90978,11 +91022,11 @@ function childPath(mountpoint, name) {
   return (0, import_node_path7.join)(mountpoint, name);
 }
 async function volumeOwner(mountpoint) {
-  const st = await import_node_fs9.promises.stat(mountpoint);
+  const st = await import_node_fs10.promises.stat(mountpoint);
   return { uid: st.uid, gid: st.gid };
 }
 async function writeVolumeFile(mountpoint, name, content, owner, mode = 420) {
-  const fh = await import_node_fs9.promises.open(childPath(mountpoint, name), import_node_fs9.constants.O_WRONLY | import_node_fs9.constants.O_CREAT | import_node_fs9.constants.O_EXCL | import_node_fs9.constants.O_NOFOLLOW, mode);
+  const fh = await import_node_fs10.promises.open(childPath(mountpoint, name), import_node_fs10.constants.O_WRONLY | import_node_fs10.constants.O_CREAT | import_node_fs10.constants.O_EXCL | import_node_fs10.constants.O_NOFOLLOW, mode);
   try {
     await fh.writeFile(content);
     if (process.getuid?.() === 0) await fh.chown(owner.uid, owner.gid);
@@ -90993,7 +91037,7 @@ async function writeVolumeFile(mountpoint, name, content, owner, mode = 420) {
 async function readVolumeFile(mountpoint, name, maxBytes) {
   let fh;
   try {
-    fh = await import_node_fs9.promises.open(childPath(mountpoint, name), import_node_fs9.constants.O_RDONLY | import_node_fs9.constants.O_NOFOLLOW | import_node_fs9.constants.O_NONBLOCK);
+    fh = await import_node_fs10.promises.open(childPath(mountpoint, name), import_node_fs10.constants.O_RDONLY | import_node_fs10.constants.O_NOFOLLOW | import_node_fs10.constants.O_NONBLOCK);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") return { ok: true, text: "" };
@@ -91024,8 +91068,8 @@ async function copyTreeIntoVolume(source, mountpoint, owner, o = {}) {
 }
 async function makeVolumeDir(mountpoint, name, owner) {
   const p = childPath(mountpoint, name);
-  await import_node_fs9.promises.mkdir(p, { mode: 493 });
-  if (process.getuid?.() === 0) await import_node_fs9.promises.chown(p, owner.uid, owner.gid);
+  await import_node_fs10.promises.mkdir(p, { mode: 493 });
+  if (process.getuid?.() === 0) await import_node_fs10.promises.chown(p, owner.uid, owner.gid);
 }
 async function readVolumePath(mountpoint, rel, maxBytes) {
   const parts = rel.split("/").filter((p) => p && p !== ".");
@@ -91034,7 +91078,7 @@ async function readVolumePath(mountpoint, rel, maxBytes) {
   for (const p of parts.slice(0, -1)) {
     dir = (0, import_node_path7.join)(dir, p);
     try {
-      const st = await import_node_fs9.promises.lstat(dir);
+      const st = await import_node_fs10.promises.lstat(dir);
       if (!st.isDirectory()) return { ok: false, error: `${rel}: ${p} is not a directory (links are not followed)` };
     } catch {
       return { ok: true, text: "" };
@@ -91053,36 +91097,36 @@ async function ensureExternalsVolume(engine, name, files) {
     if (!again) throw e;
     return again;
   })).mountpoint;
-  const done = await import_node_fs10.promises.stat((0, import_node_path8.join)(mountpoint, COMPLETE)).then(() => true, () => false);
+  const done = await import_node_fs11.promises.stat((0, import_node_path8.join)(mountpoint, COMPLETE)).then(() => true, () => false);
   if (done) return name;
   const owner = await volumeOwner(mountpoint);
   for (const [rel, f] of Object.entries(files)) {
     const target = (0, import_node_path8.join)(mountpoint, rel);
-    await import_node_fs10.promises.mkdir((0, import_node_path8.join)(target, ".."), { recursive: true, mode: 493 });
+    await import_node_fs11.promises.mkdir((0, import_node_path8.join)(target, ".."), { recursive: true, mode: 493 });
     const tmp = `${target}.${process.pid}.tmp`;
-    await import_node_fs10.promises.copyFile(f.source, tmp, import_node_fs10.constants.COPYFILE_FICLONE);
-    await import_node_fs10.promises.chmod(tmp, f.mode);
-    await import_node_fs10.promises.rename(tmp, target);
+    await import_node_fs11.promises.copyFile(f.source, tmp, import_node_fs11.constants.COPYFILE_FICLONE);
+    await import_node_fs11.promises.chmod(tmp, f.mode);
+    await import_node_fs11.promises.rename(tmp, target);
   }
   if (process.getuid?.() === 0) {
     for (const rel of Object.keys(files)) {
       let p = rel;
       while (p && p !== ".") {
-        await import_node_fs10.promises.lchown((0, import_node_path8.join)(mountpoint, p), owner.uid, owner.gid);
+        await import_node_fs11.promises.lchown((0, import_node_path8.join)(mountpoint, p), owner.uid, owner.gid);
         p = p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : "";
       }
     }
   }
-  await import_node_fs10.promises.writeFile((0, import_node_path8.join)(mountpoint, COMPLETE), "");
+  await import_node_fs11.promises.writeFile((0, import_node_path8.join)(mountpoint, COMPLETE), "");
   return name;
 }
 
 // src/sandbox/open-sandbox.ts
-var import_node_fs13 = require("node:fs");
+var import_node_fs14 = require("node:fs");
 var import_node_path10 = require("node:path");
 
 // src/sandbox/cgroup-v2-limits.ts
-var import_node_fs11 = require("node:fs");
+var import_node_fs12 = require("node:fs");
 var import_node_path9 = require("node:path");
 var CgroupV2Limits = class {
   constructor(host) {
@@ -91091,11 +91135,11 @@ var CgroupV2Limits = class {
   host;
   mode = "v2";
   async apply(stepName, pid, limits) {
-    const line = (0, import_node_fs11.readFileSync)(`/proc/${pid}/cgroup`, "utf8").split("\n").find((l) => l.startsWith("0::"));
+    const line = (0, import_node_fs12.readFileSync)(`/proc/${pid}/cgroup`, "utf8").split("\n").find((l) => l.startsWith("0::"));
     const dir = (0, import_node_path9.join)(this.host.root, line?.slice(3) ?? "/");
     const read = (f) => {
       try {
-        return (0, import_node_fs11.readFileSync)((0, import_node_path9.join)(dir, f), "utf8").trim();
+        return (0, import_node_fs12.readFileSync)((0, import_node_path9.join)(dir, f), "utf8").trim();
       } catch {
         return "";
       }
@@ -91127,8 +91171,8 @@ var CgroupV2Limits = class {
 };
 
 // src/sandbox/host-rlimits.ts
-var import_node_fs12 = require("node:fs");
-function readHostRlimits(limitsText = (0, import_node_fs12.readFileSync)("/proc/self/limits", "utf8")) {
+var import_node_fs13 = require("node:fs");
+function readHostRlimits(limitsText = (0, import_node_fs13.readFileSync)("/proc/self/limits", "utf8")) {
   const hard = (label, fallback) => {
     const v = parseLimitLine(limitsText, label)?.hard;
     return v === void 0 || v === "unlimited" ? fallback : Number(v);
@@ -91160,11 +91204,11 @@ function installProfile(stateDir, json) {
     throw new StockadeError("CONFIG_INVALID", `seccomp profile is not valid JSON: ${e.message}`);
   }
   const dir = (0, import_node_path10.join)(stateDir, "seccomp");
-  (0, import_node_fs13.mkdirSync)(dir, { recursive: true, mode: 493 });
-  (0, import_node_fs13.chmodSync)(stateDir, 493);
-  (0, import_node_fs13.chmodSync)(dir, 493);
+  (0, import_node_fs14.mkdirSync)(dir, { recursive: true, mode: 493 });
+  (0, import_node_fs14.chmodSync)(stateDir, 493);
+  (0, import_node_fs14.chmodSync)(dir, 493);
   const path2 = (0, import_node_path10.join)(dir, `profile-${sha256Hex(json).slice(0, 16)}.json`);
-  if (!(0, import_node_fs13.existsSync)(path2) || (0, import_node_fs13.readFileSync)(path2, "utf8") !== json) (0, import_node_fs13.writeFileSync)(path2, json, { mode: 420 });
+  if (!(0, import_node_fs14.existsSync)(path2) || (0, import_node_fs14.readFileSync)(path2, "utf8") !== json) (0, import_node_fs14.writeFileSync)(path2, json, { mode: 420 });
   return path2;
 }
 
@@ -95937,7 +95981,7 @@ function parseActionText(file, content) {
 }
 
 // src/runner/actions.ts
-var import_node_fs15 = require("node:fs");
+var import_node_fs16 = require("node:fs");
 var import_node_path13 = require("node:path");
 var import_node_crypto4 = require("node:crypto");
 
@@ -96069,7 +96113,7 @@ var import_node_crypto3 = require("node:crypto");
 
 // src/runner/hash-files.ts
 var import_node_crypto2 = require("node:crypto");
-var import_node_fs14 = require("node:fs");
+var import_node_fs15 = require("node:fs");
 var import_node_path11 = require("node:path");
 
 // node_modules/balanced-match/dist/esm/index.js
@@ -98070,16 +98114,16 @@ function matches(p, rel) {
 function hashFile(path2, budget) {
   let fd;
   try {
-    fd = (0, import_node_fs14.openSync)(path2, import_node_fs14.constants.O_RDONLY | import_node_fs14.constants.O_NOFOLLOW | import_node_fs14.constants.O_NONBLOCK);
+    fd = (0, import_node_fs15.openSync)(path2, import_node_fs15.constants.O_RDONLY | import_node_fs15.constants.O_NOFOLLOW | import_node_fs15.constants.O_NONBLOCK);
   } catch {
     return void 0;
   }
   try {
-    if (!(0, import_node_fs14.fstatSync)(fd).isFile()) return void 0;
+    if (!(0, import_node_fs15.fstatSync)(fd).isFile()) return void 0;
     const h = (0, import_node_crypto2.createHash)("sha256");
     const buf = Buffer.allocUnsafe(1 << 20);
     for (; ; ) {
-      const n = (0, import_node_fs14.readSync)(fd, buf, 0, buf.length, null);
+      const n = (0, import_node_fs15.readSync)(fd, buf, 0, buf.length, null);
       if (n <= 0) break;
       budget.bytes -= n;
       if (budget.bytes < 0) throw new Error(`hashFiles read more than ${HASH_FILES_LIMITS.maxBytes} bytes`);
@@ -98087,7 +98131,7 @@ function hashFile(path2, budget) {
     }
     return h.digest();
   } finally {
-    (0, import_node_fs14.closeSync)(fd);
+    (0, import_node_fs15.closeSync)(fd);
   }
 }
 function hashWorkspaceFiles(workspaceDir, args) {
@@ -98100,7 +98144,7 @@ function hashWorkspaceFiles(workspaceDir, args) {
   const walk = (rel) => {
     let names;
     try {
-      names = (0, import_node_fs14.readdirSync)((0, import_node_path11.join)(workspaceDir, rel)).sort();
+      names = (0, import_node_fs15.readdirSync)((0, import_node_path11.join)(workspaceDir, rel)).sort();
     } catch {
       return;
     }
@@ -98110,7 +98154,7 @@ function hashWorkspaceFiles(workspaceDir, args) {
       const abs = (0, import_node_path11.join)(workspaceDir, r);
       let st;
       try {
-        st = (0, import_node_fs14.lstatSync)(abs);
+        st = (0, import_node_fs15.lstatSync)(abs);
       } catch {
         continue;
       }
@@ -98368,6 +98412,10 @@ async function runScript(deps, run4, scope, sink, s) {
     labels: { ...run4.volumes.labels, [LABEL_STEP]: s.label }
   };
   const outcome = await runStepContainer({ ...deps.sandbox.deps, logger: deps.logger.child({ step: s.label }) }, spec, (l) => log.line(l.stream, l.text), deps.signal);
+  if (outcome.noRouteAttempts) {
+    run4.state.noRoute.push({ step: s.label, attempts: outcome.noRouteAttempts });
+    deps.logger.warn({ step: s.label, attempts: outcome.noRouteAttempts }, `blocked network attempt: ${outcome.noRouteAttempts} connections or datagrams to addresses with no route (direct IPs)`);
+  }
   const collected = await collectFileCommands(run4, files, (msg) => sink.write("stderr", `##[warning]${msg}`));
   for (const [k, v] of Object.entries(log.env)) run4.state.env[k] = v;
   run4.state.path.push(...log.path);
@@ -98447,7 +98495,7 @@ function cachedActionDir(cacheDir, uses) {
   const r = parseRemoteUses(uses);
   if (!r) return { error: `uses: '${uses}' is not of the form owner/repo[/path]@ref` };
   const where = cacheDir ? (0, import_node_path13.join)(cacheDir, r.owner, r.repo, r.ref) : void 0;
-  if (!where || !(0, import_node_fs15.existsSync)(where)) {
+  if (!where || !(0, import_node_fs16.existsSync)(where)) {
     return {
       error: `uses: ${uses} is not available offline${where ? `: ${where} does not exist` : ""}; put a copy of the action in <action cache>/${r.owner}/${r.repo}/${r.ref} and pass --action-cache`
     };
@@ -98479,9 +98527,9 @@ async function resolveAction(deps, run4, uses) {
   if ("error" in found) throw new Error(found.error);
   const r = parseRemoteUses(uses);
   const metaDir = (0, import_node_path13.join)(found.dir, r.path);
-  const metaFile = ["action.yml", "action.yaml"].map((n) => (0, import_node_path13.join)(metaDir, n)).find((f) => (0, import_node_fs15.existsSync)(f));
+  const metaFile = ["action.yml", "action.yaml"].map((n) => (0, import_node_path13.join)(metaDir, n)).find((f) => (0, import_node_fs16.existsSync)(f));
   if (!metaFile) throw new Error(`uses: ${uses}: no action.yml in ${metaDir}`);
-  const model = parseMetadata(`${uses}/${metaFile.slice(metaDir.length + 1)}`, (0, import_node_fs15.readFileSync)(metaFile, "utf8"));
+  const model = parseMetadata(`${uses}/${metaFile.slice(metaDir.length + 1)}`, (0, import_node_fs16.readFileSync)(metaFile, "utf8"));
   const volume = `stockade-${run4.volumes.key}-a${run4.state.actions.size + 1}`;
   const { mountpoint } = await deps.sandbox.deps.engine.createVolume(volume, run4.volumes.labels);
   run4.state.extraVolumes.push(volume);
@@ -98496,7 +98544,7 @@ var nodeVolume;
 async function nodeExternalsVolume(deps, run4) {
   const binary = run4.settings.nodeBinary;
   if (!binary) throw new Error("JavaScript actions need Node.js; this runner has no Node.js binary configured");
-  const st = (0, import_node_fs15.statSync)(binary);
+  const st = (0, import_node_fs16.statSync)(binary);
   const name = `stockade-externals-node-${(0, import_node_crypto4.createHash)("sha256").update(`${binary}:${st.size}:${st.mtimeMs}`).digest("hex").slice(0, 16)}`;
   nodeVolume ??= ensureExternalsVolume(deps.sandbox.deps.engine, name, { "bin/node": { source: binary, mode: 493 } });
   await nodeVolume.catch((e) => {
@@ -98824,7 +98872,7 @@ async function waitHealthy(deps, run4, name, image, container, h, svc, sink) {
 
 // src/runner/job-network.ts
 var import_node_crypto6 = require("node:crypto");
-var import_node_fs16 = require("node:fs");
+var import_node_fs17 = require("node:fs");
 var SIDECAR_DIR = "/__s";
 var MAX_REFUSALS_KEPT = 50;
 async function startJobNetwork(deps, run4, allow, sink, onEvent) {
@@ -98869,7 +98917,7 @@ async function startJobNetwork(deps, run4, allow, sink, onEvent) {
     const subnet = await engine.networkSubnet(network);
     if (!subnet) throw new Error(`network ${network} has no IPv4 subnet`);
     const node = await nodeExternalsVolume(deps, run4);
-    const st = (0, import_node_fs16.statSync)(egress.sidecarScript);
+    const st = (0, import_node_fs17.statSync)(egress.sidecarScript);
     const scriptVolume = `stockade-externals-sidecar-${(0, import_node_crypto6.createHash)("sha256").update(`${egress.sidecarScript}:${st.size}:${st.mtimeMs}`).digest("hex").slice(0, 16)}`;
     await ensureExternalsVolume(engine, scriptVolume, { "sidecar.js": { source: egress.sidecarScript, mode: 292 } });
     const config = { ...egress.policy, allow, upstreamDns: egress.upstreamDns, jobSubnet: subnet, hostAddresses: egress.hostAddresses, listen: { ...SIDECAR_PORTS } };
@@ -98954,7 +99002,7 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
   const log = deps.logger.child({ job: job.id });
   deps.observer?.jobStarted?.(job.id, name);
   let volumes;
-  const state = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: /* @__PURE__ */ new Map(), containers: 0, preState: /* @__PURE__ */ new Map() };
+  const state = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: /* @__PURE__ */ new Map(), containers: 0, preState: /* @__PURE__ */ new Map(), noRoute: [] };
   const scope = { steps: {}, inputs: ctx.inputs, envBase: [wf.env, job.env], defaults: [job.defaults, wf.defaults], status: { failed: false }, actionPath: "", depth: 0, deadline: 0 };
   let error2;
   let continueOnError = false;
@@ -99055,10 +99103,22 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
     durationMs: Date.now() - started,
     summary: state.summary.join("\n"),
     error: error2,
-    ...net?.sidecar ? { egress: net.report } : {}
+    ...egressOf(net, state)
   };
   deps.observer?.jobFinished?.(result);
   return result;
+}
+function egressOf(net, state) {
+  const direct = state.noRoute.reduce((a, x) => a + x.attempts, 0);
+  if (!net?.sidecar && !direct) return {};
+  const report2 = net?.sidecar ? { ...net.report, refusals: [...net.report.refusals] } : { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
+  report2.connectionsRefused += direct;
+  const nameOf = (label) => {
+    const r = state.results.find((x) => x.index === Number(/\d+/.exec(label)?.[0]));
+    return r ? `${label.startsWith("pre-") ? "Pre " : label.startsWith("post-") ? "Post " : ""}${r.name}` : label;
+  };
+  for (const x of state.noRoute) report2.refusals.push(state.masker.mask(`${x.attempts} direct connection${x.attempts === 1 ? "" : "s"} to addresses with no route in step "${nameOf(x.step)}"`));
+  return { egress: report2 };
 }
 function egressAllowlist(wf, job, contexts, status, settings) {
   const max = settings.egress?.policy.allow ?? [];
@@ -99161,13 +99221,13 @@ function findJobInstance(wf, name, ctx) {
 }
 
 // src/action/host.ts
-var import_node_child_process3 = require("node:child_process");
-var import_node_fs17 = require("node:fs");
+var import_node_child_process4 = require("node:child_process");
+var import_node_fs18 = require("node:fs");
 var import_node_path15 = require("node:path");
 var import_node_os2 = require("node:os");
 var MIN_PODMAN = [4, 0];
 function checkPodman() {
-  const r = (0, import_node_child_process3.spawnSync)("podman", ["--version"], { encoding: "utf8" });
+  const r = (0, import_node_child_process4.spawnSync)("podman", ["--version"], { encoding: "utf8" });
   if (r.error || r.status !== 0) throw new Error(`Podman is not installed on this runner (podman --version: ${r.error?.message ?? r.stderr.trim()}); install podman ${MIN_PODMAN.join(".")} or later, or prepare the machine with \`stockade setup\``);
   const m = /(\d+)\.(\d+)(?:\.\d+)?/.exec(r.stdout);
   if (!m) throw new Error(`cannot read Podman's version from '${r.stdout.trim()}'`);
@@ -99176,7 +99236,7 @@ function checkPodman() {
   return v;
 }
 async function answers(socketPath) {
-  if (!(0, import_node_fs17.existsSync)(socketPath)) return false;
+  if (!(0, import_node_fs18.existsSync)(socketPath)) return false;
   return new PodmanEngine(socketPath).ping().then(
     () => true,
     () => false
@@ -99194,8 +99254,8 @@ async function actionHost(env) {
   const runtimeDir = env.XDG_RUNTIME_DIR ?? `/run/user/${process.getuid?.() ?? 0}`;
   const socketPath = (0, import_node_path15.join)(runtimeDir, "podman", "stockade.sock");
   if (await answers(socketPath)) return { socketPath, stateDir };
-  (0, import_node_fs17.mkdirSync)((0, import_node_path15.join)(runtimeDir, "podman"), { recursive: true });
-  const child = (0, import_node_child_process3.spawn)("podman", ["system", "service", "--time", "0", `unix://${socketPath}`], { detached: true, stdio: "ignore" });
+  (0, import_node_fs18.mkdirSync)((0, import_node_path15.join)(runtimeDir, "podman"), { recursive: true });
+  const child = (0, import_node_child_process4.spawn)("podman", ["system", "service", "--time", "0", `unix://${socketPath}`], { detached: true, stdio: "ignore" });
   child.unref();
   for (let i = 0; i < 100; i++) {
     if (await answers(socketPath)) return { socketPath, stateDir };
@@ -99272,7 +99332,7 @@ async function run3(env = process.env) {
 }
 async function runInSandbox(inputs, env) {
   const workspace = env.GITHUB_WORKSPACE ?? process.cwd();
-  if (!(0, import_node_fs18.existsSync)(workspace)) throw new Error(`GITHUB_WORKSPACE ${workspace} does not exist`);
+  if (!(0, import_node_fs19.existsSync)(workspace)) throw new Error(`GITHUB_WORKSPACE ${workspace} does not exist`);
   const packageRoot = findPackageRoot(__dirname);
   const host = await actionHost(env);
   const passed = {};
@@ -99362,10 +99422,10 @@ async function runInSandbox(inputs, env) {
 }
 async function buildImage(socketPath, packageRoot, name, ref, base) {
   const dir = (0, import_node_path16.join)(packageRoot, "runner-images", name);
-  if (!/^[a-z0-9-]+$/.test(name) || !(0, import_node_fs18.existsSync)((0, import_node_path16.join)(dir, "Containerfile"))) throw new Error(`image ${ref} is not present on this machine`);
+  if (!/^[a-z0-9-]+$/.test(name) || !(0, import_node_fs19.existsSync)((0, import_node_path16.join)(dir, "Containerfile"))) throw new Error(`image ${ref} is not present on this machine`);
   info(`building ${ref} from runner-images/${name} (not present on this machine)`);
   const docker = new import_dockerode2.default({ socketPath });
-  const stream = await docker.buildImage({ context: dir, src: (0, import_node_fs18.readdirSync)(dir) }, { t: ref, dockerfile: "Containerfile", ...name !== "base" && base ? { buildargs: { BASE: base } } : {} });
+  const stream = await docker.buildImage({ context: dir, src: (0, import_node_fs19.readdirSync)(dir) }, { t: ref, dockerfile: "Containerfile", ...name !== "base" && base ? { buildargs: { BASE: base } } : {} });
   const failure = await new Promise(
     (done) => docker.modem.followProgress(
       stream,
@@ -99384,13 +99444,13 @@ function resolveImage(name, packageRoot) {
   return name;
 }
 function seccompProfile(input, workspace, packageRoot) {
-  if (input === "default") return (0, import_node_fs18.readFileSync)((0, import_node_path16.join)(packageRoot, "seccomp/stockade.json"), "utf8");
+  if (input === "default") return (0, import_node_fs19.readFileSync)((0, import_node_path16.join)(packageRoot, "seccomp/stockade.json"), "utf8");
   const path2 = (0, import_node_path16.resolve)(workspace, input);
-  const real = (0, import_node_fs18.existsSync)(path2) ? (0, import_node_fs18.realpathSync)(path2) : path2;
-  const rel = (0, import_node_path16.relative)((0, import_node_fs18.realpathSync)(workspace), real);
+  const real = (0, import_node_fs19.existsSync)(path2) ? (0, import_node_fs19.realpathSync)(path2) : path2;
+  const rel = (0, import_node_path16.relative)((0, import_node_fs19.realpathSync)(workspace), real);
   if (rel.startsWith("..") || (0, import_node_path16.isAbsolute)(rel)) throw new Error(`input 'seccomp' '${input}' is outside the workspace`);
-  if (!(0, import_node_fs18.existsSync)(real)) throw new Error(`input 'seccomp': ${input} does not exist in the workspace`);
-  const text = (0, import_node_fs18.readFileSync)(real, "utf8");
+  if (!(0, import_node_fs19.existsSync)(real)) throw new Error(`input 'seccomp': ${input} does not exist in the workspace`);
+  const text = (0, import_node_fs19.readFileSync)(real, "utf8");
   const profile = JSON.parse(text);
   if (typeof profile.defaultAction !== "string") throw new Error(`input 'seccomp': ${input} is not a seccomp profile (no defaultAction)`);
   return text;

@@ -12,7 +12,7 @@ import { startJobNetwork, type JobNetwork } from './job-network';
 import { narrowAllowlist, parseDomainList } from '../egress';
 import { LogSink } from './step-log';
 import { runStep, toResult, type Executed, type JobState, type Scope, type StepRun } from './run-step';
-import type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
+import type { Conclusion, EgressReport, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
 
 export interface JobDeps {
   sandbox: Sandbox;
@@ -46,7 +46,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   const log = deps.logger.child({ job: job.id });
   deps.observer?.jobStarted?.(job.id, name);
   let volumes: JobVolumes | undefined;
-  const state: JobState = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: new Map(), containers: 0, preState: new Map() };
+  const state: JobState = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: new Map(), containers: 0, preState: new Map(), noRoute: [] };
   const scope: Scope = { steps: {}, inputs: ctx.inputs, envBase: [wf.env, job.env], defaults: [job.defaults, wf.defaults], status: { failed: false }, actionPath: '', depth: 0, deadline: 0 };
   let error: string | undefined;
   let continueOnError = false;
@@ -152,10 +152,28 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     durationMs: Date.now() - started,
     summary: state.summary.join('\n'),
     error,
-    ...(net?.sidecar ? { egress: net.report } : {}),
+    ...egressOf(net, state),
   };
   deps.observer?.jobFinished?.(result);
   return result;
+}
+
+/**
+ * What the job's network saw: the sidecar's counts, plus the direct attempts each
+ * step made to addresses with no route (the sidecar never sees those).
+ */
+function egressOf(net: JobNetwork | undefined, state: JobState): Pick<JobResult, 'egress'> {
+  const direct = state.noRoute.reduce((a, x) => a + x.attempts, 0);
+  if (!net?.sidecar && !direct) return {};
+  const report: EgressReport = net?.sidecar ? { ...net.report, refusals: [...net.report.refusals] } : { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
+  report.connectionsRefused += direct;
+  // Container labels are step indexes (`3`, `3.1`, `pre-3`, `post-3`): named as the job's results name them.
+  const nameOf = (label: string) => {
+    const r = state.results.find((x) => x.index === Number(/\d+/.exec(label)?.[0]));
+    return r ? `${label.startsWith('pre-') ? 'Pre ' : label.startsWith('post-') ? 'Post ' : ''}${r.name}` : label;
+  };
+  for (const x of state.noRoute) report.refusals.push(state.masker.mask(`${x.attempts} direct connection${x.attempts === 1 ? '' : 's'} to addresses with no route in step "${nameOf(x.step)}"`));
+  return { egress: report };
 }
 
 /**

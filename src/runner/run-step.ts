@@ -59,6 +59,8 @@ export interface JobState {
   containers: number;
   /** State a JavaScript action's pre step saved, by step index (STATE_* of its main and post). */
   preState: Map<number, Record<string, string>>;
+  /** Per step container that sent something to an address with no route: blocked direct attempts. */
+  noRoute: Array<{ step: string; attempts: number }>;
 }
 
 /** The steps a set of steps sees: the job's, or a composite action's own. */
@@ -277,6 +279,10 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
     labels: { ...run.volumes.labels, [LABEL_STEP]: s.label },
   };
   const outcome = await runStepContainer({ ...deps.sandbox.deps, logger: deps.logger.child({ step: s.label }) }, spec, (l) => log.line(l.stream, l.text), deps.signal);
+  if (outcome.noRouteAttempts) {
+    run.state.noRoute.push({ step: s.label, attempts: outcome.noRouteAttempts });
+    deps.logger.warn({ step: s.label, attempts: outcome.noRouteAttempts }, `blocked network attempt: ${outcome.noRouteAttempts} connections or datagrams to addresses with no route (direct IPs)`);
+  }
   const collected = await collectFileCommands(run, files, (msg) => sink.write('stderr', `##[warning]${msg}`));
   for (const [k, v] of Object.entries(log.env)) run.state.env[k] = v;
   run.state.path.push(...log.path);

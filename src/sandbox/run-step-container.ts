@@ -3,6 +3,7 @@ import type { ContainerEngine } from './engine';
 import type { AppliedLimits, LimitEnforcer, StepUsage } from './limit-enforcer';
 import { drainFrames, OutputLines, type OutputLine } from './output-lines';
 import { applyProcessRlimits } from './process-rlimits';
+import { NetnsCounters } from './netns-counters';
 import type { StepSpec } from './step-spec';
 import { toCreateOptions, type HostRlimits } from './to-create-options';
 import { validateStepSpec } from './validate-step-spec';
@@ -21,6 +22,8 @@ export interface StepOutcome {
   truncatedLines: number;
   containerId?: string;
   error?: string;
+  /** Connections and datagrams the step sent to addresses with no route (blocked direct attempts); undefined when not measurable. */
+  noRouteAttempts?: number;
 }
 
 export interface SandboxDeps {
@@ -51,6 +54,7 @@ export async function runStepContainer(
   validateStepSpec(spec);
   let id: string | undefined;
   let applied: AppliedLimits | undefined;
+  let counters: NetnsCounters | undefined;
   let stop: StopReason | undefined;
   const output = new OutputLines({ maxBytes: spec.limits.outputBytes, maxLineBytes: spec.limits.maxLineBytes }, onLine);
   const timers: NodeJS.Timeout[] = [];
@@ -69,6 +73,7 @@ export async function runStepContainer(
     if (signal?.aborted) return finish(null, 'cancelled');
     id = await deps.engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
     const pid = await deps.engine.initContainer(id);
+    if (spec.network.mode !== 'container') counters = NetnsCounters.open(pid);
     applied = await deps.limits.apply(spec.name, pid, spec.limits);
     await applyProcessRlimits(pid, { nofile: Math.min(spec.limits.nofile, deps.host.nofileHard), core: 0 });
     const stream = await deps.engine.attach(id);
@@ -90,7 +95,8 @@ export async function runStepContainer(
       await ended;
       const exitCode = await deps.engine.wait(id);
       const usage = applied.usage();
-      return finish(exitCode, classify(stop, exitCode, usage), undefined, usage);
+      const noRouteAttempts = await counters?.read();
+      return { ...finish(exitCode, classify(stop, exitCode, usage), undefined, usage), noRouteAttempts };
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -101,6 +107,7 @@ export async function runStepContainer(
     return finish(null, stop ?? 'sandbox-error', message);
   } finally {
     timers.forEach(clearTimeout);
+    counters?.close();
     if (id) await deps.engine.removeContainer(id).catch((e: unknown) => log.error({ err: e }, 'container remove failed'));
     if (applied) await applied.remove().catch((e: unknown) => log.error({ err: e }, 'cgroup remove failed'));
   }

@@ -192,6 +192,11 @@ ${script.split('\n').map((l) => `          ${l}`).join('\n')}
     assert.match(text, expected);
   }
   assert.ok(e.dnsRefused >= 22, `dns refused ${e.dnsRefused}`);
+  // Direct attempts never reach the sidecar; the step's network namespace counted them
+  // (direct-ip, dns-direct-to-upstream, doh-to-ip, ipv6, link-local, host-loopback-gateway,
+  // host-loopback-hostname, other-job, dns-over-tls-direct, icmp, quic-direct: 11 at least).
+  const direct = /^(\d+) direct connections to addresses with no route in step "Run /m.exec(text);
+  assert.ok(direct && Number(direct[1]) >= 11, text);
   assert.match(stderr, /blocked network attempt: DNS A other\.test: not-allowlisted/);
 });
 
@@ -211,7 +216,11 @@ jobs:
   const log = none.json.jobs[0]!.steps.flatMap((s) => s.log).join('\n');
   assert.match(log, /^lo $/m);
   assert.doesNotMatch(log, /REACHED/);
-  assert.equal(none.json.jobs[0]!.egress, undefined);
+  // No sidecar, but the blocked direct attempt is counted all the same.
+  const blocked = none.json.jobs[0]!.egress!;
+  assert.equal(blocked.dnsRefused, 0);
+  assert.ok(blocked.connectionsRefused >= 1, JSON.stringify(blocked));
+  assert.match(blocked.refusals.join('\n'), /direct connections? to addresses with no route in step "Run tail/);
 
   const narrowed = await run(
     repo(`on: push

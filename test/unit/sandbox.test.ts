@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { transient, isProcessRace } from '../../src/sandbox/podman-engine';
 import { allowedWithoutCapabilities, type ProfileRule } from '../../src/sandbox/seccomp-profile';
+import { parseNoRoutes } from '../../src/sandbox/netns-counters';
 import { buildSeccompProfile, parseSeccompPolicy, allowedSyscalls, toCreateOptions, validateStepSpec, OutputLines, FrameDecoder, DEFAULT_LIMITS, managedLabels, type StepSpec, type OutputLine } from '../../src/sandbox';
 import { resolveWorkingDirectory } from '../../src/runner/step-env';
 
@@ -131,4 +132,14 @@ test('our profile allows fewer x86_64 syscalls to a capability-less container th
   // What we allow beyond them, with the reason: kcmp (checkpoint tools, fd comparison only
   // within the caller's permission), futex_waitv, io_pgetevents, vmsplice, get_mempolicy (NUMA queries).
   assert.deepEqual([...ours].filter((n) => !podman.has(n) || !docker.has(n)).sort(), ['futex_waitv', 'get_mempolicy', 'io_pgetevents', 'kcmp', 'vmsplice']);
+});
+
+test('no-route counters are read from /proc/net/snmp and snmp6 as the kernel writes them', () => {
+  const snmp = readFileSync('/proc/net/snmp', 'utf8');
+  const v6 = readFileSync('/proc/net/snmp6', 'utf8');
+  const n = parseNoRoutes(`${snmp}${v6}`);
+  assert.ok(typeof n === 'number' && n >= 0, String(n));
+  const sample = 'Ip: Forwarding DefaultTTL InReceives OutNoRoutes\nIp: 1 64 10 7\nIcmp: InMsgs\nIcmp: 0\nIp6OutNoRoutes                  \t3\n';
+  assert.equal(parseNoRoutes(sample), 10);
+  assert.equal(parseNoRoutes('Icmp: InMsgs\nIcmp: 0\n'), undefined);
 });

@@ -90909,9 +90909,8 @@ async function runStepContainer(deps, spec, onLine, signal) {
     try {
       await deps.engine.start(id);
       await ended;
-      const exitCode = await deps.engine.wait(id);
+      const [exitCode, noRouteAttempts] = await Promise.all([deps.engine.wait(id), counters?.read()]);
       const usage = applied.usage();
-      const noRouteAttempts = await counters?.read();
       return { ...finish(exitCode, classify(stop, exitCode, usage), void 0, usage), noRouteAttempts };
     } finally {
       signal?.removeEventListener("abort", onAbort);

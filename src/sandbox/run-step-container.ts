@@ -93,9 +93,9 @@ export async function runStepContainer(
     try {
       await deps.engine.start(id);
       await ended;
-      const exitCode = await deps.engine.wait(id);
+      // The output ended with the container's init: the counters are final; read them while waiting.
+      const [exitCode, noRouteAttempts] = await Promise.all([deps.engine.wait(id), counters?.read()]);
       const usage = applied.usage();
-      const noRouteAttempts = await counters?.read();
       return { ...finish(exitCode, classify(stop, exitCode, usage), undefined, usage), noRouteAttempts };
     } finally {
       signal?.removeEventListener('abort', onAbort);

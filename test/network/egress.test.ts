@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_LIMITS, managedLabels, startServiceContainer, type ServiceContainer } from '../../src/sandbox';
+import { DEFAULT_LIMITS, LABEL_OWNER, managedLabels, processTag, startServiceContainer, type ServiceContainer } from '../../src/sandbox';
 import { image, root, sandbox, tempDir } from '../sandbox/helpers';
 import { startOutsideWorld, type OutsideWorld } from './outside-world';
 
@@ -252,4 +252,32 @@ jobs:
   assert.equal(widened.code, 1);
   assert.match(widened.json.jobs[0]!.error ?? '', /STOCKADE_EGRESS: egress to other\.test is not allowed here: the administrator allows allowed\.test, meta\.test, loopback\.test/);
   assert.doesNotMatch(JSON.stringify(widened.json), /should not run\n/);
+});
+
+test('kill -9 of the runner mid-job with egress: the next start removes the sidecar, the step container and the job network', async () => {
+  const dir = repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: sleep 300\n');
+  const child = spawn('node', [cli, 'run', '-C', dir, '--upstream-dns', world.dns, '--permit-range', world.subnet, ...ALLOW], { stdio: 'ignore' });
+  const sb = await sandbox();
+  const tagOf = () => processTag(child.pid!);
+  let tag: string | undefined;
+  const owned = async () => ({
+    containers: (await sb.deps.engine.listContainers(`${LABEL_OWNER}=${tag}`)).length,
+    networks: (await sb.deps.engine.listNetworks(`${LABEL_OWNER}=${tag}`)).length,
+    volumes: (await sb.deps.engine.listVolumes(`${LABEL_OWNER}=${tag}`)).length,
+  });
+  const deadline = Date.now() + 60_000;
+  // The sidecar and the step's container both exist: the job is in its step.
+  while (Date.now() < deadline) {
+    tag ??= tagOf();
+    if (tag && (await owned()).containers >= 2) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(tag, 'the runner started');
+  const during = await owned();
+  assert.ok(during.containers >= 2 && during.networks === 1, JSON.stringify(during));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  const again = await run(repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: "true"\n'));
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(await owned(), { containers: 0, networks: 0, volumes: 0 });
 });

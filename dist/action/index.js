@@ -99065,6 +99065,11 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
     log.error({ err: e }, "job failed before its steps completed");
     scope.status.failed = true;
   } finally {
+    const removeVolumes = (async () => {
+      await volumes?.remove();
+      for (const v of state.extraVolumes) await deps.sandbox.deps.engine.removeVolume(v).catch((e) => log.error({ err: e, volume: v }, "volume remove failed"));
+    })();
+    removeVolumes.catch(() => void 0);
     if (services || net) {
       const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, "Stop containers", stream, text));
       const t0 = Date.now();
@@ -99074,8 +99079,7 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
     }
-    await volumes?.remove();
-    for (const v of state.extraVolumes) await deps.sandbox.deps.engine.removeVolume(v).catch((e) => log.error({ err: e, volume: v }, "volume remove failed"));
+    await removeVolumes;
   }
   const status = volumes ? jobStatus(scope.status, deps.signal) : void 0;
   const outcome = deps.signal?.aborted ? "cancelled" : scope.status.failed ? "failure" : "success";

@@ -113,6 +113,12 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     log.error({ err: e }, 'job failed before its steps completed');
     scope.status.failed = true;
   } finally {
+    // The job's volumes are mounted by no service or sidecar: they go while those stop.
+    const removeVolumes = (async () => {
+      await volumes?.remove();
+      for (const v of state.extraVolumes) await deps.sandbox.deps.engine.removeVolume(v).catch((e: unknown) => log.error({ err: e, volume: v }, 'volume remove failed'));
+    })();
+    removeVolumes.catch(() => undefined);
     if (services || net) {
       const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, 'Stop containers', stream, text));
       const t0 = Date.now();
@@ -122,8 +128,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
     }
-    await volumes?.remove();
-    for (const v of state.extraVolumes) await deps.sandbox.deps.engine.removeVolume(v).catch((e: unknown) => log.error({ err: e, volume: v }, 'volume remove failed'));
+    await removeVolumes;
   }
   const status = volumes ? jobStatus(scope.status, deps.signal) : undefined;
   const outcome: Conclusion = deps.signal?.aborted ? 'cancelled' : scope.status.failed ? 'failure' : 'success';

@@ -40,7 +40,12 @@ export class EgressProxy {
         (srv, i) =>
           new Promise<Server>((resolve, reject) => {
             srv.once('error', reject);
-            srv.listen(list[i], address, () => resolve(srv));
+            srv.listen(list[i], address, () => {
+              srv.off('error', reject);
+              // A listener error after start (e.g. too many open files) must not end the sidecar.
+              srv.on('error', () => undefined);
+              resolve(srv);
+            });
           }),
       ),
     );
@@ -131,7 +136,10 @@ export class EgressProxy {
     let bytesOut = 0;
     let bytesIn = 0;
     let opened = false;
+    let closed = false;
     const close = (reason?: string) => {
+      if (closed) return;
+      closed = true;
       clearTimeout(timer);
       if (!opened) {
         this.refuse(client, via, shown, port, from, reason ?? 'connect-failed');
@@ -140,7 +148,7 @@ export class EgressProxy {
       client.destroy();
       upstream.destroy();
     };
-    upstream.once('error', (e) => close(`connect-failed: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    upstream.on('error', (e) => close(`connect-failed: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
     client.once('error', () => upstream.destroy());
     upstream.once('connect', () => {
       clearTimeout(timer);

@@ -61,14 +61,21 @@ export async function startSidecar(cfg: SidecarConfig, write: (line: string) => 
 
   const udp = createSocket('udp4');
   udp.on('message', (msg, rinfo) => {
-    void resolver.answer(msg, rinfo.address).then(({ reply, event }) => {
-      emit(event);
-      if (reply) udp.send(reply, rinfo.port, rinfo.address);
-    });
+    resolver
+      .answer(msg, rinfo.address)
+      .then(({ reply, event }) => {
+        emit(event);
+        if (reply) udp.send(reply, rinfo.port, rinfo.address);
+      })
+      .catch((e: unknown) => emit({ ev: 'dns', verdict: 'refused', name: '', qtype: '', client: rinfo.address, reason: 'malformed', detail: (e as Error).message.slice(0, 100) }));
   });
   await new Promise<void>((resolve, reject) => {
     udp.once('error', reject);
-    udp.bind(cfg.listen.dns, address, () => resolve());
+    udp.bind(cfg.listen.dns, address, () => {
+      udp.off('error', reject);
+      udp.on('error', () => undefined);
+      resolve();
+    });
   });
   servers.push(udp);
 
@@ -81,21 +88,28 @@ export async function startSidecar(cfg: SidecarConfig, write: (line: string) => 
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
-        void resolver.answer(Buffer.from(msg), s.remoteAddress ?? '?').then(({ reply, event }) => {
-          emit(event);
-          if (reply && !s.destroyed) {
-            const len = Buffer.alloc(2);
-            len.writeUInt16BE(reply.length);
-            s.write(Buffer.concat([len, reply]));
-          }
-        });
+        resolver
+          .answer(Buffer.from(msg), s.remoteAddress ?? '?')
+          .then(({ reply, event }) => {
+            emit(event);
+            if (reply && !s.destroyed) {
+              const len = Buffer.alloc(2);
+              len.writeUInt16BE(reply.length);
+              s.write(Buffer.concat([len, reply]));
+            }
+          })
+          .catch((e: unknown) => emit({ ev: 'dns', verdict: 'refused', name: '', qtype: '', client: s.remoteAddress ?? '?', reason: 'malformed', detail: (e as Error).message.slice(0, 100) }));
       }
       if (buf.length > 70_000) s.destroy();
     });
   });
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
-    tcp.listen(cfg.listen.dns, address, () => resolve());
+    tcp.listen(cfg.listen.dns, address, () => {
+      tcp.off('error', reject);
+      tcp.on('error', () => undefined);
+      resolve();
+    });
   });
   servers.push(tcp);
 

@@ -70,7 +70,10 @@ export class UpstreamResolver {
     const socket = createSocket(isIP(this.host) === 6 ? 'udp6' : 'udp4');
     return new Promise<Lookup>((resolve, reject) => {
       const timer = setTimeout(() => done(new Error('upstream DNS timed out')), this.options.timeoutMs ?? 2000);
+      let settled = false;
       const done = (err: Error | undefined, value?: Lookup) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         socket.close();
         if (err) reject(err);

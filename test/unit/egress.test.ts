@@ -189,3 +189,13 @@ test('proxy: CONNECT and absolute-form requests reach allowlisted names only, at
   await new Promise((r) => setTimeout(r, 50));
   assert.ok(allowed.length >= 1);
 });
+
+test('resolver: a question that cannot be answered as asked is refused, never an exception', async () => {
+  const r = new Resolver({ allow: ['allowed.test'], answerAddress: '10.89.9.2', lookup: async () => ({ rcode: 'NXDOMAIN', addresses: [], ttlSeconds: 5 }), guard: new AddressGuard(DEFAULT_DENIED_RANGES, []) });
+  // A label of 64 bytes and a name of 300 bytes: encoders may refuse to write them back.
+  for (const name of [`${'a'.repeat(64)}.test`, `${'b.'.repeat(150)}test`]) {
+    const raw = Buffer.concat([Buffer.from([0, 9, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
+    const a = await r.answer(raw, '10.89.9.3').catch((e: unknown) => ({ reply: undefined, event: { ev: 'threw', message: String(e) } }));
+    assert.notEqual((a.event as { ev: string }).ev, 'threw', JSON.stringify(a.event));
+  }
+});

@@ -98950,8 +98950,8 @@ async function startJobNetwork(deps, run4, allow, sink, onEvent) {
           return;
         }
         if (e.ev === "ready") return ready(e.address);
-        count(report2, e);
         const refusal = describeRefusal(e);
+        count(report2, e, refusal);
         if (refusal) deps.logger.warn({ egress: e }, `blocked network attempt: ${refusal}`);
         else deps.logger.debug({ egress: e }, "egress");
         jn.onEvent?.(e);
@@ -98971,8 +98971,7 @@ async function startJobNetwork(deps, run4, allow, sink, onEvent) {
     throw e;
   }
 }
-function count(r, e) {
-  const refusal = describeRefusal(e);
+function count(r, e, refusal) {
   if (e.ev === "dns") e.verdict === "allowed" ? r.dnsAllowed++ : r.dnsRefused++;
   else if (e.ev === "egress") {
     if (e.verdict === "allowed") {

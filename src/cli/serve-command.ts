@@ -95,6 +95,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const concurrency = values.concurrency === undefined ? hostCapacity(cpus().length, totalmem(), DEFAULT_LIMITS.memoryBytes) : Number(values.concurrency);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new StockadeError('USAGE', `--port '${values.port}' is not a port number`);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new StockadeError('USAGE', `--concurrency '${values.concurrency}' is not 1 to 64`);
+  const images = labelImages(host);
   const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
   const store = new JobStore(join(stateDir, 'stockade.db'));
   const server = new StockadeServer({
@@ -102,10 +103,10 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     github: new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger, requestPacing: !values['no-request-pacing'] }),
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images: labelImages(host) },
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images },
     webhookSecret,
     // A job may name a runner image among its runs-on labels: those labels are this runner's too.
-    labels: [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(labelImages(host))],
+    labels: [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(images)],
     publicUrl: values['public-url'] ?? `http://127.0.0.1:${port}`,
     logKey: readFileSync(keyFile),
     workDir: join(stateDir, 'work'),

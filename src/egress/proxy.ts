@@ -3,6 +3,7 @@ import { isAllowed, canonicalName, type AddressGuard } from './policy';
 import { readHttpHead, readServerName, splitHostPort, type HttpHead } from './client-hello';
 import type { EgressEvent } from './events';
 import type { Lookup } from './upstream';
+import { whenListening } from './listen';
 
 type Via = 'connect' | 'http-proxy' | 'tls' | 'http';
 
@@ -36,18 +37,7 @@ export class EgressProxy {
     ];
     const list = [ports.proxy, ports.http, ports.tls];
     return Promise.all(
-      servers.map(
-        (srv, i) =>
-          new Promise<Server>((resolve, reject) => {
-            srv.once('error', reject);
-            srv.listen(list[i], address, () => {
-              srv.off('error', reject);
-              // A listener error after start (e.g. too many open files) must not end the sidecar.
-              srv.on('error', () => undefined);
-              resolve(srv);
-            });
-          }),
-      ),
+      servers.map((srv, i) => whenListening(srv, (ready) => srv.listen(list[i], address, ready))),
     );
   }
 

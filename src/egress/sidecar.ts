@@ -7,6 +7,7 @@ import { Resolver } from './resolver';
 import { EgressProxy } from './proxy';
 import { UpstreamResolver } from './upstream';
 import type { EgressEvent } from './events';
+import { whenListening } from './listen';
 
 export interface SidecarConfig extends EgressPolicy {
   /** The resolver the sidecar asks for allowlisted names. */
@@ -59,25 +60,19 @@ export async function startSidecar(cfg: SidecarConfig, write: (line: string) => 
   const resolver = new Resolver({ allow: policy.allow, answerAddress: address, lookup, guard });
   const servers: Array<Server | ReturnType<typeof createSocket>> = [];
 
-  const udp = createSocket('udp4');
-  udp.on('message', (msg, rinfo) => {
+  // One DNS message from `client`, over UDP or TCP: answered, and the answer's event reported.
+  const answer = (msg: Buffer, client: string, send: (reply: Buffer) => void) =>
     resolver
-      .answer(msg, rinfo.address)
+      .answer(msg, client)
       .then(({ reply, event }) => {
         emit(event);
-        if (reply) udp.send(reply, rinfo.port, rinfo.address);
+        if (reply) send(reply);
       })
-      .catch((e: unknown) => emit({ ev: 'dns', verdict: 'refused', name: '', qtype: '', client: rinfo.address, reason: 'malformed', detail: (e as Error).message.slice(0, 100) }));
-  });
-  await new Promise<void>((resolve, reject) => {
-    udp.once('error', reject);
-    udp.bind(cfg.listen.dns, address, () => {
-      udp.off('error', reject);
-      udp.on('error', () => undefined);
-      resolve();
-    });
-  });
-  servers.push(udp);
+      .catch((e: unknown) => emit({ ev: 'dns', verdict: 'refused', name: '', qtype: '', client, reason: 'malformed', detail: (e as Error).message.slice(0, 100) }));
+
+  const udp = createSocket('udp4');
+  udp.on('message', (msg, rinfo) => void answer(msg, rinfo.address, (reply) => udp.send(reply, rinfo.port, rinfo.address)));
+  servers.push(await whenListening(udp, (ready) => udp.bind(cfg.listen.dns, address, ready)));
 
   const tcp = createServer((s) => {
     let buf = Buffer.alloc(0);
@@ -88,30 +83,17 @@ export async function startSidecar(cfg: SidecarConfig, write: (line: string) => 
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
-        resolver
-          .answer(Buffer.from(msg), s.remoteAddress ?? '?')
-          .then(({ reply, event }) => {
-            emit(event);
-            if (reply && !s.destroyed) {
-              const len = Buffer.alloc(2);
-              len.writeUInt16BE(reply.length);
-              s.write(Buffer.concat([len, reply]));
-            }
-          })
-          .catch((e: unknown) => emit({ ev: 'dns', verdict: 'refused', name: '', qtype: '', client: s.remoteAddress ?? '?', reason: 'malformed', detail: (e as Error).message.slice(0, 100) }));
+        void answer(Buffer.from(msg), s.remoteAddress ?? '?', (reply) => {
+          if (s.destroyed) return;
+          const len = Buffer.alloc(2);
+          len.writeUInt16BE(reply.length);
+          s.write(Buffer.concat([len, reply]));
+        });
       }
       if (buf.length > 70_000) s.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen(cfg.listen.dns, address, () => {
-      tcp.off('error', reject);
-      tcp.on('error', () => undefined);
-      resolve();
-    });
-  });
-  servers.push(tcp);
+  servers.push(await whenListening(tcp, (ready) => tcp.listen(cfg.listen.dns, address, ready)));
 
   const proxy = new EgressProxy({ allow: policy.allow, ports: policy.ports, guard, lookup, emit });
   servers.push(...(await proxy.listen(address, cfg.listen)));

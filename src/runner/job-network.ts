@@ -108,8 +108,8 @@ export async function startJobNetwork(deps: StepDeps, run: StepRun, allow: strin
           return;
         }
         if (e.ev === 'ready') return ready(e.address);
-        count(report, e);
         const refusal = describeRefusal(e);
+        count(report, e, refusal);
         if (refusal) deps.logger.warn({ egress: e }, `blocked network attempt: ${refusal}`);
         else deps.logger.debug({ egress: e }, 'egress');
         jn.onEvent?.(e);
@@ -130,8 +130,7 @@ export async function startJobNetwork(deps: StepDeps, run: StepRun, allow: strin
   }
 }
 
-function count(r: EgressReport, e: EgressEvent): void {
-  const refusal = describeRefusal(e);
+function count(r: EgressReport, e: EgressEvent, refusal: string | undefined): void {
   if (e.ev === 'dns') e.verdict === 'allowed' ? r.dnsAllowed++ : r.dnsRefused++;
   else if (e.ev === 'egress') {
     if (e.verdict === 'allowed') {

@@ -1,5 +1,5 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, relative, basename } from 'node:path';
+import { readWorkflowFile, readWorkflowFiles } from '../runner';
 import { parseWorkflowText, workflowRunsFor, type Diagnostic, type WorkflowModel } from '../workflow';
 
 export interface LoadedWorkflows {
@@ -7,28 +7,27 @@ export interface LoadedWorkflows {
   diagnostics: Diagnostic[];
 }
 
-/** Reads the named workflow, or every workflow under .github/workflows that the event triggers (with GitHub's filters). */
-export function loadWorkflows(repoDir: string, file: string | undefined, event: string, payload: Record<string, unknown> = {}): LoadedWorkflows {
-  const files = file
-    ? [file]
-    : existsSync(join(repoDir, '.github/workflows'))
-      ? readdirSync(join(repoDir, '.github/workflows'))
-          .filter((f) => /\.ya?ml$/.test(f))
-          .sort()
-          .map((f) => join(repoDir, '.github/workflows', f))
-      : [];
+/**
+ * Reads the named workflow, or every workflow under .github/workflows that the event triggers
+ * (with GitHub's filters). Files are read without following links (a checkout is hostile
+ * too), regular files only, within GitHub's size limit.
+ */
+export async function loadWorkflows(repoDir: string, file: string | undefined, event: string, payload: Record<string, unknown> = {}): Promise<LoadedWorkflows> {
   const workflows: WorkflowModel[] = [];
   const diagnostics: Diagnostic[] = [];
+  let files;
+  if (file) {
+    // A file named on the command line is the user's choice: it is read from its own directory, without links.
+    const r = await readWorkflowFile(dirname(file), basename(file));
+    const shown = relative(repoDir, file) || file;
+    files = 'error' in r ? (diagnostics.push({ ...r.error, file: shown }), []) : [{ path: shown, text: r.text }];
+  } else {
+    const r = await readWorkflowFiles(repoDir, '.github/workflows');
+    diagnostics.push(...r.diagnostics);
+    files = r.files;
+  }
   for (const f of files) {
-    const shown = relative(repoDir, f) || f;
-    let text: string;
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch (e) {
-      diagnostics.push({ file: shown, line: 1, column: 1, severity: 'error', message: `cannot read: ${(e as NodeJS.ErrnoException).code}` });
-      continue;
-    }
-    const r = parseWorkflowText(shown, text);
+    const r = parseWorkflowText(f.path, f.text);
     diagnostics.push(...r.diagnostics);
     if (r.value && (file || workflowRunsFor(r.value.on, event, payload).runs)) workflows.push(r.value);
   }

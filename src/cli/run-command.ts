@@ -100,7 +100,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   const actionCacheDir = values['action-cache'] ? resolve(values['action-cache']) : env.STOCKADE_ACTION_CACHE;
   const git = withEventRef(await gitFacts(dir), eventName, event);
   if (!values.eventpath) event = defaultEvent(eventName, git);
-  const loaded = loadWorkflows(dir, values.workflow ? resolve(dir, values.workflow) : undefined, eventName, event);
+  const loaded = await loadWorkflows(dir, values.workflow ? resolve(dir, values.workflow) : undefined, eventName, event);
   const plan = loaded.workflows.map((wf) => ({ wf, jobs: selectJobs(wf, values.job) }));
   const diagnostics = [...loaded.diagnostics];
   for (const p of plan) {

@@ -153,8 +153,8 @@ function readServerConfig(file: string): { quotas: (scope: string) => Quota; pri
   };
   const q = doc.quotas ?? {};
   const def = q.default === undefined ? {} : check('quotas.default', q.default);
-  const orgs = new Map(Object.entries(q.orgs ?? {}).map(([k, v]) => [k, check(`quotas.orgs.${k}`, v)]));
-  const repos = new Map(Object.entries(q.repos ?? {}).map(([k, v]) => [k, check(`quotas.repos.${k}`, v)]));
+  const orgs = new Map(Object.entries(q.orgs ?? {}).map(([k, v]) => [k.toLowerCase(), check(`quotas.orgs.${k}`, v)]));
+  const repos = new Map(Object.entries(q.repos ?? {}).map(([k, v]) => [k.toLowerCase(), check(`quotas.repos.${k}`, v)]));
   const priorities: Priorities = { ...DEFAULT_PRIORITIES };
   for (const [k, v] of Object.entries(doc.priorities ?? {})) {
     if (!(k in priorities)) throw new StockadeError('CONFIG_INVALID', `${file}: priorities.${k} is unknown; keys are ${Object.keys(DEFAULT_PRIORITIES).join(', ')}`);
@@ -162,7 +162,12 @@ function readServerConfig(file: string): { quotas: (scope: string) => Quota; pri
     priorities[k as keyof Priorities] = v;
   }
   const egress = readEgressConfig(file, doc.egress);
-  return { egress, quotas: (scope) => (scope.startsWith('repo:') ? { ...def, ...(repos.get(scope.slice(5)) ?? {}) } : (orgs.get(scope.slice(4)) ?? {})), priorities };
+  // Owner names are case-insensitive on GitHub: configured scopes match in any case.
+  const quotas = (scope: string): Quota => {
+    const s = scope.toLowerCase();
+    return s.startsWith('repo:') ? { ...def, ...(repos.get(s.slice(5)) ?? {}) } : (orgs.get(s.slice(4)) ?? {});
+  };
+  return { egress, quotas, priorities };
 }
 
 /**

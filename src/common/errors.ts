@@ -12,6 +12,7 @@ export const ErrorCodes = {
   LIMITS_NOT_ENFORCED: { exit: 3, http: 503 },
   ENGINE_FAILED: { exit: 4, http: 502 },
   WORKSPACE_UNSAFE: { exit: 4, http: 500 },
+  REPOSITORY_ARCHIVE: { exit: 4, http: 422 },
   INTERNAL: { exit: 70, http: 500 },
 } as const;
 

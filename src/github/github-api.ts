@@ -2,6 +2,7 @@ import { Octokit } from '@octokit/rest';
 import { createAppAuth } from '@octokit/auth-app';
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
+import { Readable } from 'node:stream';
 import type { Logger } from '../common';
 
 const Client = Octokit.plugin(retry, throttling);
@@ -110,7 +111,9 @@ export class GitHubApi {
 
   async getWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<{ path: string; event: string; headSha: string; runNumber: number; runAttempt: number; actor: string; fromFork: boolean }> {
     const r = await this.forInstallation(installationId).rest.actions.getWorkflowRun({ owner, repo, run_id: runId });
-    const fromFork = !!r.data.head_repository && r.data.head_repository.full_name !== r.data.repository.full_name;
+    // Fails closed: a run whose head repository is unknown or gone (GitHub reports null once a fork is deleted) is a fork's.
+    const head = r.data.head_repository;
+    const fromFork = !head || head.id !== r.data.repository.id || head.full_name.toLowerCase() !== r.data.repository.full_name.toLowerCase();
     return { path: r.data.path, event: r.data.event, headSha: r.data.head_sha, runNumber: r.data.run_number, runAttempt: r.data.run_attempt ?? 1, actor: r.data.actor?.login ?? '', fromFork };
   }
 
@@ -121,10 +124,14 @@ export class GitHubApi {
     return Buffer.from(d.content, d.encoding === 'base64' ? 'base64' : 'utf8').toString('utf8');
   }
 
-  /** The repository at `ref` as a gzipped tarball (GitHub's archive, one top-level directory). */
-  async downloadTarball(installationId: number, owner: string, repo: string, ref: string): Promise<Buffer> {
-    const r = await this.forInstallation(installationId).rest.repos.downloadTarballArchive({ owner, repo, ref });
-    return Buffer.from(r.data as ArrayBuffer);
+  /**
+   * The repository at `ref` as a gzipped tarball (GitHub's archive, one top-level directory),
+   * as a stream: the caller counts and caps what it reads; nothing is buffered here.
+   */
+  async downloadTarball(installationId: number, owner: string, repo: string, ref: string): Promise<Readable> {
+    const r = await this.forInstallation(installationId).rest.repos.downloadTarballArchive({ owner, repo, ref, request: { parseSuccessResponseBody: false } });
+    const body = r.data as unknown as import('node:stream/web').ReadableStream<Uint8Array> | null;
+    return body ? Readable.fromWeb(body) : Readable.from([]);
   }
 
   async createCheckRun(installationId: number, owner: string, repo: string, fields: CheckRunFields & { name: string; head_sha: string }): Promise<number> {

@@ -1,4 +1,5 @@
-import { readFileSync, statSync, existsSync } from 'node:fs';
+import { statSync, existsSync } from 'node:fs';
+import { readFileBeneath } from '../common';
 import { join, posix } from 'node:path';
 import { createHash } from 'node:crypto';
 import { copyTreeIntoVolume, ensureExternalsVolume, readVolumePath } from '../sandbox';
@@ -49,6 +50,20 @@ function parseMetadata(file: string, text: string): ActionModel {
   return parsed.value;
 }
 
+/** Largest action.yml read (GitHub's runner has no documented limit; workflows get 512 KiB). */
+const MAX_ACTION_METADATA_BYTES = 512 * 1024;
+
+/** action.yml (or .yaml) of an action's files, read without following any link, a regular file within 512 KiB. */
+async function readActionMetadata(root: string, path: string, uses: string): Promise<ActionModel> {
+  for (const name of ['action.yml', 'action.yaml']) {
+    const rel = path ? `${path}/${name}` : name;
+    const r = await readFileBeneath(root, rel, MAX_ACTION_METADATA_BYTES);
+    if (r.ok) return parseMetadata(`${uses}/${name}`, r.text);
+    if (!r.missing) throw new Error(`uses: ${uses}: ${r.error}`);
+  }
+  throw new Error(`uses: ${uses}: no action.yml or action.yaml in ${join(root, path)}`);
+}
+
 async function resolveAction(deps: StepDeps, run: StepRun, uses: string): Promise<ResolvedAction> {
   if (isCheckout(uses)) return { kind: 'checkout' };
   if (uses.startsWith('docker://')) throw new Error(`uses: ${uses}: Docker container actions are not supported by this runner`);
@@ -67,10 +82,7 @@ async function resolveAction(deps: StepDeps, run: StepRun, uses: string): Promis
   const found = cachedActionDir(run.settings.actionCacheDir, uses);
   if ('error' in found) throw new Error(found.error);
   const r = parseRemoteUses(uses)!;
-  const metaDir = join(found.dir, r.path);
-  const metaFile = ['action.yml', 'action.yaml'].map((n) => join(metaDir, n)).find((f) => existsSync(f));
-  if (!metaFile) throw new Error(`uses: ${uses}: no action.yml in ${metaDir}`);
-  const model = parseMetadata(`${uses}/${metaFile.slice(metaDir.length + 1)}`, readFileSync(metaFile, 'utf8'));
+  const model = await readActionMetadata(found.dir, r.path, uses);
   // A fresh volume holds the copy: nothing a step wrote can redirect the copy, and steps mount it read-only.
   const volume = `stockade-${run.volumes.key}-a${run.state.actions.size + 1}`;
   const { mountpoint } = await deps.sandbox.deps.engine.createVolume(volume, run.volumes.labels);

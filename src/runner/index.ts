@@ -4,3 +4,4 @@ export { runWorkflow, selectJobs, checkRunnable, findJobInstance } from './run-w
 export { JOB_PATHS } from './job-paths';
 export { hashWorkspaceFiles } from './hash-files';
 export { parseRemoteUses } from './actions';
+export { readWorkflowFiles, readWorkflowFile, MAX_WORKFLOW_FILES, type WorkflowFile } from './read-workflow-files';

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { constants, promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import { StockadeError } from '../common';
+import { readFileBeneath, StockadeError } from '../common';
 
 const run = promisify(execFile);
 
@@ -92,21 +92,11 @@ export async function makeVolumeDir(mountpoint: string, name: string, owner: Vol
 
 /**
  * Reads `rel` (a relative path below the volume root) when no step of the job is
- * running: every directory on the way must be a real directory (no link), the
- * file a regular file opened without following links, size-capped.
+ * running: no link is followed in any component, the file must be a regular file,
+ * size-capped. A file that does not exist reads as empty.
  */
 export async function readVolumePath(mountpoint: string, rel: string, maxBytes: number): Promise<ReadResult> {
-  const parts = rel.split('/').filter((p) => p && p !== '.');
-  if (!parts.length || parts.some((p) => p === '..')) return { ok: false, error: `'${rel}' is not a path inside the workspace` };
-  let dir = mountpoint;
-  for (const p of parts.slice(0, -1)) {
-    dir = join(dir, p);
-    try {
-      const st = await fsp.lstat(dir);
-      if (!st.isDirectory()) return { ok: false, error: `${rel}: ${p} is not a directory (links are not followed)` };
-    } catch {
-      return { ok: true, text: '' };
-    }
-  }
-  return readVolumeFile(dir, parts[parts.length - 1]!, maxBytes);
+  const r = await readFileBeneath(mountpoint, rel, maxBytes);
+  if (r.ok) return r;
+  return r.missing ? { ok: true, text: '' } : { ok: false, error: r.error };
 }

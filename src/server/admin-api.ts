@@ -20,6 +20,11 @@ export interface AdminDeps {
   /** Cancels a queued or running job; false when there is no such job or it has finished. */
   cancel(key: string): boolean;
   ready(): Promise<{ ok: boolean; checks: Record<string, string> }>;
+  /**
+   * The operator's ceiling for a scope (the server's configuration): an organisation's token
+   * may lower its limits but never set one above it or clear it. Undefined fields: no ceiling.
+   */
+  ceiling?(scope: string): Quota;
 }
 
 type Reply = (status: number, body: unknown) => void;
@@ -63,60 +68,106 @@ const NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 export function adminHandler(d: AdminDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   return async (req, res) => {
     const reply: Reply = (status, body) => void res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (req.method === 'GET' && url.pathname === '/metrics') {
-      res.writeHead(200, { 'content-type': d.metrics.registry.contentType }).end(await d.metrics.registry.metrics());
-      return;
-    }
-    if (req.method === 'GET' && url.pathname === '/readyz') {
-      const r = await d.ready();
-      return reply(r.ok ? 200 : 503, r.checks);
-    }
-    const m = /^Bearer (\S{20,200})$/.exec(String(req.headers.authorization ?? ''));
-    const scope = m ? d.store.quotas.tokenScope(hashToken(m[1]!)) : undefined;
-    if (!scope) return reply(401, { error: 'a valid admin token is required (Authorization: Bearer TOKEN)' });
-    const may = (owner: string) => scope === '*' || scope.toLowerCase() === owner.toLowerCase();
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     try {
-      if (parts[0] === 'v1' && parts[1] === 'quotas') {
-        const [owner, repo] = [parts[2], parts[3]];
-        if (!owner) {
-          const org = url.searchParams.get('org') ?? (scope === '*' ? '' : scope);
-          if (!may(org || '*')) return reply(403, { error: `this token may not read ${org || 'every organisation'}` });
-          const list = [...d.store.quotas.list(org ? `org:${org}` : 'org:'), ...d.store.quotas.list(org ? `repo:${org}/` : 'repo:')];
-          return reply(200, list.map((q) => ({ ...q, usage: d.store.quotas.usage(q.scope) })));
-        }
-        if (!NAME.test(owner) || (repo !== undefined && !NAME.test(repo)) || parts.length > 4) return reply(400, { error: 'path must be /v1/quotas/OWNER or /v1/quotas/OWNER/REPO' });
-        if (!may(owner)) return reply(403, { error: `this token may not administer ${owner}` });
-        const key = repo ? `repo:${owner}/${repo}` : `org:${owner}`;
-        if (req.method === 'GET') return reply(200, { scope: key, quota: d.store.quotas.get(key), usage: d.store.quotas.usage(key) });
-        if (req.method === 'PUT') {
-          let body: unknown;
-          try {
-            body = await readJson(req);
-          } catch (e) {
-            return reply(400, { error: `body: ${(e as Error).message}` });
-          }
-          const v = validateQuota(body);
-          if ('error' in v) return reply(400, { error: v.error });
-          return reply(200, { scope: key, quota: d.store.quotas.set(key, v.value) });
-        }
-        return reply(405, { error: 'use GET or PUT' });
-      }
-      if (parts[0] === 'v1' && parts[1] === 'queue' && req.method === 'GET') {
-        const now = Date.now();
-        const rows = (['accepted', 'queued', 'running'] as const).flatMap((s) => d.store.inState(s, 100_000));
-        const mine = rows.filter((r) => may(r.repository.split('/')[0]!));
-        return reply(200, mine.map((r) => ({ key: r.key, repository: r.repository, state: r.state, waitingMs: (r.startedAt ?? now) - r.createdAt, runningMs: r.startedAt ? now - r.startedAt : 0 })));
-      }
-      if (parts[0] === 'v1' && parts[1] === 'jobs' && parts[3] === 'cancel' && req.method === 'POST' && parts[2]) {
-        const row = d.store.get(parts[2]);
-        if (!row || !may(row.repository.split('/')[0]!)) return reply(404, { error: `no job ${parts[2]} this token may see` });
-        return d.cancel(row.key) ? reply(202, { key: row.key, cancelling: true }) : reply(409, { error: `job ${row.key} has already finished (${row.state})` });
-      }
-      return reply(404, { error: 'no such endpoint' });
+      await route(d, req, res, reply);
     } catch (e) {
-      return reply(500, { error: (e as Error).message });
+      if (!res.headersSent) reply(500, { error: 'internal error' });
+      else res.destroy();
+      void e;
     }
   };
+}
+
+/** True for a client on this machine's loopback. */
+function fromLoopback(req: IncomingMessage): boolean {
+  const a = req.socket.remoteAddress ?? '';
+  return a === '127.0.0.1' || a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.');
+}
+
+/** The path's segments decoded, or undefined when one is not valid percent-encoding. */
+function segments(pathname: string): string[] | undefined {
+  try {
+    return pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A field of a quota an organisation's token may not set: above the operator's ceiling, or cleared while one exists. */
+function overCeiling(value: { [K in keyof Quota]?: number | null }, ceiling: Quota, scope: string): string | undefined {
+  for (const [k, v] of Object.entries(value) as Array<[keyof Quota, number | null]>) {
+    const max = ceiling[k];
+    if (max === undefined) continue;
+    if (v === null) return `${k} may not be cleared: the operator set a ceiling of ${max} for ${scope}`;
+    if (v > max) return `${k} ${v} is above the ceiling of ${max} the operator set for ${scope}; ask the operator to raise it`;
+  }
+  return undefined;
+}
+
+async function route(d: AdminDeps, req: IncomingMessage, res: ServerResponse, reply: Reply): Promise<void> {
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://x');
+  } catch {
+    return reply(400, { error: 'malformed request target' });
+  }
+  const m = /^Bearer (\S{20,200})$/.exec(String(req.headers.authorization ?? ''));
+  const scope = m ? d.store.quotas.tokenScope(hashToken(m[1]!)) : undefined;
+  // Metrics name repositories: only for a client on this machine or the operator's token.
+  if (req.method === 'GET' && url.pathname === '/metrics') {
+    if (!fromLoopback(req) && scope !== '*') return reply(401, { error: '/metrics needs the operator token (Authorization: Bearer TOKEN) from outside this machine' });
+    res.writeHead(200, { 'content-type': d.metrics.registry.contentType }).end(await d.metrics.registry.metrics());
+    return;
+  }
+  if (req.method === 'GET' && url.pathname === '/readyz') {
+    const r = await d.ready();
+    return reply(r.ok ? 200 : 503, r.checks);
+  }
+  if (!scope) return reply(401, { error: 'a valid admin token is required (Authorization: Bearer TOKEN)' });
+  // Owner names are case-insensitive on GitHub and match exactly: acme never sees acme-rival.
+  const may = (owner: string) => scope === '*' || scope.toLowerCase() === owner.toLowerCase();
+  const parts = segments(url.pathname);
+  if (!parts) return reply(400, { error: 'the path is not valid percent-encoding' });
+  if (parts[0] === 'v1' && parts[1] === 'quotas') {
+    const [owner, repo] = [parts[2], parts[3]];
+    if (!owner) {
+      const org = url.searchParams.get('org') ?? (scope === '*' ? '' : scope);
+      if (org && !NAME.test(org)) return reply(400, { error: 'org must be an owner name' });
+      if (!may(org || '*')) return reply(403, { error: `this token may not read ${org || 'every organisation'}` });
+      const list = d.store.quotas.list(org || undefined);
+      return reply(200, list.map((q) => ({ ...q, usage: d.store.quotas.usage(q.scope) })));
+    }
+    if (!NAME.test(owner) || (repo !== undefined && !NAME.test(repo)) || parts.length > 4) return reply(400, { error: 'path must be /v1/quotas/OWNER or /v1/quotas/OWNER/REPO' });
+    if (!may(owner)) return reply(403, { error: `this token may not administer ${owner}` });
+    const key = repo ? `repo:${owner}/${repo}` : `org:${owner}`;
+    if (req.method === 'GET') return reply(200, { scope: key, quota: d.store.quotas.get(key), usage: d.store.quotas.usage(key) });
+    if (req.method === 'PUT') {
+      let body: unknown;
+      try {
+        body = await readJson(req);
+      } catch (e) {
+        return reply(400, { error: `body: ${(e as Error).message}` });
+      }
+      const v = validateQuota(body);
+      if ('error' in v) return reply(400, { error: v.error });
+      if (scope !== '*') {
+        const over = overCeiling(v.value, d.ceiling?.(key) ?? {}, key);
+        if (over) return reply(403, { error: over });
+      }
+      return reply(200, { scope: key, quota: d.store.quotas.set(key, v.value) });
+    }
+    return reply(405, { error: 'use GET or PUT' });
+  }
+  if (parts[0] === 'v1' && parts[1] === 'queue' && req.method === 'GET') {
+    const now = Date.now();
+    const rows = (['accepted', 'queued', 'running'] as const).flatMap((s) => d.store.inState(s, 100_000));
+    const mine = rows.filter((r) => may(r.repository.split('/')[0]!));
+    return reply(200, mine.map((r) => ({ key: r.key, repository: r.repository, state: r.state, waitingMs: (r.startedAt ?? now) - r.createdAt, runningMs: r.startedAt ? now - r.startedAt : 0 })));
+  }
+  if (parts[0] === 'v1' && parts[1] === 'jobs' && parts[3] === 'cancel' && req.method === 'POST' && parts[2]) {
+    const row = d.store.get(parts[2]);
+    if (!row || !may(row.repository.split('/')[0]!)) return reply(404, { error: `no job ${parts[2]} this token may see` });
+    return d.cancel(row.key) ? reply(202, { key: row.key, cancelling: true }) : reply(409, { error: `job ${row.key} has already finished (${row.state})` });
+  }
+  return reply(404, { error: 'no such endpoint' });
 }

@@ -1,12 +1,12 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../common';
+import { listDirBeneath, readFileBeneath, sha256Hex, type Logger } from '../common';
 import type { CheckConclusion, JobReport } from '../github';
-import { checkRunnable, findJobInstance, runJob, runWorkflow, selectJobs, type EgressSettings, type JobResult, type JobSettings, type RunContext, type RunObserver } from '../runner';
+import { checkRunnable, findJobInstance, readWorkflowFiles, runJob, runWorkflow, selectJobs, type EgressSettings, type JobResult, type JobSettings, type RunContext, type RunObserver } from '../runner';
 import type { Sandbox } from '../sandbox';
 import type { JobRow } from '../store';
 import { formatDiagnostic, parseWorkflowText, workflowRunsFor, type Diagnostic, type WorkflowModel } from '../workflow';
-import { extractTarball } from './extract-tarball';
+import { extractTarball, type TarballLimits } from './extract-tarball';
 import type { AppSpec, JobSpec, WorkflowJobSpec } from './plan-delivery';
 import type { GitHubPort } from './ports';
 
@@ -28,6 +28,8 @@ export interface ExecuteDeps {
   /** Called with a line of progress (throttled by the caller). */
   progress?(stepName: string): void;
   signal?: AbortSignal;
+  /** What a repository archive may cost (download and extraction). */
+  tarballLimits?: Partial<TarballLimits>;
 }
 
 export interface Executed {
@@ -50,6 +52,11 @@ export async function executeJob(d: ExecuteDeps, row: JobRow): Promise<Executed>
   return spec.mode === 'app' ? executeApp(d, row, spec) : executeWorkflowJob(d, row, spec);
 }
 
+/** A job's own directory: named from a hash of the whole key, so two jobs never share one (a truncated prefix did). */
+export function jobWorkDir(workDir: string, key: string): string {
+  return join(workDir, sha256Hex(key).slice(0, 32));
+}
+
 function logCollector(d: ExecuteDeps): { lines: string[]; observer: RunObserver } {
   const lines: string[] = [];
   let bytes = 0;
@@ -70,18 +77,17 @@ function logCollector(d: ExecuteDeps): { lines: string[]; observer: RunObserver 
 /** App mode: every workflow under `.stockade/workflows/` whose `on:` matches the event runs; one report for all. */
 async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<Executed> {
   const log = d.logger.child({ job: row.key });
-  const dir = join(d.workDir, Buffer.from(row.key).toString('base64url').slice(0, 120));
+  const dir = jobWorkDir(d.workDir, row.key);
   const name = `workflows (${spec.event})`;
   try {
     const payload = d.payloadOf(row.deliveryGuid);
     await rm(dir, { recursive: true, force: true });
-    await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir);
-    const wfDir = join(dir, '.stockade/workflows');
-    const files = (await readdir(wfDir).catch(() => [] as string[])).filter((f) => /\.ya?ml$/.test(f)).sort();
-    const diagnostics: Diagnostic[] = [];
+    await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir, d.tarballLimits);
+    const { files, diagnostics: readErrors } = await readWorkflowFiles(dir, '.stockade/workflows');
+    const diagnostics: Diagnostic[] = [...readErrors];
     const workflows: WorkflowModel[] = [];
     for (const f of files) {
-      const parsed = parseWorkflowText(`.stockade/workflows/${f}`, await readFile(join(wfDir, f), 'utf8'));
+      const parsed = parseWorkflowText(f.path, f.text);
       diagnostics.push(...parsed.diagnostics.filter((x) => x.severity === 'error'));
       if (parsed.value && workflowRunsFor(parsed.value.on, spec.event, payload).runs) workflows.push(parsed.value);
     }
@@ -161,7 +167,7 @@ function networkOf(results: JobResult[]): Pick<JobReport, 'network'> {
 
 async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJobSpec): Promise<Executed> {
   const log = d.logger.child({ job: row.key });
-  const dir = join(d.workDir, Buffer.from(row.key).toString('base64url').slice(0, 120));
+  const dir = jobWorkDir(d.workDir, row.key);
   try {
     const run = await d.github.getWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId);
     const text = await d.github.getFileText(row.installationId, spec.owner, spec.repo, run.path, row.headSha);
@@ -169,7 +175,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     if (!parsed.value) return fail(spec.jobName, `the workflow is invalid:\n${parsed.diagnostics.map(formatDiagnostic).join('\n')}`);
     const wf = parsed.value;
     // GitHub never gives secrets to workflows from forks; neither does Stockade.
-    const fork = run.fromFork;
+    const fork = run.fromFork || spec.untrusted === true;
     const ctx: RunContext = {
       repository: row.repository,
       sha: row.headSha,
@@ -192,7 +198,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     const problems = checkRunnable(wf, [instance.job], d.settings);
     if (problems.length) return fail(spec.jobName, problems.map(formatDiagnostic).join('\n'));
     await rm(dir, { recursive: true, force: true });
-    await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir);
+    await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir, d.tarballLimits);
     const { lines, observer } = logCollector(d);
     const needs = Object.fromEntries(instance.job.needs.map((n) => [n, { result: 'success' as const, outputs: {} }]));
     const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...d.settings, sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository) }, needs);

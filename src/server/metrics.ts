@@ -43,7 +43,7 @@ export class ServerMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const { scope, quota } of store.quotas.list('')) {
+        for (const { scope, quota } of store.quotas.list()) {
           const u = store.quotas.usage(scope);
           if (quota.minutesPerDay) this.set({ scope, period: 'day' }, u.dayMs / 60_000 / quota.minutesPerDay);
           if (quota.minutesPerMonth) this.set({ scope, period: 'month' }, u.monthMs / 60_000 / quota.minutesPerMonth);

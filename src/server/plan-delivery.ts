@@ -12,6 +12,8 @@ export interface WorkflowJobSpec {
   /** The job's name as GitHub shows it (matrix jobs: `build (18, ubuntu)`). */
   jobName: string;
   workflowName: string;
+  /** A re-run asked for through a check run: runs without secrets, whatever the run's head. */
+  untrusted?: boolean;
 }
 
 /** App mode: the workflows under `.stockade/workflows/` for one event at one commit (one check run). */
@@ -97,6 +99,22 @@ function planWorkflowJob(guid: string, payload: Obj, labels: string[]): { jobs: 
 const SHA = /^[0-9a-f]{40}$/;
 
 /**
+ * The head repository of a change is the base repository itself: both known, same id when
+ * both carry one, same full name (GitHub's names are case-insensitive). A head repository
+ * that is missing or null (GitHub reports null once a fork is deleted) is not.
+ */
+export function sameRepository(head: unknown, base: unknown): boolean {
+  if (!head || typeof head !== 'object' || !base || typeof base !== 'object') return false;
+  const h = head as Obj;
+  const b = base as Obj;
+  if (typeof h.id === 'number' && typeof b.id === 'number' && h.id !== b.id) return false;
+  const hn = typeof h.full_name === 'string' ? h.full_name : undefined;
+  const bn = typeof b.full_name === 'string' ? b.full_name : undefined;
+  if (hn !== undefined && bn !== undefined) return hn.toLowerCase() === bn.toLowerCase();
+  return typeof h.id === 'number' && typeof b.id === 'number';
+}
+
+/**
  * App mode: push, pull_request (opened, synchronize, reopened) and check_suite
  * (requested, rerequested) run `.stockade/workflows/` at the head commit. The key
  * makes a redelivery of the same event one job; a rerequest is a new one.
@@ -124,7 +142,7 @@ function planApp(guid: string, event: string, payload: Obj): { jobs: PlannedJob[
     const head = (pr.head ?? {}) as Obj;
     sha = String(head.sha ?? '');
     ref = `refs/pull/${String(payload.number ?? pr.number ?? '')}/merge`;
-    fromFork = String(((head.repo ?? {}) as Obj).full_name ?? fullName) !== fullName;
+    fromFork = !sameRepository(head.repo, repo);
     key = `${fullName}/app/pull_request/${String(payload.number ?? pr.number)}/${sha}/${action}`;
   } else {
     const action = String(payload.action ?? '');
@@ -133,6 +151,11 @@ function planApp(guid: string, event: string, payload: Obj): { jobs: PlannedJob[
     sha = String(suite.head_sha ?? '');
     ref = `refs/heads/${String(suite.head_branch ?? '')}`;
     runEvent = 'push';
+    // Fails closed: a re-request can come from anyone with access to a pull request, and a
+    // suite with no head branch (GitHub gives null for forks) or a pull request from another
+    // repository is not known to be this repository's own code.
+    const prs = Array.isArray(suite.pull_requests) ? (suite.pull_requests as Obj[]) : [];
+    fromFork = action === 'rerequested' || typeof suite.head_branch !== 'string' || suite.head_branch === '' || prs.some((p) => !sameRepository(((p.head ?? {}) as Obj).repo, repo));
     key = action === 'rerequested' ? `${fullName}/app/check_suite/${sha}/rerequested/${guid}` : `${fullName}/app/push/${ref}/${sha}`;
   }
   if (!SHA.test(sha)) return { jobs: [], reason: `${event} payload has no head commit` };

@@ -1,10 +1,12 @@
+import type { Readable } from 'node:stream';
 import type { CheckRunFields, DeliverySummary } from '../github';
 
 /** The GitHub calls the server makes (GitHubApi is the adapter; tests point it at a fake GitHub). */
 export interface GitHubPort {
   getWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<{ path: string; event: string; headSha: string; runNumber: number; runAttempt: number; actor: string; fromFork: boolean }>;
   getFileText(installationId: number, owner: string, repo: string, path: string, ref: string): Promise<string>;
-  downloadTarball(installationId: number, owner: string, repo: string, ref: string): Promise<Buffer>;
+  /** A stream of the gzipped archive: read under the extraction's limits, never buffered whole. */
+  downloadTarball(installationId: number, owner: string, repo: string, ref: string): Promise<Readable>;
   createCheckRun(installationId: number, owner: string, repo: string, fields: CheckRunFields & { name: string; head_sha: string }): Promise<number>;
   findCheckRun(installationId: number, owner: string, repo: string, sha: string, name: string, externalId: string): Promise<number | undefined>;
   updateCheckRun(installationId: number, owner: string, repo: string, checkRunId: number, fields: CheckRunFields): Promise<void>;

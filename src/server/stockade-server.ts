@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { statfs } from 'node:fs/promises';
 import { pickNext } from '../queue';
 import { adminHandler } from './admin-api';
@@ -109,21 +109,21 @@ export class StockadeServer {
       maxBytes: this.o.maxWebhookBytes ?? MAX_WEBHOOK_BYTES,
     });
     this.http = createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      if (req.method === 'POST' && url.pathname === '/webhook') return void intake(req, res).catch((e: unknown) => {
-        log.error({ err: e }, 'intake failed');
-        if (!res.headersSent) res.writeHead(500).end();
-      });
-      if (req.method === 'GET' && url.pathname.startsWith('/logs/')) return this.serveLog(url, res);
-      if (req.method === 'GET' && url.pathname === '/healthz') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.o.store.counts()));
-      res.writeHead(404).end();
+      // No request may take the listener down: whatever a handler throws is a 400/500, never an exit.
+      try {
+        this.route(req, res, intake);
+      } catch (e) {
+        log.warn({ err: e }, 'request failed');
+        if (!res.headersSent) res.writeHead(400).end();
+        else res.destroy();
+      }
     });
-    this.http.headersTimeout = 10_000;
-    this.http.requestTimeout = 60_000;
+    hardenListener(this.http);
     await new Promise<void>((r) => this.http!.listen(this.o.port ?? 8080, this.o.host ?? '127.0.0.1', r));
     if (this.o.adminPort !== undefined) {
-      const handler = adminHandler({ store: this.o.store, metrics: this.metrics, cancel: (k) => this.cancel(k), ready: () => this.ready() });
+      const handler = adminHandler({ store: this.o.store, metrics: this.metrics, cancel: (k) => this.cancel(k), ready: () => this.ready(), ceiling: (scope) => this.o.quotaDefaults?.(scope) ?? {} });
       this.admin = createServer((req, res) => void handler(req, res));
+      hardenListener(this.admin);
       await new Promise<void>((r) => this.admin!.listen(this.o.adminPort, this.o.adminHost ?? '127.0.0.1', r));
     }
     this.timers.push(setInterval(() => this.kick(), 1000));
@@ -191,8 +191,33 @@ export class StockadeServer {
     return { ok, checks };
   }
 
-  private serveLog(url: URL, res: import('node:http').ServerResponse): void {
-    const key = decodeURIComponent(url.pathname.slice('/logs/'.length));
+  /** The webhook listener's routes: POST /webhook, GET /logs/KEY?sig=…, GET /healthz (counts only, no names). */
+  private route(req: IncomingMessage, res: ServerResponse, intake: (req: IncomingMessage, res: ServerResponse) => Promise<void>): void {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://x');
+    } catch {
+      return void res.writeHead(400).end('malformed request target\n');
+    }
+    if (req.method === 'POST' && url.pathname === '/webhook') {
+      return void intake(req, res).catch((e: unknown) => {
+        this.o.logger.error({ err: e }, 'intake failed');
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.destroy();
+      });
+    }
+    if (req.method === 'GET' && url.pathname.startsWith('/logs/')) return this.serveLog(url, res);
+    if (req.method === 'GET' && url.pathname === '/healthz') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.o.store.counts()));
+    res.writeHead(404).end();
+  }
+
+  private serveLog(url: URL, res: ServerResponse): void {
+    let key: string;
+    try {
+      key = decodeURIComponent(url.pathname.slice('/logs/'.length));
+    } catch {
+      return void res.writeHead(404).end('not found\n');
+    }
     const row = this.o.store.get(key);
     if (!row || !checkLogSignature(this.o.logKey, key, url.searchParams.get('sig'))) return void res.writeHead(404).end('not found\n');
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(row.log ?? `(job ${row.state}; no log yet)\n`);
@@ -324,9 +349,15 @@ export class StockadeServer {
     const externalId = String(((payload.check_run ?? {}) as Record<string, unknown>).external_id ?? '');
     const original = this.o.store.get(externalId.replace(/#rerun\/.*$/, ''));
     if (!original) return { jobs: [], reason: `check run ${externalId} is not one of this runner's jobs` };
+    // A replayed re-run request (a fresh delivery id) while a re-run of the same job is still under way starts nothing.
+    const busy = ['accepted', 'queued', 'running'].includes(original.state) ? original : this.o.store.activeWithPrefix(`${original.key}#rerun/`);
+    if (busy) return { jobs: [], reason: `a re-run of ${original.key} is already ${busy.state} (${busy.key})` };
+    // A re-run can be asked for by anyone who can see the check run: it runs as untrusted (no secrets).
+    const spec = JSON.parse(original.spec) as JobSpec;
+    const untrusted: JobSpec = spec.mode === 'app' ? { ...spec, fromFork: true } : { ...spec, untrusted: true };
     return {
-      jobs: [{ key: `${original.key}#rerun/${guid}`, deliveryGuid: original.deliveryGuid, repository: original.repository, installationId: original.installationId, headSha: original.headSha, spec: original.spec }],
-      reason: `re-run of ${original.key}`,
+      jobs: [{ key: `${original.key}#rerun/${guid}`, deliveryGuid: original.deliveryGuid, repository: original.repository, installationId: original.installationId, headSha: original.headSha, spec: JSON.stringify(untrusted) }],
+      reason: `re-run of ${original.key} (untrusted: no secrets)`,
     };
   }
 
@@ -450,6 +481,19 @@ export class StockadeServer {
     }
     return found;
   }
+}
+
+/** Bounds what a listener spends on any one client: slow headers and bodies time out, connections are capped. */
+function hardenListener(server: Server): void {
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 100;
+  server.maxConnections = 512;
+  server.on('clientError', (_e, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
 }
 
 function failedReport(row: JobRow, error: string): JobReport {

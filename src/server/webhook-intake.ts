@@ -17,32 +17,65 @@ export interface IntakeOptions {
   /** @default MAX_WEBHOOK_BYTES */
   maxBytes?: number;
   /** Counts each answer (metrics). */
-  onResult?(result: 'accepted' | 'duplicate' | 'bad_signature' | 'too_large' | 'ignored' | 'malformed'): void;
+  onResult?(result: IntakeResult): void;
+  /**
+   * Bytes of unauthenticated bodies held in memory at once, over all requests: a body that
+   * would go past it is answered 503 (Retry-After) and not read. @default MAX_INFLIGHT_BYTES
+   */
+  maxInflightBytes?: number;
+  /** Bodies being read at once; more are answered 503. @default 64 */
+  maxConcurrentBodies?: number;
 }
+
+export type IntakeResult = 'accepted' | 'duplicate' | 'bad_signature' | 'too_large' | 'ignored' | 'malformed' | 'busy';
+
+/** Unauthenticated body bytes held at once (a few full-size deliveries). */
+export const MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
 
 function reply(res: ServerResponse, status: number, message: string): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
   res.end(`${message}\n`);
 }
 
-/** Reads the body up to `max` bytes; undefined when it is larger (the rest is not buffered). */
-function readCapped(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+/**
+ * Reads the body up to `max` bytes; 'too_large' when it is larger (the rest is not
+ * buffered), 'busy' when the shared budget of in-flight bytes has no room for it.
+ */
+function readCapped(req: IncomingMessage, max: number, budget: { take(n: number): boolean; give(n: number): void }): Promise<Buffer | 'too_large' | 'busy'> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let over = false;
+    const release = () => {
+      budget.give(size);
+      size = 0;
+    };
+    req.on('close', release);
     req.on('data', (c: Buffer) => {
       if (over) return;
-      size += c.length;
-      if (size > max) {
+      if (size + c.length > max) {
         over = true;
         chunks.length = 0;
-        resolve(undefined);
+        release();
+        resolve('too_large');
         return;
       }
+      if (!budget.take(c.length)) {
+        over = true;
+        chunks.length = 0;
+        release();
+        resolve('busy');
+        return;
+      }
+      size += c.length;
       chunks.push(c);
     });
-    req.on('end', () => !over && resolve(Buffer.concat(chunks)));
+    req.on('end', () => {
+      if (over) return;
+      const body = Buffer.concat(chunks);
+      chunks.length = 0;
+      resolve(body);
+    });
     req.on('error', reject);
   });
 }
@@ -54,9 +87,17 @@ function readCapped(req: IncomingMessage, max: number): Promise<Buffer | undefin
  */
 export function webhookHandler(o: IntakeOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const max = o.maxBytes ?? MAX_WEBHOOK_BYTES;
+  const maxInflight = o.maxInflightBytes ?? MAX_INFLIGHT_BYTES;
+  const maxBodies = o.maxConcurrentBodies ?? 64;
+  let inflight = 0;
+  let bodies = 0;
+  const budget = {
+    take: (n: number) => (inflight + n > maxInflight ? false : ((inflight += n), true)),
+    give: (n: number) => void (inflight -= n),
+  };
   return async (req, res) => {
     const log = o.logger.child({ delivery: String(req.headers['x-github-delivery'] ?? '').slice(0, 64) });
-    const declared = Number(req.headers['content-length'] ?? 0);
+    const declared = Number(req.headers['content-length'] ?? 0) || 0;
     const count = o.onResult ?? (() => undefined);
     if (declared > max) {
       count('too_large');
@@ -66,11 +107,27 @@ export function webhookHandler(o: IntakeOptions): (req: IncomingMessage, res: Se
       reply(res, 413, `payload larger than ${max} bytes`);
       return;
     }
-    const body = await readCapped(req, max);
-    if (!body) {
-      count('too_large');
-      log.warn('webhook body too large');
-      reply(res, 413, `payload larger than ${max} bytes`);
+    if (bodies >= maxBodies || declared > maxInflight - inflight) {
+      count('busy');
+      log.warn({ bodies, inflight }, 'webhook intake busy: too many unauthenticated bodies in flight');
+      res.setHeader('retry-after', '5');
+      res.setHeader('connection', 'close');
+      reply(res, 503, 'too many deliveries in flight; retry later');
+      req.destroy();
+      return;
+    }
+    bodies++;
+    let body: Buffer | 'too_large' | 'busy';
+    try {
+      body = await readCapped(req, max, budget);
+    } finally {
+      bodies--;
+    }
+    if (body === 'too_large' || body === 'busy') {
+      count(body);
+      log.warn(body === 'busy' ? 'webhook intake busy' : 'webhook body too large');
+      if (body === 'busy') res.setHeader('retry-after', '5');
+      reply(res, body === 'busy' ? 503 : 413, body === 'busy' ? 'too many deliveries in flight; retry later' : `payload larger than ${max} bytes`);
       req.resume();
       return;
     }

@@ -119,6 +119,13 @@ export class JobStore {
     return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE key = ?`).get(key) as JobRow | undefined;
   }
 
+  /** A job whose key starts with `prefix` that has not finished (accepted, queued or running). */
+  activeWithPrefix(prefix: string): JobRow | undefined {
+    return this.db
+      .prepare(`SELECT ${COLUMNS} FROM jobs WHERE substr(key, 1, ?) = ? AND state IN ('accepted', 'queued', 'running') LIMIT 1`)
+      .get(prefix.length, prefix) as JobRow | undefined;
+  }
+
   inState(state: JobState, limit = 1000): JobRow[] {
     return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE state = ? ORDER BY created_at LIMIT ?`).all(state, limit) as JobRow[];
   }

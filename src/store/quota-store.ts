@@ -25,6 +25,11 @@ function periods(now: number): { day: string; month: string; dayResets: string; 
   return { day: `day:${day}`, month: `month:${month}`, dayResets: nextDay.toISOString(), monthResets: nextMonth.toISOString() };
 }
 
+/** Owner and repository names are case-insensitive on GitHub: scopes are stored and looked up in lower case. */
+export function normScope(scope: string): string {
+  return scope.toLowerCase();
+}
+
 /** Quotas, usage counters and admin tokens, in the same database as the queue (a restart keeps them). */
 export class QuotaStore {
   constructor(private readonly db: Database.Database, private readonly now: () => number) {
@@ -36,6 +41,7 @@ export class QuotaStore {
   }
 
   get(scope: string): Quota {
+    scope = normScope(scope);
     const r = this.db.prepare('SELECT concurrency, minutes_per_day AS d, minutes_per_month AS m FROM quotas WHERE scope = ?').get(scope) as { concurrency: number | null; d: number | null; m: number | null } | undefined;
     if (!r) return {};
     const q: Quota = {};
@@ -47,6 +53,7 @@ export class QuotaStore {
 
   /** Replaces the fields given (null clears one), in one statement: nothing is half-applied. */
   set(scope: string, q: { [K in keyof Quota]?: number | null }): Quota {
+    scope = normScope(scope);
     const cur = this.get(scope);
     const pick = (k: keyof Quota) => (k in q ? (q[k] ?? null) : (cur[k] ?? null));
     this.db
@@ -55,8 +62,14 @@ export class QuotaStore {
     return this.get(scope);
   }
 
-  list(prefix: string): Array<{ scope: string; quota: Quota }> {
-    const rows = this.db.prepare("SELECT scope FROM quotas WHERE scope LIKE ? ESCAPE '\\' ORDER BY scope").all(`${prefix.replace(/[\\%_]/g, '\\$&')}%`) as Array<{ scope: string }>;
+  /**
+   * Stored quotas of one owner (`org:OWNER` and every `repo:OWNER/…`, matched exactly, never by
+   * prefix: `acme` does not see `acme-rival`), or of every scope when `owner` is undefined.
+   */
+  list(owner?: string): Array<{ scope: string; quota: Quota }> {
+    const rows = (owner === undefined
+      ? this.db.prepare('SELECT scope FROM quotas ORDER BY scope').all()
+      : this.db.prepare("SELECT scope FROM quotas WHERE scope = ? OR (substr(scope, 1, ?) = ? AND instr(substr(scope, ?), '/') = 0) ORDER BY scope").all(`org:${owner.toLowerCase()}`, `repo:${owner}/`.length, `repo:${owner.toLowerCase()}/`, `repo:${owner}/`.length + 1)) as Array<{ scope: string }>;
     return rows.map((r) => ({ scope: r.scope, quota: this.get(r.scope) }));
   }
 
@@ -64,7 +77,7 @@ export class QuotaStore {
     const p = periods(this.now());
     const up = this.db.prepare('INSERT INTO usage (scope, period, ms) VALUES (?, ?, ?) ON CONFLICT(scope, period) DO UPDATE SET ms = ms + excluded.ms');
     this.db.transaction(() => {
-      for (const s of scopes) {
+      for (const s of scopes.map(normScope)) {
         up.run(s, p.day, Math.round(ms));
         up.run(s, p.month, Math.round(ms));
       }
@@ -72,13 +85,14 @@ export class QuotaStore {
   }
 
   usage(scope: string): Usage {
+    scope = normScope(scope);
     const p = periods(this.now());
     const get = (period: string) => (this.db.prepare('SELECT ms FROM usage WHERE scope = ? AND period = ?').get(scope, period) as { ms: number } | undefined)?.ms ?? 0;
     return { dayMs: get(p.day), monthMs: get(p.month), dayResets: p.dayResets, monthResets: p.monthResets };
   }
 
   addToken(hash: string, org: string): void {
-    this.db.prepare('INSERT INTO admin_tokens (hash, org, created_at) VALUES (?, ?, ?)').run(hash, org, this.now());
+    this.db.prepare('INSERT INTO admin_tokens (hash, org, created_at) VALUES (?, ?, ?)').run(hash, org.toLowerCase(), this.now());
   }
 
   /** The organisation a token hash may administer ('*': all), or undefined. */

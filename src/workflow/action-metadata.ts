@@ -1,3 +1,4 @@
+import { limitExcerpts } from './excerpt';
 import type { Diagnostic, SourcePos, StepModel } from './model';
 import { WORKFLOW_LIMITS } from './limits';
 import { toStep } from './parse-workflow';
@@ -27,7 +28,7 @@ const NODE_VERSIONS = ['node12', 'node16', 'node20', 'node24'];
 /** Parses and checks `action.yml`; errors carry file, line and column like workflow errors. */
 export function parseActionText(file: string, content: string): { value?: ActionModel; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
-  const err = (pos: Omit<SourcePos, 'file'>, message: string) => diagnostics.push({ file, ...pos, severity: 'error', message });
+  const err = (pos: Omit<SourcePos, 'file'>, message: string) => diagnostics.push({ file, ...pos, severity: 'error', message: limitExcerpts(message) });
   const yaml = parseStrictYaml(file, content);
   if (yaml.diagnostics.length) return { diagnostics: yaml.diagnostics };
   const js = (yaml.js ?? {}) as Obj;

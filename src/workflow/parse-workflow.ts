@@ -1,3 +1,4 @@
+import { limitExcerpts } from './excerpt';
 import { parseWorkflow as githubParseWorkflow, NoOperationTraceWriter } from '@actions/workflow-parser';
 import type { ContainerModel, Diagnostic, JobModel, StrategyModel, ParseResult, RunDefaults, SourcePos, StepModel, WorkflowModel } from './model';
 import { WORKFLOW_LIMITS } from './limits';
@@ -15,7 +16,7 @@ type Obj = Record<string, unknown>;
 export function parseWorkflowText(file: string, content: string): ParseResult {
   const diagnostics: Diagnostic[] = [];
   const err = (pos: Omit<SourcePos, 'file'>, message: string) =>
-    diagnostics.push({ file, ...pos, severity: 'error', message });
+    diagnostics.push({ file, ...pos, severity: 'error', message: limitExcerpts(message) });
 
   const yaml = parseStrictYaml(file, content);
   if (yaml.diagnostics.length) return { diagnostics: yaml.diagnostics };

@@ -1,3 +1,4 @@
+import { limitExcerpts } from './excerpt';
 import YAML, { LineCounter, isNode } from 'yaml';
 import type { Diagnostic, SourcePos } from './model';
 import { WORKFLOW_LIMITS } from './limits';
@@ -22,7 +23,7 @@ export function parseStrictYaml(file: string, content: string): StrictYaml {
     const p = lineCounter.linePos(offset);
     return { file, line: p.line, column: p.col };
   };
-  const err = (pos: SourcePos, message: string) => diagnostics.push({ ...pos, severity: 'error', message });
+  const err = (pos: SourcePos, message: string) => diagnostics.push({ ...pos, severity: 'error', message: limitExcerpts(message) });
   const size = Buffer.byteLength(content);
   if (size > WORKFLOW_LIMITS.maxFileBytes) {
     err({ file, line: 1, column: 1 }, `file is ${size} bytes; the limit is ${WORKFLOW_LIMITS.maxFileBytes}`);

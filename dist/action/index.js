@@ -5783,7 +5783,7 @@ var require_client_h1 = __commonJS({
       kResume,
       kHTTPContext
     } = require_symbols();
-    var constants6 = require_constants2();
+    var constants7 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var addListener = util.addListener;
@@ -5858,7 +5858,7 @@ var require_client_h1 = __commonJS({
       constructor(client, socket, { exports: exports3 }) {
         assert(Number.isFinite(client[kMaxHeadersSize]) && client[kMaxHeadersSize] > 0);
         this.llhttp = exports3;
-        this.ptr = this.llhttp.llhttp_alloc(constants6.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants7.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -5953,11 +5953,11 @@ var require_client_h1 = __commonJS({
             currentBufferRef = null;
           }
           const offset = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
-          if (ret !== constants6.ERROR.OK) {
+          if (ret !== constants7.ERROR.OK) {
             const body = data.subarray(offset);
-            if (ret === constants6.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants7.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(body);
-            } else if (ret === constants6.ERROR.PAUSED) {
+            } else if (ret === constants7.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(body);
             } else {
@@ -5980,10 +5980,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants6.ERROR.OK) {
+        if (ret === constants7.ERROR.OK) {
           return null;
         }
-        if (ret === constants6.ERROR.PAUSED || ret === constants6.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants7.ERROR.PAUSED || ret === constants7.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -6000,7 +6000,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants6.ERROR[ret], data);
+        return new HTTPParserError(message, constants7.ERROR[ret], data);
       }
       destroy() {
         assert(this.ptr != null);
@@ -6180,7 +6180,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants6.ERROR.PAUSED : 0;
+        return pause ? constants7.ERROR.PAUSED : 0;
       }
       onBody(buf) {
         const { client, socket, statusCode, maxResponseSize } = this;
@@ -6202,7 +6202,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants6.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         }
       }
       onMessageComplete() {
@@ -6238,13 +6238,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants6.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants6.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants6.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(() => client[kResume]());
         } else {
@@ -39606,7 +39606,7 @@ var require_SFTP = __commonJS({
     "use strict";
     var EventEmitter = require("events");
     var fs3 = require("fs");
-    var { constants: constants6 } = fs3;
+    var { constants: constants7 } = fs3;
     var {
       Readable: ReadableStream2,
       Writable: WritableStream
@@ -41461,25 +41461,25 @@ var require_SFTP = __commonJS({
         this.extended = initial && initial.extended;
       }
       isDirectory() {
-        return (this.mode & constants6.S_IFMT) === constants6.S_IFDIR;
+        return (this.mode & constants7.S_IFMT) === constants7.S_IFDIR;
       }
       isFile() {
-        return (this.mode & constants6.S_IFMT) === constants6.S_IFREG;
+        return (this.mode & constants7.S_IFMT) === constants7.S_IFREG;
       }
       isBlockDevice() {
-        return (this.mode & constants6.S_IFMT) === constants6.S_IFBLK;
+        return (this.mode & constants7.S_IFMT) === constants7.S_IFBLK;
       }
       isCharacterDevice() {
-        return (this.mode & constants6.S_IFMT) === constants6.S_IFCHR;
+        return (this.mode & constants7.S_IFMT) === constants7.S_IFCHR;
       }
       isSymbolicLink() {
-        return (this.mode & constants6.S_IFMT) === constants6.S_IFLNK;
+        return (this.mode & constants7.S_IFMT) === constants7.S_IFLNK;
       }
       isFIFO() {
-        return (this.mode & constants6.S_IFMT) === constants6.S_IFIFO;
+        return (this.mode & constants7.S_IFMT) === constants7.S_IFIFO;
       }
       isSocket() {
-        return (this.mode & constants6.S_IFMT) === constants6.S_IFSOCK;
+        return (this.mode & constants7.S_IFMT) === constants7.S_IFSOCK;
       }
     };
     function attrsToBytes(attrs) {
@@ -51505,9 +51505,9 @@ var require_bl = __commonJS({
   }
 });
 
-// node_modules/tar-stream/headers.js
+// node_modules/tar-fs/node_modules/tar-stream/headers.js
 var require_headers2 = __commonJS({
-  "node_modules/tar-stream/headers.js"(exports2) {
+  "node_modules/tar-fs/node_modules/tar-stream/headers.js"(exports2) {
     var alloc = Buffer.alloc;
     var ZEROS = "0000000000000000000";
     var SEVENS = "7777777777777777777";
@@ -51744,9 +51744,9 @@ var require_headers2 = __commonJS({
   }
 });
 
-// node_modules/tar-stream/extract.js
+// node_modules/tar-fs/node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
-  "node_modules/tar-stream/extract.js"(exports2, module2) {
+  "node_modules/tar-fs/node_modules/tar-stream/extract.js"(exports2, module2) {
     var util = require("util");
     var bl = require_bl();
     var headers = require_headers2();
@@ -52124,10 +52124,10 @@ var require_end_of_stream2 = __commonJS({
   }
 });
 
-// node_modules/tar-stream/pack.js
+// node_modules/tar-fs/node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
-  "node_modules/tar-stream/pack.js"(exports2, module2) {
-    var constants6 = require_fs_constants();
+  "node_modules/tar-fs/node_modules/tar-stream/pack.js"(exports2, module2) {
+    var constants7 = require_fs_constants();
     var eos = require_end_of_stream2();
     var inherits = require_inherits();
     var alloc = Buffer.alloc;
@@ -52145,16 +52145,16 @@ var require_pack = __commonJS({
       if (size) self2.push(END_OF_TAR.slice(0, 512 - size));
     };
     function modeToType(mode) {
-      switch (mode & constants6.S_IFMT) {
-        case constants6.S_IFBLK:
+      switch (mode & constants7.S_IFMT) {
+        case constants7.S_IFBLK:
           return "block-device";
-        case constants6.S_IFCHR:
+        case constants7.S_IFCHR:
           return "character-device";
-        case constants6.S_IFDIR:
+        case constants7.S_IFDIR:
           return "directory";
-        case constants6.S_IFIFO:
+        case constants7.S_IFIFO:
           return "fifo";
-        case constants6.S_IFLNK:
+        case constants7.S_IFLNK:
           return "symlink";
       }
       return "file";
@@ -52339,9 +52339,9 @@ var require_pack = __commonJS({
   }
 });
 
-// node_modules/tar-stream/index.js
+// node_modules/tar-fs/node_modules/tar-stream/index.js
 var require_tar_stream = __commonJS({
-  "node_modules/tar-stream/index.js"(exports2) {
+  "node_modules/tar-fs/node_modules/tar-stream/index.js"(exports2) {
     exports2.extract = require_extract();
     exports2.pack = require_pack();
   }
@@ -89413,7 +89413,7 @@ var require_cronstrue = __commonJS({
 
 // src/action/main.ts
 var import_node_crypto7 = require("node:crypto");
-var import_node_fs19 = require("node:fs");
+var import_node_fs20 = require("node:fs");
 var import_node_path16 = require("node:path");
 
 // node_modules/@actions/core/lib/command.js
@@ -89932,6 +89932,7 @@ var ErrorCodes = {
   LIMITS_NOT_ENFORCED: { exit: 3, http: 503 },
   ENGINE_FAILED: { exit: 4, http: 502 },
   WORKSPACE_UNSAFE: { exit: 4, http: 500 },
+  REPOSITORY_ARCHIVE: { exit: 4, http: 422 },
   INTERNAL: { exit: 70, http: 500 }
 };
 var StockadeError = class extends Error {
@@ -90008,17 +90009,92 @@ function parseDuration(text) {
   return Math.round(Number(m[1]) * mult);
 }
 
-// src/host/host-config.ts
+// src/common/read-beneath.ts
 var import_node_fs = require("node:fs");
+var DIR_FLAGS = import_node_fs.constants.O_RDONLY | import_node_fs.constants.O_DIRECTORY | import_node_fs.constants.O_NOFOLLOW;
+function pathComponents(rel) {
+  if (rel.startsWith("/")) return `'${rel}' is an absolute path`;
+  const parts = rel.split("/").filter((p) => p && p !== ".");
+  if (!parts.length) return `'${rel}' names no file`;
+  if (parts.includes("..")) return `'${rel}' climbs out with '..'`;
+  return parts;
+}
+function describe(code) {
+  if (code === "ELOOP" || code === "ENOTDIR") return "is a symbolic link or not a directory (links are never followed)";
+  if (code === "ENOENT") return "does not exist";
+  return `cannot be opened (${code ?? "error"})`;
+}
+async function openDirBeneath(root, parts) {
+  let fh;
+  try {
+    fh = await import_node_fs.promises.open(root, DIR_FLAGS);
+  } catch (e) {
+    const code = e.code;
+    return { error: `the directory ${describe(code)}`, missing: code === "ENOENT" };
+  }
+  for (const [i, p] of parts.entries()) {
+    try {
+      const next = await import_node_fs.promises.open(`/proc/self/fd/${fh.fd}/${p}`, DIR_FLAGS);
+      await fh.close();
+      fh = next;
+    } catch (e) {
+      await fh.close();
+      const code = e.code;
+      return { error: `${parts.slice(0, i + 1).join("/")} ${describe(code)}`, missing: code === "ENOENT" };
+    }
+  }
+  return { fh };
+}
+async function readFileBeneath(root, rel, maxBytes) {
+  const parts = pathComponents(rel);
+  if (typeof parts === "string") return { ok: false, missing: false, error: parts };
+  const dir = await openDirBeneath(root, parts.slice(0, -1));
+  if ("error" in dir) return { ok: false, missing: dir.missing, error: dir.error };
+  const name = parts[parts.length - 1];
+  const at = `/proc/self/fd/${dir.fh.fd}/${name}`;
+  try {
+    let st;
+    try {
+      st = await import_node_fs.promises.lstat(at);
+    } catch (e) {
+      const code = e.code;
+      return { ok: false, missing: code === "ENOENT", error: `${rel} ${describe(code)}` };
+    }
+    if (st.isSymbolicLink()) return { ok: false, missing: false, error: `${rel} is a symbolic link; links are never followed` };
+    if (!st.isFile()) return { ok: false, missing: false, error: `${rel} is not a regular file` };
+    let fh;
+    try {
+      fh = await import_node_fs.promises.open(at, import_node_fs.constants.O_RDONLY | import_node_fs.constants.O_NOFOLLOW | import_node_fs.constants.O_NONBLOCK | import_node_fs.constants.O_NOCTTY);
+    } catch (e) {
+      return { ok: false, missing: false, error: `${rel} ${describe(e.code)}` };
+    }
+    try {
+      const fst = await fh.stat();
+      if (!fst.isFile()) return { ok: false, missing: false, error: `${rel} is not a regular file` };
+      if (fst.size > maxBytes) return { ok: false, missing: false, error: `${rel} is ${fst.size} bytes; the limit is ${maxBytes}` };
+      const buf = Buffer.alloc(Math.min(fst.size, maxBytes) + 1);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      if (bytesRead > maxBytes) return { ok: false, missing: false, error: `${rel} is larger than the limit of ${maxBytes} bytes` };
+      return { ok: true, text: buf.subarray(0, bytesRead).toString("utf8") };
+    } finally {
+      await fh.close();
+    }
+  } finally {
+    await dir.fh.close();
+  }
+}
+
+// src/host/host-config.ts
+var import_node_fs2 = require("node:fs");
 var import_node_path = require("node:path");
 function findPackageRoot(start = __dirname) {
   for (let dir = start; dir !== (0, import_node_path.dirname)(dir); dir = (0, import_node_path.dirname)(dir)) {
     const pj = (0, import_node_path.join)(dir, "package.json");
-    if ((0, import_node_fs.existsSync)(pj) && JSON.parse((0, import_node_fs.readFileSync)(pj, "utf8")).name === "stockade") return dir;
+    if ((0, import_node_fs2.existsSync)(pj) && JSON.parse((0, import_node_fs2.readFileSync)(pj, "utf8")).name === "stockade") return dir;
   }
   throw new StockadeError("INTERNAL", `cannot find Stockade's package root above ${start}`);
 }
-function lookupUser(name, passwd = (0, import_node_fs.readFileSync)("/etc/passwd", "utf8")) {
+function lookupUser(name, passwd = (0, import_node_fs2.readFileSync)("/etc/passwd", "utf8")) {
   const line = passwd.split("\n").find((l) => l.startsWith(`${name}:`));
   if (!line) return void 0;
   const f = line.split(":");
@@ -90026,7 +90102,7 @@ function lookupUser(name, passwd = (0, import_node_fs.readFileSync)("/etc/passwd
 }
 
 // src/host/egress-settings.ts
-var import_node_fs2 = require("node:fs");
+var import_node_fs3 = require("node:fs");
 var import_node_net2 = require("node:net");
 var import_node_os = require("node:os");
 var import_node_path2 = require("node:path");
@@ -90172,7 +90248,7 @@ function upstreamDnsFrom(flag, resolvConf = "/etc/resolv.conf") {
     if (!(0, import_node_net2.isIP)(host)) throw new StockadeError("USAGE", `--upstream-dns '${flag}' is not an address[:port]`);
     return flag;
   }
-  const text = (0, import_node_fs2.existsSync)(resolvConf) ? (0, import_node_fs2.readFileSync)(resolvConf, "utf8") : "";
+  const text = (0, import_node_fs3.existsSync)(resolvConf) ? (0, import_node_fs3.readFileSync)(resolvConf, "utf8") : "";
   const servers = [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]).filter((s) => (0, import_node_net2.isIP)(s) && !s.startsWith("127.") && s !== "::1");
   if (!servers.length) {
     throw new StockadeError("HOST_NOT_READY", `no resolver in ${resolvConf} that a container can reach`, { hint: "pass --upstream-dns ADDRESS (the resolver the egress sidecar asks)" });
@@ -90187,22 +90263,22 @@ function egressSettings(packageRoot, policy, upstreamDns) {
     throw new StockadeError("USAGE", e.message);
   }
   const sidecarScript = (0, import_node_path2.join)(packageRoot, "dist/sidecar.js");
-  if (p.allow.length && !(0, import_node_fs2.existsSync)(sidecarScript)) throw new StockadeError("HOST_NOT_READY", `${sidecarScript} is missing`, { hint: "run `npm run build`" });
+  if (p.allow.length && !(0, import_node_fs3.existsSync)(sidecarScript)) throw new StockadeError("HOST_NOT_READY", `${sidecarScript} is missing`, { hint: "run `npm run build`" });
   return { policy: p, upstreamDns, sidecarScript, hostAddresses: hostAddresses() };
 }
 
 // src/host/image-ref.ts
-var import_node_fs3 = require("node:fs");
+var import_node_fs4 = require("node:fs");
 var import_node_path3 = require("node:path");
 var RECIPE_VERSION = "1";
 function imageInputsHash(h, name = "base") {
   const dir = (0, import_node_path3.join)(h.packageRoot, "runner-images", name);
-  const files = (0, import_node_fs3.readdirSync)(dir).filter((f) => f !== "README.md").sort();
-  const parts = files.flatMap((f) => [f, (0, import_node_fs3.readFileSync)((0, import_node_path3.join)(dir, f))]);
+  const files = (0, import_node_fs4.readdirSync)(dir).filter((f) => f !== "README.md").sort();
+  const parts = files.flatMap((f) => [f, (0, import_node_fs4.readFileSync)((0, import_node_path3.join)(dir, f))]);
   return sha256Hex(RECIPE_VERSION, ...name === "base" ? [] : ["base", imageInputsHash(h, "base")], ...parts).slice(0, 16);
 }
 function runnerImageNames(h) {
-  return (0, import_node_fs3.readdirSync)((0, import_node_path3.join)(h.packageRoot, "runner-images"), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort((a, b) => a === "base" ? -1 : b === "base" ? 1 : a.localeCompare(b));
+  return (0, import_node_fs4.readdirSync)((0, import_node_path3.join)(h.packageRoot, "runner-images"), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort((a, b) => a === "base" ? -1 : b === "base" ? 1 : a.localeCompare(b));
 }
 function imageRef(h, name) {
   return `localhost/stockade/${name}:${imageInputsHash(h, name)}`;
@@ -90236,19 +90312,19 @@ var LIMIT_BOUNDS = {
 };
 
 // src/sandbox/validate-step-spec.ts
-var import_node_fs5 = require("node:fs");
+var import_node_fs6 = require("node:fs");
 var import_node_net3 = require("node:net");
 var import_node_path4 = require("node:path");
 
 // src/sandbox/labels.ts
-var import_node_fs4 = require("node:fs");
+var import_node_fs5 = require("node:fs");
 var LABEL_MANAGED = "io.stockade.managed";
 var LABEL_OWNER = "io.stockade.owner";
 var LABEL_JOB = "io.stockade.job";
 var LABEL_STEP = "io.stockade.step";
 function processTag(pid = process.pid) {
   try {
-    const stat2 = (0, import_node_fs4.readFileSync)(`/proc/${pid}/stat`, "utf8");
+    const stat2 = (0, import_node_fs5.readFileSync)(`/proc/${pid}/stat`, "utf8");
     const fields = stat2.slice(stat2.lastIndexOf(")") + 2).split(" ");
     return `${pid}.${fields[19]}`;
   } catch {
@@ -90299,7 +90375,7 @@ function validateStepSpec(spec) {
     if (k !== "net.ipv4.ip_unprivileged_port_start" || !/^\d{1,5}$/.test(v)) reject(`sysctl ${k}=${v} is not allowed`);
     if (net.mode !== "internal") reject("sysctls need a network namespace of the container's own");
   }
-  if (!spec.security.seccompProfilePath || !(0, import_node_fs5.existsSync)(spec.security.seccompProfilePath)) {
+  if (!spec.security.seccompProfilePath || !(0, import_node_fs6.existsSync)(spec.security.seccompProfilePath)) {
     reject(`seccomp profile '${spec.security.seccompProfilePath}' does not exist`);
   }
   if (spec.labels[LABEL_MANAGED] !== "true" || !spec.labels[LABEL_OWNER]) reject("missing ownership labels");
@@ -90542,9 +90618,9 @@ function engineError(what, e) {
 }
 
 // src/sandbox/cgroup-host.ts
-var import_node_fs6 = require("node:fs");
+var import_node_fs7 = require("node:fs");
 var import_node_path5 = require("node:path");
-function detectCgroupHost(selfCgroup = (0, import_node_fs6.readFileSync)("/proc/self/cgroup", "utf8"), root = "/sys/fs/cgroup") {
+function detectCgroupHost(selfCgroup = (0, import_node_fs7.readFileSync)("/proc/self/cgroup", "utf8"), root = "/sys/fs/cgroup") {
   const own = {};
   let unified;
   for (const line of selfCgroup.trim().split("\n")) {
@@ -90555,7 +90631,7 @@ function detectCgroupHost(selfCgroup = (0, import_node_fs6.readFileSync)("/proc/
     }
     for (const c of controllers.split(",")) {
       const joined = (0, import_node_path5.join)(root, controllers);
-      own[c] = { mount: (0, import_node_fs6.existsSync)(joined) ? joined : (0, import_node_path5.join)(root, c), path: path2 };
+      own[c] = { mount: (0, import_node_fs7.existsSync)(joined) ? joined : (0, import_node_path5.join)(root, c), path: path2 };
     }
   }
   if (own.memory && own.pids) return { mode: "v1", root, own };
@@ -90563,7 +90639,7 @@ function detectCgroupHost(selfCgroup = (0, import_node_fs6.readFileSync)("/proc/
 }
 
 // src/sandbox/cgroup-v1-limits.ts
-var import_node_fs7 = require("node:fs");
+var import_node_fs8 = require("node:fs");
 var import_node_path6 = require("node:path");
 var import_promises = require("node:timers/promises");
 var CONTROLLERS = ["memory", "pids", "cpu", "cpuacct"];
@@ -90590,14 +90666,14 @@ var CgroupV1Limits = class {
     const dirs = Object.fromEntries(CONTROLLERS.map((c) => [c, (0, import_node_path6.join)(this.bases[c], leaf)]));
     const applied = this.handle(dirs);
     try {
-      for (const c of CONTROLLERS) (0, import_node_fs7.mkdirSync)(dirs[c], { recursive: true });
+      for (const c of CONTROLLERS) (0, import_node_fs8.mkdirSync)(dirs[c], { recursive: true });
       const mem = String(limits.memoryBytes);
-      (0, import_node_fs7.writeFileSync)((0, import_node_path6.join)(dirs.memory, "memory.limit_in_bytes"), mem);
-      if ((0, import_node_fs7.existsSync)((0, import_node_path6.join)(dirs.memory, "memory.memsw.limit_in_bytes"))) (0, import_node_fs7.writeFileSync)((0, import_node_path6.join)(dirs.memory, "memory.memsw.limit_in_bytes"), mem);
-      (0, import_node_fs7.writeFileSync)((0, import_node_path6.join)(dirs.pids, "pids.max"), String(limits.pids));
-      (0, import_node_fs7.writeFileSync)((0, import_node_path6.join)(dirs.cpu, "cpu.cfs_period_us"), String(CFS_PERIOD_US));
-      (0, import_node_fs7.writeFileSync)((0, import_node_path6.join)(dirs.cpu, "cpu.cfs_quota_us"), String(Math.max(1e3, Math.round(limits.cpus * CFS_PERIOD_US))));
-      for (const c of CONTROLLERS) (0, import_node_fs7.writeFileSync)((0, import_node_path6.join)(dirs[c], "cgroup.procs"), String(pid));
+      (0, import_node_fs8.writeFileSync)((0, import_node_path6.join)(dirs.memory, "memory.limit_in_bytes"), mem);
+      if ((0, import_node_fs8.existsSync)((0, import_node_path6.join)(dirs.memory, "memory.memsw.limit_in_bytes"))) (0, import_node_fs8.writeFileSync)((0, import_node_path6.join)(dirs.memory, "memory.memsw.limit_in_bytes"), mem);
+      (0, import_node_fs8.writeFileSync)((0, import_node_path6.join)(dirs.pids, "pids.max"), String(limits.pids));
+      (0, import_node_fs8.writeFileSync)((0, import_node_path6.join)(dirs.cpu, "cpu.cfs_period_us"), String(CFS_PERIOD_US));
+      (0, import_node_fs8.writeFileSync)((0, import_node_path6.join)(dirs.cpu, "cpu.cfs_quota_us"), String(Math.max(1e3, Math.round(limits.cpus * CFS_PERIOD_US))));
+      for (const c of CONTROLLERS) (0, import_node_fs8.writeFileSync)((0, import_node_path6.join)(dirs[c], "cgroup.procs"), String(pid));
       this.verify(dirs, pid, limits);
       return applied;
     } catch (e) {
@@ -90613,13 +90689,13 @@ var CgroupV1Limits = class {
     const fail = (what) => {
       throw new StockadeError("LIMITS_NOT_ENFORCED", `limit not in force for pid ${pid}: ${what}; the step is refused`);
     };
-    const membership = (0, import_node_fs7.readFileSync)(`/proc/${pid}/cgroup`, "utf8");
+    const membership = (0, import_node_fs8.readFileSync)(`/proc/${pid}/cgroup`, "utf8");
     for (const c of CONTROLLERS) {
       const leafPath = dirs[c].split(`/${CGROUP_SUBTREE}/`)[1];
       const line = membership.split("\n").find((l) => l.split(":")[1]?.split(",").includes(c));
       if (!line?.endsWith(`/${CGROUP_SUBTREE}/${leafPath}`)) fail(`process is not in the step's ${c} cgroup (${line ?? "none"})`);
     }
-    const read = (dir, f) => (0, import_node_fs7.readFileSync)((0, import_node_path6.join)(dir, f), "utf8").trim();
+    const read = (dir, f) => (0, import_node_fs8.readFileSync)((0, import_node_path6.join)(dir, f), "utf8").trim();
     const mem = Number(read(dirs.memory, "memory.limit_in_bytes"));
     if (!(mem <= limits.memoryBytes && mem > limits.memoryBytes - 65536)) fail(`memory.limit_in_bytes is ${mem}`);
     if (read(dirs.pids, "pids.max") !== String(limits.pids)) fail(`pids.max is ${read(dirs.pids, "pids.max")}`);
@@ -90628,7 +90704,7 @@ var CgroupV1Limits = class {
   handle(dirs) {
     const readNum = (dir, file, key) => {
       try {
-        const text = (0, import_node_fs7.readFileSync)((0, import_node_path6.join)(dir, file), "utf8");
+        const text = (0, import_node_fs8.readFileSync)((0, import_node_path6.join)(dir, file), "utf8");
         if (!key) return Number(text.trim());
         const m = new RegExp(`^${key} (\\d+)$`, "m").exec(text);
         return m ? Number(m[1]) : 0;
@@ -90652,7 +90728,7 @@ var CgroupV1Limits = class {
     for (const base of Object.values(this.bases)) {
       let entries = [];
       try {
-        entries = (0, import_node_fs7.readdirSync)(base, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+        entries = (0, import_node_fs8.readdirSync)(base, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
       } catch {
         continue;
       }
@@ -90670,7 +90746,7 @@ async function removeDirs(dirs) {
   for (const dir of dirs) {
     for (let attempt = 0; ; attempt++) {
       try {
-        (0, import_node_fs7.rmdirSync)(dir);
+        (0, import_node_fs8.rmdirSync)(dir);
         break;
       } catch (e) {
         const code = e.code;
@@ -90792,7 +90868,7 @@ function drainFrames(stream, output) {
 
 // src/sandbox/process-rlimits.ts
 var import_node_child_process = require("node:child_process");
-var import_node_fs8 = require("node:fs");
+var import_node_fs9 = require("node:fs");
 var import_node_util = require("node:util");
 var run = (0, import_node_util.promisify)(import_node_child_process.execFile);
 function parseLimitLine(limitsText, label) {
@@ -90801,7 +90877,7 @@ function parseLimitLine(limitsText, label) {
   return soft && hard ? { soft, hard } : void 0;
 }
 async function applyProcessRlimits(pid, limits) {
-  const status = (0, import_node_fs8.readFileSync)(`/proc/${pid}/status`, "utf8");
+  const status = (0, import_node_fs9.readFileSync)(`/proc/${pid}/status`, "utf8");
   const id = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1]);
   const owner = { uid: id("Uid"), gid: id("Gid") };
   const asOwner = process.getuid?.() === owner.uid ? {} : owner;
@@ -90810,7 +90886,7 @@ async function applyProcessRlimits(pid, limits) {
   } catch (e) {
     throw new StockadeError("LIMITS_NOT_ENFORCED", `could not set rlimits of pid ${pid}: ${e.message}`, { cause: e });
   }
-  const text = (0, import_node_fs8.readFileSync)(`/proc/${pid}/limits`, "utf8");
+  const text = (0, import_node_fs9.readFileSync)(`/proc/${pid}/limits`, "utf8");
   const check = (label, want) => {
     const got = parseLimitLine(text, label);
     if (got?.soft !== String(want) || got.hard !== String(want)) {
@@ -90823,7 +90899,7 @@ async function applyProcessRlimits(pid, limits) {
 
 // src/sandbox/netns-counters.ts
 var import_node_child_process2 = require("node:child_process");
-var import_node_fs9 = require("node:fs");
+var import_node_fs10 = require("node:fs");
 var NetnsCounters = class _NetnsCounters {
   constructor(fd) {
     this.fd = fd;
@@ -90832,7 +90908,7 @@ var NetnsCounters = class _NetnsCounters {
   /** undefined when the runner may not open the namespace (not root, process gone). */
   static open(pid) {
     try {
-      return new _NetnsCounters((0, import_node_fs9.openSync)(`/proc/${pid}/ns/net`, "r"));
+      return new _NetnsCounters((0, import_node_fs10.openSync)(`/proc/${pid}/ns/net`, "r"));
     } catch {
       return void 0;
     }
@@ -90847,7 +90923,7 @@ var NetnsCounters = class _NetnsCounters {
     });
   }
   close() {
-    if (this.fd !== void 0) (0, import_node_fs9.closeSync)(this.fd);
+    if (this.fd !== void 0) (0, import_node_fs10.closeSync)(this.fd);
     this.fd = void 0;
   }
 };
@@ -91005,12 +91081,12 @@ function ensureEgressNetwork(engine) {
 }
 
 // src/sandbox/externals.ts
-var import_node_fs11 = require("node:fs");
+var import_node_fs12 = require("node:fs");
 var import_node_path8 = require("node:path");
 
 // src/sandbox/volume-files.ts
 var import_node_child_process3 = require("node:child_process");
-var import_node_fs10 = require("node:fs");
+var import_node_fs11 = require("node:fs");
 var import_node_path7 = require("node:path");
 var import_node_util2 = require("node:util");
 var run2 = (0, import_node_util2.promisify)(import_node_child_process3.execFile);
@@ -91021,11 +91097,11 @@ function childPath(mountpoint, name) {
   return (0, import_node_path7.join)(mountpoint, name);
 }
 async function volumeOwner(mountpoint) {
-  const st = await import_node_fs10.promises.stat(mountpoint);
+  const st = await import_node_fs11.promises.stat(mountpoint);
   return { uid: st.uid, gid: st.gid };
 }
 async function writeVolumeFile(mountpoint, name, content, owner, mode = 420) {
-  const fh = await import_node_fs10.promises.open(childPath(mountpoint, name), import_node_fs10.constants.O_WRONLY | import_node_fs10.constants.O_CREAT | import_node_fs10.constants.O_EXCL | import_node_fs10.constants.O_NOFOLLOW, mode);
+  const fh = await import_node_fs11.promises.open(childPath(mountpoint, name), import_node_fs11.constants.O_WRONLY | import_node_fs11.constants.O_CREAT | import_node_fs11.constants.O_EXCL | import_node_fs11.constants.O_NOFOLLOW, mode);
   try {
     await fh.writeFile(content);
     if (process.getuid?.() === 0) await fh.chown(owner.uid, owner.gid);
@@ -91036,7 +91112,7 @@ async function writeVolumeFile(mountpoint, name, content, owner, mode = 420) {
 async function readVolumeFile(mountpoint, name, maxBytes) {
   let fh;
   try {
-    fh = await import_node_fs10.promises.open(childPath(mountpoint, name), import_node_fs10.constants.O_RDONLY | import_node_fs10.constants.O_NOFOLLOW | import_node_fs10.constants.O_NONBLOCK);
+    fh = await import_node_fs11.promises.open(childPath(mountpoint, name), import_node_fs11.constants.O_RDONLY | import_node_fs11.constants.O_NOFOLLOW | import_node_fs11.constants.O_NONBLOCK);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") return { ok: true, text: "" };
@@ -91067,23 +91143,13 @@ async function copyTreeIntoVolume(source, mountpoint, owner, o = {}) {
 }
 async function makeVolumeDir(mountpoint, name, owner) {
   const p = childPath(mountpoint, name);
-  await import_node_fs10.promises.mkdir(p, { mode: 493 });
-  if (process.getuid?.() === 0) await import_node_fs10.promises.chown(p, owner.uid, owner.gid);
+  await import_node_fs11.promises.mkdir(p, { mode: 493 });
+  if (process.getuid?.() === 0) await import_node_fs11.promises.chown(p, owner.uid, owner.gid);
 }
 async function readVolumePath(mountpoint, rel, maxBytes) {
-  const parts = rel.split("/").filter((p) => p && p !== ".");
-  if (!parts.length || parts.some((p) => p === "..")) return { ok: false, error: `'${rel}' is not a path inside the workspace` };
-  let dir = mountpoint;
-  for (const p of parts.slice(0, -1)) {
-    dir = (0, import_node_path7.join)(dir, p);
-    try {
-      const st = await import_node_fs10.promises.lstat(dir);
-      if (!st.isDirectory()) return { ok: false, error: `${rel}: ${p} is not a directory (links are not followed)` };
-    } catch {
-      return { ok: true, text: "" };
-    }
-  }
-  return readVolumeFile(dir, parts[parts.length - 1], maxBytes);
+  const r = await readFileBeneath(mountpoint, rel, maxBytes);
+  if (r.ok) return r;
+  return r.missing ? { ok: true, text: "" } : { ok: false, error: r.error };
 }
 
 // src/sandbox/externals.ts
@@ -91096,36 +91162,36 @@ async function ensureExternalsVolume(engine, name, files) {
     if (!again) throw e;
     return again;
   })).mountpoint;
-  const done = await import_node_fs11.promises.stat((0, import_node_path8.join)(mountpoint, COMPLETE)).then(() => true, () => false);
+  const done = await import_node_fs12.promises.stat((0, import_node_path8.join)(mountpoint, COMPLETE)).then(() => true, () => false);
   if (done) return name;
   const owner = await volumeOwner(mountpoint);
   for (const [rel, f] of Object.entries(files)) {
     const target = (0, import_node_path8.join)(mountpoint, rel);
-    await import_node_fs11.promises.mkdir((0, import_node_path8.join)(target, ".."), { recursive: true, mode: 493 });
+    await import_node_fs12.promises.mkdir((0, import_node_path8.join)(target, ".."), { recursive: true, mode: 493 });
     const tmp = `${target}.${process.pid}.tmp`;
-    await import_node_fs11.promises.copyFile(f.source, tmp, import_node_fs11.constants.COPYFILE_FICLONE);
-    await import_node_fs11.promises.chmod(tmp, f.mode);
-    await import_node_fs11.promises.rename(tmp, target);
+    await import_node_fs12.promises.copyFile(f.source, tmp, import_node_fs12.constants.COPYFILE_FICLONE);
+    await import_node_fs12.promises.chmod(tmp, f.mode);
+    await import_node_fs12.promises.rename(tmp, target);
   }
   if (process.getuid?.() === 0) {
     for (const rel of Object.keys(files)) {
       let p = rel;
       while (p && p !== ".") {
-        await import_node_fs11.promises.lchown((0, import_node_path8.join)(mountpoint, p), owner.uid, owner.gid);
+        await import_node_fs12.promises.lchown((0, import_node_path8.join)(mountpoint, p), owner.uid, owner.gid);
         p = p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : "";
       }
     }
   }
-  await import_node_fs11.promises.writeFile((0, import_node_path8.join)(mountpoint, COMPLETE), "");
+  await import_node_fs12.promises.writeFile((0, import_node_path8.join)(mountpoint, COMPLETE), "");
   return name;
 }
 
 // src/sandbox/open-sandbox.ts
-var import_node_fs14 = require("node:fs");
+var import_node_fs15 = require("node:fs");
 var import_node_path10 = require("node:path");
 
 // src/sandbox/cgroup-v2-limits.ts
-var import_node_fs12 = require("node:fs");
+var import_node_fs13 = require("node:fs");
 var import_node_path9 = require("node:path");
 var CgroupV2Limits = class {
   constructor(host) {
@@ -91134,11 +91200,11 @@ var CgroupV2Limits = class {
   host;
   mode = "v2";
   async apply(stepName, pid, limits) {
-    const line = (0, import_node_fs12.readFileSync)(`/proc/${pid}/cgroup`, "utf8").split("\n").find((l) => l.startsWith("0::"));
+    const line = (0, import_node_fs13.readFileSync)(`/proc/${pid}/cgroup`, "utf8").split("\n").find((l) => l.startsWith("0::"));
     const dir = (0, import_node_path9.join)(this.host.root, line?.slice(3) ?? "/");
     const read = (f) => {
       try {
-        return (0, import_node_fs12.readFileSync)((0, import_node_path9.join)(dir, f), "utf8").trim();
+        return (0, import_node_fs13.readFileSync)((0, import_node_path9.join)(dir, f), "utf8").trim();
       } catch {
         return "";
       }
@@ -91170,8 +91236,8 @@ var CgroupV2Limits = class {
 };
 
 // src/sandbox/host-rlimits.ts
-var import_node_fs13 = require("node:fs");
-function readHostRlimits(limitsText = (0, import_node_fs13.readFileSync)("/proc/self/limits", "utf8")) {
+var import_node_fs14 = require("node:fs");
+function readHostRlimits(limitsText = (0, import_node_fs14.readFileSync)("/proc/self/limits", "utf8")) {
   const hard = (label, fallback) => {
     const v = parseLimitLine(limitsText, label)?.hard;
     return v === void 0 || v === "unlimited" ? fallback : Number(v);
@@ -91203,16 +91269,25 @@ function installProfile(stateDir, json) {
     throw new StockadeError("CONFIG_INVALID", `seccomp profile is not valid JSON: ${e.message}`);
   }
   const dir = (0, import_node_path10.join)(stateDir, "seccomp");
-  (0, import_node_fs14.mkdirSync)(dir, { recursive: true, mode: 493 });
-  (0, import_node_fs14.chmodSync)(stateDir, 493);
-  (0, import_node_fs14.chmodSync)(dir, 493);
+  (0, import_node_fs15.mkdirSync)(dir, { recursive: true, mode: 493 });
+  (0, import_node_fs15.chmodSync)(stateDir, 493);
+  (0, import_node_fs15.chmodSync)(dir, 493);
   const path2 = (0, import_node_path10.join)(dir, `profile-${sha256Hex(json).slice(0, 16)}.json`);
-  if (!(0, import_node_fs14.existsSync)(path2) || (0, import_node_fs14.readFileSync)(path2, "utf8") !== json) (0, import_node_fs14.writeFileSync)(path2, json, { mode: 420 });
+  if (!(0, import_node_fs15.existsSync)(path2) || (0, import_node_fs15.readFileSync)(path2, "utf8") !== json) (0, import_node_fs15.writeFileSync)(path2, json, { mode: 420 });
   return path2;
 }
 
 // src/sandbox/seccomp-profile.ts
 var import_yaml = __toESM(require_dist());
+
+// src/workflow/excerpt.ts
+var MAX_EXCERPT_CHARS = 32;
+var MAX_MESSAGE_CHARS = 400;
+function limitExcerpts(message) {
+  const short = message.replace(/'([^'\n]*)'/g, (_m, inner) => `'${inner.length > MAX_EXCERPT_CHARS ? `${inner.slice(0, MAX_EXCERPT_CHARS)}\u2026` : inner}'`);
+  const clean = short.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return clean.length > MAX_MESSAGE_CHARS ? `${clean.slice(0, MAX_MESSAGE_CHARS)}\u2026` : clean;
+}
 
 // node_modules/@actions/expressions/dist/features.js
 var allFeatureKeys = [
@@ -95400,7 +95475,7 @@ function parseStrictYaml(file, content) {
     const p = lineCounter.linePos(offset);
     return { file, line: p.line, column: p.col };
   };
-  const err = (pos, message) => diagnostics.push({ ...pos, severity: "error", message });
+  const err = (pos, message) => diagnostics.push({ ...pos, severity: "error", message: limitExcerpts(message) });
   const size = Buffer.byteLength(content);
   if (size > WORKFLOW_LIMITS.maxFileBytes) {
     err({ file, line: 1, column: 1 }, `file is ${size} bytes; the limit is ${WORKFLOW_LIMITS.maxFileBytes}`);
@@ -95424,7 +95499,7 @@ function parseStrictYaml(file, content) {
 // src/workflow/parse-workflow.ts
 function parseWorkflowText(file, content) {
   const diagnostics = [];
-  const err = (pos, message) => diagnostics.push({ file, ...pos, severity: "error", message });
+  const err = (pos, message) => diagnostics.push({ file, ...pos, severity: "error", message: limitExcerpts(message) });
   const yaml = parseStrictYaml(file, content);
   if (yaml.diagnostics.length) return { diagnostics: yaml.diagnostics };
   const js = yaml.js;
@@ -95925,7 +96000,7 @@ function matrixJobName(base, combination) {
 var NODE_VERSIONS = ["node12", "node16", "node20", "node24"];
 function parseActionText(file, content) {
   const diagnostics = [];
-  const err = (pos, message) => diagnostics.push({ file, ...pos, severity: "error", message });
+  const err = (pos, message) => diagnostics.push({ file, ...pos, severity: "error", message: limitExcerpts(message) });
   const yaml = parseStrictYaml(file, content);
   if (yaml.diagnostics.length) return { diagnostics: yaml.diagnostics };
   const js = yaml.js ?? {};
@@ -95980,7 +96055,7 @@ function parseActionText(file, content) {
 }
 
 // src/runner/actions.ts
-var import_node_fs16 = require("node:fs");
+var import_node_fs17 = require("node:fs");
 var import_node_path13 = require("node:path");
 var import_node_crypto4 = require("node:crypto");
 
@@ -96112,7 +96187,7 @@ var import_node_crypto3 = require("node:crypto");
 
 // src/runner/hash-files.ts
 var import_node_crypto2 = require("node:crypto");
-var import_node_fs15 = require("node:fs");
+var import_node_fs16 = require("node:fs");
 var import_node_path11 = require("node:path");
 
 // node_modules/balanced-match/dist/esm/index.js
@@ -98113,16 +98188,16 @@ function matches(p, rel) {
 function hashFile(path2, budget) {
   let fd;
   try {
-    fd = (0, import_node_fs15.openSync)(path2, import_node_fs15.constants.O_RDONLY | import_node_fs15.constants.O_NOFOLLOW | import_node_fs15.constants.O_NONBLOCK);
+    fd = (0, import_node_fs16.openSync)(path2, import_node_fs16.constants.O_RDONLY | import_node_fs16.constants.O_NOFOLLOW | import_node_fs16.constants.O_NONBLOCK);
   } catch {
     return void 0;
   }
   try {
-    if (!(0, import_node_fs15.fstatSync)(fd).isFile()) return void 0;
+    if (!(0, import_node_fs16.fstatSync)(fd).isFile()) return void 0;
     const h = (0, import_node_crypto2.createHash)("sha256");
     const buf = Buffer.allocUnsafe(1 << 20);
     for (; ; ) {
-      const n = (0, import_node_fs15.readSync)(fd, buf, 0, buf.length, null);
+      const n = (0, import_node_fs16.readSync)(fd, buf, 0, buf.length, null);
       if (n <= 0) break;
       budget.bytes -= n;
       if (budget.bytes < 0) throw new Error(`hashFiles read more than ${HASH_FILES_LIMITS.maxBytes} bytes`);
@@ -98130,7 +98205,7 @@ function hashFile(path2, budget) {
     }
     return h.digest();
   } finally {
-    (0, import_node_fs15.closeSync)(fd);
+    (0, import_node_fs16.closeSync)(fd);
   }
 }
 function hashWorkspaceFiles(workspaceDir, args) {
@@ -98143,7 +98218,7 @@ function hashWorkspaceFiles(workspaceDir, args) {
   const walk = (rel) => {
     let names;
     try {
-      names = (0, import_node_fs15.readdirSync)((0, import_node_path11.join)(workspaceDir, rel)).sort();
+      names = (0, import_node_fs16.readdirSync)((0, import_node_path11.join)(workspaceDir, rel)).sort();
     } catch {
       return;
     }
@@ -98153,7 +98228,7 @@ function hashWorkspaceFiles(workspaceDir, args) {
       const abs = (0, import_node_path11.join)(workspaceDir, r);
       let st;
       try {
-        st = (0, import_node_fs15.lstatSync)(abs);
+        st = (0, import_node_fs16.lstatSync)(abs);
       } catch {
         continue;
       }
@@ -98494,7 +98569,7 @@ function cachedActionDir(cacheDir, uses) {
   const r = parseRemoteUses(uses);
   if (!r) return { error: `uses: '${uses}' is not of the form owner/repo[/path]@ref` };
   const where = cacheDir ? (0, import_node_path13.join)(cacheDir, r.owner, r.repo, r.ref) : void 0;
-  if (!where || !(0, import_node_fs16.existsSync)(where)) {
+  if (!where || !(0, import_node_fs17.existsSync)(where)) {
     return {
       error: `uses: ${uses} is not available offline${where ? `: ${where} does not exist` : ""}; put a copy of the action in <action cache>/${r.owner}/${r.repo}/${r.ref} and pass --action-cache`
     };
@@ -98506,6 +98581,16 @@ function parseMetadata(file, text) {
   if (!parsed.value) throw new Error(`invalid action metadata:
 ${parsed.diagnostics.map(formatDiagnostic).join("\n")}`);
   return parsed.value;
+}
+var MAX_ACTION_METADATA_BYTES = 512 * 1024;
+async function readActionMetadata(root, path2, uses) {
+  for (const name of ["action.yml", "action.yaml"]) {
+    const rel = path2 ? `${path2}/${name}` : name;
+    const r = await readFileBeneath(root, rel, MAX_ACTION_METADATA_BYTES);
+    if (r.ok) return parseMetadata(`${uses}/${name}`, r.text);
+    if (!r.missing) throw new Error(`uses: ${uses}: ${r.error}`);
+  }
+  throw new Error(`uses: ${uses}: no action.yml or action.yaml in ${(0, import_node_path13.join)(root, path2)}`);
 }
 async function resolveAction(deps, run4, uses) {
   if (isCheckout(uses)) return { kind: "checkout" };
@@ -98525,10 +98610,7 @@ async function resolveAction(deps, run4, uses) {
   const found = cachedActionDir(run4.settings.actionCacheDir, uses);
   if ("error" in found) throw new Error(found.error);
   const r = parseRemoteUses(uses);
-  const metaDir = (0, import_node_path13.join)(found.dir, r.path);
-  const metaFile = ["action.yml", "action.yaml"].map((n) => (0, import_node_path13.join)(metaDir, n)).find((f) => (0, import_node_fs16.existsSync)(f));
-  if (!metaFile) throw new Error(`uses: ${uses}: no action.yml in ${metaDir}`);
-  const model = parseMetadata(`${uses}/${metaFile.slice(metaDir.length + 1)}`, (0, import_node_fs16.readFileSync)(metaFile, "utf8"));
+  const model = await readActionMetadata(found.dir, r.path, uses);
   const volume = `stockade-${run4.volumes.key}-a${run4.state.actions.size + 1}`;
   const { mountpoint } = await deps.sandbox.deps.engine.createVolume(volume, run4.volumes.labels);
   run4.state.extraVolumes.push(volume);
@@ -98543,7 +98625,7 @@ var nodeVolume;
 async function nodeExternalsVolume(deps, run4) {
   const binary = run4.settings.nodeBinary;
   if (!binary) throw new Error("JavaScript actions need Node.js; this runner has no Node.js binary configured");
-  const st = (0, import_node_fs16.statSync)(binary);
+  const st = (0, import_node_fs17.statSync)(binary);
   const name = `stockade-externals-node-${(0, import_node_crypto4.createHash)("sha256").update(`${binary}:${st.size}:${st.mtimeMs}`).digest("hex").slice(0, 16)}`;
   nodeVolume ??= ensureExternalsVolume(deps.sandbox.deps.engine, name, { "bin/node": { source: binary, mode: 493 } });
   await nodeVolume.catch((e) => {
@@ -98871,7 +98953,7 @@ async function waitHealthy(deps, run4, name, image, container, h, svc, sink) {
 
 // src/runner/job-network.ts
 var import_node_crypto6 = require("node:crypto");
-var import_node_fs17 = require("node:fs");
+var import_node_fs18 = require("node:fs");
 var SIDECAR_DIR = "/__s";
 var MAX_REFUSALS_KEPT = 50;
 async function startJobNetwork(deps, run4, allow, sink, onEvent) {
@@ -98916,7 +98998,7 @@ async function startJobNetwork(deps, run4, allow, sink, onEvent) {
     const subnet = await engine.networkSubnet(network);
     if (!subnet) throw new Error(`network ${network} has no IPv4 subnet`);
     const node = await nodeExternalsVolume(deps, run4);
-    const st = (0, import_node_fs17.statSync)(egress.sidecarScript);
+    const st = (0, import_node_fs18.statSync)(egress.sidecarScript);
     const scriptVolume = `stockade-externals-sidecar-${(0, import_node_crypto6.createHash)("sha256").update(`${egress.sidecarScript}:${st.size}:${st.mtimeMs}`).digest("hex").slice(0, 16)}`;
     await ensureExternalsVolume(engine, scriptVolume, { "sidecar.js": { source: egress.sidecarScript, mode: 292 } });
     const config = { ...egress.policy, allow, upstreamDns: egress.upstreamDns, jobSubnet: subnet, hostAddresses: egress.hostAddresses, listen: { ...SIDECAR_PORTS } };
@@ -99224,7 +99306,7 @@ function findJobInstance(wf, name, ctx) {
 
 // src/action/host.ts
 var import_node_child_process4 = require("node:child_process");
-var import_node_fs18 = require("node:fs");
+var import_node_fs19 = require("node:fs");
 var import_node_path15 = require("node:path");
 var import_node_os2 = require("node:os");
 var MIN_PODMAN = [4, 0];
@@ -99238,7 +99320,7 @@ function checkPodman() {
   return v;
 }
 async function answers(socketPath) {
-  if (!(0, import_node_fs18.existsSync)(socketPath)) return false;
+  if (!(0, import_node_fs19.existsSync)(socketPath)) return false;
   return new PodmanEngine(socketPath).ping().then(
     () => true,
     () => false
@@ -99256,7 +99338,7 @@ async function actionHost(env) {
   const runtimeDir = env.XDG_RUNTIME_DIR ?? `/run/user/${process.getuid?.() ?? 0}`;
   const socketPath = (0, import_node_path15.join)(runtimeDir, "podman", "stockade.sock");
   if (await answers(socketPath)) return { socketPath, stateDir };
-  (0, import_node_fs18.mkdirSync)((0, import_node_path15.join)(runtimeDir, "podman"), { recursive: true });
+  (0, import_node_fs19.mkdirSync)((0, import_node_path15.join)(runtimeDir, "podman"), { recursive: true });
   const child = (0, import_node_child_process4.spawn)("podman", ["system", "service", "--time", "0", `unix://${socketPath}`], { detached: true, stdio: "ignore" });
   child.unref();
   for (let i = 0; i < 100; i++) {
@@ -99334,7 +99416,7 @@ async function run3(env = process.env) {
 }
 async function runInSandbox(inputs, env) {
   const workspace = env.GITHUB_WORKSPACE ?? process.cwd();
-  if (!(0, import_node_fs19.existsSync)(workspace)) throw new Error(`GITHUB_WORKSPACE ${workspace} does not exist`);
+  if (!(0, import_node_fs20.existsSync)(workspace)) throw new Error(`GITHUB_WORKSPACE ${workspace} does not exist`);
   const packageRoot = findPackageRoot(__dirname);
   const host = await actionHost(env);
   const passed = {};
@@ -99424,10 +99506,10 @@ async function runInSandbox(inputs, env) {
 }
 async function buildImage(socketPath, packageRoot, name, ref, base) {
   const dir = (0, import_node_path16.join)(packageRoot, "runner-images", name);
-  if (!/^[a-z0-9-]+$/.test(name) || !(0, import_node_fs19.existsSync)((0, import_node_path16.join)(dir, "Containerfile"))) throw new Error(`image ${ref} is not present on this machine`);
+  if (!/^[a-z0-9-]+$/.test(name) || !(0, import_node_fs20.existsSync)((0, import_node_path16.join)(dir, "Containerfile"))) throw new Error(`image ${ref} is not present on this machine`);
   info(`building ${ref} from runner-images/${name} (not present on this machine)`);
   const docker = new import_dockerode2.default({ socketPath });
-  const stream = await docker.buildImage({ context: dir, src: (0, import_node_fs19.readdirSync)(dir) }, { t: ref, dockerfile: "Containerfile", ...name !== "base" && base ? { buildargs: { BASE: base } } : {} });
+  const stream = await docker.buildImage({ context: dir, src: (0, import_node_fs20.readdirSync)(dir) }, { t: ref, dockerfile: "Containerfile", ...name !== "base" && base ? { buildargs: { BASE: base } } : {} });
   const failure = await new Promise(
     (done) => docker.modem.followProgress(
       stream,
@@ -99446,13 +99528,13 @@ function resolveImage(name, packageRoot) {
   return name;
 }
 function seccompProfile(input, workspace, packageRoot) {
-  if (input === "default") return (0, import_node_fs19.readFileSync)((0, import_node_path16.join)(packageRoot, "seccomp/stockade.json"), "utf8");
+  if (input === "default") return (0, import_node_fs20.readFileSync)((0, import_node_path16.join)(packageRoot, "seccomp/stockade.json"), "utf8");
   const path2 = (0, import_node_path16.resolve)(workspace, input);
-  const real = (0, import_node_fs19.existsSync)(path2) ? (0, import_node_fs19.realpathSync)(path2) : path2;
-  const rel = (0, import_node_path16.relative)((0, import_node_fs19.realpathSync)(workspace), real);
+  const real = (0, import_node_fs20.existsSync)(path2) ? (0, import_node_fs20.realpathSync)(path2) : path2;
+  const rel = (0, import_node_path16.relative)((0, import_node_fs20.realpathSync)(workspace), real);
   if (rel.startsWith("..") || (0, import_node_path16.isAbsolute)(rel)) throw new Error(`input 'seccomp' '${input}' is outside the workspace`);
-  if (!(0, import_node_fs19.existsSync)(real)) throw new Error(`input 'seccomp': ${input} does not exist in the workspace`);
-  const text = (0, import_node_fs19.readFileSync)(real, "utf8");
+  if (!(0, import_node_fs20.existsSync)(real)) throw new Error(`input 'seccomp': ${input} does not exist in the workspace`);
+  const text = (0, import_node_fs20.readFileSync)(real, "utf8");
   const profile = JSON.parse(text);
   if (typeof profile.defaultAction !== "string") throw new Error(`input 'seccomp': ${input} is not a seccomp profile (no defaultAction)`);
   return text;

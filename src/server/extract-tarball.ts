@@ -1,6 +1,6 @@
 import { constants, promises as fsp } from 'node:fs';
 import { posix } from 'node:path';
-import { Readable, Transform, Writable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract, type Header } from 'tar-stream';
@@ -60,7 +60,10 @@ export async function extractTarball(source: Readable | Buffer, dir: string, lim
   if (budget <= 0) throw fail(`the disk holding ${dir} has ${Math.round(free / 1024 ** 2)} MiB free, less than the ${Math.round(l.reserveBytes / 1024 ** 2)} MiB that must stay free; the repository was not extracted`);
   const done: Extracted = { entries: 0, bytes: 0, compressedBytes: 0 };
   const kinds = new Map<string, 'directory' | 'file' | 'link'>([['', 'directory']]);
-  const signal = AbortSignal.timeout(l.maxMs);
+  // A timer of our own, not AbortSignal.timeout (unreferenced): the deadline holds whatever else keeps the process alive.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), l.maxMs);
+  const signal = deadline.signal;
   let lastFreeCheck = 0;
 
   const counter = new Transform({
@@ -109,16 +112,11 @@ export async function extractTarball(source: Readable | Buffer, dir: string, lim
     if (done.bytes + size > budget) throw fail(budgetMessage(budget, l, free));
     const fh = await fsp.open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, (header.mode ?? 0o644) & 0o111 ? 0o755 : 0o644);
     try {
-      await pipeline(
-        body,
-        new Writable({
-          write(chunk: Buffer, _enc, cb) {
-            done.bytes += chunk.length;
-            if (done.bytes > budget) return cb(fail(budgetMessage(budget, l, free)));
-            fh.write(chunk).then(() => cb(), cb);
-          },
-        }),
-      );
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        done.bytes += chunk.length;
+        if (done.bytes > budget) throw fail(budgetMessage(budget, l, free));
+        await fh.write(chunk);
+      }
     } finally {
       await fh.close();
     }
@@ -130,6 +128,8 @@ export async function extractTarball(source: Readable | Buffer, dir: string, lim
 
   const tar = extract();
   tar.on('entry', (header, body, next) => {
+    // A failed extraction destroys the entry's stream with the error; the error is the extraction's, reported once.
+    body.on('error', () => undefined);
     done.entries++;
     const go = async () => {
       if (done.entries > l.maxEntries) throw fail(`the repository archive has more than ${l.maxEntries} entries`);
@@ -152,6 +152,8 @@ export async function extractTarball(source: Readable | Buffer, dir: string, lim
     if (signal.aborted) throw fail(`downloading and extracting the repository took longer than ${Math.round(l.maxMs / 1000)} s`);
     if (e instanceof StockadeError) throw e;
     throw fail(`the repository archive could not be extracted: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
   }
   return done;
 }

@@ -41,6 +41,13 @@ function fail(name: string, error: string, log: string[] = []): Executed {
   return { report: { name, conclusion: 'failure', steps: [], stepSummary: '', log: [...log, `##[error]${error}`], error, annotations: [{ level: 'error', message: error }] }, log: [...log, error].join('\n') };
 }
 
+/** A job refused by validation: the error lists every diagnostic, and each is an annotation at its file, line and column. */
+function invalid(name: string, heading: string, diagnostics: Diagnostic[]): Executed {
+  const r = fail(name, `${heading}:\n${diagnostics.map(formatDiagnostic).join('\n')}`);
+  r.report.annotations = diagnostics.slice(0, 500).map((d) => ({ level: d.severity === 'warning' ? 'warning' : 'error', message: d.message, file: d.file, line: d.line, column: d.column }));
+  return r;
+}
+
 function conclusionOf(r: JobResult): CheckConclusion {
   if (r.conclusion === 'failure' && r.steps.some((s) => s.reason === 'timeout' && s.conclusion === 'failure')) return 'timed_out';
   return r.conclusion;
@@ -91,7 +98,7 @@ async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<E
       diagnostics.push(...parsed.diagnostics.filter((x) => x.severity === 'error'));
       if (parsed.value && workflowRunsFor(parsed.value.on, spec.event, payload).runs) workflows.push(parsed.value);
     }
-    if (diagnostics.length) return fail(name, `invalid workflows:\n${diagnostics.map(formatDiagnostic).join('\n')}`);
+    if (diagnostics.length) return invalid(name, 'invalid workflows', diagnostics);
     if (!workflows.length) {
       return { report: { name, conclusion: 'skipped', steps: [], stepSummary: `No workflow under .stockade/workflows/ runs for ${spec.event} (${files.length} found).`, log: [], annotations: [] }, log: '' };
     }
@@ -101,7 +108,7 @@ async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<E
       const jobs = selectJobs(wf);
       if ('error' in jobs) return fail(name, jobs.error);
       const problems = checkRunnable(wf, jobs, d.settings);
-      if (problems.length) return fail(name, problems.map(formatDiagnostic).join('\n'));
+      if (problems.length) return invalid(name, 'the workflow cannot run here', problems);
       const ctx: RunContext = {
         repository: row.repository,
         sha: row.headSha,
@@ -172,7 +179,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     const run = await d.github.getWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId);
     const text = await d.github.getFileText(row.installationId, spec.owner, spec.repo, run.path, row.headSha);
     const parsed = parseWorkflowText(run.path, text);
-    if (!parsed.value) return fail(spec.jobName, `the workflow is invalid:\n${parsed.diagnostics.map(formatDiagnostic).join('\n')}`);
+    if (!parsed.value) return invalid(spec.jobName, 'the workflow is invalid', parsed.diagnostics);
     const wf = parsed.value;
     // GitHub never gives secrets to workflows from forks; neither does Stockade.
     const fork = run.fromFork || spec.untrusted === true;
@@ -196,7 +203,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     const instance = findJobInstance(wf, spec.jobName, ctx);
     if ('error' in instance) return fail(spec.jobName, instance.error);
     const problems = checkRunnable(wf, [instance.job], d.settings);
-    if (problems.length) return fail(spec.jobName, problems.map(formatDiagnostic).join('\n'));
+    if (problems.length) return invalid(spec.jobName, 'the workflow cannot run here', problems);
     await rm(dir, { recursive: true, force: true });
     await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir, d.tarballLimits);
     const { lines, observer } = logCollector(d);

@@ -13,6 +13,10 @@ import { readWorkflowFiles } from '../../src/runner';
 import { extractTarball } from '../../src/server/extract-tarball';
 import { planDelivery, sameRepository, type AppSpec } from '../../src/server/plan-delivery';
 import { QuotaStore } from '../../src/store/quota-store';
+import { JobStore } from '../../src/store';
+import { adminHandler, hashToken } from '../../src/server/admin-api';
+import { ServerMetrics } from '../../src/server/metrics';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { limitExcerpts } from '../../src/workflow/excerpt';
 import { parseWorkflowText } from '../../src/workflow';
 
@@ -163,4 +167,46 @@ test('quota scopes match exactly and in any case: acme never sees acme-rival', (
   q.addUsage(['repo:Acme/Web'], 60_000);
   assert.equal(q.usage('repo:acme/web').dayMs, 60_000);
   assert.equal(q.list().length, 5);
+});
+
+/** Calls the admin handler as the HTTP server would, from a client at `remote`. */
+async function adminCall(handler: ReturnType<typeof adminHandler>, o: { method: string; url: string; token?: string; body?: unknown; remote?: string }): Promise<{ status: number; body: string }> {
+  const req = Readable.from(o.body === undefined ? [] : [Buffer.from(JSON.stringify(o.body))]) as unknown as IncomingMessage;
+  Object.assign(req, { method: o.method, url: o.url, headers: o.token ? { authorization: `Bearer ${o.token}` } : {}, socket: { remoteAddress: o.remote ?? '127.0.0.1' } });
+  let status = 0;
+  let body = '';
+  const res: { headersSent: boolean; [k: string]: unknown } = { headersSent: false, writeHead(s: number) { status = s; res.headersSent = true; return res; }, end(b?: string) { body = b ?? ''; return res; }, destroy() {} };
+  await handler(req, res as unknown as ServerResponse);
+  return { status, body };
+}
+
+test('admin API: exact, case-insensitive scopes; an organisation cannot raise its limits past the operator ceiling; metrics only for loopback or the operator', async () => {
+  const store = new JobStore(':memory:');
+  const acme = 'acme-token-0123456789abcdef';
+  const op = 'operator-token-0123456789ab';
+  store.quotas.addToken(hashToken(acme), 'Acme');
+  store.quotas.addToken(hashToken(op), '*');
+  store.quotas.set('org:acme-rival', { concurrency: 9 });
+  store.quotas.set('repo:acme-rival/secret-project', { concurrency: 9 });
+  store.quotas.set('repo:acme/web', { concurrency: 1 });
+  const metrics = new ServerMetrics(store);
+  const h = adminHandler({ store, metrics, cancel: () => false, ready: async () => ({ ok: true, checks: {} }), ceiling: (scope) => (scope === 'org:acme' ? { concurrency: 4, minutesPerDay: 600 } : {}) });
+  const list = await adminCall(h, { method: 'GET', url: '/v1/quotas', token: acme });
+  assert.equal(list.status, 200);
+  assert.doesNotMatch(list.body, /rival/, 'acme never sees acme-rival');
+  assert.match(list.body, /repo:acme\/web/);
+  assert.equal((await adminCall(h, { method: 'GET', url: '/v1/quotas?org=acme-rival', token: acme })).status, 403);
+  assert.equal((await adminCall(h, { method: 'GET', url: '/v1/quotas/ACME', token: acme })).status, 200, 'owner names are case-insensitive');
+  assert.equal((await adminCall(h, { method: 'PUT', url: '/v1/quotas/acme-rival', token: acme, body: { concurrency: 1 } })).status, 403);
+  const raise = await adminCall(h, { method: 'PUT', url: '/v1/quotas/acme', token: acme, body: { concurrency: 10 } });
+  assert.equal(raise.status, 403);
+  assert.match(raise.body, /above the ceiling of 4/);
+  assert.equal((await adminCall(h, { method: 'PUT', url: '/v1/quotas/acme', token: acme, body: { minutesPerDay: null } })).status, 403, 'a ceiling cannot be cleared');
+  assert.equal((await adminCall(h, { method: 'PUT', url: '/v1/quotas/acme', token: acme, body: { concurrency: 3 } })).status, 200);
+  assert.equal((await adminCall(h, { method: 'PUT', url: '/v1/quotas/acme', token: op, body: { concurrency: 50 } })).status, 200, 'the operator is not capped');
+  assert.equal((await adminCall(h, { method: 'GET', url: '/v1/quotas/%E0%A4%A', token: acme })).status, 400, 'bad percent-encoding is a 400, not a crash');
+  assert.equal((await adminCall(h, { method: 'GET', url: '/metrics', remote: '192.0.2.7' })).status, 401, 'no metrics for an unauthenticated client from outside');
+  assert.equal((await adminCall(h, { method: 'GET', url: '/metrics', remote: '192.0.2.7', token: acme })).status, 401, 'nor for an organisation token');
+  assert.equal((await adminCall(h, { method: 'GET', url: '/metrics', remote: '192.0.2.7', token: op })).status, 200);
+  assert.equal((await adminCall(h, { method: 'GET', url: '/metrics' })).status, 200, 'loopback clients, as documented');
 });

@@ -18,7 +18,7 @@ const PROBES: Record<string, [number, number[]]> = {
   clock_settime: [227, [0, 0]], clock_adjtime: [305, [0, 0]], pidfd_getfd: [438, [0, 0, 0]],
   socket_af_alg: [41, [38, 5, 0]], socket_af_vsock: [41, [40, 1, 0]], socket_af_rxrpc: [41, [33, 2, 0]],
   socket_pf_key: [41, [15, 3, 2]], socket_af_packet: [41, [17, 3, 0]], ioctl_tiocsti: [16, [0, 0x5412, 0]],
-  mbind: [237, [0, 0, 0, 0, 0, 0]], set_mempolicy: [238, [0, 0, 0]], migrate_pages: [256, [0, 0, 0, 0]],
+  get_mempolicy: [239, [0, 0, 0, 0, 0]], mbind: [237, [0, 0, 0, 0, 0, 0]], set_mempolicy: [238, [0, 0, 0]], migrate_pages: [256, [0, 0, 0, 0]],
   move_pages: [279, [0, 0, 0, 0, 0, 0]], acct: [163, [0]], syslog: [103, [0, 0, 0]],
   clone3: [435, [0, 0]],
 };
@@ -156,4 +156,15 @@ echo done`);
   assert.match(r.text, /no socket 2/, r.text);
   assert.doesNotMatch(r.text, /VISIBLE|CONNECTED|\.sock/, r.text);
   assert.match(r.text, /done/);
+});
+
+test('personality takes only the values Docker allows: ADDR_NO_RANDOMIZE and READ_IMPLIES_EXEC are refused, ASLR stays on', async () => {
+  const r = await runScript(`${probeScript({ query: [135, [0xffffffff]], linux: [135, [0]], linux32: [135, [0x8]], addr_no_randomize: [135, [0x40000]], read_implies_exec: [135, [0x400000]], both: [135, [0x440000]] })}
+setarch x86_64 -R true; echo "setarch-R=$?"
+cat /proc/sys/kernel/randomize_va_space`);
+  const got = parseProbes(r.text);
+  assert.equal(got.query![0], 0, 'querying the persona works');
+  assert.ok(got.linux![0] >= 0 && got.linux32![0] >= 0, JSON.stringify(got));
+  for (const n of ['addr_no_randomize', 'read_implies_exec', 'both']) assert.deepEqual(got[n], [-1, 38], `${n} is refused by the filter`);
+  assert.match(r.text, /setarch-R=[1-9]/, 'setarch -R (ASLR off) fails');
 });

@@ -95774,7 +95774,7 @@ function parseFileCommands(text) {
 }
 function isForbiddenEnvName(name) {
   const upper = name.toUpperCase();
-  return ["NODE_OPTIONS", "LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH_PRELOAD", "BASH_ENV", "ENV", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "GCONV_PATH", "PYTHONSTARTUP"].includes(upper) || upper.startsWith("BASH_FUNC_") || upper.startsWith("GITHUB_") || upper.startsWith("RUNNER_") || upper === "CI" || upper === "HOME" || upper === "PATH";
+  return ["NODE_OPTIONS", "LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH_PRELOAD", "BASH_ENV", "ENV", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "GCONV_PATH", "PYTHONSTARTUP"].includes(upper) || upper.startsWith("BASH_FUNC_") || upper.startsWith("GITHUB_") || upper.startsWith("RUNNER_") || upper === "CI" || upper === "ACTIONS_ALLOW_UNSECURE_COMMANDS" || upper === "HOME" || upper === "PATH";
 }
 function parsePathFile(text) {
   return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "");
@@ -96169,6 +96169,7 @@ var StepLog = class {
           return this.show(stream, `##[error]${message}`);
         }
         if (cmd.command === "add-path") this.path.push(cmd.message);
+        else if (cmd.properties.name && isForbiddenEnvName(cmd.properties.name)) this.warn(`::set-env:: may not set ${cmd.properties.name}; it is ignored`);
         else if (cmd.properties.name) this.env[cmd.properties.name] = cmd.message;
         return;
       }

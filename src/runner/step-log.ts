@@ -1,4 +1,4 @@
-import { parseWorkflowCommand, toAnnotation, type Annotation, type SecretMasker } from '../workflow';
+import { isForbiddenEnvName, parseWorkflowCommand, toAnnotation, type Annotation, type SecretMasker } from '../workflow';
 
 /** Lines of a step's log kept in its result (the tail; the observer sees every line). */
 export const STEP_LOG_TAIL_LINES = 1_000;
@@ -118,6 +118,7 @@ export class StepLog {
           return this.show(stream, `##[error]${message}`);
         }
         if (cmd.command === 'add-path') this.path.push(cmd.message);
+        else if (cmd.properties.name && isForbiddenEnvName(cmd.properties.name)) this.warn(`::set-env:: may not set ${cmd.properties.name}; it is ignored`);
         else if (cmd.properties.name) this.env[cmd.properties.name] = cmd.message;
         return;
       }

@@ -52,7 +52,9 @@ export function parseFileCommands(text: string): FileCommandResult {
 /**
  * Environment names a step may not set for later steps through GITHUB_ENV: they make
  * the shell, the dynamic loader or a runtime execute code the next step did not ask for.
- * GitHub itself refuses NODE_OPTIONS.
+ * GitHub itself refuses NODE_OPTIONS. ACTIONS_ALLOW_UNSECURE_COMMANDS may only come from the
+ * workflow's own `env:`: a step must not switch ::set-env:: and ::add-path:: on for the steps after it.
+ * The same list applies to ::set-env:: (when allowed at all).
  */
 export function isForbiddenEnvName(name: string): boolean {
   const upper = name.toUpperCase();
@@ -62,6 +64,7 @@ export function isForbiddenEnvName(name: string): boolean {
     upper.startsWith('GITHUB_') ||
     upper.startsWith('RUNNER_') ||
     upper === 'CI' ||
+    upper === 'ACTIONS_ALLOW_UNSECURE_COMMANDS' ||
     upper === 'HOME' ||
     upper === 'PATH'
   );

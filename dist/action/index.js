@@ -99033,10 +99033,11 @@ async function startJobNetwork(deps, run4, allow, sink, onEvent) {
           return;
         }
         if (e.ev === "ready") return ready(e.address);
-        const refusal = describeRefusal(e);
+        const described = describeRefusal(e);
+        const refusal = described === void 0 ? void 0 : run4.state.masker.mask(described);
         count(report2, e, refusal);
-        if (refusal) deps.logger.warn({ egress: e }, `blocked network attempt: ${refusal}`);
-        else deps.logger.debug({ egress: e }, "egress");
+        if (refusal) deps.logger.warn({ egress: { ev: e.ev, verdict: "refused" } }, `blocked network attempt: ${refusal}`);
+        else deps.logger.debug({ egress: { ev: e.ev } }, "egress");
         jn.onEvent?.(e);
       }
     );
@@ -99196,7 +99197,7 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
 function egressOf(net, state) {
   const direct = state.noRoute.reduce((a, x) => a + x.attempts, 0);
   if (!net?.sidecar && !direct) return {};
-  const report2 = net?.sidecar ? { ...net.report, refusals: [...net.report.refusals] } : { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
+  const report2 = net?.sidecar ? { ...net.report, refusals: net.report.refusals.map((r) => state.masker.mask(r)) } : { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
   report2.connectionsRefused += direct;
   const nameOf = (label) => {
     const r = state.results.find((x) => x.index === Number(/\d+/.exec(label)?.[0]));

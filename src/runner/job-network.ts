@@ -108,10 +108,12 @@ export async function startJobNetwork(deps: StepDeps, run: StepRun, allow: strin
           return;
         }
         if (e.ev === 'ready') return ready(e.address);
-        const refusal = describeRefusal(e);
+        // A refused name can carry a secret (a step spelling one into a DNS query): masked like every text that leaves the job.
+        const described = describeRefusal(e);
+        const refusal = described === undefined ? undefined : run.state.masker.mask(described);
         count(report, e, refusal);
-        if (refusal) deps.logger.warn({ egress: e }, `blocked network attempt: ${refusal}`);
-        else deps.logger.debug({ egress: e }, 'egress');
+        if (refusal) deps.logger.warn({ egress: { ev: e.ev, verdict: 'refused' } }, `blocked network attempt: ${refusal}`);
+        else deps.logger.debug({ egress: { ev: e.ev } }, 'egress');
         jn.onEvent?.(e);
       },
     );

@@ -170,7 +170,8 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
 function egressOf(net: JobNetwork | undefined, state: JobState): Pick<JobResult, 'egress'> {
   const direct = state.noRoute.reduce((a, x) => a + x.attempts, 0);
   if (!net?.sidecar && !direct) return {};
-  const report: EgressReport = net?.sidecar ? { ...net.report, refusals: [...net.report.refusals] } : { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
+  // Masked again at the end: a secret registered by ::add-mask:: after the refusal is masked too.
+  const report: EgressReport = net?.sidecar ? { ...net.report, refusals: net.report.refusals.map((r) => state.masker.mask(r)) } : { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
   report.connectionsRefused += direct;
   // Container labels are step indexes (`3`, `3.1`, `pre-3`, `post-3`): named as the job's results name them.
   const nameOf = (label: string) => {

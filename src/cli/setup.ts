@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StockadeError } from '../common';
@@ -30,10 +30,11 @@ async function ensureUser(name: string, log: Log): Promise<void> {
   if (r.code !== 0) throw new StockadeError('HOST_NOT_READY', `useradd failed: ${r.stderr}`);
 }
 
-function writeIfChanged(path: string, content: string, uid: number, gid: number): void {
-  if (existsSync(path) && readFileSync(path, 'utf8') === content) return;
+function writeIfChanged(path: string, content: string, uid: number, gid: number): boolean {
+  if (existsSync(path) && readFileSync(path, 'utf8') === content) return false;
   writeFileSync(path, content);
   chownSync(path, uid, gid);
+  return true;
 }
 
 /** containers.conf and storage.conf that fit this host: runc on v1/hybrid cgroups (crun fails there), overlay storage. */
@@ -49,13 +50,17 @@ export function podmanConfig(cgroupMode: 'v1' | 'v2'): { containers: string; sto
       '[containers]',
       'log_driver = "k8s-file"',
       'log_size_max = 1048576',
+      '# Steps see only their job\'s own names: none of the host\'s /etc/hosts entries, no host.containers.internal.',
+      'base_hosts_file = "none"',
+      'host_containers_internal_ip = "none"',
       '',
     ].join('\n'),
     storage: ['# Written by stockade setup.', '[storage]', 'driver = "overlay"', ''].join('\n'),
   };
 }
 
-function ensureRunnerFiles(h: HostConfig, mode: 'v1' | 'v2'): void {
+/** Writes the runner's files; true when Podman's configuration changed (a running service must be restarted to read it). */
+function ensureRunnerFiles(h: HostConfig, mode: 'v1' | 'v2'): boolean {
   const { runnerUid: uid, runnerGid: gid } = h;
   const subids = (f: string) => readFileSync(f, 'utf8').split('\n').some((l) => l.startsWith(`${h.runnerUser}:`));
   if (!subids('/etc/subuid') || !subids('/etc/subgid')) {
@@ -70,8 +75,8 @@ function ensureRunnerFiles(h: HostConfig, mode: 'v1' | 'v2'): void {
     chownSync(d, uid, gid);
   }
   const c = podmanConfig(mode);
-  writeIfChanged(join(conf, 'containers.conf'), c.containers, uid, gid);
-  writeIfChanged(join(conf, 'storage.conf'), c.storage, uid, gid);
+  const changed = writeIfChanged(join(conf, 'containers.conf'), c.containers, uid, gid);
+  const storageChanged = writeIfChanged(join(conf, 'storage.conf'), c.storage, uid, gid);
   // Rootless networking (slirp4netns, used by image builds) needs /dev/net/tun; it is 0600 root here.
   if (existsSync('/dev/net/tun')) {
     const st = statSync('/dev/net/tun');
@@ -82,6 +87,7 @@ function ensureRunnerFiles(h: HostConfig, mode: 'v1' | 'v2'): void {
   }
   mkdirSync(h.stateDir, { recursive: true, mode: 0o755 });
   chmodSync(h.stateDir, 0o755);
+  return changed || storageChanged;
 }
 
 /** Creates the cgroup subtree under this process's own cgroup, per controller, owned by the runner user. */
@@ -99,14 +105,60 @@ function ensureCgroupSubtree(h: HostConfig): string[] {
   return dirs;
 }
 
-async function ensureService(h: HostConfig, log: Log): Promise<void> {
+/** Where setup records the PID of the API service it started (the only process it ever stops). */
+const servicePidFile = (h: HostConfig) => join(h.runtimeDir, 'stockade-podman-service.pid');
+
+/** Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, session, …]. */
+function procStat(pid: number): string[] | undefined {
+  try {
+    const t = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return t.slice(t.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Stops the API service this setup started, so it rereads its configuration: the recorded PID is
+ * runuser's; the service is the session its child started with setsid (podman re-executes itself
+ * into the user namespace inside that session). Only processes of that session, owned by the
+ * runner user, are signalled, by PID.
+ */
+async function stopOwnService(h: HostConfig, log: Log): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(servicePidFile(h), 'utf8').trim());
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  const sessions = new Set<number>();
+  const members: number[] = [];
+  const all = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  for (const p of all) if (procStat(p)?.[1] === String(pid)) sessions.add(Number(procStat(p)![3]));
+  for (const p of all) {
+    const st = procStat(p);
+    if (!st || !sessions.has(Number(st[3]))) continue;
+    if (statSync(`/proc/${p}`).uid !== h.runnerUid) continue;
+    if (!readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('system\0service')) continue;
+    members.push(p);
+  }
+  if (!members.length) return;
+  log(`restarting the Podman API service (pids ${members.join(', ')}) to read its new configuration`);
+  for (const p of members) process.kill(p, 'SIGTERM');
+  for (let i = 0; i < 100 && members.some((p) => procStat(p) && procStat(p)![0] !== 'Z'); i++) await sleep(100);
+}
+
+async function ensureService(h: HostConfig, log: Log, configChanged = false): Promise<void> {
   const engine = new PodmanEngine(h.socketPath);
+  if (configChanged) await stopOwnService(h, log);
   if (await engine.ping().then(() => true, () => false)) return;
   log(`starting rootless Podman API service at ${h.socketPath}`);
   const [cmd, args] = asRunner(h, ['setsid', 'podman', 'system', 'service', '--time', '0', `unix://${h.socketPath}`]);
   const { spawn } = await import('node:child_process');
   const child = spawn(cmd, args, { detached: true, stdio: 'ignore', cwd: '/' });
   child.unref();
+  if (child.pid) writeFileSync(servicePidFile(h), `${child.pid}\n`, { mode: 0o644 });
   for (let i = 0; i < 100; i++) {
     await sleep(100);
     if (await engine.ping().then(() => true, () => false)) return;
@@ -121,9 +173,9 @@ export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: bo
   await ensureUser(env.STOCKADE_USER ?? 'stockade', log);
   const h = resolveHostConfig(env);
   const mode = detectCgroupHost().mode;
-  ensureRunnerFiles(h, mode);
+  const configChanged = ensureRunnerFiles(h, mode);
   ensureCgroupSubtree(h);
-  await ensureService(h, log);
+  await ensureService(h, log, configChanged);
   if (opts.images) {
     const engine = new PodmanEngine(h.socketPath);
     await ensureBaseImage(h, log, (ref) => engine.imageExists(ref));

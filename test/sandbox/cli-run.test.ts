@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readdirSync, existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LABEL_MANAGED, LABEL_OWNER, processTag } from '../../src/sandbox';
@@ -129,3 +130,33 @@ async function waitFor<T>(f: () => T | undefined | Promise<T | undefined>, ms = 
   }
   throw new Error('timed out waiting');
 }
+
+test('host identity does not leak: /etc/hosts and the host name in steps and services carry only the job\'s own names', () => {
+  const image = spawnSync('node', [cli, 'images', 'list', '--json'], { encoding: 'utf8' });
+  const base = (JSON.parse(image.stdout) as Array<{ name: string; ref: string }>).find((i) => i.name === 'base')!.ref;
+  const hostNames = readFileSync('/etc/hosts', 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#')).flatMap((l) => l.trim().split(/\s+/).slice(1)).filter((n) => !/^(localhost|ip6-\w+)$/.test(n));
+  const hostName = hostname();
+  const dir = repo(`on: push
+jobs:
+  a:
+    runs-on: [self-hosted]
+    services:
+      db:
+        image: ${base}
+    steps:
+      - run: echo "HOSTS-NONET $(tr '\\n' ' ' < /etc/hosts) NAME $(hostname)"
+  b:
+    runs-on: [self-hosted]
+    steps:
+      - run: echo "HOSTS-PLAIN $(tr '\\n' ' ' < /etc/hosts) NAME $(hostname)"
+`);
+  const r = run(dir);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const lines = r.stdout.split('\n').filter((l) => /\| HOSTS-(NONET|PLAIN) /.test(l));
+  assert.equal(lines.length, 2, r.stdout);
+  for (const l of lines) {
+    for (const n of [...hostNames, hostName]) assert.ok(!new RegExp(`\\b${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(l.replace(/^.*?\| /, '')), `host name ${n} leaked: ${l}`);
+    assert.doesNotMatch(l, /host\.containers\.internal|host\.docker\.internal/);
+  }
+  assert.match(lines.find((l) => l.includes('NONET'))!, /\bdb\b/, 'the service is reachable by name');
+});

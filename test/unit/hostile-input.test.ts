@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { readFileBeneath, listDirBeneath } from '../../src/common';
 import { readWorkflowFiles } from '../../src/runner';
 import { extractTarball } from '../../src/server/extract-tarball';
+import { jobWorkDir } from '../../src/server/execute-job';
 import { planDelivery, sameRepository, type AppSpec } from '../../src/server/plan-delivery';
 import { QuotaStore } from '../../src/store/quota-store';
 import { JobStore } from '../../src/store';
@@ -209,4 +210,15 @@ test('admin API: exact, case-insensitive scopes; an organisation cannot raise it
   assert.equal((await adminCall(h, { method: 'GET', url: '/metrics', remote: '192.0.2.7', token: acme })).status, 401, 'nor for an organisation token');
   assert.equal((await adminCall(h, { method: 'GET', url: '/metrics', remote: '192.0.2.7', token: op })).status, 200);
   assert.equal((await adminCall(h, { method: 'GET', url: '/metrics' })).status, 200, 'loopback clients, as documented');
+});
+
+test('work directories are named from a hash of the whole job key: keys sharing a long prefix never share one', () => {
+  const prefix = `octo-org/${'r'.repeat(100)}/app/pull_request/12/${'a'.repeat(40)}`;
+  const a = jobWorkDir('/w', `${prefix}/opened`);
+  const b = jobWorkDir('/w', `${prefix}/synchronize`);
+  assert.notEqual(a, b);
+  // The old naming: the first 120 characters of the key in base64url.
+  const old = (k: string) => Buffer.from(k).toString('base64url').slice(0, 120);
+  assert.equal(old(`${prefix}/opened`), old(`${prefix}/synchronize`), 'the truncated prefix collided');
+  assert.match(a, /^\/w\/[0-9a-f]{32}$/);
 });

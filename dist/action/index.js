@@ -95534,10 +95534,14 @@ function defaultsOf(v) {
 function optString(v) {
   return v === void 0 || v === null ? void 0 : scalar(v);
 }
+var JOB_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 function toModel(file, js, posOf, err) {
   const jobsObj = js.jobs ?? {};
   const ids = Object.keys(jobsObj);
   if (ids.length > WORKFLOW_LIMITS.maxJobs) err(posOf(["jobs"]), `${ids.length} jobs; the limit is ${WORKFLOW_LIMITS.maxJobs}`);
+  for (const id of ids) {
+    if (!JOB_ID.test(id)) err(posOf(["jobs", id]), `job id '${id}' is not valid: it must start with a letter or _ and contain only letters, digits, - and _`);
+  }
   const jobs = ids.slice(0, WORKFLOW_LIMITS.maxJobs).map((id) => toJob(id, jobsObj[id], posOf, err));
   for (const job of jobs) {
     for (const n of job.needs) {
@@ -95576,8 +95580,8 @@ function toJob(id, j, posOf, err) {
     continueOnError: typeof j["continue-on-error"] === "boolean" ? j["continue-on-error"] : optString(j["continue-on-error"]) ?? false,
     outputs: strMap(j.outputs),
     strategy: strategyOf(j.strategy),
-    container: j.container === void 0 ? void 0 : containerOf(j.container),
-    services: Object.fromEntries(Object.entries(j.services ?? {}).map(([k, v]) => [k, containerOf(v)])),
+    container: j.container === void 0 ? void 0 : { ...containerOf(j.container), pos: posOf(["jobs", id, "container"]) },
+    services: Object.fromEntries(Object.entries(j.services ?? {}).map(([k, v]) => [k, { ...containerOf(v), pos: posOf(["jobs", id, "services", k]) }])),
     steps: stepsRaw.slice(0, WORKFLOW_LIMITS.maxStepsPerJob).map((s, index) => toStep(s, index, posOf(["jobs", id, "steps", index]), err)),
     pos: posOf(["jobs", id])
   };
@@ -95617,6 +95621,7 @@ function toStep(s, index, pos, err) {
     with: strMap(s.with),
     shell: optString(s.shell),
     workingDirectory: optString(s["working-directory"]),
+    ...s["working-directory"] === void 0 ? {} : { workingDirectoryPos: { ...pos } },
     env: strMap(s.env),
     timeoutMinutes: timeout === void 0 ? void 0 : typeof timeout === "number" ? timeout : scalar(timeout),
     continueOnError: typeof s["continue-on-error"] === "boolean" ? s["continue-on-error"] : optString(s["continue-on-error"]) ?? false,
@@ -96052,6 +96057,21 @@ function parseActionText(file, content) {
   }
   if (diagnostics.length || !runsModel) return { diagnostics };
   return { value: { name: String(js.name ?? ""), inputs, outputs, runs: runsModel }, diagnostics };
+}
+
+// src/runner/image-policy.ts
+var DEFAULT_IMAGE_POLICY = { allow: [], allowDigestPinned: false };
+var OWN_IMAGES = "localhost/stockade/";
+var DIGEST = /@sha256:[0-9a-f]{64}$/;
+function imageRefusal(image, policy, labelImages2 = {}) {
+  const ref = image.replace(/^docker:\/\//, "").trim();
+  if (!ref) return "the image is empty";
+  if (ref.startsWith(OWN_IMAGES) || Object.values(labelImages2).includes(ref)) return void 0;
+  if (policy.allowDigestPinned && DIGEST.test(ref)) return void 0;
+  for (const p of policy.allow) {
+    if (p === ref || p.endsWith("*") && ref.startsWith(p.slice(0, -1))) return void 0;
+  }
+  return `image '${ref}' is neither one of Stockade's runner images (localhost/stockade/\u2026) nor on the operator's image allowlist${policy.allowDigestPinned ? "" : " (digest-pinned references are not allowed either)"}; add it with --allow-image or images.allow`;
 }
 
 // src/runner/actions.ts
@@ -98349,7 +98369,11 @@ function pathWith(additions) {
 function resolveWorkingDirectory(dir) {
   if (!dir) return { path: JOB_PATHS.workspace };
   if (dir.includes("\0")) return { error: "working-directory contains a NUL byte" };
-  if (import_node_path12.posix.isAbsolute(dir)) return { path: import_node_path12.posix.normalize(dir) };
+  if (import_node_path12.posix.isAbsolute(dir)) {
+    const path3 = import_node_path12.posix.normalize(dir);
+    const inside = Object.values(JOB_PATHS).some((p) => path3 === p || path3.startsWith(`${p}/`));
+    return inside ? { path: path3 } : { error: `working-directory '${dir}' is outside the job's volumes (the workspace ${JOB_PATHS.workspace}, ${JOB_PATHS.home}, ${JOB_PATHS.temp}, ${JOB_PATHS.toolCache}); /proc, /dev and the image's directories are not allowed` };
+  }
   const path2 = import_node_path12.posix.normalize(import_node_path12.posix.join(JOB_PATHS.workspace, dir));
   if (path2 !== JOB_PATHS.workspace && !path2.startsWith(`${JOB_PATHS.workspace}/`)) {
     return { error: `working-directory '${dir}' leaves the workspace` };
@@ -98878,6 +98902,8 @@ async function startJobServices(deps, run4, net, services, contexts, status, sin
       if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) throw new Error(`service name '${name}' is not a valid host name`);
       const image = interpolate(svc.image, contexts, status).trim().replace(/^docker:\/\//, "");
       if (!image) throw new Error(`service ${name}: image is empty`);
+      const refused = imageRefusal(image, run4.settings.imagePolicy ?? DEFAULT_IMAGE_POLICY, run4.settings.images);
+      if (refused) throw new Error(`service ${name}: ${refused}`);
       if (svc.volumes.length) throw new Error(`service ${name}: volumes are not supported: host paths are never mounted`);
       const health = parseServiceOptions(svc.options === void 0 ? void 0 : interpolate(svc.options, contexts, status));
       if (!await engine.imageExists(image)) throw new Error(`service ${name}: image ${image} is not present on this host (no registry is reachable; build it locally first)`);
@@ -99099,6 +99125,8 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
     scope.deadline = deadline;
     const chosen = imageForLabels(job, contexts, noSteps, settings);
     const container = jobContainer(job, contexts, noSteps, chosen.image);
+    const refused = job.container ? imageRefusal(container.image, settings.imagePolicy ?? DEFAULT_IMAGE_POLICY, settings.images) : void 0;
+    if (refused) throw new Error(`container: ${refused}`);
     if (!await deps.sandbox.deps.engine.imageExists(container.image)) {
       throw new Error(
         chosen.label && !job.container ? `runner image '${chosen.label}' (${container.image}) is not built on this host: run \`stockade images build ${chosen.label}\`` : `container image ${container.image} is not present on this host (no registry is reachable; build it locally first)`

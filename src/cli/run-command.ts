@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
-import { checkRunnable, maskerFor, runWorkflow, selectJobs, type JobResult, type RunContext, type RunObserver } from '../runner';
+import { checkRunnable, maskerFor, runWorkflow, selectJobs, type ImagePolicy, type JobResult, type RunContext, type RunObserver } from '../runner';
 import { DEFAULT_LIMITS, openSandbox, type ResourceLimits } from '../sandbox';
 import { formatDiagnostic, normalizeOn } from '../workflow';
 import { parse as parseDotenv } from 'dotenv';
@@ -19,7 +19,8 @@ export const RUN_USAGE = `usage: stockade run [--workflow FILE] [--job ID] [--ev
                     [--action-cache DIR] [--parallel N] [--debug]
                     [--dir DIR] [--image REF] [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION]
                     [--output-limit SIZE] [--writable-root]
-                    [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...`;
+                    [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...
+                    [--allow-image PATTERN]... [--allow-digest-pinned]`;
 
 function limitsFrom(v: Record<string, string | string[] | boolean | undefined>): ResourceLimits {
   const limits = { ...DEFAULT_LIMITS };
@@ -77,6 +78,8 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       parallel: { type: 'string' },
       debug: { type: 'boolean' },
       'allow-domain': { type: 'string', multiple: true },
+      'allow-image': { type: 'string', multiple: true },
+      'allow-digest-pinned': { type: 'boolean' },
       'upstream-dns': { type: 'string' },
       'permit-range': { type: 'string', multiple: true },
     },
@@ -98,6 +101,9 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   const parallel = values.parallel === undefined ? 1 : Number(values.parallel);
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new StockadeError('USAGE', `--parallel '${values.parallel}' is not a whole number from 1 to 64`);
   const actionCacheDir = values['action-cache'] ? resolve(values['action-cache']) : env.STOCKADE_ACTION_CACHE;
+  // Images a job may name besides Stockade's own: --allow-image PATTERN (repeatable, `*` at the end), --allow-digest-pinned.
+  const imagePolicy: ImagePolicy = { allow: values['allow-image'] ?? [], allowDigestPinned: !!values['allow-digest-pinned'] };
+  const images = labelImages(resolveHostConfig(env));
   const git = withEventRef(await gitFacts(dir), eventName, event);
   if (!values.eventpath) event = defaultEvent(eventName, git);
   const loaded = await loadWorkflows(dir, values.workflow ? resolve(dir, values.workflow) : undefined, eventName, event);
@@ -105,7 +111,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   const diagnostics = [...loaded.diagnostics];
   for (const p of plan) {
     if ('error' in p.jobs) diagnostics.push({ file: p.wf.file, line: 1, column: 1, severity: 'error', message: p.jobs.error });
-    else diagnostics.push(...checkRunnable(p.wf, p.jobs, { actionCacheDir }));
+    else diagnostics.push(...checkRunnable(p.wf, p.jobs, { actionCacheDir, imagePolicy, images }));
   }
   if (diagnostics.length) {
     for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
@@ -155,7 +161,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images: labelImages(host) };
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.

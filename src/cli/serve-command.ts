@@ -15,7 +15,7 @@ import { baseImageRef } from './base-image';
 import { resolveHostConfig } from '../host';
 import { egressSettings, upstreamDnsFrom, labelImages } from '../host';
 import { narrowAllowlist, normalizeDomainPattern, validatePolicy } from '../egress';
-import type { EgressSettings } from '../runner';
+import { DEFAULT_IMAGE_POLICY, type EgressSettings, type ImagePolicy } from '../runner';
 
 export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-file FILE] [--webhook-secret-file FILE]
                       [--port 8080] [--host 127.0.0.1] [--public-url URL] [--labels a,b,c] [--concurrency 2]
@@ -103,7 +103,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     github: new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger, requestPacing: !values['no-request-pacing'] }),
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images },
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy },
     webhookSecret,
     // A job may name a runner image among its runs-on labels: those labels are this runner's too.
     labels: [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(images)],
@@ -139,8 +139,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
  * API's fields (concurrency, minutesPerDay, minutesPerMonth), and
  * `priorities: { defaultBranchPush, push, pullRequest, workflowJob }` (whole numbers, higher first).
  */
-function readServerConfig(file: string): { quotas: (scope: string) => Quota; priorities: Priorities; egress: (packageRoot: string) => (repository: string) => EgressSettings | undefined } {
-  let doc: { quotas?: { default?: unknown; orgs?: Record<string, unknown>; repos?: Record<string, unknown> }; priorities?: Record<string, unknown>; egress?: unknown };
+function readServerConfig(file: string): { quotas: (scope: string) => Quota; priorities: Priorities; egress: (packageRoot: string) => (repository: string) => EgressSettings | undefined; imagePolicy: ImagePolicy } {
+  let doc: { quotas?: { default?: unknown; orgs?: Record<string, unknown>; repos?: Record<string, unknown> }; priorities?: Record<string, unknown>; egress?: unknown; images?: unknown };
   try {
     doc = (YAML.parse(readFileSync(file, 'utf8')) ?? {}) as typeof doc;
   } catch (e) {
@@ -167,7 +167,19 @@ function readServerConfig(file: string): { quotas: (scope: string) => Quota; pri
     const s = scope.toLowerCase();
     return s.startsWith('repo:') ? { ...def, ...(repos.get(s.slice(5)) ?? {}) } : (orgs.get(s.slice(4)) ?? {});
   };
-  return { egress, quotas, priorities };
+  return { egress, quotas, priorities, imagePolicy: readImagePolicy(file, doc.images) };
+}
+
+/** `images: { allow: [PATTERN...], allowDigestPinned: bool }`: images jobs may name besides Stockade's own. */
+function readImagePolicy(file: string, raw: unknown): ImagePolicy {
+  if (raw === undefined || raw === null) return { ...DEFAULT_IMAGE_POLICY };
+  const bad = (why: string) => new StockadeError('CONFIG_INVALID', `${file}: images${why}`);
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw bad(': must be a mapping');
+  const doc = raw as Record<string, unknown>;
+  for (const k of Object.keys(doc)) if (k !== 'allow' && k !== 'allowDigestPinned') throw bad(`.${k}: is unknown; keys are allow, allowDigestPinned`);
+  if (doc.allow !== undefined && (!Array.isArray(doc.allow) || !doc.allow.every((x) => typeof x === 'string' && x.length > 0 && x.length < 256))) throw bad('.allow: must be a list of image references or patterns ending in *');
+  if (doc.allowDigestPinned !== undefined && typeof doc.allowDigestPinned !== 'boolean') throw bad('.allowDigestPinned: must be true or false');
+  return { allow: (doc.allow as string[] | undefined) ?? [], allowDigestPinned: doc.allowDigestPinned === true };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { DEFAULT_IMAGE_POLICY, imageRefusal } from './image-policy';
 import { LABEL_STEP, runStepContainer, startServiceContainer, type ServiceContainer } from '../sandbox';
 import { interpolate, type ContainerModel, type JobStatus } from '../workflow';
 import type { LogSink } from './step-log';
@@ -102,6 +103,8 @@ export async function startJobServices(deps: StepDeps, run: StepRun, net: JobNet
       if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) throw new Error(`service name '${name}' is not a valid host name`);
       const image = interpolate(svc.image, contexts, status).trim().replace(/^docker:\/\//, '');
       if (!image) throw new Error(`service ${name}: image is empty`);
+      const refused = imageRefusal(image, run.settings.imagePolicy ?? DEFAULT_IMAGE_POLICY, run.settings.images);
+      if (refused) throw new Error(`service ${name}: ${refused}`);
       if (svc.volumes.length) throw new Error(`service ${name}: volumes are not supported: host paths are never mounted`);
       const health = parseServiceOptions(svc.options === undefined ? undefined : interpolate(svc.options, contexts, status));
       if (!(await engine.imageExists(image))) throw new Error(`service ${name}: image ${image} is not present on this host (no registry is reachable; build it locally first)`);

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { isStockadeError, type Logger } from '../common';
 import { copyTreeIntoVolume, makeVolumeDir, writeVolumeFile, type Sandbox } from '../sandbox';
 import { evaluateValue, interpolate, SecretMasker, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
+import { DEFAULT_IMAGE_POLICY, imageRefusal } from './image-policy';
 import { runPreSteps, runUses } from './actions';
 import { createJobVolumes, type JobVolumes } from './job-volumes';
 import { baseContexts, jobStatus, type InstanceFacts, type NeedsResult } from './job-contexts';
@@ -61,6 +62,9 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     scope.deadline = deadline;
     const chosen = imageForLabels(job, contexts, noSteps, settings);
     const container = jobContainer(job, contexts, noSteps, chosen.image);
+    // An image named through an expression meets the same policy as one written out (checked before the run).
+    const refused = job.container ? imageRefusal(container.image, settings.imagePolicy ?? DEFAULT_IMAGE_POLICY, settings.images) : undefined;
+    if (refused) throw new Error(`container: ${refused}`);
     if (!(await deps.sandbox.deps.engine.imageExists(container.image))) {
       throw new Error(
         chosen.label && !job.container

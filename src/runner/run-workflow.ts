@@ -1,27 +1,7 @@
 import { evaluateCondition, evaluateValue, expandMatrix, hasExpression, matrixJobName, orderByNeeds, type Diagnostic, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
-import { cachedActionDir, isCheckout } from './actions';
 import { runJob, maskerFor, type JobDeps, type JobInstance } from './run-job';
 import { baseContexts, type NeedsResult } from './job-contexts';
 import type { Conclusion, JobResult, JobSettings, RunContext } from './types';
-
-/** Checks what the runner supports before anything runs (nothing is half-run). */
-export function checkRunnable(wf: WorkflowModel, jobs: JobModel[], settings: Pick<JobSettings, 'actionCacheDir'>): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  const err = (pos: Diagnostic, message: string) => out.push({ ...pos, severity: 'error', message });
-  for (const job of jobs) {
-    for (const step of job.steps) {
-      const uses = step.uses;
-      if (!uses || isCheckout(uses) || uses.startsWith('./') || uses === '.') continue;
-      if (uses.startsWith('docker://')) {
-        err({ ...step.pos, severity: 'error', message: '' }, `uses: ${uses}: Docker container actions are not supported by this runner`);
-        continue;
-      }
-      const found = cachedActionDir(settings.actionCacheDir, uses);
-      if ('error' in found) err({ ...step.pos, severity: 'error', message: '' }, found.error);
-    }
-  }
-  return out;
-}
 
 /** The selected jobs and, transitively, the jobs they need, in needs order. */
 export function selectJobs(wf: WorkflowModel, only?: string): JobModel[] | { error: string } {

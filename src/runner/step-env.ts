@@ -23,7 +23,12 @@ export function pathWith(additions: string[]): string {
 export function resolveWorkingDirectory(dir: string | undefined): { path: string } | { error: string } {
   if (!dir) return { path: JOB_PATHS.workspace };
   if (dir.includes('\0')) return { error: 'working-directory contains a NUL byte' };
-  if (posix.isAbsolute(dir)) return { path: posix.normalize(dir) };
+  if (posix.isAbsolute(dir)) {
+    // Only the job's own volumes: never /proc (/proc/self/fd/N leads out of the container), /dev or the image.
+    const path = posix.normalize(dir);
+    const inside = Object.values(JOB_PATHS).some((p) => path === p || path.startsWith(`${p}/`));
+    return inside ? { path } : { error: `working-directory '${dir}' is outside the job's volumes (the workspace ${JOB_PATHS.workspace}, ${JOB_PATHS.home}, ${JOB_PATHS.temp}, ${JOB_PATHS.toolCache}); /proc, /dev and the image's directories are not allowed` };
+  }
   const path = posix.normalize(posix.join(JOB_PATHS.workspace, dir));
   if (path !== JOB_PATHS.workspace && !path.startsWith(`${JOB_PATHS.workspace}/`)) {
     return { error: `working-directory '${dir}' leaves the workspace` };

@@ -90,6 +90,8 @@ export interface JobSettings {
   disposableSource?: boolean;
   /** Directory holding remote actions as `<owner>/<repo>/<ref>/` (offline action cache); undefined: none. */
   actionCacheDir?: string;
+  /** Which images `container:` and `services:` may name (Stockade's own always). @default DEFAULT_IMAGE_POLICY */
+  imagePolicy?: import('./image-policy').ImagePolicy;
   /** Host Node.js binary copied (once) into the read-only externals volume for JavaScript actions. */
   nodeBinary?: string;
   /** Matrix jobs run at the same time (bounded further by strategy.max-parallel). @default 1 */

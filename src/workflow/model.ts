@@ -30,6 +30,8 @@ export interface StepModel {
   with: Record<string, string>;
   shell?: string;
   workingDirectory?: string;
+  /** Where `working-directory` is written, when it is. */
+  workingDirectoryPos?: SourcePos;
   env: Record<string, string>;
   timeoutMinutes?: Templated<number>;
   continueOnError: Templated<boolean>;
@@ -45,6 +47,8 @@ export interface StrategyModel {
 
 /** `container:` or one entry of `services:`. */
 export interface ContainerModel {
+  /** Where the container (or service) is declared. */
+  pos?: SourcePos;
   image: string;
   env: Record<string, string>;
   options?: string;

@@ -59,12 +59,19 @@ function optString(v: unknown): string | undefined {
   return v === undefined || v === null ? undefined : scalar(v);
 }
 
+/** https://docs.github.com/en/actions/writing-workflows/workflow-syntax-for-github-actions#jobsjob_id */
+const JOB_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
 export type Err = (pos: Omit<SourcePos, 'file'>, message: string) => void;
 
 function toModel(file: string, js: Obj, posOf: (p: Array<string | number>) => SourcePos, err: Err): WorkflowModel {
   const jobsObj = (js.jobs ?? {}) as Obj;
   const ids = Object.keys(jobsObj);
   if (ids.length > WORKFLOW_LIMITS.maxJobs) err(posOf(['jobs']), `${ids.length} jobs; the limit is ${WORKFLOW_LIMITS.maxJobs}`);
+  for (const id of ids) {
+    // GitHub: "The <job_id> must start with a letter or _ and contain only alphanumeric characters, -, or _."
+    if (!JOB_ID.test(id)) err(posOf(['jobs', id]), `job id '${id}' is not valid: it must start with a letter or _ and contain only letters, digits, - and _`);
+  }
   const jobs: JobModel[] = ids.slice(0, WORKFLOW_LIMITS.maxJobs).map((id) => toJob(id, jobsObj[id] as Obj, posOf, err));
   for (const job of jobs) {
     for (const n of job.needs) {
@@ -104,8 +111,8 @@ function toJob(id: string, j: Obj, posOf: (p: Array<string | number>) => SourceP
     continueOnError: typeof j['continue-on-error'] === 'boolean' ? j['continue-on-error'] : optString(j['continue-on-error']) ?? false,
     outputs: strMap(j.outputs),
     strategy: strategyOf(j.strategy),
-    container: j.container === undefined ? undefined : containerOf(j.container),
-    services: Object.fromEntries(Object.entries((j.services ?? {}) as Obj).map(([k, v]) => [k, containerOf(v)])),
+    container: j.container === undefined ? undefined : { ...containerOf(j.container), pos: posOf(['jobs', id, 'container']) },
+    services: Object.fromEntries(Object.entries((j.services ?? {}) as Obj).map(([k, v]) => [k, { ...containerOf(v), pos: posOf(['jobs', id, 'services', k]) }])),
     steps: stepsRaw.slice(0, WORKFLOW_LIMITS.maxStepsPerJob).map((s, index) => toStep(s, index, posOf(['jobs', id, 'steps', index]), err)),
     pos: posOf(['jobs', id]),
   };
@@ -148,6 +155,7 @@ export function toStep(s: Obj, index: number, pos: SourcePos, err: Err): StepMod
     with: strMap(s.with),
     shell: optString(s.shell),
     workingDirectory: optString(s['working-directory']),
+    ...(s['working-directory'] === undefined ? {} : { workingDirectoryPos: { ...pos } }),
     env: strMap(s.env),
     timeoutMinutes: timeout === undefined ? undefined : typeof timeout === 'number' ? timeout : scalar(timeout),
     continueOnError: typeof s['continue-on-error'] === 'boolean' ? s['continue-on-error'] : optString(s['continue-on-error']) ?? false,

@@ -96,10 +96,11 @@ test('docker stream frames are decoded across chunk boundaries', () => {
   assert.deepEqual(got, ['stdout:out', 'stderr:err']);
 });
 
-test('working-directory may not leave the workspace', () => {
+test('working-directory may not leave the job volumes: no climbing out, no /proc, /dev or image directories', () => {
   assert.deepEqual(resolveWorkingDirectory('sub/dir'), { path: '/github/workspace/sub/dir' });
   assert.ok('error' in resolveWorkingDirectory('../../..'));
-  assert.deepEqual(resolveWorkingDirectory('/opt'), { path: '/opt' });
+  for (const bad of ['/opt', '/proc/self/cwd', '/proc/1/root', '/dev/shm', '/etc', '/github/workspace/../../proc', '/', '/github/workspacex']) assert.ok('error' in resolveWorkingDirectory(bad), bad);
+  for (const ok of ['/github/workspace', '/github/workspace/a', '/__w/_temp/tools', '/github/home', '/__t/node']) assert.ok('path' in resolveWorkingDirectory(ok), ok);
 });
 
 test('Podman 4.3 "read /proc/N/cgroup: no such process" answers are retried; other errors are not', async () => {

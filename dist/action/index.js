@@ -86739,7 +86739,7 @@ var require_ip_codec = __commonJS({
       exports3.encode = encode3;
       exports3.familyOf = familyOf;
       exports3.name = void 0;
-      exports3.sizeOf = sizeOf;
+      exports3.sizeOf = sizeOf2;
       exports3.v6 = exports3.v4 = void 0;
       const v4Regex = /^(\d{1,3}\.){3,3}\d{1,3}$/;
       const v4Size = 4;
@@ -86881,17 +86881,17 @@ var require_ip_codec = __commonJS({
       exports3.v6 = v6;
       const name = "ip";
       exports3.name = name;
-      function sizeOf(ip) {
+      function sizeOf2(ip) {
         if (v4.isFormat(ip)) return v4.size;
         if (v6.isFormat(ip)) return v6.size;
         throw Error(`Invalid ip address: ${ip}`);
       }
       function familyOf(string) {
-        return sizeOf(string) === v4.size ? 1 : 2;
+        return sizeOf2(string) === v4.size ? 1 : 2;
       }
       function encode3(ip, buff, offset) {
         offset = ~~offset;
-        const size = sizeOf(ip);
+        const size = sizeOf2(ip);
         if (typeof buff === "function") {
           buff = buff(offset + size);
         }
@@ -95638,6 +95638,7 @@ function checkTimeout(v, pos, err) {
 // src/workflow/expressions.ts
 var MAX_EXPRESSION_LENGTH2 = 21e3;
 var MAX_INTERPOLATED_LENGTH = 1e6;
+var EXPRESSION_MEMORY_BUDGET = 4e6;
 var ExpressionError2 = class extends Error {
   constructor(expression, message) {
     super(`${message} in expression: ${expression.length > 200 ? `${expression.slice(0, 200)}\u2026` : expression}`);
@@ -95647,6 +95648,47 @@ var ExpressionError2 = class extends Error {
   expression;
 };
 var CONTEXT_NAMES = ["github", "env", "vars", "secrets", "inputs", "matrix", "strategy", "needs", "steps", "job", "runner"];
+function sizeOf(d) {
+  if (d instanceof data_exports.StringData) return d.value.length;
+  if (d instanceof data_exports.Array || d instanceof data_exports.Dictionary) return JSON.stringify(d, data_exports.replacer)?.length ?? 0;
+  return 8;
+}
+function predictedSize(name, args) {
+  if (name === "format") {
+    const fs3 = args[0]?.coerceString() ?? "";
+    let n = fs3.length;
+    for (const m of fs3.matchAll(/\{(\d+)(?::[^}]*)?\}/g)) {
+      const a = args[1 + Number(m[1])];
+      if (a) n += a instanceof data_exports.StringData ? a.value.length : a.coerceString().length;
+    }
+    return n;
+  }
+  if (name === "join") {
+    const sep2 = args[1] ? args[1].coerceString().length : 1;
+    const a = args[0];
+    if (a instanceof data_exports.Array) return a.values().reduce((t, v) => t + sizeOf(v) + sep2, 0);
+    return a ? sizeOf(a) : 0;
+  }
+  return 0;
+}
+var MemoryBudgetError = class extends Error {
+};
+function budgetedFunctions(budget) {
+  return Object.entries(wellKnownFunctions).map(([name, f]) => [
+    name,
+    {
+      ...f,
+      call: (...args) => {
+        const predicted = predictedSize(name, args);
+        if (predicted > budget.left) throw new MemoryBudgetError(`${name}() would exceed the expression memory budget of ${EXPRESSION_MEMORY_BUDGET} characters`);
+        const r = f.call(...args);
+        budget.left -= sizeOf(r);
+        if (budget.left < 0) throw new MemoryBudgetError(`${name}() exceeded the expression memory budget of ${EXPRESSION_MEMORY_BUDGET} characters`);
+        return r;
+      }
+    }
+  ]);
+}
 function statusFunctions(status) {
   const s = status ?? { success: () => true, failure: () => false, cancelled: () => false };
   const fn = (name, f) => [
@@ -95674,7 +95716,9 @@ function evaluateData(expr, contexts, status) {
     const lexed = new Lexer(expr).lex();
     const ast = new Parser(lexed.tokens, CONTEXT_NAMES, STATUS_INFOS).parse();
     const ctx = new data_exports.Dictionary(...CONTEXT_NAMES.map((key) => ({ key, value: toData(contexts[key] ?? {}) })));
-    return new Evaluator(ast, ctx, statusFunctions(status)).evaluate();
+    const functions = statusFunctions(status);
+    for (const [name, f] of budgetedFunctions({ left: EXPRESSION_MEMORY_BUDGET })) functions.set(name, f);
+    return new Evaluator(ast, ctx, functions).evaluate();
   } catch (e) {
     if (e instanceof ExpressionError2) throw e;
     throw new ExpressionError2(expr, e.message);
@@ -98438,7 +98482,15 @@ async function executeStep(deps, run4, scope, step, sink, uses, onStart) {
     });
     return { name, continueOnError, executed };
   } catch (e) {
+    if (!continueOnError) continueOnError = Boolean(safeValue(step.continueOnError, contexts, status));
     return { name, continueOnError, executed: fail(e.message) };
+  }
+}
+function safeValue(v, contexts, status) {
+  try {
+    return evaluateValue(v, contexts, status);
+  } catch {
+    return false;
   }
 }
 async function runStep(deps, run4, scope, step, uses) {

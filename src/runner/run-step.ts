@@ -185,7 +185,18 @@ export async function executeStep(deps: StepDeps, run: StepRun, scope: Scope, st
     });
     return { name, continueOnError, executed };
   } catch (e) {
+    // An error before continue-on-error was read (in the step's env: an expression over its memory
+    // budget, say) still honours it, evaluated without the step's env.
+    if (!continueOnError) continueOnError = Boolean(safeValue(step.continueOnError, contexts, status));
     return { name, continueOnError, executed: fail((e as Error).message) };
+  }
+}
+
+function safeValue(v: unknown, contexts: Record<string, unknown>, status: ReturnType<typeof scopeStatus>): unknown {
+  try {
+    return evaluateValue(v, contexts, status);
+  } catch {
+    return false;
   }
 }
 

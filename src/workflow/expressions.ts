@@ -2,11 +2,18 @@ import { Evaluator, Lexer, Parser, data } from '@actions/expressions';
 type ExpressionData = data.ExpressionData;
 import type { FunctionDefinition } from '@actions/expressions/funcs/info';
 import { truthy } from '@actions/expressions/result';
+import { wellKnownFunctions } from '@actions/expressions/funcs';
 
 /** GitHub's limit on the length of one expression. */
 export const MAX_EXPRESSION_LENGTH = 21_000;
 /** Largest string an interpolation may produce (bounds `format`/`join` blow-ups). */
 export const MAX_INTERPOLATED_LENGTH = 1_000_000;
+/**
+ * The memory budget of one evaluation, in characters of function results (as GitHub's runner
+ * evaluates under a memory counter): every result of format(), join(), toJSON() and the rest is
+ * counted, and a call whose result would pass the budget fails before it is built.
+ */
+export const EXPRESSION_MEMORY_BUDGET = 4_000_000;
 
 export interface JobStatus {
   /** True while no earlier step (or needed job) has failed. */
@@ -25,6 +32,53 @@ export class ExpressionError extends Error {
 }
 
 const CONTEXT_NAMES = ['github', 'env', 'vars', 'secrets', 'inputs', 'matrix', 'strategy', 'needs', 'steps', 'job', 'runner'];
+
+/** Characters a value costs (strings by length, the rest by their JSON form, capped walk). */
+function sizeOf(d: ExpressionData): number {
+  if (d instanceof data.StringData) return d.value.length;
+  if (d instanceof data.Array || d instanceof data.Dictionary) return JSON.stringify(d, data.replacer)?.length ?? 0;
+  return 8;
+}
+
+/** The size a call would produce, computed before it is built: format's placeholders and join's items. */
+function predictedSize(name: string, args: ExpressionData[]): number {
+  if (name === 'format') {
+    const fs = args[0]?.coerceString() ?? '';
+    let n = fs.length;
+    for (const m of fs.matchAll(/\{(\d+)(?::[^}]*)?\}/g)) {
+      const a = args[1 + Number(m[1])];
+      if (a) n += a instanceof data.StringData ? a.value.length : a.coerceString().length;
+    }
+    return n;
+  }
+  if (name === 'join') {
+    const sep = args[1] ? args[1].coerceString().length : 1;
+    const a = args[0];
+    if (a instanceof data.Array) return a.values().reduce((t, v) => t + sizeOf(v) + sep, 0);
+    return a ? sizeOf(a) : 0;
+  }
+  return 0;
+}
+
+export class MemoryBudgetError extends Error {}
+
+/** GitHub's functions, each counted against one evaluation's memory budget. */
+function budgetedFunctions(budget: { left: number }): Array<[string, FunctionDefinition]> {
+  return Object.entries(wellKnownFunctions).map(([name, f]) => [
+    name,
+    {
+      ...f,
+      call: (...args: ExpressionData[]) => {
+        const predicted = predictedSize(name, args);
+        if (predicted > budget.left) throw new MemoryBudgetError(`${name}() would exceed the expression memory budget of ${EXPRESSION_MEMORY_BUDGET} characters`);
+        const r = f.call(...args);
+        budget.left -= sizeOf(r);
+        if (budget.left < 0) throw new MemoryBudgetError(`${name}() exceeded the expression memory budget of ${EXPRESSION_MEMORY_BUDGET} characters`);
+        return r;
+      },
+    },
+  ]);
+}
 
 function statusFunctions(status: JobStatus | undefined): Map<string, FunctionDefinition> {
   const s = status ?? { success: () => true, failure: () => false, cancelled: () => false };
@@ -56,7 +110,9 @@ function evaluateData(expr: string, contexts: Record<string, unknown>, status?: 
     const lexed = new Lexer(expr).lex();
     const ast = new Parser(lexed.tokens, CONTEXT_NAMES, STATUS_INFOS).parse();
     const ctx = new data.Dictionary(...CONTEXT_NAMES.map((key) => ({ key, value: toData(contexts[key] ?? {}) })));
-    return new Evaluator(ast, ctx, statusFunctions(status)).evaluate();
+    const functions = statusFunctions(status);
+    for (const [name, f] of budgetedFunctions({ left: EXPRESSION_MEMORY_BUDGET })) functions.set(name, f);
+    return new Evaluator(ast, ctx, functions).evaluate();
   } catch (e) {
     if (e instanceof ExpressionError) throw e;
     throw new ExpressionError(expr, (e as Error).message);

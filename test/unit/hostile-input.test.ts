@@ -20,6 +20,7 @@ import { ServerMetrics } from '../../src/server/metrics';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { limitExcerpts } from '../../src/workflow/excerpt';
 import { parseWorkflowText } from '../../src/workflow';
+import { evaluateExpression, interpolate } from '../../src/workflow/expressions';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'stk-hostile-'));
 
@@ -221,4 +222,21 @@ test('work directories are named from a hash of the whole job key: keys sharing 
   const old = (k: string) => Buffer.from(k).toString('base64url').slice(0, 120);
   assert.equal(old(`${prefix}/opened`), old(`${prefix}/synchronize`), 'the truncated prefix collided');
   assert.match(a, /^\/w\/[0-9a-f]{32}$/);
+});
+
+test('expressions are evaluated under a memory budget: exponential format() and join() fail fast, ordinary ones work', () => {
+  let e = "'ab'";
+  for (let i = 0; i < 40; i++) e = `format('{0}{0}', ${e})`;
+  const rss0 = process.memoryUsage().rss;
+  const t0 = Date.now();
+  assert.throws(() => evaluateExpression(e, {}), /format\(\) would exceed the expression memory budget of 4000000 characters/);
+  let j = `fromJSON('["aaaaaaaaaa"]')`;
+  for (let i = 0; i < 16; i++) j = `fromJSON(format('[{0},{0},{0},{0}]', toJSON(${j})))`;
+  assert.throws(() => evaluateExpression(j, {}), /memory budget/);
+  const wide = `format('${'{0}'.repeat(2000)}', format('{0}{0}{0}{0}', '${'x'.repeat(1000)}'))`;
+  assert.throws(() => evaluateExpression(wide, {}), /format\(\) would exceed/);
+  assert.ok(Date.now() - t0 < 2000, `${Date.now() - t0} ms`);
+  assert.ok(process.memoryUsage().rss - rss0 < 200 * 1024 * 1024, 'memory stays flat');
+  assert.equal(evaluateExpression("format('{0}-{1}', 'a', join(fromJSON('[1,2]'), ','))", {}), 'a-1,2');
+  assert.equal(interpolate("x=${{ format('{{0}}{0}', 'y') }}", {}), 'x={0}y');
 });

@@ -4,6 +4,15 @@
  * ClientHello or carry no host name.
  */
 export function readServerName(buf: Buffer): string | null | undefined {
+  // Hostile bytes: any read past a length the client lied about is a malformed hello, never a crash.
+  try {
+    return serverNameFromRecords(buf);
+  } catch {
+    return null;
+  }
+}
+
+function serverNameFromRecords(buf: Buffer): string | null | undefined {
   // Handshake messages may span records: join record payloads until the ClientHello is whole.
   const payload: Buffer[] = [];
   let off = 0;
@@ -30,6 +39,7 @@ export function readServerName(buf: Buffer): string | null | undefined {
 }
 
 function serverNameOf(h: Buffer): string | null {
+  if (h.length < 4 + 2 + 32) return null;
   let p = 4 + 2 + 32; // handshake header, client_version, random
   const skip = (lenBytes: number): boolean => {
     if (h.length < p + lenBytes) return false;
@@ -49,6 +59,7 @@ function serverNameOf(h: Buffer): string | null {
     if (p + len > end) return null;
     if (type === 0) {
       // server_name: list length, then entries of (type, length, name); type 0 is host_name.
+      if (len < 2) return null;
       let q = p + 2;
       const listEnd = Math.min(p + 2 + h.readUInt16BE(p), p + len);
       while (q + 3 <= listEnd) {

@@ -4,6 +4,7 @@ import { readHttpHead, readServerName, splitHostPort, type HttpHead } from './cl
 import type { EgressEvent } from './events';
 import type { Lookup } from './upstream';
 import { whenListening } from './listen';
+import { bodyFraming, OneRequestBody, type BodyFraming } from './one-request';
 
 type Via = 'connect' | 'http-proxy' | 'tls' | 'http';
 
@@ -49,6 +50,16 @@ export class EgressProxy {
     client.on('error', () => client.destroy());
     const timer = setTimeout(() => client.destroy(), this.o.headTimeoutMs ?? 10_000);
     const onData = (chunk: Buffer) => {
+      try {
+        decide(chunk);
+      } catch {
+        // Whatever a client sends, the sidecar answers it or drops it; it never ends on it.
+        if (!decided) finish();
+        decided = true;
+        client.destroy();
+      }
+    };
+    const decide = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       if (decided) return;
       if (kind === 'tls') {
@@ -77,10 +88,15 @@ export class EgressProxy {
   }
 
   private transparentHttp(client: Socket, head: HttpHead, buf: Buffer, from: string): void {
-    const host = head.headers.find(([k]) => k === 'host')?.[1];
-    const hp = host ? splitHostPort(host) : undefined;
-    if (!hp) return this.refuse(client, 'http', '(no Host)', 80, from, 'no-host-header');
-    void this.forward(client, 'http', hp.host, hp.port ?? 80, from, buf);
+    const hosts = head.headers.filter(([k]) => k === 'host');
+    const hp = hosts.length === 1 ? splitHostPort(hosts[0]![1]) : undefined;
+    if (!hp) return this.refuse(client, 'http', hosts.length > 1 ? '(several Host headers)' : '(no Host)', 80, from, 'no-host-header');
+    const framing = bodyFraming(head);
+    if (!framing) return this.refuse(client, 'http', hp.host, hp.port ?? 80, from, 'ambiguous-body-framing');
+    // One request per connection: the Host of a second request on a kept-alive connection would never be checked.
+    const headers = head.headers.filter(([k]) => k !== 'connection' && k !== 'keep-alive' && k !== 'proxy-connection');
+    const lines = [`${head.method} ${head.target} ${head.version}`, ...headers.map(([k, v]) => `${k}: ${v}`), 'connection: close', '', ''];
+    void this.forward(client, 'http', hp.host, hp.port ?? 80, from, Buffer.from(lines.join('\r\n'), 'latin1'), false, { framing, rest: buf.subarray(head.length) });
   }
 
   private proxyRequest(client: Socket, head: HttpHead, buf: Buffer, from: string): void {
@@ -101,8 +117,9 @@ export class EgressProxy {
     // proxy replaces the received Host), Proxy-* headers dropped, one request per connection.
     const headers: Array<[string, string]> = [['host', url.host], ...head.headers.filter(([k]) => !k.startsWith('proxy-') && k !== 'connection' && k !== 'keep-alive' && k !== 'host')];
     const lines = [`${head.method} ${url.pathname}${url.search} ${head.version}`, ...headers.map(([k, v]) => `${k}: ${v}`), 'connection: close', '', ''];
-    const rewritten = Buffer.concat([Buffer.from(lines.join('\r\n'), 'latin1'), buf.subarray(head.length)]);
-    void this.forward(client, 'http-proxy', url.hostname.replace(/^\[|\]$/g, ''), url.port ? Number(url.port) : 80, from, rewritten);
+    const framing = bodyFraming(head);
+    if (!framing) return this.refuse(client, 'http-proxy', url.hostname, 0, from, 'ambiguous-body-framing');
+    void this.forward(client, 'http-proxy', url.hostname.replace(/^\[|\]$/g, ''), url.port ? Number(url.port) : 80, from, Buffer.from(lines.join('\r\n'), 'latin1'), false, { framing, rest: buf.subarray(head.length) });
   }
 
   private refuse(client: Socket, via: Via, name: string, port: number, from: string, reason: string): void {
@@ -112,7 +129,11 @@ export class EgressProxy {
     } else client.destroy();
   }
 
-  private async forward(client: Socket, via: Via, rawName: string, port: number, from: string, first: Buffer, connectReply = false): Promise<void> {
+  /**
+   * Connects to an allowlisted name and splices the client to it. With `body`, `first` is one
+   * request head and only that request's body follows it: the connection carries one request.
+   */
+  private async forward(client: Socket, via: Via, rawName: string, port: number, from: string, first: Buffer, connectReply = false, body?: { framing: BodyFraming; rest: Buffer }): Promise<void> {
     const name = canonicalName(rawName);
     const shown = (name ?? rawName).slice(0, 255);
     if (isIP(rawName)) return this.refuse(client, via, shown, port, from, 'address-literal');
@@ -148,9 +169,26 @@ export class EgressProxy {
         bytesOut += first.length;
         upstream.write(first);
       }
-      client.on('data', (c: Buffer) => (bytesOut += c.length));
       upstream.on('data', (c: Buffer) => (bytesIn += c.length));
-      client.pipe(upstream);
+      if (body) {
+        const limiter = new OneRequestBody(
+          body.framing,
+          (c) => {
+            bytesOut += c.length;
+            if (!upstream.write(c)) {
+              client.pause();
+              upstream.once('drain', () => client.resume());
+            }
+          },
+          () => this.o.emit({ ev: 'egress', verdict: 'refused', via, name: shown, port, client: from, reason: 'second-request-on-connection' }),
+        );
+        limiter.on('error', () => close('malformed-body'));
+        if (body.rest.length) limiter.write(body.rest);
+        client.pipe(limiter);
+      } else {
+        client.on('data', (c: Buffer) => (bytesOut += c.length));
+        client.pipe(upstream);
+      }
       upstream.pipe(client);
       client.resume();
       let reported = false;

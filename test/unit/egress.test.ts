@@ -199,3 +199,107 @@ test('resolver: a question that cannot be answered as asked is refused, never an
     assert.notEqual((a.event as { ev: string }).ev, 'threw', JSON.stringify(a.event));
   }
 });
+
+test('a kept-alive connection carries one request: a second request with another Host never reaches the server (issue 13, item 18)', async (t) => {
+  const seen: string[] = [];
+  const origin = createHttp((q, s) => {
+    let body = '';
+    q.on('data', (c: Buffer) => (body += c));
+    q.on('end', () => {
+      seen.push(`${q.method} ${q.url} host=${q.headers.host} body=${body}`);
+      s.end(`ok ${q.url}`);
+    });
+  });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  const originPort = (origin.address() as { port: number }).port;
+  const events: EgressEvent[] = [];
+  const proxy = new EgressProxy({
+    allow: ['allowed.test'],
+    ports: [originPort, 80],
+    guard: new AddressGuard(DEFAULT_DENIED_RANGES, ['127.0.0.0/8']),
+    lookup: async (n) => ({ rcode: n === 'allowed.test' ? 'NOERROR' : 'NXDOMAIN', addresses: n === 'allowed.test' ? ['127.0.0.1'] : [], ttlSeconds: 5 }),
+    emit: (e) => events.push(e),
+  });
+  const [srv, httpSrv, tlsSrv] = await proxy.listen('127.0.0.1', { proxy: 0, http: 0, tls: 0 });
+  t.after(() => {
+    for (const s of [srv, httpSrv, tlsSrv, origin]) s!.close();
+  });
+  const send = (port: number, bytes: string) =>
+    new Promise<string>((resolve) => {
+      const s = netConnect(port, '127.0.0.1', () => s.write(bytes));
+      let got = '';
+      s.on('data', (c: Buffer) => (got += c));
+      s.on('close', () => resolve(got));
+      s.on('error', () => resolve(got));
+      setTimeout(() => s.destroy(), 3000);
+    });
+  const hport = (httpSrv!.address() as { port: number }).port;
+  const pport = (srv!.address() as { port: number }).port;
+  const host = `allowed.test:${originPort}`;
+  // Transparent HTTP: a chunked first request, then a pipelined one naming another host.
+  const two = `POST /first HTTP/1.1\r\nhost: ${host}\r\ntransfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /second HTTP/1.1\r\nhost: other.test\r\n\r\n`;
+  const got = await send(hport, two);
+  assert.match(got, /ok \/first/);
+  assert.doesNotMatch(got, /ok \/second/);
+  // Through the proxy, absolute form, with a length-framed body.
+  await send(pport, `POST http://${host}/third HTTP/1.1\r\nhost: ${host}\r\ncontent-length: 3\r\n\r\nabcGET http://${host}/fourth HTTP/1.1\r\nhost: other.test\r\n\r\n`);
+  assert.deepEqual(seen, [`POST /first host=${host} body=hello`, `POST /third host=${host} body=abc`]);
+  const reasons = events.filter((e) => e.ev === 'egress' && e.verdict === 'refused').map((e) => (e as { reason: string }).reason);
+  assert.deepEqual(reasons, ['second-request-on-connection', 'second-request-on-connection']);
+  // Ambiguous framing (request smuggling) is refused outright.
+  assert.match(await send(hport, `POST / HTTP/1.1\r\nhost: ${host}\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\nabc`), /x-stockade-refused: ambiguous-body-framing/);
+  assert.match(await send(hport, `GET / HTTP/1.1\r\nhost: ${host}\r\nhost: other.test\r\n\r\n`), /x-stockade-refused: no-host-header/);
+});
+
+test('malformed TLS ClientHellos never throw or end the sidecar: 5,000 mutations of a real one', async (t) => {
+  const hello = await new Promise<Buffer>((resolve) => {
+    const srv = createNetServer((s) => s.once('data', (d: Buffer) => (resolve(d), s.destroy(), srv.close())));
+    srv.listen(0, '127.0.0.1', () => {
+      const c = tlsConnect({ host: '127.0.0.1', port: (srv.address() as { port: number }).port, servername: 'allowed.test' });
+      c.on('error', () => undefined);
+    });
+  });
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed);
+  const mutants: Buffer[] = [];
+  for (let i = 0; i < 5000; i++) {
+    const m = Buffer.from(hello.subarray(0, i % 3 === 0 ? rnd() % hello.length : hello.length));
+    for (let k = 0; k < 1 + (i % 4); k++) if (m.length) m[rnd() % m.length] = rnd() & 0xff;
+    mutants.push(m);
+  }
+  // A server_name extension of length 0 as the last bytes of the hello: the name list's length was read past the end.
+  const body = Buffer.concat([Buffer.from([0x03, 0x03]), Buffer.alloc(32), Buffer.from([0x00, 0x00, 0x02, 0x13, 0x01, 0x01, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00])]);
+  const hs = Buffer.concat([Buffer.from([0x01, 0x00, body.length >> 8, body.length & 0xff]), body]);
+  const crafted = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, hs.length >> 8, hs.length & 0xff]), hs]);
+  assert.equal(readServerName(crafted), null);
+  mutants.unshift(crafted);
+  for (const m of mutants) assert.doesNotThrow(() => readServerName(m));
+  const events: EgressEvent[] = [];
+  const proxy = new EgressProxy({ allow: ['allowed.test'], ports: [443], guard: new AddressGuard(DEFAULT_DENIED_RANGES, []), lookup: async () => ({ rcode: 'NXDOMAIN', addresses: [], ttlSeconds: 5 }), emit: (e) => events.push(e), headTimeoutMs: 500 });
+  const [srv, httpSrv, tlsSrv] = await proxy.listen('127.0.0.1', { proxy: 0, http: 0, tls: 0 });
+  t.after(() => {
+    for (const s of [srv, httpSrv, tlsSrv]) s!.close();
+  });
+  const tport = (tlsSrv!.address() as { port: number }).port;
+  for (let i = 0; i < 300; i += 20) {
+    await Promise.all(
+      mutants.slice(i, i + 20).map(
+        (m) =>
+          new Promise<void>((resolve) => {
+            const s = netConnect(tport, '127.0.0.1', () => s.end(m));
+            s.on('error', () => resolve());
+            s.on('close', () => resolve());
+            s.resume();
+            setTimeout(() => (s.destroy(), resolve()), 1500);
+          }),
+      ),
+    );
+  }
+  // Still serving: a well-formed hello for a name off the list is refused by name.
+  await new Promise<void>((resolve) => {
+    const c = tlsConnect({ host: '127.0.0.1', port: tport, servername: 'other.test' });
+    c.on('error', () => resolve());
+    c.on('close', () => resolve());
+  });
+  assert.ok(events.some((e) => e.ev === 'egress' && e.name === 'other.test' && (e as { reason?: string }).reason === 'not-allowlisted'), 'the TLS listener still answers after the malformed hellos');
+});

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
-import { hostCapacity } from '../queue';
+import { DEFAULT_BACKOFF, hostCapacity, type BackoffPolicy } from '../queue';
 import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
 import { DEFAULT_RUNNER_LABELS, GitHubApi } from '../github';
@@ -23,6 +23,7 @@ export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-fil
                       [--reconcile-seconds 60] [--cancel-github-run] [--state-dir DIR] [--no-request-pacing]
                       [--modes workflow_job,app] [--admin-port 8081] [--admin-host 127.0.0.1]
                       [--config quotas.yml] [--burst-per-minute 120]
+                      [--github-retry-seconds 5] [--github-give-up-seconds 21600]
   environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
 
 function readSecret(file: string | undefined, envValue: string | undefined, what: string): string {
@@ -74,6 +75,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
       'admin-host': { type: 'string' },
       config: { type: 'string' },
       'burst-per-minute': { type: 'string' },
+      'github-retry-seconds': { type: 'string' },
+      'github-give-up-seconds': { type: 'string' },
     },
   });
   const appId = values['app-id'] ?? env.STOCKADE_APP_ID;
@@ -121,6 +124,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     egressFor: config?.egress(host.packageRoot),
     priorities: config?.priorities,
     burstPerMinute: burst,
+    githubBackoff: backoffFrom(values['github-retry-seconds'], values['github-give-up-seconds']),
     port,
     host: values.host ?? '127.0.0.1',
   });
@@ -131,6 +135,17 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   await server.stop();
   store.close();
   return 0;
+}
+
+/** --github-retry-seconds (first delay, doubling to 10 min) and --github-give-up-seconds for GitHub writes that fail. */
+function backoffFrom(retry: string | undefined, giveUp: string | undefined): BackoffPolicy {
+  const num = (v: string | undefined, flag: string, def: number, max: number) => {
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || n > max) throw new StockadeError('USAGE', `--${flag} '${v}' is not a number of seconds from 0 to ${max}`);
+    return n * 1000;
+  };
+  return { ...DEFAULT_BACKOFF, initialMs: num(retry, 'github-retry-seconds', DEFAULT_BACKOFF.initialMs / 1000, 3600), giveUpMs: num(giveUp, 'github-give-up-seconds', DEFAULT_BACKOFF.giveUpMs / 1000, 30 * 86400) };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { statfs } from 'node:fs/promises';
-import { pickNext } from '../queue';
+import { DEFAULT_BACKOFF, nextAttempt, pickNext, type BackoffPolicy } from '../queue';
 import { adminHandler } from './admin-api';
 import { ServerMetrics } from './metrics';
 import type { AddressInfo } from 'node:net';
@@ -58,6 +58,8 @@ export interface ServerOptions {
   port?: number;
   host?: string;
   maxWebhookBytes?: number;
+  /** Retries of GitHub writes that fail (check-run creation, the final report), and when to give up. @default DEFAULT_BACKOFF */
+  githubBackoff?: BackoffPolicy;
 }
 
 const EVENTS = new Set(['workflow_job', 'push', 'pull_request', 'check_suite', 'check_run']);
@@ -80,6 +82,8 @@ export class StockadeServer {
   private readonly active = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private stopped = false;
+  /** Jobs whose final report is being sent (each at most once at a time). */
+  private readonly reporting = new Set<string>();
 
   constructor(private readonly o: ServerOptions) {
     this.metrics = new ServerMetrics(o.store);
@@ -260,10 +264,20 @@ export class StockadeServer {
     // Free job slots first: creating check runs is paced by GitHub's write limits (one a second),
     // so a burst of deliveries must not hold up jobs that are already accepted.
     this.startQueued();
-    for (const row of store.unreported(20)) await this.report(row);
+    // Reports go out side by side, each job's at most once at a time: a repository whose reports
+    // GitHub refuses (backed off, then given up) never holds up another's.
+    for (const row of store.unreported(20)) {
+      if (this.reporting.has(row.key)) continue;
+      this.reporting.add(row.key);
+      const p = this.report(row).finally(() => {
+        this.reporting.delete(row.key);
+        this.active.delete(p);
+      });
+      this.active.add(p);
+    }
     const burst = this.o.burstPerMinute ?? 120;
     let accepted = 0;
-    for (const row of interleaveByRepository(store.inState('accepted', 1000))) {
+    for (const row of interleaveByRepository(store.dueAccepted(1000))) {
       if (accepted >= 5) break;
       // Burst limit: over it, the job stays stored and accepted, admitted later in arrival order.
       if (store.admittedSince(row.installationId, Date.now() - 60_000) >= burst) continue;
@@ -380,8 +394,29 @@ export class StockadeServer {
       this.o.store.setCheckRun(row.key, id);
       this.o.store.transition(row.key, 'queued');
     } catch (e) {
-      this.o.logger.error({ err: e, job: row.key }, 'check run could not be created; will retry');
+      const next = nextAttempt(row.githubAttempts + 1, row.createdAt, Date.now(), this.o.githubBackoff ?? DEFAULT_BACKOFF);
+      if ('giveUp' in next) {
+        // Terminal: the job never ran and GitHub will not take a check run for it.
+        this.o.store.transition(row.key, 'failed', { result: JSON.stringify(failedReport(row, `GitHub refused the check run: ${(e as Error).message}`)) });
+        this.o.store.abandonReport(row.key);
+        this.o.logger.error({ err: e, job: row.key, attempts: row.githubAttempts + 1, state: 'report-abandoned' }, 'check run could not be created; given up');
+        return;
+      }
+      this.o.store.githubFailed(row.key, next.retryAt);
+      this.o.logger.error({ err: e, job: row.key, attempts: row.githubAttempts + 1, retryAt: new Date(next.retryAt).toISOString() }, 'check run could not be created; will retry');
     }
+  }
+
+  /** A report GitHub did not take: tried again after a backoff, given up (logged, terminal) after the policy's time. */
+  private reportFailed(row: JobRow, e: unknown): void {
+    const next = nextAttempt(row.githubAttempts + 1, row.updatedAt, Date.now(), this.o.githubBackoff ?? DEFAULT_BACKOFF);
+    if ('giveUp' in next) {
+      this.o.store.abandonReport(row.key);
+      this.o.logger.error({ err: e, job: row.key, attempts: row.githubAttempts + 1, state: 'report-abandoned' }, 'GitHub kept refusing the report; given up');
+      return;
+    }
+    this.o.store.githubFailed(row.key, next.retryAt);
+    this.o.logger.error({ err: e, job: row.key, attempts: row.githubAttempts + 1, retryAt: new Date(next.retryAt).toISOString() }, 'report failed; will retry');
   }
 
   private async run(row: JobRow): Promise<void> {
@@ -444,7 +479,7 @@ export class StockadeServer {
           this.o.store.setCheckRun(row.key, id);
           this.o.store.markReported(row.key);
         } catch (e) {
-          this.o.logger.error({ err: e, job: row.key }, 'report failed; will retry');
+          this.reportFailed(row, e);
         }
       }
       return;
@@ -459,7 +494,7 @@ export class StockadeServer {
       this.o.store.markReported(row.key);
       if (this.o.cancelGitHubRun && spec.mode === 'workflow_job') await gh.cancelWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId).catch((e: unknown) => this.o.logger.warn({ err: e }, 'could not cancel the GitHub run'));
     } catch (e) {
-      this.o.logger.error({ err: e, job: row.key }, 'report failed; will retry');
+      this.reportFailed(row, e);
     }
   }
 

@@ -41,6 +41,10 @@ export interface JobRow {
   updatedAt: number;
   priority: number;
   startedAt: number | null;
+  /** GitHub writes for this job that failed so far (check-run creation or report). */
+  githubAttempts: number;
+  /** The next GitHub write is not tried before this (ms since the epoch). */
+  githubNextAt: number;
 }
 
 /** A job as a delivery plans it, before it is stored. */
@@ -78,6 +82,9 @@ export class JobStore {
     if (!cols.includes('priority')) this.db.exec('ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0');
     if (!cols.includes('started_at')) this.db.exec('ALTER TABLE jobs ADD COLUMN started_at INTEGER');
     if (!cols.includes('admitted_at')) this.db.exec('ALTER TABLE jobs ADD COLUMN admitted_at INTEGER');
+    // GitHub writes that failed: how often, and when the next may be tried (backoff).
+    if (!cols.includes('github_attempts')) this.db.exec('ALTER TABLE jobs ADD COLUMN github_attempts INTEGER NOT NULL DEFAULT 0');
+    if (!cols.includes('github_next_at')) this.db.exec('ALTER TABLE jobs ADD COLUMN github_next_at INTEGER NOT NULL DEFAULT 0');
     this.quotas = new QuotaStore(this.db, now);
   }
 
@@ -126,6 +133,11 @@ export class JobStore {
       .get(prefix.length, prefix) as JobRow | undefined;
   }
 
+  /** Accepted jobs whose next attempt at creating their check run is due. */
+  dueAccepted(limit = 1000): JobRow[] {
+    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE state = 'accepted' AND github_next_at <= ? ORDER BY created_at LIMIT ?`).all(this.now(), limit) as JobRow[];
+  }
+
   inState(state: JobState, limit = 1000): JobRow[] {
     return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE state = ? ORDER BY created_at LIMIT ?`).all(state, limit) as JobRow[];
   }
@@ -162,8 +174,19 @@ export class JobStore {
   }
 
   /** Terminal jobs whose final check run update has not reached GitHub yet. */
+  /** Finished jobs whose report GitHub has not taken yet and whose next attempt is due. */
   unreported(limit = 100): JobRow[] {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE reported = 0 AND state IN ('completed', 'failed', 'cancelled') ORDER BY updated_at LIMIT ?`).all(limit) as JobRow[];
+    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE reported = 0 AND state IN ('completed', 'failed', 'cancelled') AND github_next_at <= ? ORDER BY github_next_at, updated_at LIMIT ?`).all(this.now(), limit) as JobRow[];
+  }
+
+  /** A GitHub write for this job failed: the attempt is counted and the next one put off until `nextAt`. */
+  githubFailed(key: string, nextAt: number): void {
+    this.db.prepare('UPDATE jobs SET github_attempts = github_attempts + 1, github_next_at = ? WHERE key = ?').run(nextAt, key);
+  }
+
+  /** GitHub kept refusing this job's report: given up (reported = 2), never tried again. */
+  abandonReport(key: string): void {
+    this.db.prepare('UPDATE jobs SET reported = 2, updated_at = ? WHERE key = ?').run(this.now(), key);
   }
 
   markReported(key: string): void {
@@ -180,4 +203,5 @@ export class JobStore {
 }
 
 const COLUMNS = `key, delivery_guid AS deliveryGuid, repository, installation_id AS installationId, head_sha AS headSha, spec, state,
-  check_run_id AS checkRunId, result, log, created_at AS createdAt, updated_at AS updatedAt, priority, started_at AS startedAt`;
+  check_run_id AS checkRunId, result, log, created_at AS createdAt, updated_at AS updatedAt, priority, started_at AS startedAt,
+  github_attempts AS githubAttempts, github_next_at AS githubNextAt`;

@@ -90,6 +90,8 @@ export class FakeGitHub {
   readonly requests: RecordedRequest[] = [];
   readonly checkRuns = new Map<number, CheckRun>();
   readonly repos = new Map<string, FakeRepo>();
+  /** Repositories whose check-run writes are refused with 403 (archived, App uninstalled). */
+  readonly refusedRepos = new Set<string>();
   /** Deliveries GitHub "made" (for /app/hook/deliveries), newest first. */
   readonly deliveries: Array<{ id: number; guid: string; event: string; action: string | null; payload: unknown }> = [];
   private readonly routes = buildRoutes();
@@ -185,6 +187,10 @@ export class FakeGitHub {
     const isAppCall = route.template.startsWith('/app');
     if (isAppCall ? !this.checkJwt(auth) : !this.tokens.has(auth.replace(/^token /, ''))) {
       return void res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Bad credentials' }));
+    }
+    // A repository GitHub refuses writes for (archived, or the App uninstalled from it): 403, as GitHub answers.
+    if (this.refusedRepos.has(`${params.owner}/${params.repo}`) && route.op.operationId.startsWith('checks/')) {
+      return void res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Repository was archived so is read-only.', documentation_url: 'https://docs.github.com/rest' }));
     }
     const handler = this.handlers[route.op.operationId];
     if (!handler) return this.violation(res, `${route.op.operationId}: the fake does not implement it (the runner should not call it)`);

@@ -38,7 +38,7 @@ function hostileTarball(sha: string, keyFile: string): Buffer {
 before(async () => {
   w = await makeWorld({ '.stockade/workflows/app.yml': GOOD });
   state = mkdtempSync(join(tmpdir(), 'stockade-state-'));
-  server = await startServer(w, state, ['--reconcile-seconds', '0', '--concurrency', '1', '--modes', 'app']);
+  server = await startServer(w, state, ['--reconcile-seconds', '0', '--concurrency', '1', '--modes', 'app', '--github-retry-seconds', '0.5', '--github-give-up-seconds', '5']);
   setDiagnostics(() => `\nserver: ${server.stderr().slice(-3000)}`);
 });
 
@@ -146,4 +146,37 @@ test('many slow unauthenticated 25 MB bodies: the ones past the in-flight budget
   assert.ok(rss < 600 * 1024 * 1024, `server RSS ${Math.round(rss / 1024 ** 2)} MiB`);
   for (const s of sockets) s.destroy();
   process.stderr.write(`slow bodies: ${answers.filter((a) => / 503 /.test(a)).length} of 40 got 503; server RSS ${Math.round(rss / 1024 ** 2)} MiB\n`);
+});
+
+test('a repository whose check runs GitHub keeps refusing (archived) is backed off and given up, logged; other repositories are reported meanwhile', async () => {
+  const hello = w.fake.repos.get('octo-org/hello')!;
+  const sha = 'e'.repeat(40);
+  const dir = mkdtempSync(join(tmpdir(), 'stk-archived-'));
+  const top = join(dir, `octo-org-archived-${sha.slice(0, 7)}`);
+  mkdirSync(join(top, '.stockade/workflows'), { recursive: true });
+  writeFileSync(join(top, '.stockade/workflows/ci.yml'), GOOD);
+  w.fake.repos.set('octo-org/archived', { ...hello, tarball: spawnSync('tar', ['-czf', '-', '-C', dir, `octo-org-archived-${sha.slice(0, 7)}`]).stdout });
+  w.fake.refusedRepos.add('octo-org/archived');
+  const push = (repo: string, s: string) =>
+    examplePayload('push', undefined, (p) => {
+      Object.assign(p, { ref: 'refs/heads/main', after: s, deleted: false });
+      p.repository.full_name = `octo-org/${repo}`;
+      p.repository.name = repo;
+    });
+  const started = Date.now();
+  await deliver(w, server.url, 'push', push('archived', sha));
+  const okSha = 'f'.repeat(40);
+  w.fake.repos.get('octo-org/hello')!.tarball = hostileTarball(okSha, w.keyFile);
+  await deliver(w, server.url, 'push', push('hello', okSha));
+  await until('the other repository is reported', completed(`octo-org/hello/app/push/refs/heads/main/${okSha}`), 60_000);
+  await until('the refused job is given up', () => /report-abandoned/.test(server.stderr()), 30_000);
+  const attempts = w.fake.requests.filter((r) => r.operationId === 'checks/create' && r.params.repo === 'archived').length;
+  const took = Date.now() - started;
+  assert.ok(attempts >= 2 && attempts <= 6, `${attempts} attempts in ${took} ms (backoff from 0.5 s, given up after 5 s)`);
+  await sleep(2000);
+  const after = w.fake.requests.filter((r) => r.operationId === 'checks/create' && r.params.repo === 'archived').length;
+  assert.equal(after, attempts, 'nothing is tried after giving up');
+  const health = (await (await fetch(`${server.url}/healthz`)).json()) as Record<string, number>;
+  assert.equal(health.accepted, 0, 'the refused job is not left accepted');
+  process.stderr.write(`archived repository: ${attempts} check-run attempts, given up after ${took} ms\n`);
 });

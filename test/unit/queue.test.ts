@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hostCapacity, pickNext, type Waiting } from '../../src/queue';
+import { hostCapacity, nextAttempt, pickNext, type Waiting } from '../../src/queue';
 import { validateQuota } from '../../src/server';
 
 const job = (repository: string, i: number, priority = 0): Waiting => ({ key: `${repository}#${i}`, repository, org: repository.split('/')[0]!, priority, createdAt: i });
@@ -35,4 +35,17 @@ test('quota bodies are validated field by field, naming the field and the range'
   assert.match(JSON.stringify(validateQuota({ minutesPerDay: 1.5 })), /minutesPerDay/);
   assert.match(JSON.stringify(validateQuota({ cpu: 1 })), /unknown field 'cpu'/);
   assert.match(JSON.stringify(validateQuota([1])), /JSON object/);
+});
+
+test('GitHub write backoff: delays double to the cap, never shrink, and nothing is tried past the give-up time', () => {
+  const p = { initialMs: 1000, maxMs: 8000, giveUpMs: 60_000 };
+  const delays: number[] = [];
+  for (let a = 1; a <= 8; a++) {
+    const r = nextAttempt(a, 0, 0, p);
+    assert.ok('retryAt' in r);
+    delays.push(r.retryAt);
+  }
+  assert.deepEqual(delays, [1000, 2000, 4000, 8000, 8000, 8000, 8000, 8000]);
+  assert.deepEqual(nextAttempt(3, 0, 60_000, p), { giveUp: true });
+  assert.deepEqual(nextAttempt(1, 0, 59_500, p), { retryAt: 60_000 }, 'the last attempt is at the give-up time, not after it');
 });

@@ -90590,7 +90590,7 @@ var PodmanEngine = class {
   }
   async listContainers(label) {
     const list = await transient(() => this.docker.listContainers({ all: true, filters: { label: [label] } }));
-    return list.map((c) => ({ id: c.Id, labels: c.Labels ?? {} }));
+    return list.map((c) => ({ id: c.Id, labels: c.Labels ?? {}, running: c.State === "running" }));
   }
   async listVolumes(label) {
     const res = await transient(() => this.docker.listVolumes({ filters: { label: [label] } }));
@@ -91186,6 +91186,46 @@ async function ensureExternalsVolume(engine, name, files) {
   return name;
 }
 
+// src/sandbox/netns-keeper.ts
+var LABEL_KEEPER = "io.stockade.keeper";
+var KEEPER_NAME = "stockade-netns-keeper";
+var KEEPER_NETWORK = "stockade-netns-keeper";
+async function ensureNetnsKeeper(deps, o) {
+  const engine = deps.engine;
+  const label = `${LABEL_KEEPER}=rootless-netns`;
+  const existing = await engine.listContainers(label);
+  if (existing.some((c) => c.running)) return;
+  if (!(await engine.listNetworks(label)).some((n) => n.id === KEEPER_NETWORK)) {
+    await engine.createNetwork(KEEPER_NETWORK, { [LABEL_KEEPER]: "rootless-netns" }, { internal: true }).catch(async (e) => {
+      if (!(await engine.listNetworks(label)).some((n) => n.id === KEEPER_NETWORK)) throw e;
+    });
+  }
+  let id = existing[0]?.id;
+  if (!id) {
+    const spec = {
+      name: KEEPER_NAME,
+      image: o.image,
+      argv: ["sleep", "infinity"],
+      env: {},
+      workdir: "/",
+      mounts: [],
+      limits: { ...DEFAULT_LIMITS, memoryBytes: 16 * 1024 ** 2, pids: 16, cpus: 0.1, tmpfsBytes: 1024 ** 2 },
+      network: { mode: "internal", network: KEEPER_NETWORK, dns: ["127.0.0.1"] },
+      security: { seccompProfilePath: o.seccompProfilePath, readOnlyRoot: true },
+      labels: { [LABEL_KEEPER]: "rootless-netns" }
+    };
+    try {
+      id = await engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
+    } catch (e) {
+      id = (await engine.listContainers(label))[0]?.id;
+      if (!id) throw e;
+    }
+  }
+  await engine.start(id).catch(async (e) => {
+    if (!(await engine.listContainers(label)).some((c) => c.running)) throw e;
+  });
+}
+
 // src/sandbox/open-sandbox.ts
 var import_node_fs15 = require("node:fs");
 var import_node_path10 = require("node:path");
@@ -91255,11 +91295,19 @@ async function openSandbox(o) {
   const limits = cg.mode === "v1" ? new CgroupV1Limits(cg, ownerTag) : new CgroupV2Limits(cg);
   const seccompProfilePath = installProfile(o.stateDir, o.seccompProfileJson);
   const deps = { engine, limits, host: readHostRlimits(), logger: o.logger };
+  let keeper;
   return {
     deps,
     ownerTag,
     seccompProfilePath,
-    reap: () => reapLeftovers(engine, limits, o.logger)
+    reap: () => reapLeftovers(engine, limits, o.logger),
+    keepNetnsAlive: (image) => {
+      keeper ??= ensureNetnsKeeper(deps, { image, seccompProfilePath }).catch((e) => {
+        keeper = void 0;
+        o.logger.warn({ err: e }, "the network namespace keeper could not start; each job with a network will leave a slirp4netns zombie");
+      });
+      return keeper;
+    }
   };
 }
 function installProfile(stateDir, json) {
@@ -99038,6 +99086,7 @@ var MAX_REFUSALS_KEPT = 50;
 async function startJobNetwork(deps, run4, allow, sink, onEvent) {
   const network = `stockade-${run4.volumes.key}`;
   const engine = deps.sandbox.deps.engine;
+  await deps.sandbox.keepNetnsAlive(run4.settings.image);
   await engine.createNetwork(network, run4.volumes.labels, { internal: true });
   const report2 = { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
   let sidecar;

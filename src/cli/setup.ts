@@ -127,7 +127,7 @@ function procStat(pid: number): string[] | undefined {
 async function stopOwnService(h: HostConfig, log: Log): Promise<void> {
   let pid: number;
   try {
-    pid = Number(readFileSync(servicePidFile(h), 'utf8').trim());
+    pid = Number(readFileSync(servicePidFile(h), 'utf8').split('\n')[0]!.trim());
   } catch {
     return;
   }
@@ -149,16 +149,22 @@ async function stopOwnService(h: HostConfig, log: Log): Promise<void> {
   for (let i = 0; i < 100 && members.some((p) => procStat(p) && procStat(p)![0] !== 'Z'); i++) await sleep(100);
 }
 
+/** The command line of the API service; a service started with another one (an older setup) is restarted. */
+const serviceArgv = (h: HostConfig) => ['setsid', 'catatonit', '--', 'podman', 'system', 'service', '--time', '0', `unix://${h.socketPath}`];
+
 async function ensureService(h: HostConfig, log: Log, configChanged = false): Promise<void> {
   const engine = new PodmanEngine(h.socketPath);
-  if (configChanged) await stopOwnService(h, log);
+  const recorded = existsSync(servicePidFile(h)) ? readFileSync(servicePidFile(h), 'utf8').split('\n')[1] ?? '' : '';
+  if (configChanged || (recorded && recorded !== serviceArgv(h).join(' '))) await stopOwnService(h, log);
   if (await engine.ping().then(() => true, () => false)) return;
   log(`starting rootless Podman API service at ${h.socketPath}`);
-  const [cmd, args] = asRunner(h, ['setsid', 'podman', 'system', 'service', '--time', '0', `unix://${h.socketPath}`]);
+  // Under catatonit, which is a child subreaper when it is not PID 1: processes Podman orphans (conmon's
+  // double fork, exited helpers) are reaped by it, not left as zombies of a PID 1 that never reaps.
+  const [cmd, args] = asRunner(h, serviceArgv(h));
   const { spawn } = await import('node:child_process');
   const child = spawn(cmd, args, { detached: true, stdio: 'ignore', cwd: '/' });
   child.unref();
-  if (child.pid) writeFileSync(servicePidFile(h), `${child.pid}\n`, { mode: 0o644 });
+  if (child.pid) writeFileSync(servicePidFile(h), `${child.pid}\n${serviceArgv(h).join(' ')}\n`, { mode: 0o644 });
   for (let i = 0; i < 100; i++) {
     await sleep(100);
     if (await engine.ping().then(() => true, () => false)) return;

@@ -35,6 +35,8 @@ const MAX_REFUSALS_KEPT = 50;
 export async function startJobNetwork(deps: StepDeps, run: StepRun, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void): Promise<JobNetwork> {
   const network = `stockade-${run.volumes.key}`;
   const engine = deps.sandbox.deps.engine;
+  // One idle container keeps the rootless network namespace (and its slirp4netns) up, so this job does not leave a zombie.
+  await deps.sandbox.keepNetnsAlive(run.settings.image);
   await engine.createNetwork(network, run.volumes.labels, { internal: true });
   const report: EgressReport = { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
   let sidecar: ServiceContainer | undefined;

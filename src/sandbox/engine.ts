@@ -4,6 +4,8 @@ import type { CreateOptions } from './to-create-options';
 export interface ManagedObject {
   id: string;
   labels: Record<string, string>;
+  /** Containers only: whether it runs now. */
+  running?: boolean;
 }
 
 /**

@@ -18,3 +18,4 @@ export { readVolumeFile, readVolumePath, writeVolumeFile, copyTreeIntoVolume, ma
 export { openSandbox, type Sandbox, type SandboxOptions } from './open-sandbox';
 export { buildSeccompProfile, parseSeccompPolicy, allowedSyscalls, type SeccompProfile, type SeccompPolicy } from './seccomp-profile';
 export { readHostRlimits } from './host-rlimits';
+export { ensureNetnsKeeper, LABEL_KEEPER, KEEPER_NAME, KEEPER_NETWORK } from './netns-keeper';

@@ -1,3 +1,4 @@
+import { ensureNetnsKeeper } from './netns-keeper';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError, sha256Hex, type Logger } from '../common';
@@ -30,6 +31,8 @@ export interface Sandbox {
   ownerTag: string;
   seccompProfilePath: string;
   reap(): Promise<ReapReport>;
+  /** Keeps rootless Podman's network namespace up with one idle container (see netns-keeper.ts); idempotent, once per process. */
+  keepNetnsAlive(image: string): Promise<void>;
 }
 
 /** Connects to the engine, picks the limit enforcer for this host's cgroups, installs the seccomp profile. */
@@ -42,11 +45,19 @@ export async function openSandbox(o: SandboxOptions): Promise<Sandbox> {
   const limits: LimitEnforcer = cg.mode === 'v1' ? new CgroupV1Limits(cg, ownerTag) : new CgroupV2Limits(cg);
   const seccompProfilePath = installProfile(o.stateDir, o.seccompProfileJson);
   const deps: SandboxDeps = { engine, limits, host: readHostRlimits(), logger: o.logger };
+  let keeper: Promise<void> | undefined;
   return {
     deps,
     ownerTag,
     seccompProfilePath,
     reap: () => reapLeftovers(engine, limits, o.logger),
+    keepNetnsAlive: (image) => {
+      keeper ??= ensureNetnsKeeper(deps, { image, seccompProfilePath }).catch((e: unknown) => {
+        keeper = undefined;
+        o.logger.warn({ err: e }, 'the network namespace keeper could not start; each job with a network will leave a slirp4netns zombie');
+      });
+      return keeper;
+    },
   };
 }
 

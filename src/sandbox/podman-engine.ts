@@ -185,7 +185,7 @@ export class PodmanEngine implements ContainerEngine {
 
   async listContainers(label: string): Promise<ManagedObject[]> {
     const list = await transient(() => this.docker.listContainers({ all: true, filters: { label: [label] } }));
-    return list.map((c) => ({ id: c.Id, labels: c.Labels ?? {} }));
+    return list.map((c) => ({ id: c.Id, labels: c.Labels ?? {}, running: c.State === 'running' }));
   }
 
   async listVolumes(label: string): Promise<ManagedObject[]> {

@@ -2,7 +2,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { DEFAULT_LIMITS, LABEL_OWNER, managedLabels, processTag, startServiceContainer, type ServiceContainer } from '../../src/sandbox';
 import { image, root, sandbox, tempDir } from '../sandbox/helpers';
@@ -299,4 +300,53 @@ test('kill -9 of the runner mid-job with egress: the next start removes the side
   const again = await run(repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: "true"\n'));
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(await owned(), { containers: 0, networks: 0, volumes: 0 });
+});
+
+/** The runner user's processes: pid, state and command, zombies included. */
+function runnerProcesses(): Array<{ pid: number; ppid: number; zombie: boolean; cmd: string }> {
+  const uid = Number(readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('stockade:'))!.split(':')[2]);
+  const out: Array<{ pid: number; ppid: number; zombie: boolean; cmd: string }> = [];
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      if (statSync(`/proc/${d}`).uid !== uid) continue;
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const cmd = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.push({ pid: Number(d), ppid: Number(rest[1]), zombie: rest[0] === 'Z', cmd });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+test('nothing outlives its job, Podman\'s helpers included: after 20 jobs with egress, no new zombie and no new process of the runner user', async () => {
+  const job = repo(`on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - run: curl -sS -f --max-time 5 -o /dev/null http://allowed.test/ && echo reached
+`);
+  // The first job starts the network-namespace keeper (once per host): the baseline is taken after it.
+  const first = await run(job, ...ALLOW);
+  assert.equal(first.code, 0, first.stderr);
+  await sleep(1000);
+  const before = runnerProcesses();
+  for (let i = 0; i < 20; i++) {
+    const r = await run(job, ...ALLOW);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  await sleep(1500);
+  const after = runnerProcesses();
+  const zombies = (l: typeof before) => l.filter((p) => p.zombie).map((p) => p.pid);
+  const newZombies = zombies(after).filter((p) => !zombies(before).includes(p));
+  assert.deepEqual(newZombies.map((p) => after.find((x) => x.pid === p)!.cmd), [], 'no zombie left by 20 jobs with egress');
+  // Not even one waiting for its parent: no zombie is a child of the service or its helpers.
+  const parents = new Set(after.filter((p) => !p.zombie).map((p) => p.pid));
+  assert.deepEqual(after.filter((p) => p.zombie && parents.has(p.ppid)).map((p) => `${p.pid} ${p.cmd} (parent ${p.ppid})`), [], 'the service has no unreaped child');
+  const live = (l: typeof before) => l.filter((p) => !p.zombie).map((p) => p.pid);
+  const extra = live(after).filter((p) => !live(before).includes(p));
+  assert.deepEqual(extra.map((p) => after.find((x) => x.pid === p)!.cmd), [], 'no process of the runner user beyond those before the 20 jobs');
+  process.stderr.write(`20 jobs with egress: ${newZombies.length} new zombies, ${extra.length} new processes; runner user has ${live(after).length} live processes (service, keeper, pause)\n`);
 });

@@ -11111,7 +11111,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports2, module2) {
     "use strict";
-    var { promisify: promisify3 } = require("node:util");
+    var { promisify: promisify4 } = require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11151,7 +11151,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify3(this[kOriginalClose])();
+        await promisify4(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11164,7 +11164,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports2, module2) {
     "use strict";
-    var { promisify: promisify3 } = require("node:util");
+    var { promisify: promisify4 } = require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11204,7 +11204,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify3(this[kOriginalClose])();
+        await promisify4(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -34326,7 +34326,7 @@ var require_agent2 = __commonJS({
     var { Duplex } = require("stream");
     var { resolve: resolve2 } = require("path");
     var { readFile } = require("fs");
-    var { execFile: execFile4, spawn: spawn2 } = require("child_process");
+    var { execFile: execFile5, spawn: spawn2 } = require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
       makeBufferParser,
@@ -34547,7 +34547,7 @@ var require_agent2 = __commonJS({
             if (err) {
               if (triedCygpath)
                 return cb(new Error("Invalid cygwin unix socket path"));
-              execFile4("cygpath", ["-w", socketPath], (err2, stdout, stderr) => {
+              execFile5("cygpath", ["-w", socketPath], (err2, stdout, stderr) => {
                 if (err2 || stdout.length === 0)
                   return cb(new Error("Invalid cygwin unix socket path"));
                 triedCygpath = true;
@@ -46874,7 +46874,7 @@ var require_buffer_list = __commonJS({
         }
       }, {
         key: "join",
-        value: function join16(s) {
+        value: function join17(s) {
           if (this.length === 0) return "";
           var p = this.head;
           var ret = "" + p.data;
@@ -51043,7 +51043,7 @@ var require_chownr = __commonJS({
     } : (path3, uid, gid) => lchownSync(path3, uid, gid);
     var nodeVersion = process.version;
     var readdir2 = (path3, options, cb) => fs3.readdir(path3, options, cb);
-    var readdirSync5 = (path3, options) => fs3.readdirSync(path3, options);
+    var readdirSync6 = (path3, options) => fs3.readdirSync(path3, options);
     if (/^v4\./.test(nodeVersion))
       readdir2 = (path3, options, cb) => fs3.readdir(path3, cb);
     var chown = (cpath, uid, gid, cb) => {
@@ -51114,7 +51114,7 @@ var require_chownr = __commonJS({
     var chownrSync = (p, uid, gid) => {
       let children;
       try {
-        children = readdirSync5(p, { withFileTypes: true });
+        children = readdirSync6(p, { withFileTypes: true });
       } catch (er) {
         if (er.code === "ENOENT")
           return;
@@ -83669,7 +83669,7 @@ var require_thread_stream = __commonJS({
     var { version } = require_package3();
     var { EventEmitter } = require("events");
     var { Worker } = require("worker_threads");
-    var { join: join16 } = require("path");
+    var { join: join17 } = require("path");
     var { pathToFileURL } = require("url");
     var { wait } = require_wait();
     var {
@@ -83721,7 +83721,7 @@ var require_thread_stream = __commonJS({
     function createWorker(stream, opts) {
       const { filename, workerData } = opts;
       const bundlerOverrides = "__bundlerPathsOverrides" in globalThis ? globalThis.__bundlerPathsOverrides : {};
-      const toExecute = bundlerOverrides["thread-stream-worker"] || join16(__dirname, "lib", "worker.js");
+      const toExecute = bundlerOverrides["thread-stream-worker"] || join17(__dirname, "lib", "worker.js");
       const worker = new Worker(toExecute, {
         ...opts.workerOpts,
         name: opts.workerOpts?.name || "thread-stream",
@@ -84232,9 +84232,9 @@ var require_transport2 = __commonJS({
   "node_modules/pino/lib/transport.js"(exports2, module2) {
     "use strict";
     var { createRequire } = require("module");
-    var { existsSync: existsSync11 } = require("node:fs");
+    var { existsSync: existsSync12 } = require("node:fs");
     var getCallers = require_caller();
-    var { join: join16, isAbsolute: isAbsolute3, sep: sep2 } = require("node:path");
+    var { join: join17, isAbsolute: isAbsolute3, sep: sep2 } = require("node:path");
     var { fileURLToPath } = require("node:url");
     var sleep3 = require_atomic_sleep();
     var onExit = require_on_exit_leak_free();
@@ -84307,7 +84307,7 @@ var require_transport2 = __commonJS({
           return false;
         }
       }
-      return isAbsolute3(path2) && !existsSync11(path2);
+      return isAbsolute3(path2) && !existsSync12(path2);
     }
     function stripQuotes(value) {
       const first = value[0];
@@ -84389,7 +84389,7 @@ var require_transport2 = __commonJS({
         throw new Error("only one of target or targets can be specified");
       }
       if (targets) {
-        target = bundlerOverrides["pino-worker"] || join16(__dirname, "worker.js");
+        target = bundlerOverrides["pino-worker"] || join17(__dirname, "worker.js");
         options.targets = targets.filter((dest) => dest.target).map((dest) => {
           return {
             ...dest,
@@ -84410,7 +84410,7 @@ var require_transport2 = __commonJS({
         const pipelinesHaveLevel = options.pipelines.some((p) => p.some((t) => t.level != null));
         usesMultistream = options.targets.length + options.pipelines.length > 1 || targetsHaveLevel || pipelinesHaveLevel;
       } else if (pipeline) {
-        target = bundlerOverrides["pino-worker"] || join16(__dirname, "worker.js");
+        target = bundlerOverrides["pino-worker"] || join17(__dirname, "worker.js");
         options.pipelines = [pipeline.map((dest) => {
           return {
             ...dest,
@@ -84437,7 +84437,7 @@ var require_transport2 = __commonJS({
           return origin;
         }
         if (origin === "pino/file") {
-          return join16(__dirname, "..", "file.js");
+          return join17(__dirname, "..", "file.js");
         }
         let fixTarget2;
         for (const filePath of callers) {
@@ -85417,7 +85417,7 @@ var require_safe_stable_stringify = __commonJS({
               return circularValue;
             }
             let res = "";
-            let join16 = ",";
+            let join17 = ",";
             const originalIndentation = indentation;
             if (Array.isArray(value)) {
               if (value.length === 0) {
@@ -85431,7 +85431,7 @@ var require_safe_stable_stringify = __commonJS({
                 indentation += spacer;
                 res += `
 ${indentation}`;
-                join16 = `,
+                join17 = `,
 ${indentation}`;
               }
               const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
@@ -85439,13 +85439,13 @@ ${indentation}`;
               for (; i < maximumValuesToStringify - 1; i++) {
                 const tmp2 = stringifyFnReplacer(String(i), value, stack, replacer2, spacer, indentation);
                 res += tmp2 !== void 0 ? tmp2 : "null";
-                res += join16;
+                res += join17;
               }
               const tmp = stringifyFnReplacer(String(i), value, stack, replacer2, spacer, indentation);
               res += tmp !== void 0 ? tmp : "null";
               if (value.length - 1 > maximumBreadth) {
                 const removedKeys = value.length - maximumBreadth - 1;
-                res += `${join16}"... ${getItemCount(removedKeys)} not stringified"`;
+                res += `${join17}"... ${getItemCount(removedKeys)} not stringified"`;
               }
               if (spacer !== "") {
                 res += `
@@ -85466,7 +85466,7 @@ ${originalIndentation}`;
             let separator = "";
             if (spacer !== "") {
               indentation += spacer;
-              join16 = `,
+              join17 = `,
 ${indentation}`;
               whitespace = " ";
             }
@@ -85480,13 +85480,13 @@ ${indentation}`;
               const tmp = stringifyFnReplacer(key2, value, stack, replacer2, spacer, indentation);
               if (tmp !== void 0) {
                 res += `${separator}${strEscape(key2)}:${whitespace}${tmp}`;
-                separator = join16;
+                separator = join17;
               }
             }
             if (keyLength > maximumBreadth) {
               const removedKeys = keyLength - maximumBreadth;
               res += `${separator}"...":${whitespace}"${getItemCount(removedKeys)} not stringified"`;
-              separator = join16;
+              separator = join17;
             }
             if (spacer !== "" && separator.length > 1) {
               res = `
@@ -85527,7 +85527,7 @@ ${originalIndentation}`;
             }
             const originalIndentation = indentation;
             let res = "";
-            let join16 = ",";
+            let join17 = ",";
             if (Array.isArray(value)) {
               if (value.length === 0) {
                 return "[]";
@@ -85540,7 +85540,7 @@ ${originalIndentation}`;
                 indentation += spacer;
                 res += `
 ${indentation}`;
-                join16 = `,
+                join17 = `,
 ${indentation}`;
               }
               const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
@@ -85548,13 +85548,13 @@ ${indentation}`;
               for (; i < maximumValuesToStringify - 1; i++) {
                 const tmp2 = stringifyArrayReplacer(String(i), value[i], stack, replacer2, spacer, indentation);
                 res += tmp2 !== void 0 ? tmp2 : "null";
-                res += join16;
+                res += join17;
               }
               const tmp = stringifyArrayReplacer(String(i), value[i], stack, replacer2, spacer, indentation);
               res += tmp !== void 0 ? tmp : "null";
               if (value.length - 1 > maximumBreadth) {
                 const removedKeys = value.length - maximumBreadth - 1;
-                res += `${join16}"... ${getItemCount(removedKeys)} not stringified"`;
+                res += `${join17}"... ${getItemCount(removedKeys)} not stringified"`;
               }
               if (spacer !== "") {
                 res += `
@@ -85567,7 +85567,7 @@ ${originalIndentation}`;
             let whitespace = "";
             if (spacer !== "") {
               indentation += spacer;
-              join16 = `,
+              join17 = `,
 ${indentation}`;
               whitespace = " ";
             }
@@ -85576,7 +85576,7 @@ ${indentation}`;
               const tmp = stringifyArrayReplacer(key2, value[key2], stack, replacer2, spacer, indentation);
               if (tmp !== void 0) {
                 res += `${separator}${strEscape(key2)}:${whitespace}${tmp}`;
-                separator = join16;
+                separator = join17;
               }
             }
             if (spacer !== "" && separator.length > 1) {
@@ -85634,20 +85634,20 @@ ${originalIndentation}`;
               indentation += spacer;
               let res2 = `
 ${indentation}`;
-              const join17 = `,
+              const join18 = `,
 ${indentation}`;
               const maximumValuesToStringify = Math.min(value.length, maximumBreadth);
               let i = 0;
               for (; i < maximumValuesToStringify - 1; i++) {
                 const tmp2 = stringifyIndent(String(i), value[i], stack, spacer, indentation);
                 res2 += tmp2 !== void 0 ? tmp2 : "null";
-                res2 += join17;
+                res2 += join18;
               }
               const tmp = stringifyIndent(String(i), value[i], stack, spacer, indentation);
               res2 += tmp !== void 0 ? tmp : "null";
               if (value.length - 1 > maximumBreadth) {
                 const removedKeys = value.length - maximumBreadth - 1;
-                res2 += `${join17}"... ${getItemCount(removedKeys)} not stringified"`;
+                res2 += `${join18}"... ${getItemCount(removedKeys)} not stringified"`;
               }
               res2 += `
 ${originalIndentation}`;
@@ -85663,16 +85663,16 @@ ${originalIndentation}`;
               return '"[Object]"';
             }
             indentation += spacer;
-            const join16 = `,
+            const join17 = `,
 ${indentation}`;
             let res = "";
             let separator = "";
             let maximumPropertiesToStringify = Math.min(keyLength, maximumBreadth);
             if (isTypedArrayWithEntries(value)) {
-              res += stringifyTypedArray(value, join16, maximumBreadth);
+              res += stringifyTypedArray(value, join17, maximumBreadth);
               keys = keys.slice(value.length);
               maximumPropertiesToStringify -= value.length;
-              separator = join16;
+              separator = join17;
             }
             if (deterministic) {
               keys = sort(keys, comparator);
@@ -85683,13 +85683,13 @@ ${indentation}`;
               const tmp = stringifyIndent(key2, value[key2], stack, spacer, indentation);
               if (tmp !== void 0) {
                 res += `${separator}${strEscape(key2)}: ${tmp}`;
-                separator = join16;
+                separator = join17;
               }
             }
             if (keyLength > maximumBreadth) {
               const removedKeys = keyLength - maximumBreadth;
               res += `${separator}"...": "${getItemCount(removedKeys)} not stringified"`;
-              separator = join16;
+              separator = join17;
             }
             if (separator !== "") {
               res = `
@@ -89413,8 +89413,8 @@ var require_cronstrue = __commonJS({
 
 // src/action/main.ts
 var import_node_crypto7 = require("node:crypto");
-var import_node_fs20 = require("node:fs");
-var import_node_path16 = require("node:path");
+var import_node_fs21 = require("node:fs");
+var import_node_path17 = require("node:path");
 
 // node_modules/@actions/core/lib/command.js
 var os = __toESM(require("os"), 1);
@@ -90284,9 +90284,6 @@ function imageRef(h, name) {
   return `localhost/stockade/${name}:${imageInputsHash(h, name)}`;
 }
 
-// src/runner/run-job.ts
-var import_node_path14 = require("node:path");
-
 // src/sandbox/step-spec.ts
 var DEFAULT_LIMITS = {
   memoryBytes: 4 * 1024 ** 3,
@@ -91042,14 +91039,15 @@ async function startServiceContainer(deps, spec, onLine) {
 }
 
 // src/sandbox/reaper.ts
-async function reapLeftovers(engine, limits, logger, alive = isOwnerAlive) {
-  const report2 = { containers: 0, volumes: 0, networks: 0, cgroups: 0 };
+async function reapLeftovers(engine, limits, logger, alive = isOwnerAlive, reapDisks = async () => 0) {
+  const report2 = { containers: 0, volumes: 0, networks: 0, cgroups: 0, disks: 0 };
   const stale = (labels) => !alive(labels[LABEL_OWNER] ?? "");
   for (const c of await engine.listContainers(`${LABEL_MANAGED}=true`)) {
     if (!stale(c.labels)) continue;
     await engine.removeContainer(c.id);
     report2.containers++;
   }
+  report2.disks = await reapDisks();
   for (const v of await engine.listVolumes(`${LABEL_MANAGED}=true`)) {
     if (!stale(v.labels)) continue;
     await engine.removeVolume(v.id);
@@ -91061,7 +91059,7 @@ async function reapLeftovers(engine, limits, logger, alive = isOwnerAlive) {
     report2.networks++;
   }
   report2.cgroups = (await limits.reap(alive)).length;
-  if (report2.containers || report2.volumes || report2.networks || report2.cgroups) logger.warn({ reaped: report2 }, "removed leftovers of a runner that is gone");
+  if (report2.containers || report2.volumes || report2.networks || report2.cgroups || report2.disks) logger.warn({ reaped: report2 }, "removed leftovers of a runner that is gone");
   return report2;
 }
 
@@ -91186,49 +91184,9 @@ async function ensureExternalsVolume(engine, name, files) {
   return name;
 }
 
-// src/sandbox/netns-keeper.ts
-var LABEL_KEEPER = "io.stockade.keeper";
-var KEEPER_NAME = "stockade-netns-keeper";
-var KEEPER_NETWORK = "stockade-netns-keeper";
-async function ensureNetnsKeeper(deps, o) {
-  const engine = deps.engine;
-  const label = `${LABEL_KEEPER}=rootless-netns`;
-  const existing = await engine.listContainers(label);
-  if (existing.some((c) => c.running)) return;
-  if (!(await engine.listNetworks(label)).some((n) => n.id === KEEPER_NETWORK)) {
-    await engine.createNetwork(KEEPER_NETWORK, { [LABEL_KEEPER]: "rootless-netns" }, { internal: true }).catch(async (e) => {
-      if (!(await engine.listNetworks(label)).some((n) => n.id === KEEPER_NETWORK)) throw e;
-    });
-  }
-  let id = existing[0]?.id;
-  if (!id) {
-    const spec = {
-      name: KEEPER_NAME,
-      image: o.image,
-      argv: ["sleep", "infinity"],
-      env: {},
-      workdir: "/",
-      mounts: [],
-      limits: { ...DEFAULT_LIMITS, memoryBytes: 16 * 1024 ** 2, pids: 16, cpus: 0.1, tmpfsBytes: 1024 ** 2 },
-      network: { mode: "internal", network: KEEPER_NETWORK, dns: ["127.0.0.1"] },
-      security: { seccompProfilePath: o.seccompProfilePath, readOnlyRoot: true },
-      labels: { [LABEL_KEEPER]: "rootless-netns" }
-    };
-    try {
-      id = await engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
-    } catch (e) {
-      id = (await engine.listContainers(label))[0]?.id;
-      if (!id) throw e;
-    }
-  }
-  await engine.start(id).catch(async (e) => {
-    if (!(await engine.listContainers(label)).some((c) => c.running)) throw e;
-  });
-}
-
 // src/sandbox/open-sandbox.ts
-var import_node_fs15 = require("node:fs");
-var import_node_path10 = require("node:path");
+var import_node_fs16 = require("node:fs");
+var import_node_path11 = require("node:path");
 
 // src/sandbox/cgroup-v2-limits.ts
 var import_node_fs13 = require("node:fs");
@@ -91285,6 +91243,181 @@ function readHostRlimits(limitsText = (0, import_node_fs14.readFileSync)("/proc/
   return { nofileHard: hard("Max open files", 1048576), nprocHard: hard("Max processes", 4194304) };
 }
 
+// src/sandbox/job-disk.ts
+var import_node_child_process4 = require("node:child_process");
+var import_node_fs15 = require("node:fs");
+var import_node_path10 = require("node:path");
+var import_node_util3 = require("node:util");
+var run3 = (0, import_node_util3.promisify)(import_node_child_process4.execFile);
+var DEFAULT_DISK_LIMITS = { bytes: 10 * 1024 ** 3, inodes: 1e6 };
+var RESERVED_INODES = 96;
+var RESERVE_DIR = ".stockade-reserve";
+var JobDisk = class _JobDisk {
+  constructor(rec, recordFile, limits, logger) {
+    this.rec = rec;
+    this.recordFile = recordFile;
+    this.limits = limits;
+    this.logger = logger;
+  }
+  rec;
+  recordFile;
+  limits;
+  logger;
+  static async create(o) {
+    if (process.getuid?.() !== 0) throw new StockadeError("LIMITS_NOT_ENFORCED", "disk limits need root (a loop-mounted filesystem per job); run as root or turn disk limits off");
+    await import_node_fs15.promises.mkdir(o.dir, { recursive: true, mode: 448 });
+    const base = (0, import_node_path10.join)(o.dir, `${o.ownerTag}-${o.key}`);
+    const rec = { image: `${base}.img`, device: "", root: `${base}.fs`, binds: [], podmanMountNs: o.podmanMountNs };
+    const recordFile = `${base}.json`;
+    const disk = new _JobDisk(rec, recordFile, o.limits, o.logger);
+    try {
+      await import_node_fs15.promises.writeFile(recordFile, JSON.stringify(rec), { mode: 384 });
+      await (await import_node_fs15.promises.open(rec.image, "wx", 384)).close();
+      await import_node_fs15.promises.truncate(rec.image, o.limits.bytes);
+      await run3("mkfs.ext4", ["-q", "-F", "-N", String(o.limits.inodes + RESERVED_INODES), "-m", "1", "-O", "^has_journal", "-E", "lazy_itable_init=1,nodiscard", rec.image]);
+      rec.device = (await run3("losetup", ["--find", "--show", rec.image])).stdout.trim();
+      await disk.save();
+      await import_node_fs15.promises.mkdir(rec.root, { mode: 448 });
+      await disk.inBoth(["mount", "-t", "ext4", "-o", "nodev,nosuid,noatime", rec.device, rec.root]);
+      await import_node_fs15.promises.mkdir((0, import_node_path10.join)(rec.root, RESERVE_DIR), { mode: 448 });
+      for (let i = 0; i < RESERVED_INODES; i++) await (await import_node_fs15.promises.open((0, import_node_path10.join)(rec.root, RESERVE_DIR, String(i)), "wx", 384)).close();
+      return disk;
+    } catch (e) {
+      await disk.remove();
+      throw e instanceof StockadeError ? e : new StockadeError("LIMITS_NOT_ENFORCED", `the job's disk could not be made: ${e.message}`);
+    }
+  }
+  /** Makes `name` a directory of the job's filesystem, owned by `owner`, and mounts it over `volumePath`. */
+  async attach(volumePath, name, owner) {
+    const dir = (0, import_node_path10.join)(this.rec.root, name);
+    await import_node_fs15.promises.mkdir(dir, { mode: 493 });
+    await import_node_fs15.promises.chown(dir, owner.uid, owner.gid);
+    this.rec.binds.push(volumePath);
+    await this.save();
+    await this.inBoth(["mount", "--bind", dir, volumePath]);
+  }
+  /**
+   * Reads the limits back where the steps will see them: the size and inode count of the
+   * filesystem under `volumePath` in Podman's namespace must be this disk's.
+   */
+  async verify(volumePath) {
+    const raw = await import_node_fs15.promises.statfs(this.rec.root);
+    const want = { bytesLimit: raw.blocks * raw.bsize, inodesLimit: raw.files };
+    const args = ["stat", "-f", "-c", "%b %S %c", volumePath];
+    const { stdout } = this.rec.podmanMountNs ? await run3("nsenter", [`--mount=${this.rec.podmanMountNs}`, "--", ...args]) : await run3(args[0], args.slice(1));
+    const [blocks, size, files] = stdout.trim().split(" ").map(Number);
+    const bytes = blocks * size;
+    if (Math.abs(bytes - want.bytesLimit) > 0.01 * want.bytesLimit || files !== want.inodesLimit) {
+      throw new StockadeError("LIMITS_NOT_ENFORCED", `the job's volumes are not on its own filesystem in Podman's namespace (${bytes} bytes / ${files} inodes seen, ${want.bytesLimit} / ${want.inodesLimit} expected)`);
+    }
+  }
+  async usage() {
+    const s = await import_node_fs15.promises.statfs(this.rec.root);
+    const reserved = RESERVED_INODES + 2;
+    return { bytesUsed: (s.blocks - s.bfree) * s.bsize, bytesLimit: s.blocks * s.bsize, inodesUsed: Math.max(0, s.files - s.ffree - reserved), inodesLimit: s.files - reserved };
+  }
+  /** Frees up to `n` of the inodes held for the runner (a step used up the rest); how many were freed. */
+  async releaseReserve(n) {
+    const dir = (0, import_node_path10.join)(this.rec.root, RESERVE_DIR);
+    const names = (await import_node_fs15.promises.readdir(dir).catch(() => [])).slice(0, n);
+    for (const f of names) await import_node_fs15.promises.rm((0, import_node_path10.join)(dir, f), { force: true });
+    return names.length;
+  }
+  /** True when the filesystem has no room left for a write (blocks or inodes). */
+  async full() {
+    const s = await import_node_fs15.promises.statfs(this.rec.root);
+    return s.bavail * s.bsize < 1024 * 1024 || s.ffree < 16;
+  }
+  /** Unmounts everything of this disk in both namespaces, detaches the loop device, deletes the image. Never throws. */
+  async remove() {
+    await removeDisk(this.rec, this.recordFile, this.logger);
+  }
+  async save() {
+    await import_node_fs15.promises.writeFile(this.recordFile, JSON.stringify(this.rec), { mode: 384 });
+  }
+  /** Runs a mount command here and in Podman's mount namespace. */
+  async inBoth(args) {
+    await run3(args[0], args.slice(1));
+    if (this.rec.podmanMountNs) await run3("nsenter", [`--mount=${this.rec.podmanMountNs}`, "--", ...args]);
+  }
+};
+async function removeDisk(rec, recordFile, logger) {
+  const umount = async (path2) => {
+    await run3("umount", ["-l", path2]).catch(() => void 0);
+    if (rec.podmanMountNs && (0, import_node_fs15.existsSync)(rec.podmanMountNs)) await run3("nsenter", [`--mount=${rec.podmanMountNs}`, "--", "umount", "-l", path2]).catch(() => void 0);
+  };
+  for (const b of [...rec.binds].reverse()) await umount(b);
+  if ((0, import_node_fs15.existsSync)(rec.root)) {
+    await umount(rec.root);
+    await import_node_fs15.promises.rmdir(rec.root).catch((e) => logger.warn({ err: e, path: rec.root }, "job disk mount point not removed"));
+  }
+  if (rec.device) await run3("losetup", ["-d", rec.device]).catch(() => void 0);
+  const attached = await run3("losetup", ["-j", rec.image]).then((r) => r.stdout, () => "");
+  for (const line of attached.split("\n")) {
+    const dev = line.split(":")[0];
+    if (dev) await run3("losetup", ["-d", dev]).catch(() => void 0);
+  }
+  await import_node_fs15.promises.rm(rec.image, { force: true });
+  await import_node_fs15.promises.rm(recordFile, { force: true });
+}
+async function reapJobDisks(dir, logger) {
+  if (!(0, import_node_fs15.existsSync)(dir)) return 0;
+  let n = 0;
+  for (const f of (0, import_node_fs15.readdirSync)(dir).filter((x) => x.endsWith(".json"))) {
+    const tag = /^(\d+\.\d+)-/.exec(f)?.[1];
+    if (!tag || isOwnerAlive(tag)) continue;
+    const file = (0, import_node_path10.join)(dir, f);
+    try {
+      if (!(0, import_node_fs15.statSync)(file).isFile()) continue;
+      await removeDisk(JSON.parse((0, import_node_fs15.readFileSync)(file, "utf8")), file, logger);
+      n++;
+    } catch (e) {
+      logger.warn({ err: e, file }, "a dead runner's job disk could not be removed");
+    }
+  }
+  return n;
+}
+
+// src/sandbox/netns-keeper.ts
+var LABEL_KEEPER = "io.stockade.keeper";
+var KEEPER_NAME = "stockade-netns-keeper";
+var KEEPER_NETWORK = "stockade-netns-keeper";
+async function ensureNetnsKeeper(deps, o) {
+  const engine = deps.engine;
+  const label = `${LABEL_KEEPER}=rootless-netns`;
+  const existing = await engine.listContainers(label);
+  if (existing.some((c) => c.running)) return;
+  if (!(await engine.listNetworks(label)).some((n) => n.id === KEEPER_NETWORK)) {
+    await engine.createNetwork(KEEPER_NETWORK, { [LABEL_KEEPER]: "rootless-netns" }, { internal: true }).catch(async (e) => {
+      if (!(await engine.listNetworks(label)).some((n) => n.id === KEEPER_NETWORK)) throw e;
+    });
+  }
+  let id = existing[0]?.id;
+  if (!id) {
+    const spec = {
+      name: KEEPER_NAME,
+      image: o.image,
+      argv: ["sleep", "infinity"],
+      env: {},
+      workdir: "/",
+      mounts: [],
+      limits: { ...DEFAULT_LIMITS, memoryBytes: 16 * 1024 ** 2, pids: 16, cpus: 0.1, tmpfsBytes: 1024 ** 2 },
+      network: { mode: "internal", network: KEEPER_NETWORK, dns: ["127.0.0.1"] },
+      security: { seccompProfilePath: o.seccompProfilePath, readOnlyRoot: true },
+      labels: { [LABEL_KEEPER]: "rootless-netns" }
+    };
+    try {
+      id = await engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
+    } catch (e) {
+      id = (await engine.listContainers(label))[0]?.id;
+      if (!id) throw e;
+    }
+  }
+  await engine.start(id).catch(async (e) => {
+    if (!(await engine.listContainers(label)).some((c) => c.running)) throw e;
+  });
+}
+
 // src/sandbox/open-sandbox.ts
 async function openSandbox(o) {
   const ownerTag = processTag();
@@ -91296,11 +91429,14 @@ async function openSandbox(o) {
   const seccompProfilePath = installProfile(o.stateDir, o.seccompProfileJson);
   const deps = { engine, limits, host: readHostRlimits(), logger: o.logger };
   let keeper;
+  const diskDir = (0, import_node_path11.join)(o.stateDir, "disks");
   return {
     deps,
     ownerTag,
     seccompProfilePath,
-    reap: () => reapLeftovers(engine, limits, o.logger),
+    // Disks first: a volume's data directory with a job disk bound onto it cannot be removed.
+    reap: () => reapLeftovers(engine, limits, o.logger, isOwnerAlive, () => reapJobDisks(diskDir, o.logger)),
+    createJobDisk: (key, diskLimits) => JobDisk.create({ dir: diskDir, ownerTag, key, limits: diskLimits, podmanMountNs: podmanMountNamespace(o.runtimeDir ?? (0, import_node_path11.dirname)(o.socketPath)), logger: o.logger }),
     keepNetnsAlive: (image) => {
       keeper ??= ensureNetnsKeeper(deps, { image, seccompProfilePath }).catch((e) => {
         keeper = void 0;
@@ -91310,23 +91446,35 @@ async function openSandbox(o) {
     }
   };
 }
+function podmanMountNamespace(runtimeDir) {
+  try {
+    const pid = Number((0, import_node_fs16.readFileSync)((0, import_node_path11.join)(runtimeDir, "libpod/tmp/pause.pid"), "utf8").trim());
+    const ns = `/proc/${pid}/ns/mnt`;
+    return (0, import_node_fs16.readlinkSync)(ns) === (0, import_node_fs16.readlinkSync)("/proc/self/ns/mnt") ? void 0 : ns;
+  } catch {
+    return void 0;
+  }
+}
 function installProfile(stateDir, json) {
   try {
     JSON.parse(json);
   } catch (e) {
     throw new StockadeError("CONFIG_INVALID", `seccomp profile is not valid JSON: ${e.message}`);
   }
-  const dir = (0, import_node_path10.join)(stateDir, "seccomp");
-  (0, import_node_fs15.mkdirSync)(dir, { recursive: true, mode: 493 });
-  (0, import_node_fs15.chmodSync)(stateDir, 493);
-  (0, import_node_fs15.chmodSync)(dir, 493);
-  const path2 = (0, import_node_path10.join)(dir, `profile-${sha256Hex(json).slice(0, 16)}.json`);
-  if (!(0, import_node_fs15.existsSync)(path2) || (0, import_node_fs15.readFileSync)(path2, "utf8") !== json) (0, import_node_fs15.writeFileSync)(path2, json, { mode: 420 });
+  const dir = (0, import_node_path11.join)(stateDir, "seccomp");
+  (0, import_node_fs16.mkdirSync)(dir, { recursive: true, mode: 493 });
+  (0, import_node_fs16.chmodSync)(stateDir, 493);
+  (0, import_node_fs16.chmodSync)(dir, 493);
+  const path2 = (0, import_node_path11.join)(dir, `profile-${sha256Hex(json).slice(0, 16)}.json`);
+  if (!(0, import_node_fs16.existsSync)(path2) || (0, import_node_fs16.readFileSync)(path2, "utf8") !== json) (0, import_node_fs16.writeFileSync)(path2, json, { mode: 420 });
   return path2;
 }
 
 // src/sandbox/seccomp-profile.ts
 var import_yaml = __toESM(require_dist());
+
+// src/runner/run-job.ts
+var import_node_path15 = require("node:path");
 
 // src/workflow/excerpt.ts
 var MAX_EXCERPT_CHARS = 32;
@@ -93087,7 +93235,7 @@ var fromjson = {
 };
 
 // node_modules/@actions/expressions/dist/funcs/join.js
-var join10 = {
+var join11 = {
   name: "join",
   description: "`join( array, optionalSeparator )`\n\nThe value for `array` can be an array or a string. All values in `array` are concatenated into a string. If you provide `optionalSeparator`, it is inserted between the concatenated values. Otherwise, the default separator `,` is used. Casts values to a string.",
   minArgs: 1,
@@ -93146,7 +93294,7 @@ var wellKnownFunctions = {
   endswith,
   format,
   fromjson,
-  join: join10,
+  join: join11,
   startswith,
   tojson
 };
@@ -95573,10 +95721,10 @@ function scalar(x) {
   return typeof x === "object" ? JSON.stringify(x) : String(x);
 }
 function defaultsOf(v) {
-  const run4 = v?.run ?? {};
+  const run5 = v?.run ?? {};
   return {
-    shell: run4.shell === void 0 ? void 0 : scalar(run4.shell),
-    workingDirectory: run4["working-directory"] === void 0 ? void 0 : scalar(run4["working-directory"])
+    shell: run5.shell === void 0 ? void 0 : scalar(run5.shell),
+    workingDirectory: run5["working-directory"] === void 0 ? void 0 : scalar(run5["working-directory"])
   };
 }
 function optString(v) {
@@ -96167,8 +96315,8 @@ function imageRefusal(image, policy, labelImages2 = {}) {
 }
 
 // src/runner/actions.ts
-var import_node_fs17 = require("node:fs");
-var import_node_path13 = require("node:path");
+var import_node_fs18 = require("node:fs");
+var import_node_path14 = require("node:path");
 var import_node_crypto4 = require("node:crypto");
 
 // src/runner/job-paths.ts
@@ -96300,8 +96448,8 @@ var import_node_crypto3 = require("node:crypto");
 
 // src/runner/hash-files.ts
 var import_node_crypto2 = require("node:crypto");
-var import_node_fs16 = require("node:fs");
-var import_node_path11 = require("node:path");
+var import_node_fs17 = require("node:fs");
+var import_node_path12 = require("node:path");
 
 // node_modules/balanced-match/dist/esm/index.js
 var range = (a, b, str) => {
@@ -98281,9 +98429,9 @@ function toPatterns(args) {
       p = p.slice(1);
     }
     if (p.startsWith(`${JOB_PATHS.workspace}/`)) p = p.slice(JOB_PATHS.workspace.length + 1);
-    else if (import_node_path11.posix.isAbsolute(p)) continue;
+    else if (import_node_path12.posix.isAbsolute(p)) continue;
     const dirOnly = p.endsWith("/");
-    p = import_node_path11.posix.normalize(p.replace(/\/+$/, ""));
+    p = import_node_path12.posix.normalize(p.replace(/\/+$/, ""));
     if (p === "." || p.startsWith("../")) continue;
     out.push({ negate, glob: p, dirOnly });
   }
@@ -98301,16 +98449,16 @@ function matches(p, rel) {
 function hashFile(path2, budget) {
   let fd;
   try {
-    fd = (0, import_node_fs16.openSync)(path2, import_node_fs16.constants.O_RDONLY | import_node_fs16.constants.O_NOFOLLOW | import_node_fs16.constants.O_NONBLOCK);
+    fd = (0, import_node_fs17.openSync)(path2, import_node_fs17.constants.O_RDONLY | import_node_fs17.constants.O_NOFOLLOW | import_node_fs17.constants.O_NONBLOCK);
   } catch {
     return void 0;
   }
   try {
-    if (!(0, import_node_fs16.fstatSync)(fd).isFile()) return void 0;
+    if (!(0, import_node_fs17.fstatSync)(fd).isFile()) return void 0;
     const h = (0, import_node_crypto2.createHash)("sha256");
     const buf = Buffer.allocUnsafe(1 << 20);
     for (; ; ) {
-      const n = (0, import_node_fs16.readSync)(fd, buf, 0, buf.length, null);
+      const n = (0, import_node_fs17.readSync)(fd, buf, 0, buf.length, null);
       if (n <= 0) break;
       budget.bytes -= n;
       if (budget.bytes < 0) throw new Error(`hashFiles read more than ${HASH_FILES_LIMITS.maxBytes} bytes`);
@@ -98318,7 +98466,7 @@ function hashFile(path2, budget) {
     }
     return h.digest();
   } finally {
-    (0, import_node_fs16.closeSync)(fd);
+    (0, import_node_fs17.closeSync)(fd);
   }
 }
 function hashWorkspaceFiles(workspaceDir, args) {
@@ -98331,17 +98479,17 @@ function hashWorkspaceFiles(workspaceDir, args) {
   const walk = (rel) => {
     let names;
     try {
-      names = (0, import_node_fs16.readdirSync)((0, import_node_path11.join)(workspaceDir, rel)).sort();
+      names = (0, import_node_fs17.readdirSync)((0, import_node_path12.join)(workspaceDir, rel)).sort();
     } catch {
       return;
     }
     for (const name of names) {
       if (++entries > HASH_FILES_LIMITS.maxEntries) throw new Error(`hashFiles walked more than ${HASH_FILES_LIMITS.maxEntries} entries`);
       const r = rel ? `${rel}/${name}` : name;
-      const abs = (0, import_node_path11.join)(workspaceDir, r);
+      const abs = (0, import_node_path12.join)(workspaceDir, r);
       let st;
       try {
-        st = (0, import_node_fs16.lstatSync)(abs);
+        st = (0, import_node_fs17.lstatSync)(abs);
       } catch {
         continue;
       }
@@ -98447,7 +98595,7 @@ function standardEnv(ctx, jobId, actionId, files) {
 }
 
 // src/runner/step-env.ts
-var import_node_path12 = require("node:path");
+var import_node_path13 = require("node:path");
 function evaluateEnv(maps, contexts, status) {
   const out = {};
   for (const m of maps) {
@@ -98461,12 +98609,12 @@ function pathWith(additions) {
 function resolveWorkingDirectory(dir) {
   if (!dir) return { path: JOB_PATHS.workspace };
   if (dir.includes("\0")) return { error: "working-directory contains a NUL byte" };
-  if (import_node_path12.posix.isAbsolute(dir)) {
-    const path3 = import_node_path12.posix.normalize(dir);
+  if (import_node_path13.posix.isAbsolute(dir)) {
+    const path3 = import_node_path13.posix.normalize(dir);
     const inside = Object.values(JOB_PATHS).some((p) => path3 === p || path3.startsWith(`${p}/`));
     return inside ? { path: path3 } : { error: `working-directory '${dir}' is outside the job's volumes (the workspace ${JOB_PATHS.workspace}, ${JOB_PATHS.home}, ${JOB_PATHS.temp}, ${JOB_PATHS.toolCache}); /proc, /dev and the image's directories are not allowed` };
   }
-  const path2 = import_node_path12.posix.normalize(import_node_path12.posix.join(JOB_PATHS.workspace, dir));
+  const path2 = import_node_path13.posix.normalize(import_node_path13.posix.join(JOB_PATHS.workspace, dir));
   if (path2 !== JOB_PATHS.workspace && !path2.startsWith(`${JOB_PATHS.workspace}/`)) {
     return { error: `working-directory '${dir}' leaves the workspace` };
   }
@@ -98480,13 +98628,13 @@ function displayName(step) {
   if (step.run) return `Run ${step.run.trim().split("\n")[0].slice(0, 60)}`;
   return step.uses ?? `step ${step.index + 1}`;
 }
-function scopeStatus(run4, scope, signal) {
-  return { ...jobStatus(scope.status, signal), hashFiles: (patterns) => hashWorkspaceFiles(run4.volumes.mountpoint.workspace, patterns) };
+function scopeStatus(run5, scope, signal) {
+  return { ...jobStatus(scope.status, signal), hashFiles: (patterns) => hashWorkspaceFiles(run5.volumes.mountpoint.workspace, patterns) };
 }
-function stepContexts(run4, scope) {
-  const github = run4.contexts.github;
+function stepContexts(run5, scope) {
+  const github = run5.contexts.github;
   return {
-    ...run4.contexts,
+    ...run5.contexts,
     github: scope.actionPath ? { ...github, action_path: scope.actionPath } : github,
     steps: scope.steps,
     inputs: scope.inputs,
@@ -98494,14 +98642,14 @@ function stepContexts(run4, scope) {
     env: {}
   };
 }
-async function executeStep(deps, run4, scope, step, sink, uses, onStart) {
-  const status = scopeStatus(run4, scope, deps.signal);
-  const contexts = stepContexts(run4, scope);
+async function executeStep(deps, run5, scope, step, sink, uses, onStart) {
+  const status = scopeStatus(run5, scope, deps.signal);
+  const contexts = stepContexts(run5, scope);
   let name = displayName(step);
   const fail = (error2) => ({ outcome: "failure", exitCode: null, reason: "error", error: error2, outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0 });
   let continueOnError = false;
   try {
-    const env = evaluateEnv([run4.containerEnv, ...scope.envBase, run4.state.env, step.env], contexts, status);
+    const env = evaluateEnv([run5.containerEnv, ...scope.envBase, run5.state.env, step.env], contexts, status);
     const ctxWithEnv = { ...contexts, env };
     name = step.name ? interpolate(step.name, ctxWithEnv, status) : name;
     continueOnError = Boolean(evaluateValue(step.continueOnError, ctxWithEnv, status));
@@ -98510,7 +98658,7 @@ async function executeStep(deps, run4, scope, step, sink, uses, onStart) {
     const stepMinutes = step.timeoutMinutes === void 0 ? Infinity : Number(evaluateValue(step.timeoutMinutes, ctxWithEnv, status));
     if (!(stepMinutes > 0)) return { name, continueOnError, executed: fail(`timeout-minutes evaluates to '${String(stepMinutes)}', not a positive number`) };
     const deadline = Math.min(scope.deadline, Date.now() + stepMinutes * 6e4);
-    if (step.uses) return { name, continueOnError, executed: await uses(deps, run4, scope, step, env, ctxWithEnv, sink, deadline) };
+    if (step.uses) return { name, continueOnError, executed: await uses(deps, run5, scope, step, env, ctxWithEnv, sink, deadline) };
     const defaults2 = scope.defaults;
     const shellText = step.shell ?? defaults2.map((d) => d.shell).find((s) => s !== void 0) ?? "";
     const shell = resolveShell(interpolate(shellText, ctxWithEnv, status));
@@ -98519,7 +98667,7 @@ async function executeStep(deps, run4, scope, step, sink, uses, onStart) {
     const wd = resolveWorkingDirectory(interpolate(wdText, ctxWithEnv, status));
     if ("error" in wd) return { name, continueOnError, executed: fail(wd.error) };
     const script = interpolate(step.run ?? "", ctxWithEnv, status);
-    const executed = await runScript(deps, run4, scope, sink, {
+    const executed = await runScript(deps, run5, scope, sink, {
       label: String(step.index),
       actionId: step.id ?? `__run_${step.index}`,
       script: { text: script, extension: shell.extension },
@@ -98541,21 +98689,21 @@ function safeValue(v, contexts, status) {
     return false;
   }
 }
-async function runStep(deps, run4, scope, step, uses) {
-  const jobId = run4.job.id;
+async function runStep(deps, run5, scope, step, uses) {
+  const jobId = run5.job.id;
   let shownName = displayName(step);
-  const sink = new LogSink(run4.state.masker, (stream, text) => deps.observer?.line?.(jobId, shownName, stream, text));
-  const { name, executed, continueOnError } = await executeStep(deps, run4, scope, step, sink, uses, (n) => {
-    shownName = run4.state.masker.mask(n);
+  const sink = new LogSink(run5.state.masker, (stream, text) => deps.observer?.line?.(jobId, shownName, stream, text));
+  const { name, executed, continueOnError } = await executeStep(deps, run5, scope, step, sink, uses, (n) => {
+    shownName = run5.state.masker.mask(n);
     deps.observer?.stepStarted?.(jobId, { index: step.index, name: shownName });
   });
-  const result = toResult(run4, step.index, step.id, name, sink, executed, continueOnError);
+  const result = toResult(run5, step.index, step.id, name, sink, executed, continueOnError);
   if (step.id) scope.steps[step.id] = { outputs: executed?.outputs ?? {}, outcome: result.outcome, conclusion: result.conclusion };
   if (result.conclusion === "failure") scope.status.failed = true;
   return result;
 }
-function toResult(run4, index, id, name, sink, e, continueOnError) {
-  const masker = run4.state.masker;
+function toResult(run5, index, id, name, sink, e, continueOnError) {
+  const masker = run5.state.masker;
   if (!e) {
     return { index, id, name: masker.mask(name), conclusion: "skipped", outcome: "skipped", reason: "skipped", exitCode: null, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0, outputs: {}, annotations: [], log: [], logDroppedLines: 0 };
   }
@@ -98563,7 +98711,7 @@ function toResult(run4, index, id, name, sink, e, continueOnError) {
     sink.write("stderr", `##[error]${e.error}`);
     sink.annotate({ level: "error", message: e.error });
   }
-  const jobTimedOut = e.reason === "timeout" && Date.now() >= run4.deadline - 50;
+  const jobTimedOut = e.reason === "timeout" && Date.now() >= run5.deadline - 50;
   return {
     index,
     id,
@@ -98582,43 +98730,64 @@ function toResult(run4, index, id, name, sink, e, continueOnError) {
     logDroppedLines: sink.droppedLines
   };
 }
-async function runScript(deps, run4, scope, sink, s) {
+async function runScript(deps, run5, scope, sink, s) {
   const id = (0, import_node_crypto3.randomUUID)();
   const files = Object.fromEntries(FILES.map((f) => [f, `_runner_file_commands_${id}_${f}`]));
-  const mp = run4.volumes.mountpoint.temp;
-  for (const f of FILES) await writeVolumeFile(mp, files[f], "", run4.volumes.owner, 438);
+  const mp = run5.volumes.mountpoint.temp;
   let scriptPath;
-  if (s.script) {
-    const scriptName = `${id}${s.script.extension}`;
-    await writeVolumeFile(mp, scriptName, s.script.text, run4.volumes.owner, 493);
-    scriptPath = `${JOB_PATHS.temp}/${scriptName}`;
+  const writeFiles = async () => {
+    for (const f of FILES) await writeVolumeFile(mp, files[f], "", run5.volumes.owner, 438).catch((e2) => {
+      if (e2.code !== "EEXIST") throw e2;
+    });
+    if (s.script) {
+      const scriptName = `${id}${s.script.extension}`;
+      await writeVolumeFile(mp, scriptName, s.script.text, run5.volumes.owner, 493);
+      scriptPath = `${JOB_PATHS.temp}/${scriptName}`;
+    }
+  };
+  try {
+    await writeFiles().catch(async (e2) => {
+      if (e2.code !== "ENOSPC" || !await run5.volumes.disk?.releaseReserve(FILES.length + 1)) throw e2;
+      await writeFiles();
+    });
+  } catch (e2) {
+    if (e2.code !== "ENOSPC") throw e2;
+    const u = await run5.volumes.disk?.usage();
+    const error2 = `the job's disk limit was reached before this step could start${u ? ` (${u.bytesUsed} of ${u.bytesLimit} bytes, ${u.inodesUsed} of ${u.inodesLimit} files)` : ""}; free space in an earlier step or raise --disk / --inodes`;
+    sink.write("stderr", `##[error]${error2}`);
+    return { outcome: "failure", exitCode: null, reason: "disk-limit", error: error2, outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0, state: {} };
   }
-  const fullEnv = { ...run4.net?.env() ?? {}, ...s.env, ...standardEnv(run4.ctx, run4.job.id, s.actionId, files), ...s.extraEnv ?? {}, PATH: pathWith(run4.state.path) };
-  if (run4.ctx.debug) fullEnv.RUNNER_DEBUG = "1";
+  const fullEnv = { ...run5.net?.env() ?? {}, ...s.env, ...standardEnv(run5.ctx, run5.job.id, s.actionId, files), ...s.extraEnv ?? {}, PATH: pathWith(run5.state.path) };
+  if (run5.ctx.debug) fullEnv.RUNNER_DEBUG = "1";
   if (scope.actionPath) fullEnv.GITHUB_ACTION_PATH = scope.actionPath;
-  const log = new StepLog({ sink, debug: run4.ctx.debug, allowUnsecureCommands: (s.env.ACTIONS_ALLOW_UNSECURE_COMMANDS ?? "").toLowerCase() === "true" });
-  const timeoutMs = Math.max(100, Math.min(s.deadline - Date.now(), run4.settings.limits.timeoutMs));
+  const log = new StepLog({ sink, debug: run5.ctx.debug, allowUnsecureCommands: (s.env.ACTIONS_ALLOW_UNSECURE_COMMANDS ?? "").toLowerCase() === "true" });
+  const timeoutMs = Math.max(100, Math.min(s.deadline - Date.now(), run5.settings.limits.timeoutMs));
   const spec = {
-    name: `stockade-${run4.volumes.key}-${++run4.state.containers}`,
-    image: run4.image,
+    name: `stockade-${run5.volumes.key}-${++run5.state.containers}`,
+    image: run5.image,
     argv: s.argv(scriptPath),
     env: fullEnv,
     workdir: s.workdir,
-    mounts: [...run4.volumes.mounts, ...run4.state.extraMounts],
-    limits: { ...run4.settings.limits, timeoutMs },
-    network: run4.net ? run4.net.spec() : { mode: "none" },
-    security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: run4.settings.readOnlyRoot },
-    labels: { ...run4.volumes.labels, [LABEL_STEP]: s.label }
+    mounts: [...run5.volumes.mounts, ...run5.state.extraMounts],
+    limits: { ...run5.settings.limits, timeoutMs },
+    network: run5.net ? run5.net.spec() : { mode: "none" },
+    security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: run5.settings.readOnlyRoot },
+    labels: { ...run5.volumes.labels, [LABEL_STEP]: s.label }
   };
   const outcome = await runStepContainer({ ...deps.sandbox.deps, logger: deps.logger.child({ step: s.label }) }, spec, (l) => log.line(l.stream, l.text), deps.signal);
   if (outcome.noRouteAttempts) {
-    run4.state.noRoute.push({ step: s.label, attempts: outcome.noRouteAttempts });
+    run5.state.noRoute.push({ step: s.label, attempts: outcome.noRouteAttempts });
     deps.logger.warn({ step: s.label, attempts: outcome.noRouteAttempts }, `blocked network attempt: ${outcome.noRouteAttempts} connections or datagrams to addresses with no route (direct IPs)`);
   }
-  const collected = await collectFileCommands(run4, files, (msg) => sink.write("stderr", `##[warning]${msg}`));
-  for (const [k, v] of Object.entries(log.env)) run4.state.env[k] = v;
-  run4.state.path.push(...log.path);
+  const collected = await collectFileCommands(run5, files, (msg) => sink.write("stderr", `##[warning]${msg}`));
+  for (const [k, v] of Object.entries(log.env)) run5.state.env[k] = v;
+  run5.state.path.push(...log.path);
   const e = fromOutcome(outcome);
+  if (e.outcome === "failure" && e.reason === "exit" && await run5.volumes.disk?.full()) {
+    e.reason = "disk-limit";
+    const u = await run5.volumes.disk.usage();
+    e.error = `the job's disk limit was reached (${u.bytesUsed} of ${u.bytesLimit} bytes, ${u.inodesUsed} of ${u.inodesLimit} files); the step exited with code ${e.exitCode}`;
+  }
   if (log.commandErrors.length && e.outcome === "success") {
     e.outcome = "failure";
     e.reason = "error";
@@ -98654,8 +98823,8 @@ function describeFailure(o) {
       return `Process completed with exit code ${String(o.exitCode)}.`;
   }
 }
-async function collectFileCommands(run4, files, warn) {
-  const mp = run4.volumes.mountpoint.temp;
+async function collectFileCommands(run5, files, warn) {
+  const mp = run5.volumes.mountpoint.temp;
   const read = async (name) => {
     const r = await readVolumeFile(mp, name, MAX_FILE_COMMAND_BYTES);
     if (!r.ok) warn(r.error);
@@ -98665,15 +98834,15 @@ async function collectFileCommands(run4, files, warn) {
   env.errors.forEach((m) => warn(`GITHUB_ENV ${m}`));
   for (const [k, v] of Object.entries(env.values)) {
     if (isForbiddenEnvName(k)) warn(`GITHUB_ENV may not set ${k}; it is ignored`);
-    else run4.state.env[k] = v;
+    else run5.state.env[k] = v;
   }
   const out = parseFileCommands(await read(files.output));
   out.errors.forEach((m) => warn(`GITHUB_OUTPUT ${m}`));
   const state = parseFileCommands(await read(files.state));
   state.errors.forEach((m) => warn(`GITHUB_STATE ${m}`));
-  run4.state.path.push(...parsePathFile(await read(files.path)));
+  run5.state.path.push(...parsePathFile(await read(files.path)));
   const summary2 = await read(files.summary);
-  if (summary2) run4.state.summary.push(run4.state.masker.mask(summary2));
+  if (summary2) run5.state.summary.push(run5.state.masker.mask(summary2));
   return { outputs: out.values, state: state.values };
 }
 
@@ -98693,8 +98862,8 @@ var isCheckout = (uses) => /^actions\/checkout@/.test(uses);
 function cachedActionDir(cacheDir, uses) {
   const r = parseRemoteUses(uses);
   if (!r) return { error: `uses: '${uses}' is not of the form owner/repo[/path]@ref` };
-  const where = cacheDir ? (0, import_node_path13.join)(cacheDir, r.owner, r.repo, r.ref) : void 0;
-  if (!where || !(0, import_node_fs17.existsSync)(where)) {
+  const where = cacheDir ? (0, import_node_path14.join)(cacheDir, r.owner, r.repo, r.ref) : void 0;
+  if (!where || !(0, import_node_fs18.existsSync)(where)) {
     return {
       error: `uses: ${uses} is not available offline${where ? `: ${where} does not exist` : ""}; put a copy of the action in <action cache>/${r.owner}/${r.repo}/${r.ref} and pass --action-cache`
     };
@@ -98715,42 +98884,42 @@ async function readActionMetadata(root, path2, uses) {
     if (r.ok) return parseMetadata(`${uses}/${name}`, r.text);
     if (!r.missing) throw new Error(`uses: ${uses}: ${r.error}`);
   }
-  throw new Error(`uses: ${uses}: no action.yml or action.yaml in ${(0, import_node_path13.join)(root, path2)}`);
+  throw new Error(`uses: ${uses}: no action.yml or action.yaml in ${(0, import_node_path14.join)(root, path2)}`);
 }
-async function resolveAction(deps, run4, uses) {
+async function resolveAction(deps, run5, uses) {
   if (isCheckout(uses)) return { kind: "checkout" };
   if (uses.startsWith("docker://")) throw new Error(`uses: ${uses}: Docker container actions are not supported by this runner`);
   if (uses.startsWith("./") || uses === ".") {
-    const rel = import_node_path13.posix.normalize(uses);
+    const rel = import_node_path14.posix.normalize(uses);
     if (rel.startsWith("../")) throw new Error(`uses: ${uses} leaves the workspace`);
     for (const name of ["action.yml", "action.yaml"]) {
-      const r2 = await readVolumePath(run4.volumes.mountpoint.workspace, import_node_path13.posix.join(rel, name), 1024 * 1024);
+      const r2 = await readVolumePath(run5.volumes.mountpoint.workspace, import_node_path14.posix.join(rel, name), 1024 * 1024);
       if (!r2.ok) throw new Error(`uses: ${uses}: ${r2.error}`);
-      if (r2.text) return { kind: "action", model: parseMetadata(import_node_path13.posix.join(rel, name), r2.text), dir: import_node_path13.posix.join(JOB_PATHS.workspace, rel), repository: run4.ctx.repository, ref: "" };
+      if (r2.text) return { kind: "action", model: parseMetadata(import_node_path14.posix.join(rel, name), r2.text), dir: import_node_path14.posix.join(JOB_PATHS.workspace, rel), repository: run5.ctx.repository, ref: "" };
     }
     throw new Error(`uses: ${uses}: no action.yml or action.yaml in ${rel} of the workspace (did a checkout step run?)`);
   }
-  const cached = run4.state.actions.get(uses);
+  const cached = run5.state.actions.get(uses);
   if (cached) return cached;
-  const found = cachedActionDir(run4.settings.actionCacheDir, uses);
+  const found = cachedActionDir(run5.settings.actionCacheDir, uses);
   if ("error" in found) throw new Error(found.error);
   const r = parseRemoteUses(uses);
   const model = await readActionMetadata(found.dir, r.path, uses);
-  const volume = `stockade-${run4.volumes.key}-a${run4.state.actions.size + 1}`;
-  const { mountpoint } = await deps.sandbox.deps.engine.createVolume(volume, run4.volumes.labels);
-  run4.state.extraVolumes.push(volume);
-  await copyTreeIntoVolume(found.dir, mountpoint, run4.volumes.owner);
-  const target = import_node_path13.posix.join(ACTIONS_DIR, r.owner, r.repo, r.ref);
-  run4.state.extraMounts.push({ volume, target, readOnly: true });
-  const resolved = { kind: "action", model, dir: import_node_path13.posix.join(target, r.path), repository: `${r.owner}/${r.repo}`, ref: r.ref };
-  run4.state.actions.set(uses, resolved);
+  const volume = `stockade-${run5.volumes.key}-a${run5.state.actions.size + 1}`;
+  const { mountpoint } = await deps.sandbox.deps.engine.createVolume(volume, run5.volumes.labels);
+  run5.state.extraVolumes.push(volume);
+  await copyTreeIntoVolume(found.dir, mountpoint, run5.volumes.owner);
+  const target = import_node_path14.posix.join(ACTIONS_DIR, r.owner, r.repo, r.ref);
+  run5.state.extraMounts.push({ volume, target, readOnly: true });
+  const resolved = { kind: "action", model, dir: import_node_path14.posix.join(target, r.path), repository: `${r.owner}/${r.repo}`, ref: r.ref };
+  run5.state.actions.set(uses, resolved);
   return resolved;
 }
 var nodeVolume;
-async function nodeExternalsVolume(deps, run4) {
-  const binary = run4.settings.nodeBinary;
+async function nodeExternalsVolume(deps, run5) {
+  const binary = run5.settings.nodeBinary;
   if (!binary) throw new Error("JavaScript actions need Node.js; this runner has no Node.js binary configured");
-  const st = (0, import_node_fs17.statSync)(binary);
+  const st = (0, import_node_fs18.statSync)(binary);
   const name = `stockade-externals-node-${(0, import_node_crypto4.createHash)("sha256").update(`${binary}:${st.size}:${st.mtimeMs}`).digest("hex").slice(0, 16)}`;
   nodeVolume ??= ensureExternalsVolume(deps.sandbox.deps.engine, name, { "bin/node": { source: binary, mode: 493 } });
   await nodeVolume.catch((e) => {
@@ -98759,9 +98928,9 @@ async function nodeExternalsVolume(deps, run4) {
   });
   return name;
 }
-async function ensureNode(deps, run4) {
-  if (run4.state.extraMounts.some((m) => m.target === NODE_EXTERNALS)) return;
-  run4.state.extraMounts.push({ volume: await nodeExternalsVolume(deps, run4), target: NODE_EXTERNALS, readOnly: true });
+async function ensureNode(deps, run5) {
+  if (run5.state.extraMounts.some((m) => m.target === NODE_EXTERNALS)) return;
+  run5.state.extraMounts.push({ volume: await nodeExternalsVolume(deps, run5), target: NODE_EXTERNALS, readOnly: true });
 }
 function actionInputs(model, withValues, contexts, status, sink) {
   const inputs = {};
@@ -98785,14 +98954,14 @@ function stateEnv(state) {
   return Object.fromEntries(Object.entries(state).map(([k, v]) => [`STATE_${k}`, v]));
 }
 var nothing = () => ({ outcome: "success", exitCode: 0, reason: "exit", outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0 });
-var runUses = async (deps, run4, scope, step, env, contexts, sink, deadline) => {
+var runUses = async (deps, run5, scope, step, env, contexts, sink, deadline) => {
   const uses = step.uses;
-  const resolved = await resolveAction(deps, run4, uses);
+  const resolved = await resolveAction(deps, run5, uses);
   if (resolved.kind === "checkout") {
-    sink.write("stdout", `[stockade] ${uses}: the workspace already holds the repository at ${run4.ctx.sha.slice(0, 12)}`);
+    sink.write("stdout", `[stockade] ${uses}: the workspace already holds the repository at ${run5.ctx.sha.slice(0, 12)}`);
     return nothing();
   }
-  const status = scopeStatus(run4, scope, deps.signal);
+  const status = scopeStatus(run5, scope, deps.signal);
   const withValues = Object.fromEntries(Object.entries(step.with).map(([k, v]) => [k, interpolate(v, contexts, status)]));
   const inputs = actionInputs(resolved.model, withValues, contexts, status, sink);
   const runs = resolved.model.runs;
@@ -98801,7 +98970,7 @@ var runUses = async (deps, run4, scope, step, env, contexts, sink, deadline) => 
     const inner = { steps: {}, inputs, envBase: [env], defaults: [], status: { failed: false }, actionPath: resolved.dir, depth: scope.depth + 1, deadline };
     const total = nothing();
     for (const s of runs.steps) {
-      const r = await executeStep(deps, run4, inner, { ...s, index: step.index }, sink, runUses);
+      const r = await executeStep(deps, run5, inner, { ...s, index: step.index }, sink, runUses);
       const e2 = r.executed;
       const outcome = e2?.outcome ?? "skipped";
       const conclusion = outcome === "failure" && r.continueOnError ? "success" : outcome;
@@ -98819,89 +98988,89 @@ var runUses = async (deps, run4, scope, step, env, contexts, sink, deadline) => 
       if (conclusion === "failure") inner.status.failed = true;
       if (outcome === "cancelled") total.outcome = "cancelled";
     }
-    const outCtx = { ...stepContexts(run4, inner), env };
-    for (const [k, v] of Object.entries(resolved.model.outputs)) total.outputs[k] = interpolate(v, outCtx, scopeStatus(run4, inner, deps.signal));
+    const outCtx = { ...stepContexts(run5, inner), env };
+    for (const [k, v] of Object.entries(resolved.model.outputs)) total.outputs[k] = interpolate(v, outCtx, scopeStatus(run5, inner, deps.signal));
     if (inner.status.failed && total.outcome !== "cancelled") {
       total.outcome = "failure";
       if (total.reason === "exit" && total.exitCode === 0) total.reason = "error";
     }
     return total;
   }
-  await ensureNode(deps, run4);
+  await ensureNode(deps, run5);
   const actionScope = { ...scope, actionPath: resolved.dir };
   const node = `${NODE_EXTERNALS}/bin/node`;
-  const extraEnv = { ...inputEnv(inputs), GITHUB_ACTION_REPOSITORY: resolved.repository, GITHUB_ACTION_REF: resolved.ref, ...stateEnv(run4.state.preState.get(step.index) ?? {}) };
-  const e = await runScript(deps, run4, actionScope, sink, {
+  const extraEnv = { ...inputEnv(inputs), GITHUB_ACTION_REPOSITORY: resolved.repository, GITHUB_ACTION_REF: resolved.ref, ...stateEnv(run5.state.preState.get(step.index) ?? {}) };
+  const e = await runScript(deps, run5, actionScope, sink, {
     label: String(step.index),
     actionId: step.id ?? `__${uses.replace(/[^A-Za-z0-9_]/g, "_")}`,
-    argv: () => [node, import_node_path13.posix.join(resolved.dir, runs.main)],
+    argv: () => [node, import_node_path14.posix.join(resolved.dir, runs.main)],
     env,
     extraEnv,
     workdir: JOB_PATHS.workspace,
     deadline
   });
   if (runs.post && scope.depth === 0) {
-    const saved = { ...run4.state.preState.get(step.index) ?? {}, ...e.state };
+    const saved = { ...run5.state.preState.get(step.index) ?? {}, ...e.state };
     const postName = `Post ${step.name ?? uses}`;
-    run4.state.post.push({
+    run5.state.post.push({
       name: postName,
       run: async () => {
-        const postSink = new LogSink(run4.state.masker, (stream, text) => deps.observer?.line?.(run4.job.id, postName, stream, text));
-        const st = scopeStatus(run4, scope, deps.signal);
-        if (!evaluateCondition(runs.postIf ?? "always()", { ...stepContexts(run4, scope), env }, st)) return toResult(run4, step.index, void 0, postName, postSink, void 0, false);
-        deps.observer?.stepStarted?.(run4.job.id, { index: step.index, name: postName });
-        const pe = await runScript(deps, run4, actionScope, postSink, {
+        const postSink = new LogSink(run5.state.masker, (stream, text) => deps.observer?.line?.(run5.job.id, postName, stream, text));
+        const st = scopeStatus(run5, scope, deps.signal);
+        if (!evaluateCondition(runs.postIf ?? "always()", { ...stepContexts(run5, scope), env }, st)) return toResult(run5, step.index, void 0, postName, postSink, void 0, false);
+        deps.observer?.stepStarted?.(run5.job.id, { index: step.index, name: postName });
+        const pe = await runScript(deps, run5, actionScope, postSink, {
           label: `post-${step.index}`,
           actionId: step.id ?? `__${uses.replace(/[^A-Za-z0-9_]/g, "_")}`,
-          argv: () => [node, import_node_path13.posix.join(resolved.dir, runs.post)],
+          argv: () => [node, import_node_path14.posix.join(resolved.dir, runs.post)],
           env,
           extraEnv: { ...extraEnv, ...stateEnv(saved) },
           workdir: JOB_PATHS.workspace,
-          deadline: run4.deadline
+          deadline: run5.deadline
         });
-        return toResult(run4, step.index, void 0, postName, postSink, pe, false);
+        return toResult(run5, step.index, void 0, postName, postSink, pe, false);
       }
     });
   }
   return e;
 };
-async function runPreSteps(deps, run4, scope, steps) {
+async function runPreSteps(deps, run5, scope, steps) {
   const results = [];
   for (const step of steps) {
     if (!step.uses || isCheckout(step.uses)) continue;
     let resolved;
     try {
-      resolved = await resolveAction(deps, run4, step.uses);
+      resolved = await resolveAction(deps, run5, step.uses);
     } catch {
       continue;
     }
     if (resolved.kind !== "action" || resolved.model.runs.using !== "node" || !resolved.model.runs.pre) continue;
     const runs = resolved.model.runs;
     const name = `Pre ${step.name ?? step.uses}`;
-    const sink = new LogSink(run4.state.masker, (stream, text) => deps.observer?.line?.(run4.job.id, name, stream, text));
-    const contexts = stepContexts(run4, scope);
-    const status = scopeStatus(run4, scope, deps.signal);
+    const sink = new LogSink(run5.state.masker, (stream, text) => deps.observer?.line?.(run5.job.id, name, stream, text));
+    const contexts = stepContexts(run5, scope);
+    const status = scopeStatus(run5, scope, deps.signal);
     try {
       if (!evaluateCondition(runs.preIf ?? "always()", contexts, status)) continue;
-      deps.observer?.stepStarted?.(run4.job.id, { index: step.index, name });
-      await ensureNode(deps, run4);
+      deps.observer?.stepStarted?.(run5.job.id, { index: step.index, name });
+      await ensureNode(deps, run5);
       const withValues = Object.fromEntries(Object.entries(step.with).map(([k, v]) => [k, interpolate(v, contexts, status)]));
       const inputs = actionInputs(resolved.model, withValues, contexts, status, sink);
-      const e = await runScript(deps, run4, { ...scope, actionPath: resolved.dir }, sink, {
+      const e = await runScript(deps, run5, { ...scope, actionPath: resolved.dir }, sink, {
         label: `pre-${step.index}`,
         actionId: step.id ?? `__pre_${step.index}`,
-        argv: () => [`${NODE_EXTERNALS}/bin/node`, import_node_path13.posix.join(resolved.dir, runs.pre)],
+        argv: () => [`${NODE_EXTERNALS}/bin/node`, import_node_path14.posix.join(resolved.dir, runs.pre)],
         env: {},
         extraEnv: { ...inputEnv(inputs), GITHUB_ACTION_REPOSITORY: resolved.repository, GITHUB_ACTION_REF: resolved.ref },
         workdir: JOB_PATHS.workspace,
-        deadline: run4.deadline
+        deadline: run5.deadline
       });
-      run4.state.preState.set(step.index, e.state);
-      const r = toResult(run4, step.index, void 0, name, sink, e, false);
+      run5.state.preState.set(step.index, e.state);
+      const r = toResult(run5, step.index, void 0, name, sink, e, false);
       if (r.conclusion === "failure") scope.status.failed = true;
       results.push(r);
     } catch (e) {
-      const r = toResult(run4, step.index, void 0, name, sink, { ...nothing(), outcome: "failure", reason: "error", exitCode: null, error: e.message }, false);
+      const r = toResult(run5, step.index, void 0, name, sink, { ...nothing(), outcome: "failure", reason: "error", exitCode: null, error: e.message }, false);
       scope.status.failed = true;
       results.push(r);
     }
@@ -98911,11 +99080,13 @@ async function runPreSteps(deps, run4, scope, steps) {
 
 // src/runner/job-volumes.ts
 var import_node_crypto5 = require("node:crypto");
-async function createJobVolumes(sandbox, jobId, logger) {
+async function createJobVolumes(sandbox, jobId, logger, disk) {
   const key = `${jobId.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 40)}-${(0, import_node_crypto5.randomBytes)(4).toString("hex")}`;
   const labels = managedLabels(sandbox.ownerTag, { [LABEL_JOB]: key });
   const created = [];
+  let jobDisk;
   const remove = async () => {
+    await jobDisk?.remove();
     for (const name of created) await sandbox.deps.engine.removeVolume(name).catch((e) => logger.error({ err: e, volume: name }, "volume remove failed"));
   };
   const mounts = JOB_VOLUME_KINDS.map((kind) => ({ volume: `stockade-${key}-${kind}`, target: JOB_PATHS[kind] }));
@@ -98926,7 +99097,13 @@ async function createJobVolumes(sandbox, jobId, logger) {
       created.push(mounts[i].volume);
       mountpoint[kind] = v.mountpoint;
     }
-    return { key, labels, mounts, mountpoint, owner: await volumeOwner(mountpoint.workspace), remove };
+    const owner = await volumeOwner(mountpoint.workspace);
+    if (disk) {
+      jobDisk = await sandbox.createJobDisk(key, disk);
+      for (const kind of JOB_VOLUME_KINDS) await jobDisk.attach(mountpoint[kind], kind, owner);
+      await jobDisk.verify(mountpoint.workspace);
+    }
+    return { key, labels, mounts, mountpoint, owner, disk: jobDisk, remove };
   } catch (e) {
     await remove();
     throw e;
@@ -98985,7 +99162,7 @@ function parseServiceOptions(options) {
   };
 }
 var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
-async function startJobServices(deps, run4, net, services, contexts, status, sink) {
+async function startJobServices(deps, run5, net, services, contexts, status, sink) {
   const network = net.network;
   const engine = deps.sandbox.deps.engine;
   const started = [];
@@ -99002,7 +99179,7 @@ async function startJobServices(deps, run4, net, services, contexts, status, sin
       if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) throw new Error(`service name '${name}' is not a valid host name`);
       const image = interpolate(svc.image, contexts, status).trim().replace(/^docker:\/\//, "");
       if (!image) throw new Error(`service ${name}: image is empty`);
-      const refused = imageRefusal(image, run4.settings.imagePolicy ?? DEFAULT_IMAGE_POLICY, run4.settings.images);
+      const refused = imageRefusal(image, run5.settings.imagePolicy ?? DEFAULT_IMAGE_POLICY, run5.settings.images);
       if (refused) throw new Error(`service ${name}: ${refused}`);
       if (svc.volumes.length) throw new Error(`service ${name}: volumes are not supported: host paths are never mounted`);
       const health = parseServiceOptions(svc.options === void 0 ? void 0 : interpolate(svc.options, contexts, status));
@@ -99023,19 +99200,19 @@ async function startJobServices(deps, run4, net, services, contexts, status, sin
           env,
           workdir: cmd.workdir,
           mounts: [],
-          limits: { ...run4.settings.limits, timeoutMs: Math.max(1e3, run4.deadline - Date.now()) },
+          limits: { ...run5.settings.limits, timeoutMs: Math.max(1e3, run5.deadline - Date.now()) },
           network: net.spec([name]),
           security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: false },
-          labels: { ...run4.volumes.labels, [LABEL_STEP]: `service-${name}` }
+          labels: { ...run5.volumes.labels, [LABEL_STEP]: `service-${name}` }
         },
         (l) => {
-          tail.push(run4.state.masker.mask(l.text));
+          tail.push(run5.state.masker.mask(l.text));
           if (tail.length > SERVICE_LOG_TAIL) tail.shift();
         }
       );
       started.push({ name, c, tail });
       net.hosts[name] = await engine.containerAddress(c.id, network);
-      if (health) await waitHealthy(deps, run4, name, image, `${network}-svc-${name.toLowerCase()}`, health, c, sink);
+      if (health) await waitHealthy(deps, run5, name, image, `${network}-svc-${name.toLowerCase()}`, health, c, sink);
     }
   } catch (e) {
     await stop(sink);
@@ -99043,7 +99220,7 @@ async function startJobServices(deps, run4, net, services, contexts, status, sin
   }
   return { stop };
 }
-async function waitHealthy(deps, run4, name, image, container, h, svc, sink) {
+async function waitHealthy(deps, run5, name, image, container, h, svc, sink) {
   let ended = false;
   void svc.exited.then(() => ended = true);
   if (h.startPeriodMs) await sleep2(h.startPeriodMs);
@@ -99059,10 +99236,10 @@ async function waitHealthy(deps, run4, name, image, container, h, svc, sink) {
         env: {},
         workdir: "/",
         mounts: [],
-        limits: { ...run4.settings.limits, timeoutMs: Math.max(100, Math.min(h.timeoutMs, run4.deadline - Date.now())) },
+        limits: { ...run5.settings.limits, timeoutMs: Math.max(100, Math.min(h.timeoutMs, run5.deadline - Date.now())) },
         network: { mode: "container", container },
         security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: true },
-        labels: { ...run4.volumes.labels, [LABEL_STEP]: `probe-${name}` }
+        labels: { ...run5.volumes.labels, [LABEL_STEP]: `probe-${name}` }
       },
       (l) => lines.push(l.text),
       deps.signal
@@ -99080,14 +99257,14 @@ async function waitHealthy(deps, run4, name, image, container, h, svc, sink) {
 
 // src/runner/job-network.ts
 var import_node_crypto6 = require("node:crypto");
-var import_node_fs18 = require("node:fs");
+var import_node_fs19 = require("node:fs");
 var SIDECAR_DIR = "/__s";
 var MAX_REFUSALS_KEPT = 50;
-async function startJobNetwork(deps, run4, allow, sink, onEvent) {
-  const network = `stockade-${run4.volumes.key}`;
+async function startJobNetwork(deps, run5, allow, sink, onEvent) {
+  const network = `stockade-${run5.volumes.key}`;
   const engine = deps.sandbox.deps.engine;
-  await deps.sandbox.keepNetnsAlive(run4.settings.image);
-  await engine.createNetwork(network, run4.volumes.labels, { internal: true });
+  await deps.sandbox.keepNetnsAlive(run5.settings.image);
+  await engine.createNetwork(network, run5.volumes.labels, { internal: true });
   const report2 = { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
   let sidecar;
   const tail = [];
@@ -99118,15 +99295,15 @@ async function startJobNetwork(deps, run4, allow, sink, onEvent) {
     stop
   };
   if (!allow.length) return jn;
-  const egress = run4.settings.egress;
+  const egress = run5.settings.egress;
   if (!egress) throw new Error("this runner has no egress configured");
   try {
     const t0 = Date.now();
     await ensureEgressNetwork(engine);
     const subnet = await engine.networkSubnet(network);
     if (!subnet) throw new Error(`network ${network} has no IPv4 subnet`);
-    const node = await nodeExternalsVolume(deps, run4);
-    const st = (0, import_node_fs18.statSync)(egress.sidecarScript);
+    const node = await nodeExternalsVolume(deps, run5);
+    const st = (0, import_node_fs19.statSync)(egress.sidecarScript);
     const scriptVolume = `stockade-externals-sidecar-${(0, import_node_crypto6.createHash)("sha256").update(`${egress.sidecarScript}:${st.size}:${st.mtimeMs}`).digest("hex").slice(0, 16)}`;
     await ensureExternalsVolume(engine, scriptVolume, { "sidecar.js": { source: egress.sidecarScript, mode: 292 } });
     const config = { ...egress.policy, allow, upstreamDns: egress.upstreamDns, jobSubnet: subnet, hostAddresses: egress.hostAddresses, listen: { ...SIDECAR_PORTS } };
@@ -99137,7 +99314,7 @@ async function startJobNetwork(deps, run4, allow, sink, onEvent) {
       { ...deps.sandbox.deps, logger: deps.logger.child({ service: "egress" }) },
       {
         name,
-        image: run4.settings.image,
+        image: run5.settings.image,
         argv: [`${NODE_EXTERNALS}/bin/node`, "--max-old-space-size=96", `${SIDECAR_DIR}/sidecar.js`],
         env: { STOCKADE_EGRESS_CONFIG: JSON.stringify(config) },
         workdir: "/",
@@ -99145,11 +99322,11 @@ async function startJobNetwork(deps, run4, allow, sink, onEvent) {
           { volume: node, target: NODE_EXTERNALS, readOnly: true },
           { volume: scriptVolume, target: SIDECAR_DIR, readOnly: true }
         ],
-        limits: { ...run4.settings.limits, memoryBytes: 256 * 1024 ** 2, pids: 64, cpus: Math.min(1, run4.settings.limits.cpus), tmpfsBytes: 16 * 1024 ** 2, outputBytes: 64 * 1024 ** 2, timeoutMs: Math.max(1e3, run4.deadline - Date.now()) },
+        limits: { ...run5.settings.limits, memoryBytes: 256 * 1024 ** 2, pids: 64, cpus: Math.min(1, run5.settings.limits.cpus), tmpfsBytes: 16 * 1024 ** 2, outputBytes: 64 * 1024 ** 2, timeoutMs: Math.max(1e3, run5.deadline - Date.now()) },
         network: { mode: "internal", network, egressNetwork: EGRESS_NETWORK },
         sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
         security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: true },
-        labels: { ...run4.volumes.labels, [LABEL_STEP]: "egress" }
+        labels: { ...run5.volumes.labels, [LABEL_STEP]: "egress" }
       },
       (l) => {
         const e = parseEgressEvent(l.text);
@@ -99161,7 +99338,7 @@ async function startJobNetwork(deps, run4, allow, sink, onEvent) {
         }
         if (e.ev === "ready") return ready(e.address);
         const described = describeRefusal(e);
-        const refusal = described === void 0 ? void 0 : run4.state.masker.mask(described);
+        const refusal = described === void 0 ? void 0 : run5.state.masker.mask(described);
         count(report2, e, refusal);
         if (refusal) deps.logger.warn({ egress: { ev: e.ev, verdict: "refused" } }, `blocked network attempt: ${refusal}`);
         else deps.logger.debug({ egress: { ev: e.ev } }, "egress");
@@ -99211,6 +99388,7 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
   const log = deps.logger.child({ job: job.id });
   deps.observer?.jobStarted?.(job.id, name);
   let volumes;
+  let diskUsage;
   const state = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: /* @__PURE__ */ new Map(), containers: 0, preState: /* @__PURE__ */ new Map(), noRoute: [] };
   const scope = { steps: {}, inputs: ctx.inputs, envBase: [wf.env, job.env], defaults: [job.defaults, wf.defaults], status: { failed: false }, actionPath: "", depth: 0, deadline: 0 };
   let error2;
@@ -99233,36 +99411,36 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
         chosen.label && !job.container ? `runner image '${chosen.label}' (${container.image}) is not built on this host: run \`stockade images build ${chosen.label}\`` : `container image ${container.image} is not present on this host (no registry is reachable; build it locally first)`
       );
     }
-    volumes = await createJobVolumes(deps.sandbox, job.id, log);
+    volumes = await createJobVolumes(deps.sandbox, job.id, log, settings.disk);
     await prepareWorkspace(volumes, settings.sourceDir, ctx.event, !!settings.disposableSource);
-    const run4 = { wf, job, ctx, settings, contexts, volumes, state, image: container.image, containerEnv: container.env, deadline };
+    const run5 = { wf, job, ctx, settings, contexts, volumes, state, image: container.image, containerEnv: container.env, deadline };
     const allow = egressAllowlist(wf, job, contexts, noSteps, settings);
     if (Object.keys(job.services).length || allow.length) {
       const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, "Initialize containers", stream, text));
       deps.observer?.stepStarted?.(job.id, { index: -1, name: "Initialize containers" });
       const t0 = Date.now();
       try {
-        net = await startJobNetwork({ ...deps, logger: log }, run4, allow, sink, (e) => deps.observer?.egress?.(job.id, e));
-        run4.net = net;
-        if (Object.keys(job.services).length) services = await startJobServices({ ...deps, logger: log }, run4, net, job.services, contexts, noSteps, sink);
+        net = await startJobNetwork({ ...deps, logger: log }, run5, allow, sink, (e) => deps.observer?.egress?.(job.id, e));
+        run5.net = net;
+        if (Object.keys(job.services).length) services = await startJobServices({ ...deps, logger: log }, run5, net, job.services, contexts, noSteps, sink);
       } catch (e) {
         await net?.stop(sink);
-        net = run4.net = void 0;
-        const r2 = toResult(run4, -1, void 0, "Initialize containers", sink, { ...failed(e.message), durationMs: Date.now() - t0 }, false);
+        net = run5.net = void 0;
+        const r2 = toResult(run5, -1, void 0, "Initialize containers", sink, { ...failed(e.message), durationMs: Date.now() - t0 }, false);
         state.results.push(r2);
         deps.observer?.stepFinished?.(job.id, r2);
         throw e;
       }
-      const r = toResult(run4, -1, void 0, "Initialize containers", sink, { outcome: "success", exitCode: 0, reason: "exit", outputs: {}, durationMs: Date.now() - t0, peakMemoryBytes: 0, cpuSeconds: 0 }, false);
+      const r = toResult(run5, -1, void 0, "Initialize containers", sink, { outcome: "success", exitCode: 0, reason: "exit", outputs: {}, durationMs: Date.now() - t0, peakMemoryBytes: 0, cpuSeconds: 0 }, false);
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
     }
-    for (const r of await runPreSteps({ ...deps, logger: log }, run4, scope, job.steps)) {
+    for (const r of await runPreSteps({ ...deps, logger: log }, run5, scope, job.steps)) {
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
     }
     for (const step of job.steps) {
-      const r = await runStep({ ...deps, logger: log }, run4, scope, step, runUses);
+      const r = await runStep({ ...deps, logger: log }, run5, scope, step, runUses);
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
     }
@@ -99277,6 +99455,7 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
     log.error({ err: e }, "job failed before its steps completed");
     scope.status.failed = true;
   } finally {
+    diskUsage = await volumes?.disk?.usage().catch(() => void 0);
     const removeVolumes = (async () => {
       await volumes?.remove();
       for (const v of state.extraVolumes) await deps.sandbox.deps.engine.removeVolume(v).catch((e) => log.error({ err: e, volume: v }, "volume remove failed"));
@@ -99318,7 +99497,8 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
     durationMs: Date.now() - started,
     summary: state.summary.join("\n"),
     error: error2,
-    ...egressOf(net, state)
+    ...egressOf(net, state),
+    ...diskUsage ? { disk: diskUsage } : {}
   };
   deps.observer?.jobFinished?.(result);
   return result;
@@ -99383,7 +99563,7 @@ function safeInterpolate(text, contexts, status) {
 async function prepareWorkspace(v, sourceDir, event, link) {
   await copyTreeIntoVolume(sourceDir, v.mountpoint.workspace, v.owner, { link });
   await makeVolumeDir(v.mountpoint.temp, "_github_workflow", v.owner);
-  await writeVolumeFile((0, import_node_path14.join)(v.mountpoint.temp, "_github_workflow"), "event.json", JSON.stringify(event), v.owner);
+  await writeVolumeFile((0, import_node_path15.join)(v.mountpoint.temp, "_github_workflow"), "event.json", JSON.stringify(event), v.owner);
 }
 
 // src/runner/run-workflow.ts
@@ -99436,13 +99616,13 @@ function findJobInstance(wf, name, ctx) {
 }
 
 // src/action/host.ts
-var import_node_child_process4 = require("node:child_process");
-var import_node_fs19 = require("node:fs");
-var import_node_path15 = require("node:path");
+var import_node_child_process5 = require("node:child_process");
+var import_node_fs20 = require("node:fs");
+var import_node_path16 = require("node:path");
 var import_node_os2 = require("node:os");
 var MIN_PODMAN = [4, 0];
 function checkPodman() {
-  const r = (0, import_node_child_process4.spawnSync)("podman", ["--version"], { encoding: "utf8" });
+  const r = (0, import_node_child_process5.spawnSync)("podman", ["--version"], { encoding: "utf8" });
   if (r.error || r.status !== 0) throw new Error(`Podman is not installed on this runner (podman --version: ${r.error?.message ?? r.stderr.trim()}); install podman ${MIN_PODMAN.join(".")} or later, or prepare the machine with \`stockade setup\``);
   const m = /(\d+)\.(\d+)(?:\.\d+)?/.exec(r.stdout);
   if (!m) throw new Error(`cannot read Podman's version from '${r.stdout.trim()}'`);
@@ -99451,14 +99631,14 @@ function checkPodman() {
   return v;
 }
 async function answers(socketPath) {
-  if (!(0, import_node_fs19.existsSync)(socketPath)) return false;
+  if (!(0, import_node_fs20.existsSync)(socketPath)) return false;
   return new PodmanEngine(socketPath).ping().then(
     () => true,
     () => false
   );
 }
 async function actionHost(env) {
-  const stateDir = env.STOCKADE_STATE_DIR ?? (env.RUNNER_TEMP ? (0, import_node_path15.join)(env.RUNNER_TEMP, "stockade") : (0, import_node_path15.join)((0, import_node_os2.tmpdir)(), "stockade"));
+  const stateDir = env.STOCKADE_STATE_DIR ?? (env.RUNNER_TEMP ? (0, import_node_path16.join)(env.RUNNER_TEMP, "stockade") : (0, import_node_path16.join)((0, import_node_os2.tmpdir)(), "stockade"));
   if (env.STOCKADE_PODMAN_SOCKET) {
     if (!await answers(env.STOCKADE_PODMAN_SOCKET)) throw new Error(`STOCKADE_PODMAN_SOCKET ${env.STOCKADE_PODMAN_SOCKET} does not answer`);
     return { socketPath: env.STOCKADE_PODMAN_SOCKET, stateDir: env.STOCKADE_STATE_DIR ?? "/var/lib/stockade" };
@@ -99467,10 +99647,10 @@ async function actionHost(env) {
   if (prepared && await answers(`/run/user/${prepared.uid}/podman.sock`)) return { socketPath: `/run/user/${prepared.uid}/podman.sock`, stateDir: env.STOCKADE_STATE_DIR ?? "/var/lib/stockade" };
   checkPodman();
   const runtimeDir = env.XDG_RUNTIME_DIR ?? `/run/user/${process.getuid?.() ?? 0}`;
-  const socketPath = (0, import_node_path15.join)(runtimeDir, "podman", "stockade.sock");
+  const socketPath = (0, import_node_path16.join)(runtimeDir, "podman", "stockade.sock");
   if (await answers(socketPath)) return { socketPath, stateDir };
-  (0, import_node_fs19.mkdirSync)((0, import_node_path15.join)(runtimeDir, "podman"), { recursive: true });
-  const child = (0, import_node_child_process4.spawn)("podman", ["system", "service", "--time", "0", `unix://${socketPath}`], { detached: true, stdio: "ignore" });
+  (0, import_node_fs20.mkdirSync)((0, import_node_path16.join)(runtimeDir, "podman"), { recursive: true });
+  const child = (0, import_node_child_process5.spawn)("podman", ["system", "service", "--time", "0", `unix://${socketPath}`], { detached: true, stdio: "ignore" });
   child.unref();
   for (let i = 0; i < 100; i++) {
     if (await answers(socketPath)) return { socketPath, stateDir };
@@ -99482,8 +99662,8 @@ async function actionHost(env) {
 // src/action/inputs.ts
 var ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function readInputs(get) {
-  const run4 = get("run");
-  if (!run4.trim()) throw new Error("input 'run' is required: the script to run in the sandbox");
+  const run5 = get("run");
+  if (!run5.trim()) throw new Error("input 'run' is required: the script to run in the sandbox");
   const shell = get("shell") || "bash";
   if (!/^(bash|sh|python|pwsh|[A-Za-z0-9_./-]+ .*\{0\}.*)$/.test(shell)) throw new Error(`input 'shell' '${shell}' is not bash, sh, python, or a command with {0}`);
   const image = get("image") || "base";
@@ -99526,7 +99706,7 @@ function readInputs(get) {
     const [min, max] = LIMIT_BOUNDS[key];
     if (limits[key] < min || limits[key] > max) throw new Error(`input '${input}' is out of range (${min} to ${max}${key.endsWith("Bytes") ? " bytes" : key === "timeoutMs" ? " ms" : ""})`);
   }
-  return { run: run4, shell, image, workingDirectory: get("working-directory") || ".", env, allowDomains, limits, seccomp: get("seccomp") || "default" };
+  return { run: run5, shell, image, workingDirectory: get("working-directory") || ".", env, allowDomains, limits, seccomp: get("seccomp") || "default" };
 }
 
 // src/action/main.ts
@@ -99536,7 +99716,7 @@ var MAX_OUTPUT_BYTES = 64 * 1024;
 var MAX_ALL_OUTPUT_BYTES = 1024 * 1024;
 var RESERVED = /* @__PURE__ */ new Set(["exit-code", "conclusion", "duration-ms", "peak-memory-bytes", "blocked-network-attempts"]);
 var literal = (s) => s.replace(/\$\{\{/g, "${{ '${{' }}");
-async function run3(env = process.env) {
+async function run4(env = process.env) {
   try {
     const inputs = readInputs((n) => getInput(n));
     const result = await runInSandbox(inputs, env);
@@ -99547,7 +99727,7 @@ async function run3(env = process.env) {
 }
 async function runInSandbox(inputs, env) {
   const workspace = env.GITHUB_WORKSPACE ?? process.cwd();
-  if (!(0, import_node_fs20.existsSync)(workspace)) throw new Error(`GITHUB_WORKSPACE ${workspace} does not exist`);
+  if (!(0, import_node_fs21.existsSync)(workspace)) throw new Error(`GITHUB_WORKSPACE ${workspace} does not exist`);
   const packageRoot = findPackageRoot(__dirname);
   const host = await actionHost(env);
   const passed = {};
@@ -99636,11 +99816,11 @@ async function runInSandbox(inputs, env) {
   return result;
 }
 async function buildImage(socketPath, packageRoot, name, ref, base) {
-  const dir = (0, import_node_path16.join)(packageRoot, "runner-images", name);
-  if (!/^[a-z0-9-]+$/.test(name) || !(0, import_node_fs20.existsSync)((0, import_node_path16.join)(dir, "Containerfile"))) throw new Error(`image ${ref} is not present on this machine`);
+  const dir = (0, import_node_path17.join)(packageRoot, "runner-images", name);
+  if (!/^[a-z0-9-]+$/.test(name) || !(0, import_node_fs21.existsSync)((0, import_node_path17.join)(dir, "Containerfile"))) throw new Error(`image ${ref} is not present on this machine`);
   info(`building ${ref} from runner-images/${name} (not present on this machine)`);
   const docker = new import_dockerode2.default({ socketPath });
-  const stream = await docker.buildImage({ context: dir, src: (0, import_node_fs20.readdirSync)(dir) }, { t: ref, dockerfile: "Containerfile", ...name !== "base" && base ? { buildargs: { BASE: base } } : {} });
+  const stream = await docker.buildImage({ context: dir, src: (0, import_node_fs21.readdirSync)(dir) }, { t: ref, dockerfile: "Containerfile", ...name !== "base" && base ? { buildargs: { BASE: base } } : {} });
   const failure = await new Promise(
     (done) => docker.modem.followProgress(
       stream,
@@ -99659,13 +99839,13 @@ function resolveImage(name, packageRoot) {
   return name;
 }
 function seccompProfile(input, workspace, packageRoot) {
-  if (input === "default") return (0, import_node_fs20.readFileSync)((0, import_node_path16.join)(packageRoot, "seccomp/stockade.json"), "utf8");
-  const path2 = (0, import_node_path16.resolve)(workspace, input);
-  const real = (0, import_node_fs20.existsSync)(path2) ? (0, import_node_fs20.realpathSync)(path2) : path2;
-  const rel = (0, import_node_path16.relative)((0, import_node_fs20.realpathSync)(workspace), real);
-  if (rel.startsWith("..") || (0, import_node_path16.isAbsolute)(rel)) throw new Error(`input 'seccomp' '${input}' is outside the workspace`);
-  if (!(0, import_node_fs20.existsSync)(real)) throw new Error(`input 'seccomp': ${input} does not exist in the workspace`);
-  const text = (0, import_node_fs20.readFileSync)(real, "utf8");
+  if (input === "default") return (0, import_node_fs21.readFileSync)((0, import_node_path17.join)(packageRoot, "seccomp/stockade.json"), "utf8");
+  const path2 = (0, import_node_path17.resolve)(workspace, input);
+  const real = (0, import_node_fs21.existsSync)(path2) ? (0, import_node_fs21.realpathSync)(path2) : path2;
+  const rel = (0, import_node_path17.relative)((0, import_node_fs21.realpathSync)(workspace), real);
+  if (rel.startsWith("..") || (0, import_node_path17.isAbsolute)(rel)) throw new Error(`input 'seccomp' '${input}' is outside the workspace`);
+  if (!(0, import_node_fs21.existsSync)(real)) throw new Error(`input 'seccomp': ${input} does not exist in the workspace`);
+  const text = (0, import_node_fs21.readFileSync)(real, "utf8");
   const profile = JSON.parse(text);
   if (typeof profile.defaultAction !== "string") throw new Error(`input 'seccomp': ${input} is not a seccomp profile (no defaultAction)`);
   return text;
@@ -99726,4 +99906,4 @@ async function report(inputs, job) {
 }
 
 // src/action/index.ts
-void run3();
+void run4();

@@ -22,7 +22,8 @@ export function formatSummary(results: JobResult[]): string {
     const n = e ? e.dnsRefused + e.connectionsRefused : 0;
     return e && n ? [`job ${j.id}: ${n} blocked network attempts: ${e.refusals.slice(0, 5).join('; ')}${e.refusals.length > 5 ? '; …' : ''}`] : [];
   });
-  const notes = [...errors, ...blocked];
+  const disk = results.flatMap((j) => (j.disk ? [`job ${j.id}: disk ${mib(j.disk.bytesUsed)} of ${mib(j.disk.bytesLimit)}, ${j.disk.inodesUsed} of ${j.disk.inodesLimit} files`] : []));
+  const notes = [...errors, ...blocked, ...disk];
   return notes.length ? `${table}\n\n${notes.join('\n')}` : table;
 }
 
@@ -46,6 +47,7 @@ export function toJson(results: JobResult[]): unknown {
       error: j.error,
       summary: j.summary,
       egress: j.egress,
+      disk: j.disk,
       steps: j.steps.map((s) => ({
         index: s.index,
         id: s.id,

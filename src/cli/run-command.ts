@@ -12,13 +12,13 @@ import { gitFacts } from './git-context';
 import { resolveHostConfig } from '../host';
 import { loadWorkflows } from './load-workflows';
 import { parseDuration, parseSize } from '../common';
-import { egressSettings, upstreamDnsFrom, labelImages } from '../host';
+import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages } from '../host';
 
 export const RUN_USAGE = `usage: stockade run [--workflow FILE] [--job ID] [--event NAME] [--eventpath FILE] [--json]
                     [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--input NAME=VALUE]...
                     [--action-cache DIR] [--parallel N] [--debug]
                     [--dir DIR] [--image REF] [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION]
-                    [--output-limit SIZE] [--writable-root]
+                    [--output-limit SIZE] [--writable-root] [--disk 10g|off] [--inodes 1000000]
                     [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...
                     [--allow-image PATTERN]... [--allow-digest-pinned]`;
 
@@ -70,6 +70,8 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       timeout: { type: 'string' },
       'output-limit': { type: 'string' },
       'writable-root': { type: 'boolean' },
+      disk: { type: 'string' },
+      inodes: { type: 'string' },
       secret: { type: 'string', short: 's', multiple: true },
       'secret-file': { type: 'string' },
       var: { type: 'string', multiple: true },
@@ -161,7 +163,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy };
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes) };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.

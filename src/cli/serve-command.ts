@@ -13,7 +13,7 @@ import type { Quota } from '../store';
 import { JobStore } from '../store';
 import { baseImageRef } from './base-image';
 import { resolveHostConfig } from '../host';
-import { egressSettings, upstreamDnsFrom, labelImages } from '../host';
+import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages } from '../host';
 import { narrowAllowlist, normalizeDomainPattern, validatePolicy } from '../egress';
 import { DEFAULT_IMAGE_POLICY, type EgressSettings, type ImagePolicy } from '../runner';
 
@@ -23,7 +23,7 @@ export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-fil
                       [--reconcile-seconds 60] [--cancel-github-run] [--state-dir DIR] [--no-request-pacing]
                       [--modes workflow_job,app] [--admin-port 8081] [--admin-host 127.0.0.1]
                       [--config quotas.yml] [--burst-per-minute 120]
-                      [--github-retry-seconds 5] [--github-give-up-seconds 21600]
+                      [--github-retry-seconds 5] [--github-give-up-seconds 21600] [--disk 10g|off] [--inodes 1000000]
   environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
 
 function readSecret(file: string | undefined, envValue: string | undefined, what: string): string {
@@ -76,6 +76,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
       config: { type: 'string' },
       'burst-per-minute': { type: 'string' },
       'github-retry-seconds': { type: 'string' },
+      disk: { type: 'string' },
+      inodes: { type: 'string' },
       'github-give-up-seconds': { type: 'string' },
     },
   });
@@ -106,7 +108,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     github: new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger, requestPacing: !values['no-request-pacing'] }),
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy },
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes) },
     webhookSecret,
     // A job may name a runner image among its runs-on labels: those labels are this runner's too.
     labels: [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(images)],

@@ -20,6 +20,8 @@ export interface JobReport {
   annotations: Array<{ level: 'error' | 'warning' | 'notice'; message: string; title?: string; file?: string; line?: number; endLine?: number; column?: number; endColumn?: number }>;
   /** What the job's egress sidecar allowed and blocked; refusals are anomaly signals. */
   network?: { dnsAllowed: number; dnsRefused: number; connectionsAllowed: number; connectionsRefused: number; bytesOut: number; refusals: string[] };
+  /** What the job wrote against its disk limits (added up over the run's jobs). */
+  disk?: { bytesUsed: number; bytesLimit: number; inodesUsed: number; inodesLimit: number };
 }
 
 function cell(s: string): string {
@@ -41,6 +43,7 @@ export function reportSummary(r: JobReport): string {
     const shown = n.refusals.slice(0, 10).map((x) => `- ${cell(x)}`);
     parts.push([`:warning: **${blocked} blocked network attempt${blocked === 1 ? '' : 's'}**: ${cell(n.refusals.slice(0, 3).join('; '))}${n.refusals.length > 3 ? '; …' : ''}`, ...shown].join('\n'));
   }
+  if (r.disk) parts.push(`Disk: ${mib(r.disk.bytesUsed)} of ${mib(r.disk.bytesLimit)}, ${r.disk.inodesUsed} of ${r.disk.inodesLimit} files`);
   if (r.stepSummary.trim()) parts.push(r.stepSummary);
   return cut(parts.join('\n\n'), CHECK_TEXT_LIMIT);
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common';
-import { LABEL_JOB, managedLabels, volumeOwner, type Sandbox, type VolumeMount, type VolumeOwner } from '../sandbox';
+import { LABEL_JOB, managedLabels, volumeOwner, type DiskLimits, type JobDisk, type Sandbox, type VolumeMount, type VolumeOwner } from '../sandbox';
 import { JOB_PATHS, JOB_VOLUME_KINDS, type JobVolumeKind } from './job-paths';
 
 export interface JobVolumes {
@@ -9,15 +9,24 @@ export interface JobVolumes {
   mounts: VolumeMount[];
   mountpoint: Record<JobVolumeKind, string>;
   owner: VolumeOwner;
+  /** The job's own filesystem all four volumes live on, when disk limits are in force. */
+  disk?: JobDisk;
   remove(): Promise<void>;
 }
 
-/** The four per-job volumes (workspace, home, temp, tool cache), labelled with the job and this runner. */
-export async function createJobVolumes(sandbox: Sandbox, jobId: string, logger: Logger): Promise<JobVolumes> {
+/**
+ * The four per-job volumes (workspace, home, temp, tool cache), labelled with the job and this
+ * runner; with `disk`, all four on one filesystem of that size and inode count, read back in
+ * Podman's namespace before anything runs.
+ */
+export async function createJobVolumes(sandbox: Sandbox, jobId: string, logger: Logger, disk?: DiskLimits): Promise<JobVolumes> {
   const key = `${jobId.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 40)}-${randomBytes(4).toString('hex')}`;
   const labels = managedLabels(sandbox.ownerTag, { [LABEL_JOB]: key });
   const created: string[] = [];
+  let jobDisk: JobDisk | undefined;
   const remove = async () => {
+    // The disk first: a volume's data directory with the disk bound onto it cannot be removed.
+    await jobDisk?.remove();
     for (const name of created) await sandbox.deps.engine.removeVolume(name).catch((e: unknown) => logger.error({ err: e, volume: name }, 'volume remove failed'));
   };
   const mounts = JOB_VOLUME_KINDS.map((kind) => ({ volume: `stockade-${key}-${kind}`, target: JOB_PATHS[kind] }));
@@ -28,7 +37,13 @@ export async function createJobVolumes(sandbox: Sandbox, jobId: string, logger: 
       created.push(mounts[i]!.volume);
       mountpoint[kind] = v.mountpoint;
     }
-    return { key, labels, mounts, mountpoint, owner: await volumeOwner(mountpoint.workspace), remove };
+    const owner = await volumeOwner(mountpoint.workspace);
+    if (disk) {
+      jobDisk = await sandbox.createJobDisk(key, disk);
+      for (const kind of JOB_VOLUME_KINDS) await jobDisk.attach(mountpoint[kind], kind, owner);
+      await jobDisk.verify(mountpoint.workspace);
+    }
+    return { key, labels, mounts, mountpoint, owner, disk: jobDisk, remove };
   } catch (e) {
     await remove();
     throw e;

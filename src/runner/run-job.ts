@@ -47,6 +47,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   const log = deps.logger.child({ job: job.id });
   deps.observer?.jobStarted?.(job.id, name);
   let volumes: JobVolumes | undefined;
+  let diskUsage: import('../sandbox').DiskUsage | undefined;
   const state: JobState = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: new Map(), containers: 0, preState: new Map(), noRoute: [] };
   const scope: Scope = { steps: {}, inputs: ctx.inputs, envBase: [wf.env, job.env], defaults: [job.defaults, wf.defaults], status: { failed: false }, actionPath: '', depth: 0, deadline: 0 };
   let error: string | undefined;
@@ -72,7 +73,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
           : `container image ${container.image} is not present on this host (no registry is reachable; build it locally first)`,
       );
     }
-    volumes = await createJobVolumes(deps.sandbox, job.id, log);
+    volumes = await createJobVolumes(deps.sandbox, job.id, log, settings.disk);
     await prepareWorkspace(volumes, settings.sourceDir, ctx.event, !!settings.disposableSource);
     const run: StepRun = { wf, job, ctx, settings, contexts, volumes, state, image: container.image, containerEnv: container.env, deadline };
     const allow = egressAllowlist(wf, job, contexts, noSteps, settings);
@@ -117,6 +118,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     log.error({ err: e }, 'job failed before its steps completed');
     scope.status.failed = true;
   } finally {
+    diskUsage = await volumes?.disk?.usage().catch(() => undefined);
     // The job's volumes are mounted by no service or sidecar: they go while those stop.
     const removeVolumes = (async () => {
       await volumes?.remove();
@@ -162,6 +164,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     summary: state.summary.join('\n'),
     error,
     ...egressOf(net, state),
+    ...(diskUsage ? { disk: diskUsage } : {}),
   };
   deps.observer?.jobFinished?.(result);
   return result;

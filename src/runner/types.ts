@@ -43,6 +43,8 @@ export interface JobResult {
   error?: string;
   /** What the job's egress sidecar allowed and blocked (jobs with egress only). */
   egress?: EgressReport;
+  /** What the job wrote, against its disk limits (when they are in force). */
+  disk?: import('../sandbox').DiskUsage;
 }
 
 /** Per-job counts of what the sidecar allowed and refused. */
@@ -90,6 +92,11 @@ export interface JobSettings {
   disposableSource?: boolean;
   /** Directory holding remote actions as `<owner>/<repo>/<ref>/` (offline action cache); undefined: none. */
   actionCacheDir?: string;
+  /**
+   * Bytes and inodes all of a job's volumes may use together, enforced by the kernel (a
+   * filesystem of its own per job; root only). undefined: no disk limit (the Action without root).
+   */
+  disk?: import('../sandbox').DiskLimits;
   /** Which images `container:` and `services:` may name (Stockade's own always). @default DEFAULT_IMAGE_POLICY */
   imagePolicy?: import('./image-policy').ImagePolicy;
   /** Host Node.js binary copied (once) into the read-only externals volume for JavaScript actions. */

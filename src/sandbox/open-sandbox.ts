@@ -1,13 +1,14 @@
-import { ensureNetnsKeeper } from './netns-keeper';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { StockadeError, sha256Hex, type Logger } from '../common';
 import { detectCgroupHost, type CgroupHost } from './cgroup-host';
 import { CgroupV1Limits } from './cgroup-v1-limits';
 import { CgroupV2Limits } from './cgroup-v2-limits';
 import type { ContainerEngine } from './engine';
 import { readHostRlimits } from './host-rlimits';
-import { processTag } from './labels';
+import { isOwnerAlive, processTag } from './labels';
+import { JobDisk, reapJobDisks, type DiskLimits } from './job-disk';
+import { ensureNetnsKeeper } from './netns-keeper';
 import type { LimitEnforcer } from './limit-enforcer';
 import { PodmanEngine } from './podman-engine';
 import { reapLeftovers, type ReapReport } from './reaper';
@@ -21,6 +22,8 @@ export interface SandboxOptions {
   /** The OCI seccomp profile (JSON text) every step gets. */
   seccompProfileJson: string;
   logger: Logger;
+  /** The runner user's runtime directory (where rootless Podman keeps its pause.pid). @default the socket's directory */
+  runtimeDir?: string;
   /** Injected for tests. */
   engine?: ContainerEngine;
   cgroupHost?: CgroupHost;
@@ -31,6 +34,8 @@ export interface Sandbox {
   ownerTag: string;
   seccompProfilePath: string;
   reap(): Promise<ReapReport>;
+  /** A job's own filesystem of a fixed size and inode count (root only; see job-disk.ts). */
+  createJobDisk(key: string, limits: DiskLimits): Promise<JobDisk>;
   /** Keeps rootless Podman's network namespace up with one idle container (see netns-keeper.ts); idempotent, once per process. */
   keepNetnsAlive(image: string): Promise<void>;
 }
@@ -46,11 +51,14 @@ export async function openSandbox(o: SandboxOptions): Promise<Sandbox> {
   const seccompProfilePath = installProfile(o.stateDir, o.seccompProfileJson);
   const deps: SandboxDeps = { engine, limits, host: readHostRlimits(), logger: o.logger };
   let keeper: Promise<void> | undefined;
+  const diskDir = join(o.stateDir, 'disks');
   return {
     deps,
     ownerTag,
     seccompProfilePath,
-    reap: () => reapLeftovers(engine, limits, o.logger),
+    // Disks first: a volume's data directory with a job disk bound onto it cannot be removed.
+    reap: () => reapLeftovers(engine, limits, o.logger, isOwnerAlive, () => reapJobDisks(diskDir, o.logger)),
+    createJobDisk: (key, diskLimits) => JobDisk.create({ dir: diskDir, ownerTag, key, limits: diskLimits, podmanMountNs: podmanMountNamespace(o.runtimeDir ?? dirname(o.socketPath)), logger: o.logger }),
     keepNetnsAlive: (image) => {
       keeper ??= ensureNetnsKeeper(deps, { image, seccompProfilePath }).catch((e: unknown) => {
         keeper = undefined;
@@ -59,6 +67,17 @@ export async function openSandbox(o: SandboxOptions): Promise<Sandbox> {
       return keeper;
     },
   };
+}
+
+/** Rootless Podman's mount namespace (its pause process's), or undefined when it is this process's own. */
+function podmanMountNamespace(runtimeDir: string): string | undefined {
+  try {
+    const pid = Number(readFileSync(join(runtimeDir, 'libpod/tmp/pause.pid'), 'utf8').trim());
+    const ns = `/proc/${pid}/ns/mnt`;
+    return readlinkSync(ns) === readlinkSync('/proc/self/ns/mnt') ? undefined : ns;
+  } catch {
+    return undefined;
+  }
 }
 
 function installProfile(stateDir: string, json: string): string {

@@ -8,6 +8,8 @@ export interface ReapReport {
   volumes: number;
   networks: number;
   cgroups: number;
+  /** Job disks (loop-mounted filesystems) of runners that are gone. */
+  disks: number;
 }
 
 /**
@@ -15,14 +17,16 @@ export interface ReapReport {
  * gone (killed, crashed). Objects of live runners are left alone, so several
  * runners can share a host.
  */
-export async function reapLeftovers(engine: ContainerEngine, limits: LimitEnforcer, logger: Logger, alive: (owner: string) => boolean = isOwnerAlive): Promise<ReapReport> {
-  const report: ReapReport = { containers: 0, volumes: 0, networks: 0, cgroups: 0 };
+export async function reapLeftovers(engine: ContainerEngine, limits: LimitEnforcer, logger: Logger, alive: (owner: string) => boolean = isOwnerAlive, reapDisks: () => Promise<number> = async () => 0): Promise<ReapReport> {
+  const report: ReapReport = { containers: 0, volumes: 0, networks: 0, cgroups: 0, disks: 0 };
   const stale = (labels: Record<string, string>) => !alive(labels[LABEL_OWNER] ?? '');
   for (const c of await engine.listContainers(`${LABEL_MANAGED}=true`)) {
     if (!stale(c.labels)) continue;
     await engine.removeContainer(c.id);
     report.containers++;
   }
+  // A dead runner's job disks are unmounted before its volumes are removed (a mounted data directory cannot be).
+  report.disks = await reapDisks();
   for (const v of await engine.listVolumes(`${LABEL_MANAGED}=true`)) {
     if (!stale(v.labels)) continue;
     await engine.removeVolume(v.id);
@@ -34,6 +38,6 @@ export async function reapLeftovers(engine: ContainerEngine, limits: LimitEnforc
     report.networks++;
   }
   report.cgroups = (await limits.reap(alive)).length;
-  if (report.containers || report.volumes || report.networks || report.cgroups) logger.warn({ reaped: report }, 'removed leftovers of a runner that is gone');
+  if (report.containers || report.volumes || report.networks || report.cgroups || report.disks) logger.warn({ reaped: report }, 'removed leftovers of a runner that is gone');
   return report;
 }

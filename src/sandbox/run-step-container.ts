@@ -8,7 +8,7 @@ import type { StepSpec } from './step-spec';
 import { toCreateOptions, type HostRlimits } from './to-create-options';
 import { validateStepSpec } from './validate-step-spec';
 
-export type ExitReason = 'exit' | 'timeout' | 'out-of-memory' | 'process-limit' | 'output-limit' | 'cancelled' | 'sandbox-error';
+export type ExitReason = 'exit' | 'timeout' | 'out-of-memory' | 'process-limit' | 'output-limit' | 'disk-limit' | 'cancelled' | 'sandbox-error';
 
 export interface StepOutcome {
   /** The container's exit code; null when it never ran. */

@@ -152,7 +152,15 @@ function reportOf(name: string, results: JobResult[]): JobReport {
     error: results.map((j) => (j.error ? `${j.name}: ${j.error}` : '')).filter(Boolean).join('; ') || undefined,
     annotations: results.flatMap((j) => j.steps.flatMap((s) => s.annotations)),
     ...networkOf(results),
+    ...diskOf(results),
   };
+}
+
+/** The largest disk use of the run's jobs (each job has a disk of its own). */
+function diskOf(results: JobResult[]): Pick<JobReport, 'disk'> {
+  const withDisk = results.filter((j) => j.disk);
+  if (!withDisk.length) return {};
+  return { disk: withDisk.map((j) => j.disk!).reduce((a, b) => (b.bytesUsed / b.bytesLimit > a.bytesUsed / a.bytesLimit ? b : a)) };
 }
 
 /** The jobs' egress counts added up (jobs without egress have none). */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, readdirSync, existsSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readdirSync, existsSync, readFileSync, statfsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -99,12 +99,18 @@ test('kill -9 of the runner mid-job: the next start leaves no labelled container
     return existsSync(d) ? readdirSync(d).filter((n) => n.startsWith(`${tag}_`)) : [];
   });
   await waitFor(() => (cgroupsOf().length > 0 ? true : undefined), 30_000);
+  // The job's own disk (a loop-mounted filesystem) exists while it runs.
+  const disksOf = () => (existsSync('/var/lib/stockade/disks') ? readdirSync('/var/lib/stockade/disks').filter((n) => n.startsWith(`${tag}-`)) : []);
+  const loopsOf = () => (spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout.match(new RegExp(`/var/lib/stockade/disks/${tag!.replace('.', '\\.')}-`, 'g')) ?? []).length;
+  assert.ok(disksOf().length > 0 && loopsOf() === 1, `disk ${disksOf().join(' ')}, loops ${loopsOf()}`);
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
   const again = run(repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: "true"\n'));
   assert.equal(again.status, 0, again.stderr);
   assert.deepEqual(await owned(), { containers: 0, volumes: 0 });
   assert.deepEqual(cgroupsOf(), []);
+  assert.deepEqual(disksOf(), [], "the dead runner's job disk is gone");
+  assert.equal(loopsOf(), 0, 'and its loop device is detached');
   assert.equal((await sb.deps.engine.listContainers(`${LABEL_MANAGED}=true`)).filter((c) => c.labels[LABEL_OWNER] === tag).length, 0);
 });
 
@@ -159,4 +165,39 @@ jobs:
     assert.doesNotMatch(l, /host\.containers\.internal|host\.docker\.internal/);
   }
   assert.match(lines.find((l) => l.includes('NONET'))!, /\bdb\b/, 'the service is reachable by name');
+});
+
+test('disk and inode limits bite on everything a job writes: filling the disk or creating files past the limit ends the step as disk-limit, the host disk is untouched, the next job starts clean', () => {
+  const dir = repo(`on: push
+jobs:
+  a:
+    runs-on: x
+    steps:
+      - run: df -B1 --output=size /github/workspace /github/home /__w/_temp /__t | tail -n +2; df --output=itotal /github/workspace | tail -1
+      - run: echo kept > kept.txt && head -c 400000000 /dev/zero > "$HOME/big.bin"
+      - if: always()
+        run: rm -f "$HOME/big.bin" && cat kept.txt && mkdir -p many && cd many && for i in $(seq 1 6000); do touch "f$i"; done
+      - if: always()
+        run: rm -rf many && echo "room again"
+`);
+  const free0 = statfsSync('/').bavail * statfsSync('/').bsize;
+  const r = run(dir, '--disk', '192m', '--inodes', '4000', '--json');
+  assert.equal(r.status, 1, r.stderr);
+  const j = JSON.parse(r.stdout) as { jobs: Array<{ disk: { bytesLimit: number; inodesLimit: number; bytesUsed: number }; steps: Array<{ exitReason: string; conclusion: string; log: string[]; error?: string }> }> };
+  const steps = j.jobs[0]!.steps;
+  // Read back inside the step: all four volumes on one 192 MiB filesystem of 4,096 inodes (mkfs rounds up).
+  const sizes = steps[0]!.log.map((l) => Number(l.trim())).filter((n) => n > 0);
+  assert.equal(new Set(sizes.slice(0, 4)).size, 1, steps[0]!.log.join('\n'));
+  assert.ok(sizes[0]! > 180 * 1024 ** 2 && sizes[0]! <= 192 * 1024 ** 2, String(sizes[0]));
+  assert.ok(sizes[4]! >= 4000 && sizes[4]! < 4200, String(sizes[4]));
+  assert.equal(steps[1]!.exitReason, 'disk-limit', JSON.stringify(steps[1]));
+  assert.match(steps[1]!.error ?? '', /disk limit was reached/);
+  assert.equal(steps[2]!.exitReason, 'disk-limit', JSON.stringify(steps[2]));
+  assert.ok(steps[2]!.log.some((l) => l === 'kept'), 'the workspace survives a full disk');
+  assert.equal(steps[3]!.conclusion, 'success', JSON.stringify(steps[3]));
+  assert.ok(j.jobs[0]!.disk.bytesLimit > 180 * 1024 ** 2, JSON.stringify(j.jobs[0]!.disk));
+  const free1 = statfsSync('/').bavail * statfsSync('/').bsize;
+  assert.ok(free0 - free1 < 64 * 1024 ** 2, `host disk lost ${free0 - free1} bytes`);
+  const next = run(repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: test ! -e kept.txt && df -B1 --output=used /github/workspace | tail -1\n'), '--json');
+  assert.equal(next.status, 0, next.stderr);
 });

@@ -95778,7 +95778,7 @@ function toJob(id, j, posOf, err) {
     strategy: strategyOf(j.strategy),
     container: j.container === void 0 ? void 0 : { ...containerOf(j.container), pos: posOf(["jobs", id, "container"]) },
     services: Object.fromEntries(Object.entries(j.services ?? {}).map(([k, v]) => [k, { ...containerOf(v), pos: posOf(["jobs", id, "services", k]) }])),
-    steps: stepsRaw.slice(0, WORKFLOW_LIMITS.maxStepsPerJob).map((s, index) => toStep(s, index, posOf(["jobs", id, "steps", index]), err)),
+    steps: stepsRaw.slice(0, WORKFLOW_LIMITS.maxStepsPerJob).map((s, index) => toStep(s, index, posOf(["jobs", id, "steps", index]), err, s && typeof s === "object" && "working-directory" in s ? posOf(["jobs", id, "steps", index, "working-directory"]) : void 0)),
     pos: posOf(["jobs", id])
   };
 }
@@ -95804,7 +95804,7 @@ function containerOf(v) {
     credentials: c.credentials !== void 0
   };
 }
-function toStep(s, index, pos, err) {
+function toStep(s, index, pos, err, workingDirectoryPos) {
   const timeout = s["timeout-minutes"];
   if (timeout !== void 0) checkTimeout(timeout, pos, err);
   return {
@@ -95817,7 +95817,7 @@ function toStep(s, index, pos, err) {
     with: strMap(s.with),
     shell: optString(s.shell),
     workingDirectory: optString(s["working-directory"]),
-    ...s["working-directory"] === void 0 ? {} : { workingDirectoryPos: { ...pos } },
+    ...s["working-directory"] === void 0 ? {} : { workingDirectoryPos: workingDirectoryPos ?? { ...pos } },
     env: strMap(s.env),
     timeoutMinutes: timeout === void 0 ? void 0 : typeof timeout === "number" ? timeout : scalar(timeout),
     continueOnError: typeof s["continue-on-error"] === "boolean" ? s["continue-on-error"] : optString(s["continue-on-error"]) ?? false,

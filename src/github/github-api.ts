@@ -124,6 +124,18 @@ export class GitHubApi {
     return Buffer.from(d.content, d.encoding === 'base64' ? 'base64' : 'utf8').toString('utf8');
   }
 
+  /** The entries of a directory at `ref` (GitHub's contents API: file, dir, symlink, submodule); [] when it does not exist. */
+  async listDirectory(installationId: number, owner: string, repo: string, path: string, ref: string): Promise<Array<{ name: string; path: string; type: string; size: number }>> {
+    try {
+      const r = await this.forInstallation(installationId).rest.repos.getContent({ owner, repo, path, ref });
+      if (!Array.isArray(r.data)) throw new Error(`${owner}/${repo}:${path}@${ref} is not a directory`);
+      return r.data.map((e) => ({ name: e.name, path: e.path, type: e.type, size: e.size }));
+    } catch (e) {
+      if ((e as { status?: number }).status === 404) return [];
+      throw e;
+    }
+  }
+
   /**
    * The repository at `ref` as a gzipped tarball (GitHub's archive, one top-level directory),
    * as a stream: the caller counts and caps what it reads; nothing is buffered here.

@@ -42,7 +42,7 @@ function fail(name: string, error: string, log: string[] = []): Executed {
 }
 
 /** A job refused by validation: the error lists every diagnostic, and each is an annotation at its file, line and column. */
-function invalid(name: string, heading: string, diagnostics: Diagnostic[]): Executed {
+export function invalid(name: string, heading: string, diagnostics: Diagnostic[]): Executed {
   const r = fail(name, `${heading}:\n${diagnostics.map(formatDiagnostic).join('\n')}`);
   r.report.annotations = diagnostics.slice(0, 500).map((d) => ({ level: d.severity === 'warning' ? 'warning' : 'error', message: d.message, file: d.file, line: d.line, column: d.column }));
   return r;

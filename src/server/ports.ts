@@ -5,6 +5,8 @@ import type { CheckRunFields, DeliverySummary } from '../github';
 export interface GitHubPort {
   getWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<{ path: string; event: string; headSha: string; runNumber: number; runAttempt: number; actor: string; fromFork: boolean }>;
   getFileText(installationId: number, owner: string, repo: string, path: string, ref: string): Promise<string>;
+  /** A directory's entries at `ref` (type file, dir, symlink or submodule; size in bytes); [] when there is none. */
+  listDirectory(installationId: number, owner: string, repo: string, path: string, ref: string): Promise<Array<{ name: string; path: string; type: string; size: number }>>;
   /** A stream of the gzipped archive: read under the extraction's limits, never buffered whole. */
   downloadTarball(installationId: number, owner: string, repo: string, ref: string): Promise<Readable>;
   createCheckRun(installationId: number, owner: string, repo: string, fields: CheckRunFields & { name: string; head_sha: string }): Promise<number>;

@@ -9,7 +9,8 @@ import { completedFields, annotationBatches, type JobReport } from '../github';
 import type { EgressSettings, JobSettings } from '../runner';
 import type { Sandbox } from '../sandbox';
 import type { JobRow, JobStore, Quota } from '../store';
-import { executeJob } from './execute-job';
+import { executeJob, invalid } from './execute-job';
+import { precheck } from './precheck';
 import { checkLogSignature, logUrl } from './log-link';
 import { planDelivery, type JobSpec, type PlannedJob, type Priorities, type RunnerMode } from './plan-delivery';
 import type { GitHubPort } from './ports';
@@ -383,6 +384,20 @@ export class StockadeServer {
       // A job accepted by an earlier process may have had its check run created just
       // before a crash, without the id being saved: find it rather than make a second.
       const earlier = row.createdAt < this.startedAt ? await this.o.github.findCheckRun(row.installationId, spec.owner, spec.repo, row.headSha, name, row.key) : undefined;
+      // What the sandbox will refuse is refused here, before the job takes a slot: it completes at once with the errors.
+      if (earlier === undefined) {
+        const payload = JSON.parse(this.o.store.getDelivery(row.deliveryGuid)?.payload ?? '{}') as Record<string, unknown>;
+        const problems = await precheck(this.o.github, row, spec, this.o.settings, payload).catch((e: unknown) => {
+          this.o.logger.warn({ err: e, job: row.key }, 'the workflow could not be checked before queueing; it is checked when the job runs');
+          return [];
+        });
+        if (problems.length) {
+          const { report } = invalid(spec.jobName, 'the workflow cannot run here', problems);
+          this.o.store.transition(row.key, 'failed', { result: JSON.stringify(report) });
+          this.o.logger.info({ job: row.key, problems: problems.length }, 'refused before queueing: the workflow cannot run here');
+          return;
+        }
+      }
       const id = earlier ?? await this.o.github.createCheckRun(row.installationId, spec.owner, spec.repo, {
         name,
         head_sha: row.headSha,
@@ -470,26 +485,23 @@ export class StockadeServer {
   /** The final check run update (and the remaining annotation batches); retried on the next pass until GitHub takes it. */
   private async report(row: JobRow): Promise<void> {
     const spec = JSON.parse(row.spec) as JobSpec;
-    const report = JSON.parse(row.result ?? 'null') as JobReport | null;
-    if (!report || !row.checkRunId) {
-      if (!row.checkRunId) {
-        // Never got a check run (GitHub unreachable at accept time): create it completed.
-        try {
-          const id = await this.o.github.createCheckRun(row.installationId, spec.owner, spec.repo, { name: `stockade: ${spec.jobName}`, head_sha: row.headSha, external_id: row.key, ...completedFields(report ?? failedReport(row, 'no result'), logUrl(this.o.publicUrl, this.o.logKey, row.key), new Date()) });
-          this.o.store.setCheckRun(row.key, id);
-          this.o.store.markReported(row.key);
-        } catch (e) {
-          this.reportFailed(row, e);
-        }
-      }
-      return;
-    }
+    const parsed = JSON.parse(row.result ?? 'null') as JobReport | null;
+    if (!parsed && row.checkRunId) return;
+    const report = parsed ?? failedReport(row, 'no result');
     try {
       const gh = this.o.github;
-      await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, completedFields(report, logUrl(this.o.publicUrl, this.o.logKey, row.key), new Date()));
+      const fields = completedFields(report, logUrl(this.o.publicUrl, this.o.logKey, row.key), new Date());
+      let id = row.checkRunId;
+      if (id) await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, id, fields);
+      else {
+        // Never got a check run (refused before queueing, or GitHub unreachable at accept time): created completed.
+        id = await gh.createCheckRun(row.installationId, spec.owner, spec.repo, { name: `stockade: ${spec.jobName}`, head_sha: row.headSha, external_id: row.key, ...fields });
+        this.o.store.setCheckRun(row.key, id);
+      }
+      const checkRunId = id;
       const batches = annotationBatches(report);
       for (const b of batches.slice(1)) {
-        await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, { output: { title: `${report.name}: ${report.conclusion}`, summary: 'annotations continued', annotations: b } });
+        await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, checkRunId, { output: { title: `${report.name}: ${report.conclusion}`, summary: 'annotations continued', annotations: b } });
       }
       this.o.store.markReported(row.key);
       if (this.o.cancelGitHubRun && spec.mode === 'workflow_job') await gh.cancelWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId).catch((e: unknown) => this.o.logger.warn({ err: e }, 'could not cancel the GitHub run'));

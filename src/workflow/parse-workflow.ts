@@ -113,7 +113,7 @@ function toJob(id: string, j: Obj, posOf: (p: Array<string | number>) => SourceP
     strategy: strategyOf(j.strategy),
     container: j.container === undefined ? undefined : { ...containerOf(j.container), pos: posOf(['jobs', id, 'container']) },
     services: Object.fromEntries(Object.entries((j.services ?? {}) as Obj).map(([k, v]) => [k, { ...containerOf(v), pos: posOf(['jobs', id, 'services', k]) }])),
-    steps: stepsRaw.slice(0, WORKFLOW_LIMITS.maxStepsPerJob).map((s, index) => toStep(s, index, posOf(['jobs', id, 'steps', index]), err)),
+    steps: stepsRaw.slice(0, WORKFLOW_LIMITS.maxStepsPerJob).map((s, index) => toStep(s, index, posOf(['jobs', id, 'steps', index]), err, s && typeof s === 'object' && 'working-directory' in s ? posOf(['jobs', id, 'steps', index, 'working-directory']) : undefined)),
     pos: posOf(['jobs', id]),
   };
 }
@@ -142,7 +142,7 @@ function containerOf(v: unknown): ContainerModel {
   };
 }
 
-export function toStep(s: Obj, index: number, pos: SourcePos, err: Err): StepModel {
+export function toStep(s: Obj, index: number, pos: SourcePos, err: Err, workingDirectoryPos?: SourcePos): StepModel {
   const timeout = s['timeout-minutes'];
   if (timeout !== undefined) checkTimeout(timeout, pos, err);
   return {
@@ -155,7 +155,7 @@ export function toStep(s: Obj, index: number, pos: SourcePos, err: Err): StepMod
     with: strMap(s.with),
     shell: optString(s.shell),
     workingDirectory: optString(s['working-directory']),
-    ...(s['working-directory'] === undefined ? {} : { workingDirectoryPos: { ...pos } }),
+    ...(s['working-directory'] === undefined ? {} : { workingDirectoryPos: workingDirectoryPos ?? { ...pos } }),
     env: strMap(s.env),
     timeoutMinutes: timeout === undefined ? undefined : typeof timeout === 'number' ? timeout : scalar(timeout),
     continueOnError: typeof s['continue-on-error'] === 'boolean' ? s['continue-on-error'] : optString(s['continue-on-error']) ?? false,

@@ -6,6 +6,8 @@
  * (plus: a check run with status completed needs a conclusion). Any mismatch is
  * recorded in `violations` and answered 422; tests assert there are none.
  */
+import { extract } from 'tar-stream';
+import { gunzipSync } from 'node:zlib';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -84,6 +86,42 @@ export interface FakeRepo {
 }
 
 type Handler = (r: RecordedRequest, res: ServerResponse) => void;
+
+type TreeEntry = { type: 'file' | 'dir' | 'symlink'; content?: Buffer; target?: string };
+const trees = new WeakMap<Buffer, Promise<Map<string, TreeEntry>>>();
+
+/** The tree of a repository archive (its top-level directory stripped), as the contents API sees the repository. */
+function treeOf(tarball: Buffer): Promise<Map<string, TreeEntry>> {
+  let t = trees.get(tarball);
+  if (!t) {
+    t = new Promise((resolve, reject) => {
+      const tree = new Map<string, TreeEntry>();
+      const ex = extract();
+      ex.on('entry', (h, body, next) => {
+        const rel = h.name.split('/').slice(1).join('/').replace(/\/+$/, '');
+        const chunks: Buffer[] = [];
+        body.on('data', (c: unknown) => void chunks.push(c as Buffer));
+        body.on('end', () => {
+          if (rel) {
+            if (h.type === 'directory') tree.set(rel, { type: 'dir' });
+            else if (h.type === 'symlink') tree.set(rel, { type: 'symlink', target: h.linkname ?? '' });
+            else tree.set(rel, { type: 'file', content: Buffer.concat(chunks) });
+            for (let p = rel; p.includes('/'); ) {
+              p = p.slice(0, p.lastIndexOf('/'));
+              if (!tree.has(p)) tree.set(p, { type: 'dir' });
+            }
+          }
+          next();
+        });
+      });
+      ex.on('finish', () => resolve(tree));
+      ex.on('error', reject);
+      ex.end(gunzipSync(tarball));
+    });
+    trees.set(tarball, t);
+  }
+  return t;
+}
 
 export class FakeGitHub {
   readonly violations: string[] = [];
@@ -234,9 +272,27 @@ export class FakeGitHub {
       });
     },
     'repos/get-content': (r, res) => {
-      const text = this.repo(r)?.workflows[r.params.path!];
-      if (text === undefined) return this.json(res, 404, { message: 'Not Found' });
-      this.json(res, 200, { type: 'file', encoding: 'base64', content: Buffer.from(text).toString('base64'), path: r.params.path, name: r.params.path!.split('/').pop() });
+      const repo = this.repo(r);
+      const path = (r.params.path ?? '').replace(/\/+$/, '');
+      const fallback = () => {
+        const text = repo?.workflows[path];
+        if (text === undefined) return this.json(res, 404, { message: 'Not Found' });
+        this.json(res, 200, { type: 'file', encoding: 'base64', content: Buffer.from(text).toString('base64'), path, name: path.split('/').pop(), size: Buffer.byteLength(text) });
+      };
+      if (!repo) return fallback();
+      // As GitHub answers from the repository's tree: the archive is that tree here.
+      void treeOf(repo.tarball).then((tree) => {
+        const e = tree.get(path);
+        if (!e) return fallback();
+        const name = path.split('/').pop();
+        if (e.type === 'dir') {
+          const prefix = `${path}/`;
+          const children = [...tree.entries()].filter(([p]) => p.startsWith(prefix) && !p.slice(prefix.length).includes('/'));
+          return this.json(res, 200, children.map(([p, c]) => ({ type: c.type, name: p.slice(prefix.length), path: p, size: c.content?.length ?? 0, sha: 'f'.repeat(40) })));
+        }
+        if (e.type === 'symlink') return this.json(res, 200, { type: 'symlink', target: e.target, path, name, size: e.target?.length ?? 0 });
+        this.json(res, 200, { type: 'file', encoding: 'base64', content: e.content!.toString('base64'), path, name, size: e.content!.length });
+      }, () => fallback());
     },
     'repos/download-tarball-archive': (r, res) => {
       const repo = this.repo(r);

@@ -38,7 +38,8 @@ function hostileTarball(sha: string, keyFile: string): Buffer {
 before(async () => {
   w = await makeWorld({ '.stockade/workflows/app.yml': GOOD });
   state = mkdtempSync(join(tmpdir(), 'stockade-state-'));
-  server = await startServer(w, state, ['--reconcile-seconds', '0', '--concurrency', '1', '--modes', 'app', '--github-retry-seconds', '0.5', '--github-give-up-seconds', '5']);
+  writeFileSync(join(w.dir, 'secrets.json'), JSON.stringify({ 'octo-org/hello': { DEPLOY_TOKEN: 'tok-secret-4711' } }));
+  server = await startServer(w, state, ['--secrets-file', join(w.dir, 'secrets.json'), '--reconcile-seconds', '0', '--concurrency', '1', '--modes', 'app', '--github-retry-seconds', '0.5', '--github-give-up-seconds', '5']);
   setDiagnostics(() => `\nserver: ${server.stderr().slice(-3000)}`);
 });
 
@@ -179,4 +180,75 @@ test('a repository whose check runs GitHub keeps refusing (archived) is backed o
   const health = (await (await fetch(`${server.url}/healthz`)).json()) as Record<string, number>;
   assert.equal(health.accepted, 0, 'the refused job is not left accepted');
   process.stderr.write(`archived repository: ${attempts} check-run attempts, given up after ${took} ms\n`);
+});
+
+/** A repository archive of `files` (text, or `{ link: target }` for a symbolic link) at `sha`. */
+function archive(sha: string, files: Record<string, string | { link: string }>): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'stk-archive-'));
+  const top = join(dir, `octo-org-hello-${sha.slice(0, 7)}`);
+  for (const [p, c] of Object.entries(files)) {
+    mkdirSync(join(top, p, '..'), { recursive: true });
+    if (typeof c === 'string') writeFileSync(join(top, p), c);
+    else symlinkSync(c.link, join(top, p));
+  }
+  return spawnSync('tar', ['-czf', '-', '-C', dir, `octo-org-hello-${sha.slice(0, 7)}`]).stdout;
+}
+
+const pushOf = (sha: string) => examplePayload('push', undefined, (p) => Object.assign(p, { ref: 'refs/heads/main', after: sha, deleted: false }));
+
+test('a .stockade directory that is a link out of the repository is refused when the job runs; nothing behind the link is read', async () => {
+  const sha = '1'.repeat(40);
+  const outside = mkdtempSync(join(tmpdir(), 'stk-outside-'));
+  mkdirSync(join(outside, 'workflows'));
+  writeFileSync(join(outside, 'workflows/evil.yml'), `on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo OUTSIDE-RAN\n`);
+  w.fake.repos.get('octo-org/hello')!.tarball = archive(sha, { '.stockade': { link: outside }, 'README.md': 'x' });
+  await deliver(w, server.url, 'push', pushOf(sha));
+  const run = await until('linked .stockade reported', completed(`octo-org/hello/app/push/refs/heads/main/${sha}`), 90_000);
+  assert.equal(run.fields.conclusion, 'failure');
+  const all = JSON.stringify(run.history);
+  assert.match(all, /\.stockade is a symbolic link or not a directory \(links are never followed\)/);
+  assert.doesNotMatch(all, /OUTSIDE-RAN/);
+});
+
+test('a workflow the sandbox refuses completes at once with its errors, before it is queued: it takes no job slot', async () => {
+  const slowSha = '2'.repeat(40);
+  w.fake.repos.get('octo-org/hello')!.tarball = archive(slowSha, { '.stockade/workflows/slow.yml': `on: push\njobs:\n  slow:\n    runs-on: stockade\n    steps:\n      - run: sleep 20\n` });
+  await deliver(w, server.url, 'push', pushOf(slowSha));
+  const slowKey = `octo-org/hello/app/push/refs/heads/main/${slowSha}`;
+  await until('the slow job holds the only slot', () => [...w.fake.checkRuns.values()].find((c) => c.fields.external_id === slowKey && c.fields.status === 'in_progress'), 60_000);
+  const badSha = '3'.repeat(40);
+  w.fake.repos.get('octo-org/hello')!.tarball = archive(badSha, {
+    '.stockade/workflows/bad.yml': `on: push\njobs:\n  a:\n    runs-on: stockade\n    container:\n      image: registry.example/tools:1\n      options: --privileged\n    steps:\n      - run: echo never\n        working-directory: /proc/self/cwd\n`,
+  });
+  await deliver(w, server.url, 'push', pushOf(badSha));
+  const bad = await until('the refused job is reported', completed(`octo-org/hello/app/push/refs/heads/main/${badSha}`), 15_000);
+  const slowNow = [...w.fake.checkRuns.values()].find((c) => c.fields.external_id === slowKey)!;
+  assert.equal(slowNow.fields.status, 'in_progress', 'the refused job was reported while the only slot was still taken');
+  assert.equal(bad.fields.conclusion, 'failure');
+  assert.ok(!bad.history.some((h) => h.status === 'in_progress'), 'it never ran');
+  const ann = (bad.fields.output as { annotations: Array<{ path: string; start_line: number; message: string }> }).annotations;
+  assert.deepEqual(ann.map((a) => [a.path, a.start_line]), [['.stockade/workflows/bad.yml', 6], ['.stockade/workflows/bad.yml', 6], ['.stockade/workflows/bad.yml', 10]], JSON.stringify(ann));
+  assert.match(ann.map((a) => a.message).join('\n'), /--privileged' is not supported[^]*registry\.example\/tools:1' is neither[^]*'\/proc\/self\/cwd' is outside/);
+  await until('the slow job finishes', completed(slowKey), 60_000);
+});
+
+test('a re-run request replayed with a fresh delivery id does not start a second run of the same check run at the same time; re-runs get no secrets', async () => {
+  const sha = '4'.repeat(40);
+  w.fake.repos.get('octo-org/hello')!.tarball = archive(sha, { '.stockade/workflows/slow.yml': `on: push\njobs:\n  slow:\n    runs-on: stockade\n    steps:\n      - run: sleep 4 && echo "secret=[\${{ secrets.DEPLOY_TOKEN }}]"\n` });
+  await deliver(w, server.url, 'push', pushOf(sha));
+  const key = `octo-org/hello/app/push/refs/heads/main/${sha}`;
+  await until('the original run completes', completed(key), 90_000);
+  const rerequest = examplePayload('check_run', 'rerequested', (p) => {
+    p.check_run.external_id = key;
+  });
+  const [a, b] = await Promise.all([deliver(w, server.url, 'check_run', rerequest), deliver(w, server.url, 'check_run', rerequest)]);
+  assert.deepEqual([a.status, b.status], [202, 202]);
+  const reruns = () => [...w.fake.checkRuns.values()].filter((c) => String(c.fields.external_id).startsWith(`${key}#rerun/`));
+  await until('one re-run started', () => reruns().length > 0, 30_000);
+  await sleep(2500);
+  assert.equal(reruns().length, 1, 'the replayed request started nothing while the re-run was under way');
+  const original = (await until('original', completed(key), 1000)).fields.output as { text: string };
+  assert.match(original.text, /secret=\[\*\*\*\]/, 'the push itself had its secret');
+  const done = await until('the re-run completes', () => reruns().find((c) => c.fields.status === 'completed'), 90_000);
+  assert.match((done.fields.output as { text: string }).text, /secret=\[\]/, 're-runs run as untrusted');
 });

@@ -82,6 +82,8 @@ export interface CheckRun {
 export interface FakeRepo {
   workflows: Record<string, string>;
   tarball: Buffer;
+  /** Archives by commit: a ref found here is served its own archive (and tree), others `tarball`. */
+  tarballs?: Record<string, Buffer>;
   runs: Record<number, { path: string; event: string; head_sha: string; fork?: boolean }>;
 }
 
@@ -280,8 +282,8 @@ export class FakeGitHub {
         this.json(res, 200, { type: 'file', encoding: 'base64', content: Buffer.from(text).toString('base64'), path, name: path.split('/').pop(), size: Buffer.byteLength(text) });
       };
       if (!repo) return fallback();
-      // As GitHub answers from the repository's tree: the archive is that tree here.
-      void treeOf(repo.tarball).then((tree) => {
+      // As GitHub answers from the repository's tree at the ref: the archive is that tree here.
+      void treeOf(repo.tarballs?.[r.query.ref ?? ''] ?? repo.tarball).then((tree) => {
         const e = tree.get(path);
         if (!e) return fallback();
         const name = path.split('/').pop();
@@ -297,7 +299,7 @@ export class FakeGitHub {
     'repos/download-tarball-archive': (r, res) => {
       const repo = this.repo(r);
       if (!repo) return this.json(res, 404, { message: 'Not Found' });
-      res.writeHead(200, { 'content-type': 'application/x-gzip' }).end(repo.tarball);
+      res.writeHead(200, { 'content-type': 'application/x-gzip' }).end(repo.tarballs?.[r.params.ref ?? ''] ?? repo.tarball);
     },
     'checks/create': (r, res) => {
       const id = this.nextId++;

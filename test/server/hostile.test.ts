@@ -212,12 +212,14 @@ test('a .stockade directory that is a link out of the repository is refused when
 
 test('a workflow the sandbox refuses completes at once with its errors, before it is queued: it takes no job slot', async () => {
   const slowSha = '2'.repeat(40);
-  w.fake.repos.get('octo-org/hello')!.tarball = archive(slowSha, { '.stockade/workflows/slow.yml': `on: push\njobs:\n  slow:\n    runs-on: stockade\n    steps:\n      - run: sleep 20\n` });
+  const hello = w.fake.repos.get('octo-org/hello')!;
+  hello.tarballs = { ...hello.tarballs };
+  hello.tarballs[slowSha] = archive(slowSha, { '.stockade/workflows/slow.yml': `on: push\njobs:\n  slow:\n    runs-on: stockade\n    steps:\n      - run: sleep 20\n` });
   await deliver(w, server.url, 'push', pushOf(slowSha));
   const slowKey = `octo-org/hello/app/push/refs/heads/main/${slowSha}`;
   await until('the slow job holds the only slot', () => [...w.fake.checkRuns.values()].find((c) => c.fields.external_id === slowKey && c.fields.status === 'in_progress'), 60_000);
   const badSha = '3'.repeat(40);
-  w.fake.repos.get('octo-org/hello')!.tarball = archive(badSha, {
+  hello.tarballs[badSha] = archive(badSha, {
     '.stockade/workflows/bad.yml': `on: push\njobs:\n  a:\n    runs-on: stockade\n    container:\n      image: registry.example/tools:1\n      options: --privileged\n    steps:\n      - run: echo never\n        working-directory: /proc/self/cwd\n`,
   });
   await deliver(w, server.url, 'push', pushOf(badSha));

@@ -132,6 +132,8 @@ export class FakeGitHub {
   readonly repos = new Map<string, FakeRepo>();
   /** Repositories whose check-run writes are refused with 403 (archived, App uninstalled). */
   readonly refusedRepos = new Set<string>();
+  /** Repositories whose check-run updates (progress and the final report) are refused with 403. */
+  readonly refusedReports = new Set<string>();
   /** Deliveries GitHub "made" (for /app/hook/deliveries), newest first. */
   readonly deliveries: Array<{ id: number; guid: string; event: string; action: string | null; payload: unknown }> = [];
   private readonly routes = buildRoutes();
@@ -229,7 +231,10 @@ export class FakeGitHub {
       return void res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Bad credentials' }));
     }
     // A repository GitHub refuses writes for (archived, or the App uninstalled from it): 403, as GitHub answers.
-    if (this.refusedRepos.has(`${params.owner}/${params.repo}`) && route.op.operationId.startsWith('checks/')) {
+    const refused = this.refusedRepos.has(`${params.owner}/${params.repo}`) && route.op.operationId.startsWith('checks/');
+    // Or only its reports (the check run was made, then the repository was archived).
+    const refusedReport = this.refusedReports.has(`${params.owner}/${params.repo}`) && route.op.operationId === 'checks/update';
+    if (refused || refusedReport) {
       return void res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Repository was archived so is read-only.', documentation_url: 'https://docs.github.com/rest' }));
     }
     const handler = this.handlers[route.op.operationId];

@@ -180,6 +180,18 @@ test('a repository whose check runs GitHub keeps refusing (archived) is backed o
   const health = (await (await fetch(`${server.url}/healthz`)).json()) as Record<string, number>;
   assert.equal(health.accepted, 0, 'the refused job is not left accepted');
   process.stderr.write(`archived repository: ${attempts} check-run attempts, given up after ${took} ms\n`);
+
+  // Archived while its job ran: the check run exists, the final report is refused, backed off, given up.
+  const late = 'a'.repeat(39) + 'b';
+  w.fake.repos.set('octo-org/late', { ...hello, tarball: archive(late, { '.stockade/workflows/ci.yml': GOOD }) });
+  w.fake.refusedReports.add('octo-org/late');
+  await deliver(w, server.url, 'push', push('late', late));
+  const lateKey = `octo-org/late/app/push/refs/heads/main/${late}`;
+  await until('the refused report is given up', () => server.stderr().split('\n').some((l) => l.includes('report-abandoned') && l.includes(lateKey)), 40_000);
+  const updates = w.fake.requests.filter((r) => r.operationId === 'checks/update' && r.params.repo === 'late').length;
+  assert.ok(updates >= 2 && updates <= 8, `${updates} check-run updates before giving up`);
+  await sleep(2000);
+  assert.equal(w.fake.requests.filter((r) => r.operationId === 'checks/update' && r.params.repo === 'late').length, updates, 'nothing is tried after giving up');
 });
 
 /** A repository archive of `files` (text, or `{ link: target }` for a symbolic link) at `sha`. */

@@ -192,6 +192,7 @@ test('a repository whose check runs GitHub keeps refusing (archived) is backed o
   assert.ok(updates >= 2 && updates <= 8, `${updates} check-run updates before giving up`);
   await sleep(2000);
   assert.equal(w.fake.requests.filter((r) => r.operationId === 'checks/update' && r.params.repo === 'late').length, updates, 'nothing is tried after giving up');
+  process.stderr.write(`report refused after the run: ${updates} check-run updates, then given up\n`);
 });
 
 /** A repository archive of `files` (text, or `{ link: target }` for a symbolic link) at `sha`. */

@@ -11,9 +11,9 @@ module.exports = {
     })),
     { name: 'runner-reports-through-a-port', severity: 'error', from: { path: '^src/runner/' }, to: { path: '^src/(github|store|server|cli|action)/' } },
     // cli is the outermost root: `stockade serve` composes the server, so cli may import server (never the reverse).
-    { name: 'roots-do-not-import-each-other', severity: 'error', from: { path: '^src/(server|action)/' }, to: { path: '^src/(server|cli|action)/', pathNot: '^src/$1/' } },
+    { name: 'roots-do-not-import-each-other', severity: 'error', from: { path: '^src/(server|action|hook)/' }, to: { path: '^src/(server|cli|action|hook)/', pathNot: '^src/$1/' } },
     // host: facts of this machine (user, socket, image references, egress settings), shared by the roots.
-    { name: 'host-is-below-the-roots', severity: 'error', from: { path: '^src/host/' }, to: { path: '^src/(cli|server|action)/' } },
+    { name: 'host-is-below-the-roots', severity: 'error', from: { path: '^src/host/' }, to: { path: '^src/(cli|server|action|hook)/' } },
     { name: 'cli-imports-no-action', severity: 'error', from: { path: '^src/cli/' }, to: { path: '^src/action/' } },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
   ],

@@ -174,28 +174,28 @@ jobs:
     runs-on: x
     steps:
       - run: df -B1 --output=size /github/workspace /github/home /__w/_temp /__t | tail -n +2; df --output=itotal /github/workspace | tail -1
-      - run: echo kept > kept.txt && head -c 400000000 /dev/zero > "$HOME/big.bin"
+      - run: echo kept > kept.txt && head -c 200000000 /dev/zero > "$HOME/big.bin"
       - if: always()
-        run: rm -f "$HOME/big.bin" && cat kept.txt && mkdir -p many && cd many && for i in $(seq 1 6000); do touch "f$i"; done
+        run: rm -f "$HOME/big.bin" && cat kept.txt && mkdir -p many && cd many && for i in $(seq 1 3000); do touch "f$i"; done
       - if: always()
         run: rm -rf many && echo "room again"
 `);
   const free0 = statfsSync('/').bavail * statfsSync('/').bsize;
-  const r = run(dir, '--disk', '192m', '--inodes', '4000', '--json');
+  const r = run(dir, '--disk', '96m', '--inodes', '2000', '--json');
   assert.equal(r.status, 1, r.stderr);
   const j = JSON.parse(r.stdout) as { jobs: Array<{ disk: { bytesLimit: number; inodesLimit: number; bytesUsed: number }; steps: Array<{ exitReason: string; conclusion: string; log: string[]; error?: string }> }> };
   const steps = j.jobs[0]!.steps;
-  // Read back inside the step: all four volumes on one 192 MiB filesystem of 4,096 inodes (mkfs rounds up).
+  // Read back inside the step: all four volumes on one 96 MiB filesystem of about 2,000 inodes (mkfs rounds up).
   const sizes = steps[0]!.log.map((l) => Number(l.trim())).filter((n) => n > 0);
   assert.equal(new Set(sizes.slice(0, 4)).size, 1, steps[0]!.log.join('\n'));
-  assert.ok(sizes[0]! > 180 * 1024 ** 2 && sizes[0]! <= 192 * 1024 ** 2, String(sizes[0]));
-  assert.ok(sizes[4]! >= 4000 && sizes[4]! < 4200, String(sizes[4]));
+  assert.ok(sizes[0]! > 88 * 1024 ** 2 && sizes[0]! <= 96 * 1024 ** 2, String(sizes[0]));
+  assert.ok(sizes[4]! >= 2000 && sizes[4]! < 2300, String(sizes[4]));
   assert.equal(steps[1]!.exitReason, 'disk-limit', JSON.stringify(steps[1]));
   assert.match(steps[1]!.error ?? '', /disk limit was reached/);
   assert.equal(steps[2]!.exitReason, 'disk-limit', JSON.stringify(steps[2]));
   assert.ok(steps[2]!.log.some((l) => l === 'kept'), 'the workspace survives a full disk');
   assert.equal(steps[3]!.conclusion, 'success', JSON.stringify(steps[3]));
-  assert.ok(j.jobs[0]!.disk.bytesLimit > 180 * 1024 ** 2, JSON.stringify(j.jobs[0]!.disk));
+  assert.ok(j.jobs[0]!.disk.bytesLimit > 88 * 1024 ** 2, JSON.stringify(j.jobs[0]!.disk));
   const free1 = statfsSync('/').bavail * statfsSync('/').bsize;
   assert.ok(free0 - free1 < 64 * 1024 ** 2, `host disk lost ${free0 - free1} bytes`);
   const next = run(repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: test ! -e kept.txt && df -B1 --output=used /github/workspace | tail -1\n'), '--json');

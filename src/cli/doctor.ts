@@ -48,6 +48,7 @@ export async function doctorChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
   checks.push({ name: 'runner user', ok: h.runnerUid >= 0, detail: h.runnerUid >= 0 ? `${h.runnerUser} (uid ${h.runnerUid})` : `${h.runnerUser} missing`, fix: fixSetup });
   const sub = existsSync('/etc/subuid') && readFileSync('/etc/subuid', 'utf8').includes(`${h.runnerUser}:`);
   checks.push({ name: 'subordinate ids', ok: sub, detail: sub ? 'present' : 'missing in /etc/subuid', fix: fixSetup });
+  checks.push({ name: 'job disks', ok: existsSync('/dev/loop-control') && ['/usr/sbin/mkfs.ext4', '/sbin/mkfs.ext4'].some((p) => existsSync(p)), detail: 'loop devices and mkfs.ext4 for each job\'s own disk (--disk)', fix: 'load the loop module (modprobe loop) and install e2fsprogs, or run with --disk off' });
   checks.push({ name: 'runtime dir', ok: existsSync(h.runtimeDir) && statSync(h.runtimeDir).uid === h.runnerUid, detail: h.runtimeDir, fix: fixSetup });
   let tunOk = false;
   try {

@@ -7,8 +7,9 @@ import { ensureBaseImage } from './base-image';
 import { asRunner, exec } from './exec';
 import { resolveHostConfig, type HostConfig } from '../host';
 
-export const PACKAGES = ['podman', 'runc', 'uidmap', 'slirp4netns', 'fuse-overlayfs', 'debootstrap', 'catatonit', 'iproute2'];
-const COMMANDS = ['podman', 'runc', 'newuidmap', 'slirp4netns', 'fuse-overlayfs', 'debootstrap'];
+// e2fsprogs (mkfs.ext4) and util-linux (losetup, nsenter) make each job's own disk.
+export const PACKAGES = ['podman', 'runc', 'uidmap', 'slirp4netns', 'fuse-overlayfs', 'debootstrap', 'catatonit', 'iproute2', 'e2fsprogs', 'util-linux'];
+const COMMANDS = ['podman', 'runc', 'newuidmap', 'slirp4netns', 'fuse-overlayfs', 'debootstrap', 'mkfs.ext4', 'losetup', 'nsenter'];
 
 type Log = (m: string) => void;
 

@@ -15,6 +15,7 @@ import { checkLogSignature, logUrl } from './log-link';
 import { planDelivery, type JobSpec, type PlannedJob, type Priorities, type RunnerMode } from './plan-delivery';
 import type { GitHubPort } from './ports';
 import { webhookHandler, MAX_WEBHOOK_BYTES } from './webhook-intake';
+import { hardenListener } from './harden-listener';
 
 export interface ServerOptions {
   store: JobStore;
@@ -528,19 +529,6 @@ export class StockadeServer {
     }
     return found;
   }
-}
-
-/** Bounds what a listener spends on any one client: slow headers and bodies time out, connections are capped. */
-function hardenListener(server: Server): void {
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 60_000;
-  server.keepAliveTimeout = 5_000;
-  server.maxHeadersCount = 100;
-  server.maxConnections = 512;
-  server.on('clientError', (_e, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
-  });
 }
 
 function failedReport(row: JobRow, error: string): JobReport {

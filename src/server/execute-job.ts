@@ -180,6 +180,27 @@ function networkOf(results: JobResult[]): Pick<JobReport, 'network'> {
   };
 }
 
+/** The run context of a workflow_job as GitHub describes its run (secrets given by the caller: none for forks). */
+export function workflowJobContext(row: JobRow, spec: WorkflowJobSpec, run: Awaited<ReturnType<GitHubPort['getWorkflowRun']>>, workflowName: string, secrets: Record<string, string>): RunContext {
+  return {
+    repository: row.repository,
+    sha: row.headSha,
+    ref: '',
+    eventName: run.event,
+    event: {},
+    actor: run.actor,
+    runId: String(spec.runId),
+    runNumber: run.runNumber,
+    runAttempt: spec.runAttempt,
+    workflowName,
+    serverUrl: 'https://github.com',
+    secrets,
+    vars: {},
+    inputs: {},
+    debug: false,
+  };
+}
+
 async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJobSpec): Promise<Executed> {
   const log = d.logger.child({ job: row.key });
   const dir = jobWorkDir(d.workDir, row.key);
@@ -191,23 +212,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     const wf = parsed.value;
     // GitHub never gives secrets to workflows from forks; neither does Stockade.
     const fork = run.fromFork || spec.untrusted === true;
-    const ctx: RunContext = {
-      repository: row.repository,
-      sha: row.headSha,
-      ref: '',
-      eventName: run.event,
-      event: {},
-      actor: run.actor,
-      runId: String(spec.runId),
-      runNumber: run.runNumber,
-      runAttempt: spec.runAttempt,
-      workflowName: wf.name ?? run.path,
-      serverUrl: 'https://github.com',
-      secrets: fork ? {} : d.secrets(row.repository),
-      vars: {},
-      inputs: {},
-      debug: false,
-    };
+    const ctx = workflowJobContext(row, spec, run, wf.name ?? run.path, fork ? {} : d.secrets(row.repository));
     const instance = findJobInstance(wf, spec.jobName, ctx);
     if ('error' in instance) return fail(spec.jobName, instance.error);
     const problems = checkRunnable(wf, [instance.job], d.settings);

@@ -1,8 +1,26 @@
-import { checkRunnable, findJobInstance, selectJobs, type JobSettings, type RunContext } from '../runner';
+import { checkRunnable, findJobInstance, selectJobs, type JobSettings } from '../runner';
+import type { Logger } from '../common';
+import type { JobReport } from '../github';
 import type { JobRow } from '../store';
+import { invalid, workflowJobContext } from './execute-job';
 import { parseWorkflowText, workflowRunsFor, WORKFLOW_LIMITS, type Diagnostic } from '../workflow';
 import type { AppSpec, JobSpec, WorkflowJobSpec } from './plan-delivery';
 import type { GitHubPort } from './ports';
+
+/**
+ * The report of a job the sandbox will refuse, made before it takes a slot (it completes at once
+ * with the errors as annotations), or undefined when it may run. A workflow that cannot be fetched
+ * now is checked again when the job runs.
+ */
+export async function refusedBeforeQueue(github: GitHubPort, row: JobRow, spec: JobSpec, settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images'>, payload: Record<string, unknown>, logger: Logger): Promise<JobReport | undefined> {
+  const problems = await precheck(github, row, spec, settings, payload).catch((e: unknown) => {
+    logger.warn({ err: e, job: row.key }, 'the workflow could not be checked before queueing; it is checked when the job runs');
+    return [];
+  });
+  if (!problems.length) return undefined;
+  logger.info({ job: row.key, problems: problems.length }, 'refused before queueing: the workflow cannot run here');
+  return invalid(spec.jobName, 'the workflow cannot run here', problems).report;
+}
 
 /** At most this many workflow files of `.stockade/workflows` are checked before a job is queued. */
 const MAX_PRECHECKED_FILES = 50;
@@ -22,8 +40,7 @@ async function precheckWorkflowJob(github: GitHubPort, row: JobRow, spec: Workfl
   const run = await github.getWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId);
   const parsed = parseWorkflowText(run.path, await github.getFileText(row.installationId, spec.owner, spec.repo, run.path, row.headSha));
   if (!parsed.value) return parsed.diagnostics.filter((d) => d.severity === 'error');
-  const ctx: RunContext = { repository: row.repository, sha: row.headSha, ref: '', eventName: run.event, event: {}, actor: run.actor, runId: String(spec.runId), runNumber: run.runNumber, runAttempt: spec.runAttempt, workflowName: parsed.value.name ?? run.path, serverUrl: 'https://github.com', secrets: {}, vars: {}, inputs: {}, debug: false };
-  const instance = findJobInstance(parsed.value, spec.jobName, ctx);
+  const instance = findJobInstance(parsed.value, spec.jobName, workflowJobContext(row, spec, run, parsed.value.name ?? run.path, {}));
   if ('error' in instance) return [];
   return checkRunnable(parsed.value, [instance.job], settings);
 }

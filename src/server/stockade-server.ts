@@ -9,8 +9,8 @@ import { completedFields, annotationBatches, type JobReport } from '../github';
 import type { EgressSettings, JobSettings } from '../runner';
 import type { Sandbox } from '../sandbox';
 import type { JobRow, JobStore, Quota } from '../store';
-import { executeJob, invalid } from './execute-job';
-import { precheck } from './precheck';
+import { executeJob } from './execute-job';
+import { refusedBeforeQueue } from './precheck';
 import { checkLogSignature, logUrl } from './log-link';
 import { planDelivery, type JobSpec, type PlannedJob, type Priorities, type RunnerMode } from './plan-delivery';
 import type { GitHubPort } from './ports';
@@ -386,18 +386,11 @@ export class StockadeServer {
       // before a crash, without the id being saved: find it rather than make a second.
       const earlier = row.createdAt < this.startedAt ? await this.o.github.findCheckRun(row.installationId, spec.owner, spec.repo, row.headSha, name, row.key) : undefined;
       // What the sandbox will refuse is refused here, before the job takes a slot: it completes at once with the errors.
-      if (earlier === undefined) {
-        const payload = JSON.parse(this.o.store.getDelivery(row.deliveryGuid)?.payload ?? '{}') as Record<string, unknown>;
-        const problems = await precheck(this.o.github, row, spec, this.o.settings, payload).catch((e: unknown) => {
-          this.o.logger.warn({ err: e, job: row.key }, 'the workflow could not be checked before queueing; it is checked when the job runs');
-          return [];
-        });
-        if (problems.length) {
-          const { report } = invalid(spec.jobName, 'the workflow cannot run here', problems);
-          this.o.store.transition(row.key, 'failed', { result: JSON.stringify(report) });
-          this.o.logger.info({ job: row.key, problems: problems.length }, 'refused before queueing: the workflow cannot run here');
-          return;
-        }
+      const payload = () => JSON.parse(this.o.store.getDelivery(row.deliveryGuid)?.payload ?? '{}') as Record<string, unknown>;
+      const refused = earlier === undefined ? await refusedBeforeQueue(this.o.github, row, spec, this.o.settings, payload(), this.o.logger) : undefined;
+      if (refused) {
+        this.o.store.transition(row.key, 'failed', { result: JSON.stringify(refused) });
+        return;
       }
       const id = earlier ?? await this.o.github.createCheckRun(row.installationId, spec.owner, spec.repo, {
         name,
@@ -410,29 +403,29 @@ export class StockadeServer {
       this.o.store.setCheckRun(row.key, id);
       this.o.store.transition(row.key, 'queued');
     } catch (e) {
-      const next = nextAttempt(row.githubAttempts + 1, row.createdAt, Date.now(), this.o.githubBackoff ?? DEFAULT_BACKOFF);
-      if ('giveUp' in next) {
+      this.githubWriteFailed(row, e, 'check run could not be created', row.createdAt, () => {
         // Terminal: the job never ran and GitHub will not take a check run for it.
         this.o.store.transition(row.key, 'failed', { result: JSON.stringify(failedReport(row, `GitHub refused the check run: ${(e as Error).message}`)) });
-        this.o.store.abandonReport(row.key);
-        this.o.logger.error({ err: e, job: row.key, attempts: row.githubAttempts + 1, state: 'report-abandoned' }, 'check run could not be created; given up');
-        return;
-      }
-      this.o.store.githubFailed(row.key, next.retryAt);
-      this.o.logger.error({ err: e, job: row.key, attempts: row.githubAttempts + 1, retryAt: new Date(next.retryAt).toISOString() }, 'check run could not be created; will retry');
+      });
     }
   }
 
-  /** A report GitHub did not take: tried again after a backoff, given up (logged, terminal) after the policy's time. */
-  private reportFailed(row: JobRow, e: unknown): void {
-    const next = nextAttempt(row.githubAttempts + 1, row.updatedAt, Date.now(), this.o.githubBackoff ?? DEFAULT_BACKOFF);
+  /**
+   * A GitHub write for a job failed (check-run creation since `since`, or its report since the job
+   * finished): tried again after a backoff, or given up after the policy's time, logged as the
+   * terminal state report-abandoned (after `onGiveUp`).
+   */
+  private githubWriteFailed(row: JobRow, e: unknown, what: string, since: number, onGiveUp?: () => void): void {
+    const next = nextAttempt(row.githubAttempts + 1, since, Date.now(), this.o.githubBackoff ?? DEFAULT_BACKOFF);
+    const attempts = row.githubAttempts + 1;
     if ('giveUp' in next) {
+      onGiveUp?.();
       this.o.store.abandonReport(row.key);
-      this.o.logger.error({ err: e, job: row.key, attempts: row.githubAttempts + 1, state: 'report-abandoned' }, 'GitHub kept refusing the report; given up');
+      this.o.logger.error({ err: e, job: row.key, attempts, state: 'report-abandoned' }, `${what}; given up`);
       return;
     }
     this.o.store.githubFailed(row.key, next.retryAt);
-    this.o.logger.error({ err: e, job: row.key, attempts: row.githubAttempts + 1, retryAt: new Date(next.retryAt).toISOString() }, 'report failed; will retry');
+    this.o.logger.error({ err: e, job: row.key, attempts, retryAt: new Date(next.retryAt).toISOString() }, `${what}; will retry`);
   }
 
   private async run(row: JobRow): Promise<void> {
@@ -507,7 +500,7 @@ export class StockadeServer {
       this.o.store.markReported(row.key);
       if (this.o.cancelGitHubRun && spec.mode === 'workflow_job') await gh.cancelWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId).catch((e: unknown) => this.o.logger.warn({ err: e }, 'could not cancel the GitHub run'));
     } catch (e) {
-      this.reportFailed(row, e);
+      this.githubWriteFailed(row, e, 'GitHub did not take the report', row.updatedAt);
     }
   }
 

@@ -1,7 +1,7 @@
 import type { JobNetwork } from './job-network';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../common';
-import { LABEL_STEP, readVolumeFile, runStepContainer, writeVolumeFile, type Sandbox, type StepOutcome, type StepSpec, type VolumeMount } from '../sandbox';
+import { LABEL_STEP, readVolumeFile, runStepContainer, type Sandbox, type StepOutcome, type StepSpec, type VolumeMount } from '../sandbox';
 import {
   evaluateCondition,
   evaluateValue,
@@ -20,7 +20,7 @@ import {
 } from '../workflow';
 import { hashWorkspaceFiles } from './hash-files';
 import { jobStatus } from './job-contexts';
-import { JOB_PATHS } from './job-paths';
+import { markDiskLimit, writeStepFiles } from './step-files';
 import type { JobVolumes } from './job-volumes';
 import { standardEnv } from './standard-env';
 import { evaluateEnv, pathWith, resolveWorkingDirectory } from './step-env';
@@ -264,32 +264,12 @@ export interface ScriptRun {
 export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink: LogSink, s: ScriptRun): Promise<Executed & { state: Record<string, string> }> {
   const id = randomUUID();
   const files = Object.fromEntries(FILES.map((f) => [f, `_runner_file_commands_${id}_${f}`])) as FileNames;
-  const mp = run.volumes.mountpoint.temp;
-  let scriptPath: string | undefined;
-  const writeFiles = async () => {
-    for (const f of FILES) await writeVolumeFile(mp, files[f], '', run.volumes.owner, 0o666).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    });
-    if (s.script) {
-      const scriptName = `${id}${s.script.extension}`;
-      await writeVolumeFile(mp, scriptName, s.script.text, run.volumes.owner, 0o755);
-      scriptPath = `${JOB_PATHS.temp}/${scriptName}`;
-    }
-  };
-  try {
-    // A step that used up the job's inodes leaves the runner the ones it held back, so a later step can clean up.
-    await writeFiles().catch(async (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOSPC' || !(await run.volumes.disk?.releaseReserve(FILES.length + 1))) throw e;
-      await writeFiles();
-    });
-  } catch (e) {
-    // The job filled its disk and the runner's reserve is spent too.
-    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-    const u = await run.volumes.disk?.usage();
-    const error = `the job's disk limit was reached before this step could start${u ? ` (${u.bytesUsed} of ${u.bytesLimit} bytes, ${u.inodesUsed} of ${u.inodesLimit} files)` : ''}; free space in an earlier step or raise --disk / --inodes`;
-    sink.write('stderr', `##[error]${error}`);
-    return { outcome: 'failure', exitCode: null, reason: 'disk-limit', error, outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0, state: {} };
+  const written = await writeStepFiles(run, FILES.map((f) => files[f]), s.script ? { name: `${id}${s.script.extension}`, text: s.script.text } : undefined);
+  if ('refused' in written) {
+    sink.write('stderr', `##[error]${written.refused.error}`);
+    return written.refused;
   }
+  const scriptPath = written.scriptPath;
   const fullEnv: Record<string, string> = { ...(run.net?.env() ?? {}), ...s.env, ...standardEnv(run.ctx, run.job.id, s.actionId, files), ...(s.extraEnv ?? {}), PATH: pathWith(run.state.path) };
   if (run.ctx.debug) fullEnv.RUNNER_DEBUG = '1';
   if (scope.actionPath) fullEnv.GITHUB_ACTION_PATH = scope.actionPath;
@@ -316,12 +296,7 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
   for (const [k, v] of Object.entries(log.env)) run.state.env[k] = v;
   run.state.path.push(...log.path);
   const e = fromOutcome(outcome);
-  // A step that failed on a full job disk (blocks or inodes) ended on its disk limit.
-  if (e.outcome === 'failure' && e.reason === 'exit' && (await run.volumes.disk?.full())) {
-    e.reason = 'disk-limit';
-    const u = await run.volumes.disk!.usage();
-    e.error = `the job's disk limit was reached (${u.bytesUsed} of ${u.bytesLimit} bytes, ${u.inodesUsed} of ${u.inodesLimit} files); the step exited with code ${e.exitCode}`;
-  }
+  await markDiskLimit(run, e);
   if (log.commandErrors.length && e.outcome === 'success') {
     e.outcome = 'failure';
     e.reason = 'error';

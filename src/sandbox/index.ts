@@ -19,4 +19,4 @@ export { openSandbox, type Sandbox, type SandboxOptions } from './open-sandbox';
 export { buildSeccompProfile, parseSeccompPolicy, allowedSyscalls, type SeccompProfile, type SeccompPolicy } from './seccomp-profile';
 export { readHostRlimits } from './host-rlimits';
 export { ensureNetnsKeeper, LABEL_KEEPER, KEEPER_NAME, KEEPER_NETWORK } from './netns-keeper';
-export { JobDisk, reapJobDisks, DEFAULT_DISK_LIMITS, type DiskLimits, type DiskUsage } from './job-disk';
+export { JobDisk, reapJobDisks, describeDiskUsage, DEFAULT_DISK_LIMITS, type DiskLimits, type DiskUsage } from './job-disk';

@@ -28,6 +28,11 @@ export interface DiskUsage {
   inodesLimit: number;
 }
 
+/** Use against the limits in words: `N of M bytes, n of m files`. */
+export function describeDiskUsage(u: DiskUsage): string {
+  return `${u.bytesUsed} of ${u.bytesLimit} bytes, ${u.inodesUsed} of ${u.inodesLimit} files`;
+}
+
 /** Where the filesystem of one job lives, and the mount namespace rootless Podman runs its containers in. */
 export interface JobDiskOptions {
   /** Root-owned directory for the images (`<state dir>/disks`). */

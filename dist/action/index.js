@@ -91252,6 +91252,9 @@ var run3 = (0, import_node_util3.promisify)(import_node_child_process4.execFile)
 var DEFAULT_DISK_LIMITS = { bytes: 10 * 1024 ** 3, inodes: 1e6 };
 var RESERVED_INODES = 96;
 var RESERVE_DIR = ".stockade-reserve";
+function describeDiskUsage(u) {
+  return `${u.bytesUsed} of ${u.bytesLimit} bytes, ${u.inodesUsed} of ${u.inodesLimit} files`;
+}
 var JobDisk = class _JobDisk {
   constructor(rec, recordFile, limits, logger) {
     this.rec = rec;
@@ -98554,6 +98557,35 @@ function jobStatus(state, signal) {
   return { success: () => !state.failed && !signal?.aborted, failure: () => state.failed, cancelled: () => !!signal?.aborted };
 }
 
+// src/runner/step-files.ts
+async function writeStepFiles(run5, names, script) {
+  const mp = run5.volumes.mountpoint.temp;
+  const write = async () => {
+    for (const n of names)
+      await writeVolumeFile(mp, n, "", run5.volumes.owner, 438).catch((e) => {
+        if (e.code !== "EEXIST") throw e;
+      });
+    if (script) await writeVolumeFile(mp, script.name, script.text, run5.volumes.owner, 493);
+  };
+  try {
+    await write().catch(async (e) => {
+      if (e.code !== "ENOSPC" || !await run5.volumes.disk?.releaseReserve(names.length + 1)) throw e;
+      await write();
+    });
+  } catch (e) {
+    if (e.code !== "ENOSPC") throw e;
+    const u = await run5.volumes.disk?.usage();
+    const error2 = `the job's disk limit was reached before this step could start${u ? ` (${describeDiskUsage(u)})` : ""}; free space in an earlier step or raise --disk / --inodes`;
+    return { refused: { outcome: "failure", exitCode: null, reason: "disk-limit", error: error2, outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0, state: {} } };
+  }
+  return script ? { scriptPath: `${JOB_PATHS.temp}/${script.name}` } : {};
+}
+async function markDiskLimit(run5, e) {
+  if (e.outcome !== "failure" || e.reason !== "exit" || !await run5.volumes.disk?.full()) return;
+  e.reason = "disk-limit";
+  e.error = `the job's disk limit was reached (${describeDiskUsage(await run5.volumes.disk.usage())}); the step exited with code ${e.exitCode}`;
+}
+
 // src/runner/standard-env.ts
 function standardEnv(ctx, jobId, actionId, files) {
   const [owner = ""] = ctx.repository.split("/");
@@ -98733,30 +98765,12 @@ function toResult(run5, index, id, name, sink, e, continueOnError) {
 async function runScript(deps, run5, scope, sink, s) {
   const id = (0, import_node_crypto3.randomUUID)();
   const files = Object.fromEntries(FILES.map((f) => [f, `_runner_file_commands_${id}_${f}`]));
-  const mp = run5.volumes.mountpoint.temp;
-  let scriptPath;
-  const writeFiles = async () => {
-    for (const f of FILES) await writeVolumeFile(mp, files[f], "", run5.volumes.owner, 438).catch((e2) => {
-      if (e2.code !== "EEXIST") throw e2;
-    });
-    if (s.script) {
-      const scriptName = `${id}${s.script.extension}`;
-      await writeVolumeFile(mp, scriptName, s.script.text, run5.volumes.owner, 493);
-      scriptPath = `${JOB_PATHS.temp}/${scriptName}`;
-    }
-  };
-  try {
-    await writeFiles().catch(async (e2) => {
-      if (e2.code !== "ENOSPC" || !await run5.volumes.disk?.releaseReserve(FILES.length + 1)) throw e2;
-      await writeFiles();
-    });
-  } catch (e2) {
-    if (e2.code !== "ENOSPC") throw e2;
-    const u = await run5.volumes.disk?.usage();
-    const error2 = `the job's disk limit was reached before this step could start${u ? ` (${u.bytesUsed} of ${u.bytesLimit} bytes, ${u.inodesUsed} of ${u.inodesLimit} files)` : ""}; free space in an earlier step or raise --disk / --inodes`;
-    sink.write("stderr", `##[error]${error2}`);
-    return { outcome: "failure", exitCode: null, reason: "disk-limit", error: error2, outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0, state: {} };
+  const written = await writeStepFiles(run5, FILES.map((f) => files[f]), s.script ? { name: `${id}${s.script.extension}`, text: s.script.text } : void 0);
+  if ("refused" in written) {
+    sink.write("stderr", `##[error]${written.refused.error}`);
+    return written.refused;
   }
+  const scriptPath = written.scriptPath;
   const fullEnv = { ...run5.net?.env() ?? {}, ...s.env, ...standardEnv(run5.ctx, run5.job.id, s.actionId, files), ...s.extraEnv ?? {}, PATH: pathWith(run5.state.path) };
   if (run5.ctx.debug) fullEnv.RUNNER_DEBUG = "1";
   if (scope.actionPath) fullEnv.GITHUB_ACTION_PATH = scope.actionPath;
@@ -98783,11 +98797,7 @@ async function runScript(deps, run5, scope, sink, s) {
   for (const [k, v] of Object.entries(log.env)) run5.state.env[k] = v;
   run5.state.path.push(...log.path);
   const e = fromOutcome(outcome);
-  if (e.outcome === "failure" && e.reason === "exit" && await run5.volumes.disk?.full()) {
-    e.reason = "disk-limit";
-    const u = await run5.volumes.disk.usage();
-    e.error = `the job's disk limit was reached (${u.bytesUsed} of ${u.bytesLimit} bytes, ${u.inodesUsed} of ${u.inodesLimit} files); the step exited with code ${e.exitCode}`;
-  }
+  await markDiskLimit(run5, e);
   if (log.commandErrors.length && e.outcome === "success") {
     e.outcome = "failure";
     e.reason = "error";

@@ -24,15 +24,7 @@ jobs:
 
 /** A repository archive whose `.stockade/workflows/` holds links to the App's key, to the server's environment and to /etc/shadow. */
 function hostileTarball(sha: string, keyFile: string): Buffer {
-  const dir = mkdtempSync(join(tmpdir(), 'stk-hostile-repo-'));
-  const top = join(dir, `octo-org-hello-${sha.slice(0, 7)}`);
-  mkdirSync(join(top, '.stockade/workflows'), { recursive: true });
-  writeFileSync(join(top, '.stockade/workflows/a-good.yml'), GOOD);
-  symlinkSync(keyFile, join(top, '.stockade/workflows/key.yml'));
-  symlinkSync('/proc/self/environ', join(top, '.stockade/workflows/env.yml'));
-  symlinkSync('/etc/shadow', join(top, '.stockade/workflows/shadow.yml'));
-  const tar = spawnSync('tar', ['-czf', '-', '-C', dir, `octo-org-hello-${sha.slice(0, 7)}`]);
-  return tar.stdout;
+  return archive(sha, { '.stockade/workflows/a-good.yml': GOOD, '.stockade/workflows/key.yml': { link: keyFile }, '.stockade/workflows/env.yml': { link: '/proc/self/environ' }, '.stockade/workflows/shadow.yml': { link: '/etc/shadow' } });
 }
 
 before(async () => {
@@ -65,11 +57,7 @@ test('a workflow committed as a link to the App key, /proc/self/environ or /etc/
 
 test('an invalid workflow is annotated at its path, line and column', async () => {
   const sha = 'd'.repeat(40);
-  const dir = mkdtempSync(join(tmpdir(), 'stk-bad-repo-'));
-  const top = join(dir, `octo-org-hello-${sha.slice(0, 7)}`);
-  mkdirSync(join(top, '.stockade/workflows'), { recursive: true });
-  writeFileSync(join(top, '.stockade/workflows/bad.yml'), 'on: push\njobs:\n  a:\n    runs-on: stockade\n    steps:\n      - run: echo\n        bogus-key: 1\n');
-  w.fake.repos.get('octo-org/hello')!.tarball = spawnSync('tar', ['-czf', '-', '-C', dir, `octo-org-hello-${sha.slice(0, 7)}`]).stdout;
+  w.fake.repos.get('octo-org/hello')!.tarball = archive(sha, { '.stockade/workflows/bad.yml': 'on: push\njobs:\n  a:\n    runs-on: stockade\n    steps:\n      - run: echo\n        bogus-key: 1\n' });
   await deliver(w, server.url, 'push', examplePayload('push', undefined, (p) => Object.assign(p, { ref: 'refs/heads/main', after: sha, deleted: false })));
   const run = await until('bad push reported', completed(`octo-org/hello/app/push/refs/heads/main/${sha}`), 90_000);
   const ann = (run.fields.output as { annotations: Array<{ path: string; start_line: number; start_column?: number; message: string }> }).annotations;
@@ -152,11 +140,7 @@ test('many slow unauthenticated 25 MB bodies: the ones past the in-flight budget
 test('a repository whose check runs GitHub keeps refusing (archived) is backed off and given up, logged; other repositories are reported meanwhile', async () => {
   const hello = w.fake.repos.get('octo-org/hello')!;
   const sha = 'e'.repeat(40);
-  const dir = mkdtempSync(join(tmpdir(), 'stk-archived-'));
-  const top = join(dir, `octo-org-archived-${sha.slice(0, 7)}`);
-  mkdirSync(join(top, '.stockade/workflows'), { recursive: true });
-  writeFileSync(join(top, '.stockade/workflows/ci.yml'), GOOD);
-  w.fake.repos.set('octo-org/archived', { ...hello, tarball: spawnSync('tar', ['-czf', '-', '-C', dir, `octo-org-archived-${sha.slice(0, 7)}`]).stdout });
+  w.fake.repos.set('octo-org/archived', { ...hello, tarball: archive(sha, { '.stockade/workflows/ci.yml': GOOD }) });
   w.fake.refusedRepos.add('octo-org/archived');
   const push = (repo: string, s: string) =>
     examplePayload('push', undefined, (p) => {

@@ -91042,21 +91042,22 @@ async function startServiceContainer(deps, spec, onLine) {
 async function reapLeftovers(engine, limits, logger, alive = isOwnerAlive, reapDisks = async () => 0) {
   const report2 = { containers: 0, volumes: 0, networks: 0, cgroups: 0, disks: 0 };
   const stale = (labels) => !alive(labels[LABEL_OWNER] ?? "");
+  const remove = async (what, id, f) => f().then(
+    () => true,
+    (e) => (logger.error({ err: e, [what]: id }, `a dead runner's ${what} could not be removed`), false)
+  );
   for (const c of await engine.listContainers(`${LABEL_MANAGED}=true`)) {
     if (!stale(c.labels)) continue;
-    await engine.removeContainer(c.id);
-    report2.containers++;
+    if (await remove("container", c.id, () => engine.removeContainer(c.id))) report2.containers++;
   }
   report2.disks = await reapDisks();
   for (const v of await engine.listVolumes(`${LABEL_MANAGED}=true`)) {
     if (!stale(v.labels)) continue;
-    await engine.removeVolume(v.id);
-    report2.volumes++;
+    if (await remove("volume", v.id, () => engine.removeVolume(v.id))) report2.volumes++;
   }
   for (const n of await engine.listNetworks(`${LABEL_MANAGED}=true`)) {
     if (!stale(n.labels)) continue;
-    await engine.removeNetwork(n.id);
-    report2.networks++;
+    if (await remove("network", n.id, () => engine.removeNetwork(n.id))) report2.networks++;
   }
   report2.cgroups = (await limits.reap(alive)).length;
   if (report2.containers || report2.volumes || report2.networks || report2.cgroups || report2.disks) logger.warn({ reaped: report2 }, "removed leftovers of a runner that is gone");
@@ -91270,11 +91271,11 @@ var JobDisk = class _JobDisk {
     if (process.getuid?.() !== 0) throw new StockadeError("LIMITS_NOT_ENFORCED", "disk limits need root (a loop-mounted filesystem per job); run as root or turn disk limits off");
     await import_node_fs15.promises.mkdir(o.dir, { recursive: true, mode: 448 });
     const base = (0, import_node_path10.join)(o.dir, `${o.ownerTag}-${o.key}`);
-    const rec = { image: `${base}.img`, device: "", root: `${base}.fs`, binds: [], podmanMountNs: o.podmanMountNs };
+    const rec = { image: `${base}.img`, device: "", root: `${base}.fs`, podmanMountNs: o.podmanMountNs };
     const recordFile = `${base}.json`;
     const disk = new _JobDisk(rec, recordFile, o.limits, o.logger);
     try {
-      await import_node_fs15.promises.writeFile(recordFile, JSON.stringify(rec), { mode: 384 });
+      await writeRecord(recordFile, rec);
       await (await import_node_fs15.promises.open(rec.image, "wx", 384)).close();
       await import_node_fs15.promises.truncate(rec.image, o.limits.bytes);
       await run3("mkfs.ext4", ["-q", "-F", "-N", String(o.limits.inodes + RESERVED_INODES), "-m", "1", "-O", "^has_journal", "-E", "lazy_itable_init=1,nodiscard", rec.image]);
@@ -91295,8 +91296,6 @@ var JobDisk = class _JobDisk {
     const dir = (0, import_node_path10.join)(this.rec.root, name);
     await import_node_fs15.promises.mkdir(dir, { mode: 493 });
     await import_node_fs15.promises.chown(dir, owner.uid, owner.gid);
-    this.rec.binds.push(volumePath);
-    await this.save();
     await this.inBoth(["mount", "--bind", dir, volumePath]);
   }
   /**
@@ -91336,7 +91335,7 @@ var JobDisk = class _JobDisk {
     await removeDisk(this.rec, this.recordFile, this.logger);
   }
   async save() {
-    await import_node_fs15.promises.writeFile(this.recordFile, JSON.stringify(this.rec), { mode: 384 });
+    await writeRecord(this.recordFile, this.rec);
   }
   /** Runs a mount command here and in Podman's mount namespace. */
   async inBoth(args) {
@@ -91344,38 +91343,53 @@ var JobDisk = class _JobDisk {
     if (this.rec.podmanMountNs) await run3("nsenter", [`--mount=${this.rec.podmanMountNs}`, "--", ...args]);
   }
 };
+async function writeRecord(file, rec) {
+  const tmp = `${file}.tmp`;
+  await import_node_fs15.promises.writeFile(tmp, JSON.stringify(rec), { mode: 384 });
+  await import_node_fs15.promises.rename(tmp, file);
+}
+function mountsOf(mountinfo, devices) {
+  const out = [];
+  for (const line of mountinfo.split("\n")) {
+    const [before, after] = line.split(" - ");
+    if (!before || !after) continue;
+    const source = after.split(" ")[1];
+    const point = before.split(" ")[4];
+    if (source && point && devices.includes(source)) out.push(point.replace(/\\([0-7]{3})/g, (_m, o) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
 async function removeDisk(rec, recordFile, logger) {
-  const umount = async (path2) => {
-    await run3("umount", ["-l", path2]).catch(() => void 0);
-    if (rec.podmanMountNs && (0, import_node_fs15.existsSync)(rec.podmanMountNs)) await run3("nsenter", [`--mount=${rec.podmanMountNs}`, "--", "umount", "-l", path2]).catch(() => void 0);
-  };
-  for (const b of [...rec.binds].reverse()) await umount(b);
-  if ((0, import_node_fs15.existsSync)(rec.root)) {
-    await umount(rec.root);
-    await import_node_fs15.promises.rmdir(rec.root).catch((e) => logger.warn({ err: e, path: rec.root }, "job disk mount point not removed"));
-  }
-  if (rec.device) await run3("losetup", ["-d", rec.device]).catch(() => void 0);
   const attached = await run3("losetup", ["-j", rec.image]).then((r) => r.stdout, () => "");
-  for (const line of attached.split("\n")) {
-    const dev = line.split(":")[0];
-    if (dev) await run3("losetup", ["-d", dev]).catch(() => void 0);
+  const devices = [.../* @__PURE__ */ new Set([...rec.device ? [rec.device] : [], ...attached.split("\n").map((l) => l.split(":")[0]).filter(Boolean)])];
+  const tables = [{ info: (0, import_node_fs15.readFileSync)("/proc/self/mountinfo", "utf8") }];
+  const ns = rec.podmanMountNs && (0, import_node_fs15.existsSync)(rec.podmanMountNs) ? rec.podmanMountNs : void 0;
+  if (ns) tables.push({ info: (0, import_node_fs15.readFileSync)(ns.replace(/ns\/mnt$/, "mountinfo"), "utf8"), ns });
+  for (const t of tables) {
+    for (const point of mountsOf(t.info, devices)) {
+      const args = ["umount", "-l", point];
+      await (t.ns ? run3("nsenter", [`--mount=${t.ns}`, "--", ...args]) : run3(args[0], args.slice(1))).catch((e) => logger.warn({ err: e, point }, "job disk not unmounted"));
+    }
   }
+  for (const dev of devices) await run3("losetup", ["-d", dev]).catch(() => void 0);
+  if ((0, import_node_fs15.existsSync)(rec.root)) await import_node_fs15.promises.rmdir(rec.root).catch((e) => logger.warn({ err: e, path: rec.root }, "job disk mount point not removed"));
   await import_node_fs15.promises.rm(rec.image, { force: true });
   await import_node_fs15.promises.rm(recordFile, { force: true });
+  await import_node_fs15.promises.rm(`${recordFile}.tmp`, { force: true });
 }
-async function reapJobDisks(dir, logger) {
+async function reapJobDisks(dir, logger, podmanMountNs) {
   if (!(0, import_node_fs15.existsSync)(dir)) return 0;
   let n = 0;
-  for (const f of (0, import_node_fs15.readdirSync)(dir).filter((x) => x.endsWith(".json"))) {
-    const tag = /^(\d+\.\d+)-/.exec(f)?.[1];
+  const bases = new Set((0, import_node_fs15.readdirSync)(dir).map((f) => f.replace(/\.(img|json|json\.tmp|fs)$/, "")));
+  for (const base of bases) {
+    const tag = /^(\d+\.\d+)-/.exec(base)?.[1];
     if (!tag || isOwnerAlive(tag)) continue;
-    const file = (0, import_node_path10.join)(dir, f);
+    const path2 = (0, import_node_path10.join)(dir, base);
     try {
-      if (!(0, import_node_fs15.statSync)(file).isFile()) continue;
-      await removeDisk(JSON.parse((0, import_node_fs15.readFileSync)(file, "utf8")), file, logger);
+      await removeDisk({ image: `${path2}.img`, root: `${path2}.fs`, podmanMountNs }, `${path2}.json`, logger);
       n++;
     } catch (e) {
-      logger.warn({ err: e, file }, "a dead runner's job disk could not be removed");
+      logger.warn({ err: e, disk: path2 }, "a dead runner's job disk could not be removed");
     }
   }
   return n;
@@ -91438,7 +91452,7 @@ async function openSandbox(o) {
     ownerTag,
     seccompProfilePath,
     // Disks first: a volume's data directory with a job disk bound onto it cannot be removed.
-    reap: () => reapLeftovers(engine, limits, o.logger, isOwnerAlive, () => reapJobDisks(diskDir, o.logger)),
+    reap: () => reapLeftovers(engine, limits, o.logger, isOwnerAlive, () => reapJobDisks(diskDir, o.logger, podmanMountNamespace(o.runtimeDir ?? (0, import_node_path11.dirname)(o.socketPath)))),
     createJobDisk: (key, diskLimits) => JobDisk.create({ dir: diskDir, ownerTag, key, limits: diskLimits, podmanMountNs: podmanMountNamespace(o.runtimeDir ?? (0, import_node_path11.dirname)(o.socketPath)), logger: o.logger }),
     keepNetnsAlive: (image) => {
       keeper ??= ensureNetnsKeeper(deps, { image, seccompProfilePath }).catch((e) => {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, promises as fsp, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { StockadeError, type Logger } from '../common';
@@ -50,8 +50,6 @@ interface DiskRecord {
   image: string;
   device: string;
   root: string;
-  /** Bind mounts made onto the job's volumes (host paths, the same in both namespaces). */
-  binds: string[];
   podmanMountNs?: string;
 }
 
@@ -69,11 +67,11 @@ export class JobDisk {
     if (process.getuid?.() !== 0) throw new StockadeError('LIMITS_NOT_ENFORCED', 'disk limits need root (a loop-mounted filesystem per job); run as root or turn disk limits off');
     await fsp.mkdir(o.dir, { recursive: true, mode: 0o700 });
     const base = join(o.dir, `${o.ownerTag}-${o.key}`);
-    const rec: DiskRecord = { image: `${base}.img`, device: '', root: `${base}.fs`, binds: [], podmanMountNs: o.podmanMountNs };
+    const rec: DiskRecord = { image: `${base}.img`, device: '', root: `${base}.fs`, podmanMountNs: o.podmanMountNs };
     const recordFile = `${base}.json`;
     const disk = new JobDisk(rec, recordFile, o.limits, o.logger);
     try {
-      await fsp.writeFile(recordFile, JSON.stringify(rec), { mode: 0o600 });
+      await writeRecord(recordFile, rec);
       await (await fsp.open(rec.image, 'wx', 0o600)).close();
       await fsp.truncate(rec.image, o.limits.bytes);
       // No journal, lazy init: 20 ms for 10 GiB here; nodev/nosuid at mount. 1 % of the blocks is
@@ -98,8 +96,6 @@ export class JobDisk {
     const dir = join(this.rec.root, name);
     await fsp.mkdir(dir, { mode: 0o755 });
     await fsp.chown(dir, owner.uid, owner.gid);
-    this.rec.binds.push(volumePath);
-    await this.save();
     await this.inBoth(['mount', '--bind', dir, volumePath]);
   }
 
@@ -145,7 +141,7 @@ export class JobDisk {
   }
 
   private async save(): Promise<void> {
-    await fsp.writeFile(this.recordFile, JSON.stringify(this.rec), { mode: 0o600 });
+    await writeRecord(this.recordFile, this.rec);
   }
 
   /** Runs a mount command here and in Podman's mount namespace. */
@@ -155,41 +151,68 @@ export class JobDisk {
   }
 }
 
-async function removeDisk(rec: DiskRecord, recordFile: string, logger: Logger): Promise<void> {
-  const umount = async (path: string) => {
-    await run('umount', ['-l', path]).catch(() => undefined);
-    if (rec.podmanMountNs && existsSync(rec.podmanMountNs)) await run('nsenter', [`--mount=${rec.podmanMountNs}`, '--', 'umount', '-l', path]).catch(() => undefined);
-  };
-  for (const b of [...rec.binds].reverse()) await umount(b);
-  if (existsSync(rec.root)) {
-    await umount(rec.root);
-    await fsp.rmdir(rec.root).catch((e: unknown) => logger.warn({ err: e, path: rec.root }, 'job disk mount point not removed'));
-  }
-  if (rec.device) await run('losetup', ['-d', rec.device]).catch(() => undefined);
-  // A loop device attached by a crashed runner before it recorded the device.
-  const attached = await run('losetup', ['-j', rec.image]).then((r) => r.stdout, () => '');
-  for (const line of attached.split('\n')) {
-    const dev = line.split(':')[0];
-    if (dev) await run('losetup', ['-d', dev]).catch(() => undefined);
-  }
-  await fsp.rm(rec.image, { force: true });
-  await fsp.rm(recordFile, { force: true });
+/** Written whole or not at all (a runner killed mid-write leaves the previous record, never half of one). */
+async function writeRecord(file: string, rec: DiskRecord): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await fsp.writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
+  await fsp.rename(tmp, file);
 }
 
-/** Removes the disks of runners that are gone (after a crash): their mounts, loop devices and images. */
-export async function reapJobDisks(dir: string, logger: Logger): Promise<number> {
+/** Mount points (deepest first) whose source is one of `devices`, from a mountinfo table. */
+export function mountsOf(mountinfo: string, devices: string[]): string[] {
+  const out: string[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const [before, after] = line.split(' - ');
+    if (!before || !after) continue;
+    const source = after.split(' ')[1];
+    const point = before.split(' ')[4];
+    // mountinfo escapes space, tab, newline and backslash as \ooo.
+    if (source && point && devices.includes(source)) out.push(point.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Removes a job disk whatever its record says: the loop devices backing the image are found with
+ * `losetup -j`, every mount of them is found in the kernel's own mount tables (here and in Podman's
+ * namespace) and unmounted, then the devices are detached and the image, mount point and record deleted.
+ */
+async function removeDisk(rec: Pick<DiskRecord, 'image' | 'root' | 'podmanMountNs'> & Partial<DiskRecord>, recordFile: string, logger: Logger): Promise<void> {
+  const attached = await run('losetup', ['-j', rec.image]).then((r) => r.stdout, () => '');
+  const devices = [...new Set([...(rec.device ? [rec.device] : []), ...attached.split('\n').map((l) => l.split(':')[0]!).filter(Boolean)])];
+  const tables: Array<{ info: string; ns?: string }> = [{ info: readFileSync('/proc/self/mountinfo', 'utf8') }];
+  const ns = rec.podmanMountNs && existsSync(rec.podmanMountNs) ? rec.podmanMountNs : undefined;
+  if (ns) tables.push({ info: readFileSync(ns.replace(/ns\/mnt$/, 'mountinfo'), 'utf8'), ns });
+  for (const t of tables) {
+    for (const point of mountsOf(t.info, devices)) {
+      const args = ['umount', '-l', point];
+      await (t.ns ? run('nsenter', [`--mount=${t.ns}`, '--', ...args]) : run(args[0]!, args.slice(1))).catch((e: unknown) => logger.warn({ err: e, point }, 'job disk not unmounted'));
+    }
+  }
+  for (const dev of devices) await run('losetup', ['-d', dev]).catch(() => undefined);
+  if (existsSync(rec.root)) await fsp.rmdir(rec.root).catch((e: unknown) => logger.warn({ err: e, path: rec.root }, 'job disk mount point not removed'));
+  await fsp.rm(rec.image, { force: true });
+  await fsp.rm(recordFile, { force: true });
+  await fsp.rm(`${recordFile}.tmp`, { force: true });
+}
+
+/**
+ * Removes the disks of runners that are gone (after a crash): found by their images, so a runner
+ * killed before or while it wrote its record leaves nothing behind either.
+ */
+export async function reapJobDisks(dir: string, logger: Logger, podmanMountNs?: string): Promise<number> {
   if (!existsSync(dir)) return 0;
   let n = 0;
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.json'))) {
-    const tag = /^(\d+\.\d+)-/.exec(f)?.[1];
+  const bases = new Set(readdirSync(dir).map((f) => f.replace(/\.(img|json|json\.tmp|fs)$/, '')));
+  for (const base of bases) {
+    const tag = /^(\d+\.\d+)-/.exec(base)?.[1];
     if (!tag || isOwnerAlive(tag)) continue;
-    const file = join(dir, f);
+    const path = join(dir, base);
     try {
-      if (!statSync(file).isFile()) continue;
-      await removeDisk(JSON.parse(readFileSync(file, 'utf8')) as DiskRecord, file, logger);
+      await removeDisk({ image: `${path}.img`, root: `${path}.fs`, podmanMountNs }, `${path}.json`, logger);
       n++;
     } catch (e) {
-      logger.warn({ err: e, file }, 'a dead runner\'s job disk could not be removed');
+      logger.warn({ err: e, disk: path }, "a dead runner's job disk could not be removed");
     }
   }
   return n;

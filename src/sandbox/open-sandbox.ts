@@ -57,7 +57,7 @@ export async function openSandbox(o: SandboxOptions): Promise<Sandbox> {
     ownerTag,
     seccompProfilePath,
     // Disks first: a volume's data directory with a job disk bound onto it cannot be removed.
-    reap: () => reapLeftovers(engine, limits, o.logger, isOwnerAlive, () => reapJobDisks(diskDir, o.logger)),
+    reap: () => reapLeftovers(engine, limits, o.logger, isOwnerAlive, () => reapJobDisks(diskDir, o.logger, podmanMountNamespace(o.runtimeDir ?? dirname(o.socketPath)))),
     createJobDisk: (key, diskLimits) => JobDisk.create({ dir: diskDir, ownerTag, key, limits: diskLimits, podmanMountNs: podmanMountNamespace(o.runtimeDir ?? dirname(o.socketPath)), logger: o.logger }),
     keepNetnsAlive: (image) => {
       keeper ??= ensureNetnsKeeper(deps, { image, seccompProfilePath }).catch((e: unknown) => {

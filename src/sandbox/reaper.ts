@@ -20,22 +20,25 @@ export interface ReapReport {
 export async function reapLeftovers(engine: ContainerEngine, limits: LimitEnforcer, logger: Logger, alive: (owner: string) => boolean = isOwnerAlive, reapDisks: () => Promise<number> = async () => 0): Promise<ReapReport> {
   const report: ReapReport = { containers: 0, volumes: 0, networks: 0, cgroups: 0, disks: 0 };
   const stale = (labels: Record<string, string>) => !alive(labels[LABEL_OWNER] ?? '');
+  // One leftover that cannot be removed is logged and left for the next start; it never stops this one.
+  const remove = async (what: string, id: string, f: () => Promise<void>): Promise<boolean> =>
+    f().then(
+      () => true,
+      (e: unknown) => (logger.error({ err: e, [what]: id }, `a dead runner's ${what} could not be removed`), false),
+    );
   for (const c of await engine.listContainers(`${LABEL_MANAGED}=true`)) {
     if (!stale(c.labels)) continue;
-    await engine.removeContainer(c.id);
-    report.containers++;
+    if (await remove('container', c.id, () => engine.removeContainer(c.id))) report.containers++;
   }
   // A dead runner's job disks are unmounted before its volumes are removed (a mounted data directory cannot be).
   report.disks = await reapDisks();
   for (const v of await engine.listVolumes(`${LABEL_MANAGED}=true`)) {
     if (!stale(v.labels)) continue;
-    await engine.removeVolume(v.id);
-    report.volumes++;
+    if (await remove('volume', v.id, () => engine.removeVolume(v.id))) report.volumes++;
   }
   for (const n of await engine.listNetworks(`${LABEL_MANAGED}=true`)) {
     if (!stale(n.labels)) continue;
-    await engine.removeNetwork(n.id);
-    report.networks++;
+    if (await remove('network', n.id, () => engine.removeNetwork(n.id))) report.networks++;
   }
   report.cgroups = (await limits.reap(alive)).length;
   if (report.containers || report.volumes || report.networks || report.cgroups || report.disks) logger.warn({ reaped: report }, 'removed leftovers of a runner that is gone');

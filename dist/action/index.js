@@ -91409,30 +91409,35 @@ async function ensureNetnsKeeper(deps, o) {
       if (!(await engine.listNetworks(label)).some((n) => n.id === KEEPER_NETWORK)) throw e;
     });
   }
-  let id = existing[0]?.id;
-  if (!id) {
-    const spec = {
-      name: KEEPER_NAME,
-      image: o.image,
-      argv: ["sleep", "infinity"],
-      env: {},
-      workdir: "/",
-      mounts: [],
-      limits: { ...DEFAULT_LIMITS, memoryBytes: 16 * 1024 ** 2, pids: 16, cpus: 0.1, tmpfsBytes: 1024 ** 2 },
-      network: { mode: "internal", network: KEEPER_NETWORK, dns: ["127.0.0.1"] },
-      security: { seccompProfilePath: o.seccompProfilePath, readOnlyRoot: true },
-      labels: { [LABEL_KEEPER]: "rootless-netns" }
-    };
-    try {
-      id = await engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
-    } catch (e) {
-      id = (await engine.listContainers(label))[0]?.id;
-      if (!id) throw e;
-    }
-  }
-  await engine.start(id).catch(async (e) => {
+  const id = existing[0]?.id ?? await createKeeper(deps, o, label);
+  const started = await engine.start(id).then(() => true, () => false);
+  if (started || (await engine.listContainers(label)).some((c) => c.running)) return;
+  await engine.removeContainer(id).catch(() => void 0);
+  const fresh = await createKeeper(deps, o, label);
+  await engine.start(fresh).catch(async (e) => {
     if (!(await engine.listContainers(label)).some((c) => c.running)) throw e;
   });
+}
+async function createKeeper(deps, o, label) {
+  const spec = {
+    name: KEEPER_NAME,
+    image: o.image,
+    argv: ["sleep", "infinity"],
+    env: {},
+    workdir: "/",
+    mounts: [],
+    limits: { ...DEFAULT_LIMITS, memoryBytes: 16 * 1024 ** 2, pids: 16, cpus: 0.1, tmpfsBytes: 1024 ** 2 },
+    network: { mode: "internal", network: KEEPER_NETWORK, dns: ["127.0.0.1"] },
+    security: { seccompProfilePath: o.seccompProfilePath, readOnlyRoot: true },
+    labels: { [LABEL_KEEPER]: "rootless-netns" }
+  };
+  try {
+    return await deps.engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
+  } catch (e) {
+    const id = (await deps.engine.listContainers(label))[0]?.id;
+    if (!id) throw e;
+    return id;
+  }
 }
 
 // src/sandbox/open-sandbox.ts

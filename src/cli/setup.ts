@@ -153,24 +153,57 @@ async function stopOwnService(h: HostConfig, log: Log): Promise<void> {
 /** The command line of the API service; a service started with another one (an older setup) is restarted. */
 const serviceArgv = (h: HostConfig) => ['setsid', 'catatonit', '--', 'podman', 'system', 'service', '--time', '0', `unix://${h.socketPath}`];
 
+/** Where the API service's own output goes: the first thing to read when it does not answer. */
+const serviceLogFile = (h: HostConfig) => join(h.runtimeDir, 'stockade-podman-service.log');
+
+/** Starts the service and waits for it; 'exited' when it ended first, with its output. */
+async function startService(h: HostConfig, engine: PodmanEngine, waitMs: number): Promise<'up' | { exited: boolean; output: string }> {
+  const { spawn } = await import('node:child_process');
+  const { openSync, closeSync } = await import('node:fs');
+  const logFd = openSync(serviceLogFile(h), 'w', 0o644);
+  // Under catatonit, which is a child subreaper when it is not PID 1: processes Podman orphans (conmon's
+  // double fork, exited helpers) are reaped by it, not left as zombies of a PID 1 that never reaps.
+  const [cmd, args] = asRunner(h, serviceArgv(h));
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: '/' });
+  closeSync(logFd);
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  child.on('error', () => (exited = true));
+  child.unref();
+  if (child.pid) writeFileSync(servicePidFile(h), `${child.pid}\n${serviceArgv(h).join(' ')}\n`, { mode: 0o644 });
+  for (let waited = 0; waited < waitMs && !exited; waited += 100) {
+    await sleep(100);
+    if (await engine.ping().then(() => true, () => false)) return 'up';
+  }
+  const output = existsSync(serviceLogFile(h)) ? readFileSync(serviceLogFile(h), 'utf8').slice(-2000) : '';
+  return { exited, output };
+}
+
 async function ensureService(h: HostConfig, log: Log, configChanged = false): Promise<void> {
   const engine = new PodmanEngine(h.socketPath);
   const recorded = existsSync(servicePidFile(h)) ? readFileSync(servicePidFile(h), 'utf8').split('\n')[1] ?? '' : '';
   if (configChanged || (recorded && recorded !== serviceArgv(h).join(' '))) await stopOwnService(h, log);
   if (await engine.ping().then(() => true, () => false)) return;
   log(`starting rootless Podman API service at ${h.socketPath}`);
-  // Under catatonit, which is a child subreaper when it is not PID 1: processes Podman orphans (conmon's
-  // double fork, exited helpers) are reaped by it, not left as zombies of a PID 1 that never reaps.
-  const [cmd, args] = asRunner(h, serviceArgv(h));
-  const { spawn } = await import('node:child_process');
-  const child = spawn(cmd, args, { detached: true, stdio: 'ignore', cwd: '/' });
-  child.unref();
-  if (child.pid) writeFileSync(servicePidFile(h), `${child.pid}\n${serviceArgv(h).join(' ')}\n`, { mode: 0o644 });
-  for (let i = 0; i < 100; i++) {
-    await sleep(100);
-    if (await engine.ping().then(() => true, () => false)) return;
+  let r = await startService(h, engine, 60_000);
+  const migrations: string[] = [];
+  for (let attempt = 0; attempt < 2 && r !== 'up' && r.exited && /podman system migrate/.test(r.output); attempt++) {
+    // The machine stopped with containers recorded as running (the netns keeper does run between jobs):
+    // their processes are gone, so Podman cannot join their user namespace. No service answers, so no
+    // job is running; `podman system migrate` marks them stopped and starts a fresh pause process. It
+    // can report "container not running" for such a container and still have done its work: the
+    // service's next start decides.
+    log('the runner user\'s Podman state names processes that no longer exist (the machine restarted): podman system migrate');
+    const [cmd, args] = asRunner(h, ['podman', 'system', 'migrate']);
+    const m = await exec(cmd, args, { cwd: '/' });
+    if (m.code !== 0) migrations.push(`podman system migrate exited ${m.code}: ${m.stderr.trim().slice(-500)}`);
+    r = await startService(h, engine, 60_000);
   }
-  throw new StockadeError('HOST_NOT_READY', `Podman API service did not answer at ${h.socketPath} within 10 s`);
+  if (r === 'up') return;
+  throw new StockadeError(
+    'HOST_NOT_READY',
+    `Podman API service ${r.exited ? 'exited' : 'did not answer within 60 s'} at ${h.socketPath}; its output (${serviceLogFile(h)}):\n${r.output.trim() || '(none)'}${migrations.map((m) => `\n${m}`).join('')}`,
+  );
 }
 
 /** Idempotent host set-up; a second run only checks. Root only. */

@@ -28,28 +28,37 @@ export async function ensureNetnsKeeper(deps: { engine: ContainerEngine; limits:
       if (!(await engine.listNetworks(label)).some((n) => n.id === KEEPER_NETWORK)) throw e;
     });
   }
-  let id = existing[0]?.id;
-  if (!id) {
-    const spec: StepSpec = {
-      name: KEEPER_NAME,
-      image: o.image,
-      argv: ['sleep', 'infinity'],
-      env: {},
-      workdir: '/',
-      mounts: [],
-      limits: { ...DEFAULT_LIMITS, memoryBytes: 16 * 1024 ** 2, pids: 16, cpus: 0.1, tmpfsBytes: 1024 ** 2 },
-      network: { mode: 'internal', network: KEEPER_NETWORK, dns: ['127.0.0.1'] },
-      security: { seccompProfilePath: o.seccompProfilePath, readOnlyRoot: true },
-      labels: { [LABEL_KEEPER]: 'rootless-netns' },
-    };
-    try {
-      id = await engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
-    } catch (e) {
-      id = (await engine.listContainers(label))[0]?.id;
-      if (!id) throw e;
-    }
-  }
-  await engine.start(id).catch(async (e: unknown) => {
+  const id = existing[0]?.id ?? (await createKeeper(deps, o, label));
+  const started = await engine.start(id).then(() => true, () => false);
+  if (started || (await engine.listContainers(label)).some((c) => c.running)) return;
+  // A keeper left by a machine that stopped (its process gone, Podman's record saying "stopping")
+  // cannot be started again: it is replaced by a new one.
+  await engine.removeContainer(id).catch(() => undefined);
+  const fresh = await createKeeper(deps, o, label);
+  await engine.start(fresh).catch(async (e: unknown) => {
     if (!(await engine.listContainers(label)).some((c) => c.running)) throw e;
   });
+}
+
+async function createKeeper(deps: { engine: ContainerEngine; limits: { mode: CgroupMode }; host: HostRlimits }, o: { image: string; seccompProfilePath: string }, label: string): Promise<string> {
+  const spec: StepSpec = {
+    name: KEEPER_NAME,
+    image: o.image,
+    argv: ['sleep', 'infinity'],
+    env: {},
+    workdir: '/',
+    mounts: [],
+    limits: { ...DEFAULT_LIMITS, memoryBytes: 16 * 1024 ** 2, pids: 16, cpus: 0.1, tmpfsBytes: 1024 ** 2 },
+    network: { mode: 'internal', network: KEEPER_NETWORK, dns: ['127.0.0.1'] },
+    security: { seccompProfilePath: o.seccompProfilePath, readOnlyRoot: true },
+    labels: { [LABEL_KEEPER]: 'rootless-netns' },
+  };
+  try {
+    return await deps.engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
+  } catch (e) {
+    // Another runner created it at the same moment.
+    const id = (await deps.engine.listContainers(label))[0]?.id;
+    if (!id) throw e;
+    return id;
+  }
 }

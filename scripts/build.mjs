@@ -13,6 +13,9 @@ console.log('built dist/cli.js');
 // The egress sidecar runs inside its own container from a read-only volume: one self-contained file.
 await build({ ...common, sourcemap: false, entryPoints: { sidecar: 'src/egress/sidecar-main.ts' }, outdir: 'dist' });
 console.log('built dist/sidecar.js');
+// The container hook GitHub's runner runs as its own user: Node's modules only, no source map.
+await build({ ...common, sourcemap: false, entryPoints: { hook: 'src/hook/client.ts' }, outdir: 'dist' });
+console.log('built dist/hook.js');
 // The GitHub Action runs from a checkout without node_modules: everything is bundled
 // (ssh2, which dockerode loads eagerly, included; its optional native parts stay out).
 // The bundle is committed; CI fails when it differs from what the source builds.

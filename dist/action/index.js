@@ -90357,6 +90357,13 @@ function validateStepSpec(spec) {
     if (FORBIDDEN_TARGETS.some((f) => t === f || f !== "/" && t.startsWith(`${f}/`))) reject(`mount target '${m.target}' would shadow a system path`);
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(m.volume)) reject(`mount source '${m.volume}' is not a named volume; host paths are never mounted`);
   }
+  for (const b of spec.binds ?? []) {
+    const t = (0, import_node_path4.normalize)(b.target);
+    if (!(0, import_node_path4.isAbsolute)(t) || FORBIDDEN_TARGETS.some((f) => t === f || f !== "/" && t.startsWith(`${f}/`))) reject(`bind target '${b.target}' is not absolute or would shadow a system path`);
+    const why = bindSourceProblem(b.hostPath);
+    if (why) reject(`bind source '${b.hostPath}' ${why}`);
+  }
+  if (spec.userns !== void 0 && spec.userns !== "keep-id") reject(`user namespace mode '${String(spec.userns)}' is not allowed`);
   validateLimits(spec.limits, reject);
   const net = spec.network;
   if (net.mode === "internal") {
@@ -90385,6 +90392,22 @@ function validateLimits(limits, reject) {
     }
   }
 }
+function bindSourceProblem(p) {
+  if (!(0, import_node_path4.isAbsolute)(p) || (0, import_node_path4.normalize)(p) !== p || p === "/" || p.endsWith("/")) return "is not an absolute, normalized path below /";
+  let at = "";
+  for (const part of p.split("/").slice(1)) {
+    at += `/${part}`;
+    let st;
+    try {
+      st = (0, import_node_fs6.lstatSync)(at);
+    } catch {
+      return `does not exist (${at})`;
+    }
+    if (st.isSymbolicLink()) return `passes through the symbolic link ${at}; links are never followed`;
+    if (!st.isDirectory()) return `is not a directory (${at})`;
+  }
+  return void 0;
+}
 
 // src/sandbox/to-create-options.ts
 function toCreateOptions(spec, mode, host) {
@@ -90403,7 +90426,10 @@ function toCreateOptions(spec, mode, host) {
     IpcMode: "private",
     PidMode: "private",
     Init: true,
-    Mounts: spec.mounts.map((m) => ({ Type: "volume", Source: m.volume, Target: m.target, ReadOnly: !!m.readOnly })),
+    Mounts: [
+      ...spec.mounts.map((m) => ({ Type: "volume", Source: m.volume, Target: m.target, ReadOnly: !!m.readOnly })),
+      ...(spec.binds ?? []).map((b) => ({ Type: "bind", Source: b.hostPath, Target: b.target, ReadOnly: !!b.readOnly, BindOptions: { Propagation: "rprivate" } }))
+    ],
     Ulimits: [
       { Name: "nofile", Soft: nofile, Hard: nofile },
       { Name: "nproc", Soft: nproc, Hard: nproc },
@@ -90419,6 +90445,7 @@ function toCreateOptions(spec, mode, host) {
     if (net.hosts) hostConfig.ExtraHosts = Object.entries(net.hosts).map(([name, ip]) => `${name}:${ip}`);
   }
   if (spec.sysctls) hostConfig.Sysctls = spec.sysctls;
+  if (spec.userns) hostConfig.UsernsMode = spec.userns;
   if (mode === "v2") {
     hostConfig.Memory = spec.limits.memoryBytes;
     hostConfig.MemorySwap = spec.limits.memoryBytes;
@@ -90432,6 +90459,8 @@ function toCreateOptions(spec, mode, host) {
     Cmd: spec.argv.slice(1),
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
     WorkingDir: spec.workdir,
+    // keep-id would otherwise run the step as the runner user's own uid inside the container.
+    ...spec.userns ? { User: "0:0" } : {},
     Labels: spec.labels,
     Hostname: "stockade",
     Tty: false,

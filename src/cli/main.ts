@@ -5,6 +5,7 @@ import { setup } from './setup';
 import { serveCommand, SERVE_USAGE } from './serve-command';
 import { adminCommand, ADMIN_USAGE } from './admin-commands';
 import { imagesCommand, IMAGES_USAGE } from './images-command';
+import { hookBrokerCommand, HOOK_BROKER_USAGE } from './hook-broker-command';
 
 const USAGE = `usage: stockade <command>
 
@@ -18,6 +19,7 @@ commands:
   setup     prepare this host (root): Podman, runner user, cgroups, API service, base image
   doctor    check every host requirement and print the fix for each missing one
   images    build runner images and list the toolchains found in each
+  hook-broker  runner mode: serve the container hook of GitHub's official runner (root)
 
 ${RUN_USAGE}
 
@@ -25,7 +27,9 @@ ${SERVE_USAGE}
 
 ${ADMIN_USAGE}
 
-${IMAGES_USAGE}`;
+${IMAGES_USAGE}
+
+${HOOK_BROKER_USAGE}`;
 
 /** The composition root: reads argv/env, wires the modules, maps errors to exit codes. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -51,8 +55,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         return await adminCommand(command, rest, env, process.stdout);
       case 'images':
         return await imagesCommand(rest, env, process.stdout);
+      case 'hook-broker':
+        return await hookBrokerCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info' }), controller.signal);
       case 'setup': {
-        const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !rest.includes('--no-images') });
+        const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !rest.includes('--no-images'), runner: rest.includes('--runner') });
         process.stderr.write(`setup: ready (runner user ${h.runnerUser}, socket ${h.socketPath})\n`);
         return 0;
       }

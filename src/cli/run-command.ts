@@ -22,7 +22,7 @@ export const RUN_USAGE = `usage: stockade run [--workflow FILE] [--job ID] [--ev
                     [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...
                     [--allow-image PATTERN]... [--allow-digest-pinned]`;
 
-function limitsFrom(v: Record<string, string | string[] | boolean | undefined>): ResourceLimits {
+export function limitsFrom(v: Record<string, string | string[] | boolean | undefined>): ResourceLimits {
   const limits = { ...DEFAULT_LIMITS };
   const bad = (flag: string, value: string, form: string) => new StockadeError('USAGE', `--${flag} '${value}' is not ${form}`);
   const size = (flag: string) => {

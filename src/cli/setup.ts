@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { StockadeError } from '../common';
 import { cgroupV1Subtrees, detectCgroupHost, PodmanEngine } from '../sandbox';
 import { ensureBaseImage } from './base-image';
+import { ensureRunnerMode } from './setup-runner-mode';
 import { asRunner, exec } from './exec';
 import { resolveHostConfig, type HostConfig } from '../host';
 
@@ -207,7 +208,7 @@ async function ensureService(h: HostConfig, log: Log, configChanged = false): Pr
 }
 
 /** Idempotent host set-up; a second run only checks. Root only. */
-export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: boolean }): Promise<HostConfig> {
+export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: boolean; runner?: boolean }): Promise<HostConfig> {
   if (process.getuid?.() !== 0) throw new StockadeError('USAGE', 'stockade setup must run as root', { hint: 'sudo stockade setup' });
   await ensurePackages(log);
   await ensureUser(env.STOCKADE_USER ?? 'stockade', log);
@@ -220,5 +221,6 @@ export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: bo
     const engine = new PodmanEngine(h.socketPath);
     await ensureBaseImage(h, log, (ref) => engine.imageExists(ref));
   }
+  if (opts.runner) await ensureRunnerMode(h, log);
   return h;
 }

@@ -35,3 +35,8 @@ export function baseImageRef(h: Pick<HostConfig, 'packageRoot'>): string {
 export function labelImages(h: Pick<HostConfig, 'packageRoot'>): Record<string, string> {
   return Object.fromEntries(runnerImageNames(h).filter((n) => n !== 'base').map((n) => [n, imageRef(h, n)]));
 }
+
+/** Every runner image by name, the base included: what `container: stockade/<name>` names in runner mode. */
+export function runnerImages(h: Pick<HostConfig, 'packageRoot'>): Record<string, string> {
+  return Object.fromEntries(runnerImageNames(h).map((n) => [n, imageRef(h, n)]));
+}

@@ -1,4 +1,4 @@
 export { resolveHostConfig, findPackageRoot, lookupUser, type HostConfig } from './host-config';
 export { egressSettings, upstreamDnsFrom, hostAddresses } from './egress-settings';
-export { imageRef, baseImageRef, imageInputsHash, runnerImageNames, labelImages } from './image-ref';
+export { imageRef, baseImageRef, imageInputsHash, runnerImageNames, labelImages, runnerImages } from './image-ref';
 export { diskLimitsFrom } from './disk-limits';

@@ -1,6 +1,6 @@
-export type { ResourceLimits, StepSpec, VolumeMount } from './step-spec';
+export type { ResourceLimits, StepSpec, VolumeMount, BindMount } from './step-spec';
 export { DEFAULT_LIMITS, LIMIT_BOUNDS } from './step-spec';
-export { validateStepSpec } from './validate-step-spec';
+export { validateStepSpec, bindSourceProblem } from './validate-step-spec';
 export { toCreateOptions, type CreateOptions, type CgroupMode, type HostRlimits } from './to-create-options';
 export type { ContainerEngine, ManagedObject } from './engine';
 export { PodmanEngine } from './podman-engine';

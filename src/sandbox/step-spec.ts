@@ -57,6 +57,17 @@ export interface VolumeMount {
   readOnly?: boolean;
 }
 
+/**
+ * A host directory bound into the container: only runner mode has them (the official runner's own
+ * work directories). The caller has checked the path (see hook/runner-dirs.ts); validation here
+ * insists on an absolute, normalized path that is a directory reached without a symbolic link.
+ */
+export interface BindMount {
+  hostPath: string;
+  target: string;
+  readOnly?: boolean;
+}
+
 export interface StepSpec {
   /** Container name; unique per step. */
   name: string;
@@ -65,6 +76,13 @@ export interface StepSpec {
   env: Record<string, string>;
   workdir: string;
   mounts: VolumeMount[];
+  binds?: BindMount[];
+  /**
+   * 'keep-id': the container's root is the runner user's first subordinate id on the host (Podman's
+   * keep-id mapping) instead of the runner user itself: runner mode, where that id is the official
+   * runner's user, so what a step writes in the runner's directories belongs to the runner.
+   */
+  userns?: 'keep-id';
   limits: ResourceLimits;
   /**
    * 'none': loopback only. 'internal': a network Stockade created with no route

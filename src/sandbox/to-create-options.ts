@@ -18,6 +18,7 @@ export interface CreateOptions {
   Env: string[];
   WorkingDir: string;
   Labels: Record<string, string>;
+  User?: string;
   Hostname: string;
   Tty: false;
   OpenStdin: false;
@@ -53,7 +54,10 @@ export function toCreateOptions(spec: StepSpec, mode: CgroupMode, host: HostRlim
     IpcMode: 'private',
     PidMode: 'private',
     Init: true,
-    Mounts: spec.mounts.map((m) => ({ Type: 'volume', Source: m.volume, Target: m.target, ReadOnly: !!m.readOnly })),
+    Mounts: [
+      ...spec.mounts.map((m) => ({ Type: 'volume', Source: m.volume, Target: m.target, ReadOnly: !!m.readOnly })),
+      ...(spec.binds ?? []).map((b) => ({ Type: 'bind', Source: b.hostPath, Target: b.target, ReadOnly: !!b.readOnly, BindOptions: { Propagation: 'rprivate' } })),
+    ],
     Ulimits: [
       { Name: 'nofile', Soft: nofile, Hard: nofile },
       { Name: 'nproc', Soft: nproc, Hard: nproc },
@@ -69,6 +73,7 @@ export function toCreateOptions(spec: StepSpec, mode: CgroupMode, host: HostRlim
     if (net.hosts) hostConfig.ExtraHosts = Object.entries(net.hosts).map(([name, ip]) => `${name}:${ip}`);
   }
   if (spec.sysctls) hostConfig.Sysctls = spec.sysctls;
+  if (spec.userns) hostConfig.UsernsMode = spec.userns;
   if (mode === 'v2') {
     hostConfig.Memory = spec.limits.memoryBytes;
     hostConfig.MemorySwap = spec.limits.memoryBytes;
@@ -82,6 +87,8 @@ export function toCreateOptions(spec: StepSpec, mode: CgroupMode, host: HostRlim
     Cmd: spec.argv.slice(1),
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
     WorkingDir: spec.workdir,
+    // keep-id would otherwise run the step as the runner user's own uid inside the container.
+    ...(spec.userns ? { User: '0:0' } : {}),
     Labels: spec.labels,
     Hostname: 'stockade',
     Tty: false,

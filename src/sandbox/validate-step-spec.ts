@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, normalize } from 'node:path';
 import { StockadeError } from '../common';
@@ -25,6 +25,13 @@ export function validateStepSpec(spec: StepSpec): void {
     if (FORBIDDEN_TARGETS.some((f) => t === f || (f !== '/' && t.startsWith(`${f}/`)))) reject(`mount target '${m.target}' would shadow a system path`);
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(m.volume)) reject(`mount source '${m.volume}' is not a named volume; host paths are never mounted`);
   }
+  for (const b of spec.binds ?? []) {
+    const t = normalize(b.target);
+    if (!isAbsolute(t) || FORBIDDEN_TARGETS.some((f) => t === f || (f !== '/' && t.startsWith(`${f}/`)))) reject(`bind target '${b.target}' is not absolute or would shadow a system path`);
+    const why = bindSourceProblem(b.hostPath);
+    if (why) reject(`bind source '${b.hostPath}' ${why}`);
+  }
+  if (spec.userns !== undefined && spec.userns !== 'keep-id') reject(`user namespace mode '${String(spec.userns)}' is not allowed`);
   validateLimits(spec.limits, reject);
   const net = spec.network;
   if (net.mode === 'internal') {
@@ -53,4 +60,22 @@ export function validateLimits(limits: ResourceLimits, reject: (m: string) => ne
       reject(`limit ${key}=${String(v)} is out of range [${min}, ${max}]`);
     }
   }
+}
+
+/** Why a host path may not be bound: not absolute and normalized, or some component is a link or not a directory. */
+export function bindSourceProblem(p: string): string | undefined {
+  if (!isAbsolute(p) || normalize(p) !== p || p === '/' || p.endsWith('/')) return 'is not an absolute, normalized path below /';
+  let at = '';
+  for (const part of p.split('/').slice(1)) {
+    at += `/${part}`;
+    let st;
+    try {
+      st = lstatSync(at);
+    } catch {
+      return `does not exist (${at})`;
+    }
+    if (st.isSymbolicLink()) return `passes through the symbolic link ${at}; links are never followed`;
+    if (!st.isDirectory()) return `is not a directory (${at})`;
+  }
+  return undefined;
 }

@@ -1,0 +1,95 @@
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StockadeError } from '../common';
+import { DEFAULT_HOOK_SOCKET } from '../hook';
+import type { HostConfig } from '../host';
+import { exec } from './exec';
+import { firstSubuid } from './hook-broker-command';
+
+/** The official runner's user and the group that may reach the hook broker. */
+export const ACTIONS_USER = 'github-runner';
+export const HOOK_GROUP = 'stockade-hook';
+/** Where setup installs the hook the runner runs (ACTIONS_RUNNER_CONTAINER_HOOKS). */
+export const INSTALLED_HOOK = '/opt/stockade/hook.js';
+
+type Log = (m: string) => void;
+
+/**
+ * Runner mode on this host: the official runner runs as `github-runner`, whose uid and gid are the
+ * Podman user's first subordinate ids, so a step container's root (Podman's keep-id mapping) is the
+ * runner's user on the host: what a step writes in the runner's work directory belongs to the runner,
+ * and the runner's files are the step's, with no ACL or chown between them. That user owns neither
+ * Podman's storage nor the server's state; it may reach only the hook broker's socket (its group).
+ */
+export async function ensureRunnerMode(h: HostConfig, log: Log): Promise<{ uid: number }> {
+  const uid = firstSubuid(h.runnerUser, readFileSync('/etc/subuid', 'utf8'));
+  const gid = firstSubuid(h.runnerUser, readFileSync('/etc/subgid', 'utf8'));
+  if (uid === undefined || gid === undefined) throw new StockadeError('HOST_NOT_READY', `${h.runnerUser} has no subordinate ids`);
+  if ((await exec('getent', ['group', HOOK_GROUP])).code !== 0) {
+    log(`creating group ${HOOK_GROUP} (may connect to the hook broker)`);
+    const r = await exec('groupadd', ['--system', HOOK_GROUP]);
+    if (r.code !== 0) throw new StockadeError('HOST_NOT_READY', `groupadd ${HOOK_GROUP} failed: ${r.stderr}`);
+  }
+  const existing = await exec('id', ['-u', ACTIONS_USER]);
+  if (existing.code === 0) {
+    if (Number(existing.stdout.trim()) !== uid) {
+      throw new StockadeError('HOST_NOT_READY', `user ${ACTIONS_USER} has uid ${existing.stdout.trim()}, not ${uid} (the first subordinate uid of ${h.runnerUser})`, { hint: `userdel ${ACTIONS_USER} and run stockade setup --runner again` });
+    }
+  } else {
+    const taken = await exec('getent', ['passwd', String(uid)]);
+    if (taken.code === 0) throw new StockadeError('HOST_NOT_READY', `uid ${uid} (the first subordinate uid of ${h.runnerUser}) already belongs to ${taken.stdout.split(':')[0]}`);
+    log(`creating user ${ACTIONS_USER} (uid ${uid}, gid ${gid}) for GitHub's runner`);
+    if ((await exec('getent', ['group', String(gid)])).code !== 0) {
+      const g = await exec('groupadd', ['-g', String(gid), ACTIONS_USER]);
+      if (g.code !== 0) throw new StockadeError('HOST_NOT_READY', `groupadd ${ACTIONS_USER} failed: ${g.stderr}`);
+    }
+    const r = await exec('useradd', ['-u', String(uid), '-g', String(gid), '-G', HOOK_GROUP, '-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0', '--create-home', '--shell', '/bin/bash', ACTIONS_USER]);
+    if (r.code !== 0) throw new StockadeError('HOST_NOT_READY', `useradd ${ACTIONS_USER} failed: ${r.stderr}`);
+  }
+  const groups = await exec('id', ['-nG', ACTIONS_USER]);
+  if (!groups.stdout.split(/\s+/).includes(HOOK_GROUP)) await exec('usermod', ['-aG', HOOK_GROUP, ACTIONS_USER]);
+  mkdirSync('/opt/stockade', { recursive: true, mode: 0o755 });
+  chmodSync('/opt/stockade', 0o755);
+  const built = join(h.packageRoot, 'dist/hook.js');
+  if (!existsSync(built)) throw new StockadeError('HOST_NOT_READY', `${built} is missing`, { hint: 'npm run build' });
+  if (!existsSync(INSTALLED_HOOK) || readFileSync(INSTALLED_HOOK, 'utf8') !== readFileSync(built, 'utf8')) {
+    copyFileSync(built, INSTALLED_HOOK);
+    chmodSync(INSTALLED_HOOK, 0o755);
+    log(`installed the container hook at ${INSTALLED_HOOK}`);
+  }
+  await ensureBroker(h, log);
+  return { uid };
+}
+
+/** True when something accepts connections on the socket. */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function ensureBroker(h: HostConfig, log: Log): Promise<void> {
+  if (await socketAnswers(DEFAULT_HOOK_SOCKET)) return;
+  log(`starting the hook broker at ${DEFAULT_HOOK_SOCKET}`);
+  const { spawn } = await import('node:child_process');
+  const { openSync, closeSync } = await import('node:fs');
+  mkdirSync('/run/stockade', { recursive: true, mode: 0o750 });
+  const logFile = '/run/stockade/hook-broker.log';
+  const fd = openSync(logFile, 'a', 0o640);
+  const child = spawn(process.execPath, [join(h.packageRoot, 'dist/cli.js'), 'hook-broker', '--group', HOOK_GROUP], { detached: true, stdio: ['ignore', fd, fd], cwd: '/' });
+  closeSync(fd);
+  child.unref();
+  if (child.pid) writeFileSync('/run/stockade/hook-broker.pid', `${child.pid}\n`, { mode: 0o644 });
+  for (let i = 0; i < 300; i++) {
+    await sleep(100);
+    if (await socketAnswers(DEFAULT_HOOK_SOCKET)) return;
+  }
+  throw new StockadeError('HOST_NOT_READY', `the hook broker did not answer at ${DEFAULT_HOOK_SOCKET} within 30 s; see ${logFile}`);
+}

@@ -1,0 +1,245 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { lstatSync } from 'node:fs';
+import { posix } from 'node:path';
+import type { Logger } from '../common';
+import { LABEL_JOB, LABEL_STEP, managedLabels, runStepContainer, type BindMount, type ResourceLimits, type Sandbox, type StepOutcome, type StepSpec } from '../sandbox';
+import type { ImagePolicy } from '../runner';
+import type { HookContainer, HookInput, ScriptStepArgs } from './hook-input';
+import { planJobContainer, resolveJobImage, type JobContainerPlan } from './job-plan';
+import { checkRunnerMounts, checkRunnerReads, recheckBinds, type RunnerDirs } from './runner-dirs';
+
+/** What one hook call answers: lines for the runner's log, the exit code, the response file's content. */
+export interface HookResult {
+  exitCode: number;
+  response?: Record<string, unknown>;
+}
+
+export type Emit = (line: string) => void;
+
+export interface HookJobsOptions {
+  sandbox: Sandbox;
+  /** Runner images by name (`stockade/<name>`). */
+  images: Record<string, string>;
+  policy: ImagePolicy;
+  limits: ResourceLimits;
+  /** The host uid a container's root is under Podman's keep-id mapping: the official runner's user. */
+  runnerUid: number;
+  logger: Logger;
+}
+
+interface HookJob {
+  key: string;
+  token: Buffer;
+  plan: JobContainerPlan;
+  binds: BindMount[];
+  dirs: RunnerDirs;
+  steps: number;
+  running?: AbortController;
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const MAX_JOBS = 256;
+
+const inside = (root: string, p: string) => p === root || p.startsWith(`${root}/`);
+
+/**
+ * The four commands of a container hook (the contract of actions/runner-container-hooks), served by
+ * the broker: prepare_job plans and checks the job, run_script_step and run_container_step run each
+ * step in a fresh sandboxed container, cleanup_job removes what is left. Jobs are known by a key and a
+ * secret token the runner keeps in its hook state; a call without the token acts on nothing.
+ */
+export class HookJobs {
+  private readonly jobs = new Map<string, HookJob>();
+
+  constructor(private readonly o: HookJobsOptions) {}
+
+  get activeJobs(): number {
+    return this.jobs.size;
+  }
+
+  async handle(input: HookInput, emit: Emit, signal: AbortSignal): Promise<HookResult> {
+    switch (input.command) {
+      case 'prepare_job':
+        return this.prepare(input.args, emit);
+      case 'run_script_step':
+        return this.withJob(input.state, emit, (job) => this.runScript(job, input.args, emit, signal));
+      case 'run_container_step':
+        return this.withJob(input.state, emit, (job) => this.runContainer(job, input.args, emit, signal));
+      case 'cleanup_job':
+        return this.cleanup(input.state, emit);
+    }
+  }
+
+  private fail(emit: Emit, errors: string[]): HookResult {
+    for (const e of errors) emit(`##[error]Stockade: ${e}`);
+    return { exitCode: 1 };
+  }
+
+  private async prepare(args: { container?: HookContainer; services: HookContainer[] }, emit: Emit): Promise<HookResult> {
+    if (!args.container) {
+      return this.fail(emit, ['the job has no container: Stockade runs every step in a fresh container of the job image; add `container: stockade/base` (or another runner image) to the job']);
+    }
+    if (args.services.length) return this.fail(emit, [`services (${args.services.map((s) => s.contextName ?? s.image).join(', ').slice(0, 200)}) do not run in runner mode yet; run the job with \`stockade serve --mode app\` or without services`]);
+    if (this.jobs.size >= MAX_JOBS) return this.fail(emit, [`this host already runs ${MAX_JOBS} hook jobs`]);
+    const planned = planJobContainer(args.container, { images: this.o.images, policy: this.o.policy });
+    for (const n of planned.notices) emit(`[stockade] ${n}`);
+    if (!planned.plan) return this.fail(emit, planned.errors);
+    const checked = checkRunnerMounts(planned.plan.mounts, { expectedUid: this.o.runnerUid });
+    if ('errors' in checked) return this.fail(emit, checked.errors);
+    if (!(await this.o.sandbox.deps.engine.imageExists(planned.plan.image))) {
+      return this.fail(emit, [`the image ${planned.plan.image} is not on this host; Stockade's runner images are built with \`stockade images build\`, others are pulled by the operator`]);
+    }
+    const key = randomBytes(6).toString('hex');
+    const token = randomBytes(24);
+    const job: HookJob = { key, token, plan: planned.plan, binds: checked.binds, dirs: checked.dirs, steps: 0 };
+    // The image is probed once in the sandbox: it runs, and the runner learns whether it is Alpine (musl).
+    const lines: string[] = [];
+    const probe = await this.runIn(job, { argv: ['/bin/sh', '-c', 'cat /etc/os-release 2>/dev/null; true'], env: {}, workdir: '/', binds: [] }, (l) => lines.length < 64 && lines.push(l));
+    if (!probe.ok) return this.fail(emit, [`the job image ${planned.plan.image} does not run a shell: ${probe.error ?? `exit ${probe.exitCode}`}`]);
+    const isAlpine = lines.some((l) => /^ID="?alpine"?$/.test(l.trim()));
+    this.jobs.set(key, job);
+    const l = this.o.limits;
+    emit(`[stockade] job ${key}: image ${planned.plan.image}; every step in a fresh container: memory ${Math.round(l.memoryBytes / 1024 ** 2)} MiB, ${l.pids} processes, ${l.cpus} CPUs, ${Math.round(l.timeoutMs / 1000)} s, output ${Math.round(l.outputBytes / 1024 ** 2)} MiB, no network`);
+    return {
+      exitCode: 0,
+      response: { state: { stockade: { job: key, token: token.toString('hex') } }, context: { container: { id: `stockade-hook-${key}`, network: 'none', ports: {} }, services: [] }, isAlpine },
+    };
+  }
+
+  private lookup(state: unknown): HookJob | undefined {
+    const s = (state as { stockade?: { job?: unknown; token?: unknown } } | null)?.stockade;
+    if (!s || typeof s.job !== 'string' || typeof s.token !== 'string' || !/^[0-9a-f]{48}$/.test(s.token)) return undefined;
+    const job = this.jobs.get(s.job);
+    if (!job) return undefined;
+    const given = Buffer.from(s.token, 'hex');
+    return given.length === job.token.length && timingSafeEqual(given, job.token) ? job : undefined;
+  }
+
+  private async withJob(state: unknown, emit: Emit, f: (job: HookJob) => Promise<HookResult>): Promise<HookResult> {
+    const job = this.lookup(state);
+    if (!job) return this.fail(emit, ['this hook call names no job this broker prepared (prepare_job failed, the broker restarted, or the state is not its own)']);
+    if (job.running) return this.fail(emit, [`job ${job.key} already runs a step`]);
+    return f(job);
+  }
+
+  private async runScript(job: HookJob, a: ScriptStepArgs, emit: Emit, signal: AbortSignal): Promise<HookResult> {
+    const wd = posix.normalize(a.workingDirectory);
+    if (!inside('/__w', wd) && !inside('/github', wd)) return this.fail(emit, [`the step's working directory ${a.workingDirectory} is outside /__w`]);
+    const env = this.stepEnv(job, a.environmentVariables, a.prependPath);
+    return this.step(job, { argv: [a.entryPoint, ...a.entryPointArgs], env, workdir: wd, binds: job.binds }, emit, signal);
+  }
+
+  private async runContainer(job: HookJob, c: HookContainer, emit: Emit, signal: AbortSignal): Promise<HookResult> {
+    const errors: string[] = [];
+    if (c.dockerfile) errors.push(`the action is built from a Dockerfile (${c.dockerfile.slice(0, 200)}); building images does not run in runner mode yet: use an action published as an image (docker://…)`);
+    if (c.createOptions?.trim()) errors.push(`container options '${c.createOptions.trim().slice(0, 200)}' are not supported: the sandbox decides the container's options`);
+    if (c.userMountVolumes.length) errors.push('volumes of a container step are not supported: host paths are never mounted');
+    let image = '';
+    if (!c.dockerfile) {
+      const r = c.image ? resolveJobImage(c.image, { images: this.o.images, policy: this.o.policy }) : { error: 'the container step names no image' };
+      if ('error' in r) errors.push(r.error);
+      else image = r.image;
+    }
+    const binds: BindMount[] = [];
+    for (const m of c.systemMountVolumes) {
+      if (/(^|\/)docker\.sock$/.test(m.sourceVolumePath)) continue;
+      const source = posix.normalize(m.sourceVolumePath);
+      if (!inside(job.dirs.work, source) || inside(posix.join(job.dirs.work, '_actions'), source)) {
+        errors.push(`the runner asked to mount ${m.sourceVolumePath} at ${m.targetVolumePath}, outside the job's work directory ${job.dirs.work}; it is refused`);
+        continue;
+      }
+      if (!inside('/github', m.targetVolumePath)) {
+        errors.push(`the runner asked to mount at ${m.targetVolumePath}; a container step gets only /github/*`);
+        continue;
+      }
+      binds.push({ hostPath: source, target: m.targetVolumePath, readOnly: m.readOnly });
+    }
+    for (const b of binds) {
+      try {
+        if (lstatSync(b.hostPath).uid !== job.dirs.uid) errors.push(`${b.hostPath} does not belong to the runner's user`);
+      } catch {
+        errors.push(`${b.hostPath} does not exist`);
+      }
+    }
+    if (errors.length) return this.fail(emit, errors);
+    if (!(await this.o.sandbox.deps.engine.imageExists(image))) return this.fail(emit, [`the image ${image} is not on this host; the operator pulls images (no registry is reached from a job)`]);
+    const env = this.stepEnv(job, c.environmentVariables, []);
+    const argv = [...(c.entryPoint ? [c.entryPoint] : []), ...c.entryPointArgs];
+    if (!argv.length) return this.fail(emit, ['the container step has no entry point; Stockade runs an image only with the command the action names']);
+    const wd = posix.normalize(c.workingDirectory ?? '/github/workspace');
+    return this.step(job, { argv, env, workdir: inside('/github', wd) ? wd : '/github/workspace', binds, image }, emit, signal);
+  }
+
+  private stepEnv(job: HookJob, given: Record<string, string>, prependPath: string[]): Record<string, string> {
+    const env: Record<string, string> = { HOME: '/github/home', ...job.plan.env, ...given };
+    const base = env.PATH ?? DEFAULT_PATH;
+    env.PATH = prependPath.length ? `${prependPath.join(':')}:${base}` : base;
+    return env;
+  }
+
+  private async step(job: HookJob, run: { argv: string[]; env: Record<string, string>; workdir: string; binds: BindMount[]; image?: string }, emit: Emit, signal: AbortSignal): Promise<HookResult> {
+    const stale = recheckBinds(run.binds);
+    if (stale.length) return this.fail(emit, stale);
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    signal.addEventListener('abort', onAbort);
+    job.running = controller;
+    let outcome: StepOutcome;
+    try {
+      outcome = await this.runIn(job, run, emit, controller.signal);
+    } finally {
+      job.running = undefined;
+      signal.removeEventListener('abort', onAbort);
+    }
+    const problems = checkRunnerReads(job.binds, job.dirs.work, run.env);
+    for (const p of problems) emit(`##[error]Stockade: ${p}`);
+    const l = this.o.limits;
+    const why: Record<string, string> = {
+      timeout: `the step ran past its time limit (${Math.round(l.timeoutMs / 1000)} s) and was stopped`,
+      'out-of-memory': `the step ran out of memory (limit ${Math.round(l.memoryBytes / 1024 ** 2)} MiB)`,
+      'process-limit': `the step hit its process limit (${l.pids})`,
+      'output-limit': `the step wrote more than ${Math.round(l.outputBytes / 1024 ** 2)} MiB of output and was stopped`,
+      cancelled: 'the step was cancelled',
+      'sandbox-error': `the sandbox could not run the step: ${outcome.error ?? 'unknown error'}`,
+    };
+    if (why[outcome.reason]) emit(`##[error]Stockade: ${why[outcome.reason]}`);
+    emit(`[stockade] step: ${outcome.reason} ${outcome.exitCode ?? '-'} in ${(outcome.durationMs / 1000).toFixed(2)} s, peak memory ${(outcome.usage.peakMemoryBytes / 1024 ** 2).toFixed(1)} MiB`);
+    const code = outcome.reason === 'exit' && outcome.exitCode !== null ? outcome.exitCode : outcome.exitCode || 1;
+    return { exitCode: problems.length && code === 0 ? 1 : code };
+  }
+
+  private runIn(job: HookJob, run: { argv: string[]; env: Record<string, string>; workdir: string; binds: BindMount[]; image?: string }, onLine: (text: string) => void, signal?: AbortSignal): Promise<StepOutcome> {
+    const sb = this.o.sandbox;
+    const n = job.steps++;
+    const spec: StepSpec = {
+      name: `stockade-hook-${job.key}-${n}`,
+      image: run.image ?? job.plan.image,
+      argv: run.argv,
+      env: run.env,
+      workdir: run.workdir,
+      mounts: [],
+      binds: run.binds,
+      userns: 'keep-id',
+      limits: this.o.limits,
+      network: { mode: 'none' },
+      security: { seccompProfilePath: sb.seccompProfilePath, readOnlyRoot: true },
+      labels: managedLabels(sb.ownerTag, { [LABEL_JOB]: `hook-${job.key}`, [LABEL_STEP]: String(n) }),
+    };
+    return runStepContainer(sb.deps, spec, (l) => onLine(l.text), signal);
+  }
+
+  private async cleanup(state: unknown, emit: Emit): Promise<HookResult> {
+    const job = this.lookup(state);
+    if (!job) {
+      emit('[stockade] cleanup_job: no job of this broker to clean up');
+      return { exitCode: 0 };
+    }
+    job.running?.abort();
+    this.jobs.delete(job.key);
+    const engine = this.o.sandbox.deps.engine;
+    const left = await engine.listContainers(`${LABEL_JOB}=hook-${job.key}`).catch(() => []);
+    for (const c of left) await engine.removeContainer(c.id).catch((e: unknown) => this.o.logger.error({ err: e, container: c.id }, 'hook job container remove failed'));
+    emit(`[stockade] job ${job.key}: ${job.steps} containers run, ${left.length} left over removed`);
+    return { exitCode: 0 };
+  }
+}

@@ -1,0 +1,216 @@
+// Runner mode end to end: the runner's side played by runner-harness.ts (what actions/runner does),
+// the hook (dist/hook.js, installed at /opt/stockade/hook.js) run as the runner's user, and a real
+// broker with the real sandbox: rootless Podman, our seccomp profile, read-back limits.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Server } from 'node:net';
+import { silentLogger } from '../../src/common';
+import { HookJobs, startHookBroker } from '../../src/hook';
+import { runnerImages, resolveHostConfig } from '../../src/host';
+import { DEFAULT_LIMITS, LABEL_MANAGED, openSandbox, type Sandbox } from '../../src/sandbox';
+import { FakeRunner, RUNNER_GID, RUNNER_UID } from './runner-harness';
+
+const root = process.cwd();
+const host = resolveHostConfig(process.env);
+const socketDir = `/run/stockade-test-${process.pid}`;
+const socket = join(socketDir, 'hook.sock');
+const base = `/home/github-runner/hook-tests-${process.pid}`;
+let server: Server;
+let sandbox: Sandbox;
+const runners: FakeRunner[] = [];
+
+function newRunner(): FakeRunner {
+  const r = new FakeRunner(base, socket);
+  runners.push(r);
+  return r;
+}
+
+before(async () => {
+  const s = spawnSync('node', [join(root, 'dist/cli.js'), 'setup', '--no-images', '--runner'], { encoding: 'utf8' });
+  assert.equal(s.status, 0, s.stderr);
+  mkdirSync(base, { recursive: true });
+  sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(root, 'seccomp/stockade.json'), 'utf8'), logger: silentLogger() });
+  const jobs = new HookJobs({
+    sandbox,
+    images: runnerImages(host),
+    policy: { allow: [], allowDigestPinned: false },
+    limits: { ...DEFAULT_LIMITS, memoryBytes: 256 * 1024 ** 2, pids: 128, timeoutMs: 8000, killGraceMs: 500 },
+    runnerUid: RUNNER_UID,
+    logger: silentLogger(),
+  });
+  server = await startHookBroker({ socketPath: socket, gid: RUNNER_GID, jobs, logger: silentLogger() });
+});
+
+after(async () => {
+  server?.close();
+  for (const r of runners) r.remove();
+  rmSync(base, { recursive: true, force: true });
+  rmSync(socketDir, { recursive: true, force: true });
+});
+
+async function managedContainers(): Promise<number> {
+  return (await sandbox.deps.engine.listContainers(`${LABEL_MANAGED}=true`)).filter((c) => c.labels['io.stockade.owner'] === sandbox.ownerTag).length;
+}
+
+test('prepare_job: the Docker socket is dropped with a notice, the response is what the runner reads, and a job without a container is refused', async () => {
+  const r = newRunner();
+  const p = await r.prepareJob({});
+  assert.equal(p.code, 0, p.stdout);
+  assert.match(p.stdout, /Docker socket \(\/var\/run\/docker\.sock\) is never mounted/);
+  assert.equal(p.response?.isAlpine, false);
+  const ctx = p.response?.context as { container: { id: string; network: string }; services: unknown[] };
+  assert.match(ctx.container.id, /^stockade-hook-[0-9a-f]{12}$/);
+  assert.deepEqual(ctx.services, []);
+  assert.ok((r.state as { stockade: { token: string } }).stockade.token.length === 48);
+  assert.equal((await r.cleanupJob()).code, 0);
+
+  const none = await r.call({ command: 'prepare_job', args: { services: [] } });
+  assert.equal(none.code, 1);
+  assert.match(none.stdout, /the job has no container: .*container: stockade\/base/);
+});
+
+test('two steps run in two fresh containers; the workspace carries over, files belong to the runner, outputs, env and path come back, the exit code is the step\'s', async () => {
+  const r = newRunner();
+  assert.equal((await r.prepareJob({})).code, 0);
+  const one = await r.runScript('echo "$HOSTNAME $$" > /tmp/who; cat /proc/self/cgroup | md5sum > /__w/repo/repo/cg; echo built > /__w/repo/repo/artifact.txt\necho "answer=42" >> "$GITHUB_OUTPUT"\necho "GREETING=hello" >> "$GITHUB_ENV"\nmkdir -p /__w/_tool/bin && echo /__w/_tool/bin >> "$GITHUB_PATH"\nid -u');
+  assert.equal(one.code, 0, one.stdout);
+  assert.deepEqual(one.outputs, { answer: '42' });
+  assert.deepEqual(one.env, { GREETING: 'hello' });
+  assert.match(one.stdout, /^0$/m, 'the step runs as root of its container');
+  assert.equal(r.ownerOf('repo/repo/artifact.txt'), RUNNER_UID, 'what a step writes belongs to the runner\'s user');
+  const two = await r.runScript('cat /__w/repo/repo/artifact.txt; test ! -e /tmp/who && echo fresh-tmp; cat /proc/self/cgroup | md5sum | cmp -s - /__w/repo/repo/cg || echo other-container; echo "PATH=$PATH"; exit 3');
+  assert.equal(two.code, 3, two.stdout);
+  assert.match(two.stdout, /^built$/m);
+  assert.match(two.stdout, /^fresh-tmp$/m);
+  assert.match(two.stdout, /^other-container$/m);
+  assert.match(two.stdout, /^PATH=\/__w\/_tool\/bin:/m);
+  assert.equal((await r.cleanupJob()).code, 0);
+  assert.equal(await managedContainers(), 0);
+});
+
+test('a JavaScript action runs through the runner\'s own Node at /__e/node20 and sets an output', async () => {
+  const r = newRunner();
+  assert.equal((await r.prepareJob({})).code, 0);
+  const dir = join(r.work, '_actions/acme/hello/v1');
+  mkdirSync(dir, { recursive: true });
+  spawnSync('chown', ['-R', `${RUNNER_UID}:${RUNNER_GID}`, join(r.work, '_actions/acme')]);
+  r.write(join(dir, 'index.js'), "require('fs').appendFileSync(process.env.GITHUB_OUTPUT, `greeting=hi from ${process.version}\\n`); console.log('action ran');\n");
+  const s = await r.runScript('', { entryPoint: '/__e/node20/bin/node', args: '/__w/_actions/acme/hello/v1/index.js' });
+  assert.equal(s.code, 0, s.stdout);
+  assert.match(s.stdout, /action ran/);
+  assert.equal(s.outputs.greeting, `hi from ${process.version}`);
+  // The action's own directory is read-only from a step: a step cannot rewrite what the runner loads next.
+  const w = await r.runScript('echo x > /__w/_actions/acme/hello/v1/index.js');
+  assert.notEqual(w.code, 0);
+  assert.match(w.stdout, /Read-only file system/);
+  await r.cleanupJob();
+});
+
+test('limits bite in runner mode: fork bomb, memory, wall time; the hook exits non-zero with the reason', async () => {
+  const r = newRunner();
+  assert.equal((await r.prepareJob({})).code, 0);
+  const fork = await r.runScript('for i in $(seq 400); do sleep 30 & done; wait');
+  assert.notEqual(fork.code, 0);
+  assert.match(fork.stdout, /fork|Resource temporarily unavailable|process limit/);
+  const mem = await r.runScript('head -c 600m /dev/zero | tail > /dev/null');
+  assert.notEqual(mem.code, 0);
+  assert.match(mem.stdout, /ran out of memory \(limit 256 MiB\)/);
+  const t0 = Date.now();
+  const slow = await r.runScript('sleep 60');
+  assert.notEqual(slow.code, 0);
+  assert.match(slow.stdout, /past its time limit \(8 s\)/);
+  assert.ok(Date.now() - t0 < 30_000);
+  await r.cleanupJob();
+  assert.equal(await managedContainers(), 0);
+});
+
+test('a step that swaps GITHUB_OUTPUT for a link to the runner\'s credentials is caught: the runner reads nothing through it', async () => {
+  const r = newRunner();
+  assert.equal((await r.prepareJob({})).code, 0);
+  const s = await r.runScript(`rm -f "$GITHUB_OUTPUT"; ln -s ${r.root}/.credentials "$GITHUB_OUTPUT"; ln -s ${r.root}/.credentials "$GITHUB_ENV.x"`);
+  assert.equal(s.code, 1, s.stdout);
+  assert.match(s.stdout, /GITHUB_OUTPUT \(\/__w\/_temp\/_runner_file_commands\/set_output_[0-9a-f-]+\) is a symbolic link; a step may not make the runner read through it: it was removed/);
+  assert.deepEqual(s.outputs, {});
+  assert.doesNotMatch(JSON.stringify(s), /RUNNER-CREDENTIAL-CANARY/);
+  // A step that turns a directory the runner binds into a link is refused before its next container.
+  const swap = await r.runScript(`rm -rf /__w/_temp/_github_home && ln -s ${r.root} /__w/_temp/_github_home`);
+  assert.equal(swap.code, 0, swap.stdout);
+  const next = await r.runScript('cat /github/home/.credentials');
+  assert.equal(next.code, 1);
+  assert.match(next.stdout, /_github_home \(for \/github\/home\) passes through the symbolic link .*a step changed it; the step is refused/);
+  assert.doesNotMatch(next.stdout, /RUNNER-CREDENTIAL-CANARY/);
+  await r.cleanupJob();
+});
+
+test('an attacker in a step finds neither the runner\'s credentials nor its process', async () => {
+  const r = newRunner();
+  assert.equal((await r.prepareJob({})).code, 0);
+  const s = await r.runScript(
+    [
+      'set +e +o pipefail',
+      'find / -xdev \\( -name .credentials -o -name .credentials_rsaparams -o -name .runner \\) 2>/dev/null | sed "s/^/found: /"',
+      'for m in / /__w /__e /github/home /github/workflow; do find $m -maxdepth 3 \\( -name .credentials -o -name .runner \\) 2>/dev/null | sed "s/^/found: /"; done',
+      'ls /__e/.. /__w/.. | tr "\\n" " "; echo',
+      // The pattern is built at run time: the script file itself (in /__w/_temp) must not match.
+      'p=RUNNER-CREDENTIAL; grep -l -a -s -r "$p-CANARY" /__w /__e /github /etc /root /home /tmp /run 2>/dev/null | head -3 | sed "s/^/leak: /"',
+      'ps -eo comm= 2>/dev/null | sort -u | tr "\\n" " "; echo',
+      'echo done',
+    ].join('\n'),
+  );
+  assert.equal(s.code, 0, s.stdout);
+  assert.match(s.stdout, /^done$/m);
+  assert.doesNotMatch(s.stdout, /found: |leak: |RUNNER-CREDENTIAL-CANARY|RSA-PARAMS-CANARY|Runner\.Listener|Runner\.Worker/);
+  await r.cleanupJob();
+});
+
+test('a host path outside the runner\'s directories, or one that holds its credentials, fails prepare_job with a clear error', async () => {
+  const r = newRunner();
+  const mounts = r.systemMounts();
+  const outside = await r.call({ command: 'prepare_job', args: { container: { image: 'stockade/base', workingDirectory: '/__w/repo/repo', environmentVariables: {}, userMountVolumes: [], portMappings: [], systemMountVolumes: mounts.map((m) => (m.targetVolumePath === '/__w/_tool' ? { ...m, sourceVolumePath: '/etc' } : m)) }, services: [] } });
+  assert.equal(outside.code, 1);
+  assert.match(outside.stdout, /mount the host path \/etc at \/__w\/_tool, outside the runner's directory/);
+  const holder = await r.call({ command: 'prepare_job', args: { container: { image: 'stockade/base', workingDirectory: '/__w/repo/repo', environmentVariables: {}, userMountVolumes: [], portMappings: [], systemMountVolumes: mounts.map((m) => (m.targetVolumePath === '/github/home' ? { ...m, sourceVolumePath: r.root } : m)) }, services: [] } });
+  assert.equal(holder.code, 1);
+  assert.match(holder.stdout, /outside the runner's directory|holds the runner's own directory/);
+  const user = await r.prepareJob({ userMountVolumes: [{ sourceVolumePath: '/root', targetVolumePath: '/data', readOnly: false }], createOptions: '--privileged' });
+  assert.equal(user.code, 1);
+  assert.match(user.stdout, /container\.options '--privileged' is not supported/);
+  assert.match(user.stdout, /container\.volumes is not supported/);
+  // A work directory that is a link is refused too.
+  const linked = join(base, `linked-${process.pid}`);
+  symlinkSync(r.work, linked);
+  const viaLink = await r.call({ command: 'prepare_job', args: { container: { image: 'stockade/base', workingDirectory: '/__w/repo/repo', environmentVariables: {}, userMountVolumes: [], portMappings: [], systemMountVolumes: mounts.map((m) => (m.targetVolumePath === '/__w' ? { ...m, sourceVolumePath: linked } : m)) }, services: [] } });
+  assert.equal(viaLink.code, 1);
+  rmSync(linked);
+});
+
+test('a forged hook state acts on nothing; a hook killed mid-step (the runner cancels) stops and removes its container', async () => {
+  const r = newRunner();
+  assert.equal((await r.prepareJob({})).code, 0);
+  const real = r.state as { stockade: { job: string; token: string } };
+  r.state = { stockade: { job: real.stockade.job, token: '0'.repeat(48) } };
+  const forged = await r.runScript('echo should-not-run');
+  assert.equal(forged.code, 1);
+  assert.match(forged.stdout, /names no job this broker prepared/);
+  assert.doesNotMatch(forged.stdout, /^should-not-run$/m);
+  r.state = real;
+  const killed = await r.runScript('sleep 60', { killAfterMs: 2500 });
+  assert.notEqual(killed.code, 0);
+  for (let i = 0; i < 50 && (await managedContainers()) > 0; i++) await new Promise((res) => setTimeout(res, 200));
+  assert.equal(await managedContainers(), 0);
+  assert.equal((await r.cleanupJob()).code, 0);
+});
+
+test('malformed hook input gets a clear error and the broker keeps serving', async () => {
+  const r = newRunner();
+  const bad = await r.call({ command: 'rm_rf' });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /command 'rm_rf' is not one of/);
+  const p = await r.prepareJob({});
+  assert.equal(p.code, 0, p.stdout);
+  await r.cleanupJob();
+  assert.ok(existsSync(socket));
+});

@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { cgroupV1Subtrees, detectCgroupHost, PodmanEngine } from '../sandbox';
 import { baseImageRef } from './base-image';
 import { tryExec } from './exec';
+import { firstSubuid } from './hook-broker-command';
+import { ACTIONS_USER, INSTALLED_HOOK, socketAnswers } from './setup-runner-mode';
+import { DEFAULT_HOOK_SOCKET } from '../hook';
 import { resolveHostConfig } from '../host';
 
 export interface Check {
@@ -81,6 +84,17 @@ export async function doctorChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
   }
   const profile = join(h.packageRoot, 'seccomp/stockade.json');
   checks.push({ name: 'seccomp profile', ok: existsSync(profile), detail: profile, fix: 'reinstall stockade' });
+  // Runner mode (GitHub's official runner with Stockade as its container hook): optional, so warnings.
+  const fixRunner = 'stockade setup --runner (as root)';
+  const built = join(h.packageRoot, 'dist/hook.js');
+  const hookOk = existsSync(INSTALLED_HOOK) && existsSync(built) && readFileSync(INSTALLED_HOOK, 'utf8') === readFileSync(built, 'utf8');
+  checks.push({ name: 'runner mode: hook', ok: hookOk, warnOnly: true, detail: hookOk ? `${INSTALLED_HOOK} (ACTIONS_RUNNER_CONTAINER_HOOKS)` : `${INSTALLED_HOOK} missing or older than ${built}`, fix: fixRunner });
+  const want = existsSync('/etc/subuid') ? firstSubuid(h.runnerUser, readFileSync('/etc/subuid', 'utf8')) : undefined;
+  const got = await tryExec('id', ['-u', ACTIONS_USER]);
+  const userOk = got.code === 0 && Number(got.stdout.trim()) === want;
+  checks.push({ name: 'runner mode: runner user', ok: userOk, warnOnly: true, detail: userOk ? `${ACTIONS_USER} (uid ${want}, the uid a step's root is under keep-id)` : `${ACTIONS_USER} ${got.code === 0 ? `has uid ${got.stdout.trim()}, not ${want}` : 'missing'}`, fix: fixRunner });
+  const brokerUp = await socketAnswers(DEFAULT_HOOK_SOCKET);
+  checks.push({ name: 'runner mode: hook broker', ok: brokerUp, warnOnly: true, detail: `${DEFAULT_HOOK_SOCKET} ${brokerUp ? 'answers' : 'does not answer'}`, fix: fixRunner });
   return checks;
 }
 

@@ -2,7 +2,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFile
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StockadeError } from '../common';
+import { StockadeError, sha256Hex } from '../common';
 import { DEFAULT_HOOK_SOCKET } from '../hook';
 import type { HostConfig } from '../host';
 import { exec } from './exec';
@@ -75,7 +75,32 @@ export function socketAnswers(path: string): Promise<boolean> {
   });
 }
 
+const BROKER_PIDFILE = '/run/stockade/hook-broker.pid';
+
+/** The broker setup started, if it still runs: its PID and the hash of the code it runs. */
+function ownBroker(): { pid: number; code: string } | undefined {
+  try {
+    const [pid, code] = readFileSync(BROKER_PIDFILE, 'utf8').split('\n');
+    const n = Number(pid);
+    if (!Number.isInteger(n) || n <= 1) return undefined;
+    if (!readFileSync(`/proc/${n}/cmdline`, 'utf8').includes('hook-broker')) return undefined;
+    return { pid: n, code: code ?? '' };
+  } catch {
+    return undefined;
+  }
+}
+
 async function ensureBroker(h: HostConfig, log: Log): Promise<void> {
+  const cli = join(h.packageRoot, 'dist/cli.js');
+  const code = sha256Hex(readFileSync(cli));
+  const running = ownBroker();
+  if (running && running.code !== code) {
+    // A broker of older code: stopped (by its PID, which setup recorded) and started again. Its jobs'
+    // containers are reaped by the new one.
+    log(`restarting the hook broker (pid ${running.pid}): its code changed`);
+    process.kill(running.pid, 'SIGTERM');
+    for (let i = 0; i < 100 && existsSync(`/proc/${running.pid}`); i++) await sleep(100);
+  }
   if (await socketAnswers(DEFAULT_HOOK_SOCKET)) return;
   log(`starting the hook broker at ${DEFAULT_HOOK_SOCKET}`);
   const { spawn } = await import('node:child_process');
@@ -83,10 +108,10 @@ async function ensureBroker(h: HostConfig, log: Log): Promise<void> {
   mkdirSync('/run/stockade', { recursive: true, mode: 0o750 });
   const logFile = '/run/stockade/hook-broker.log';
   const fd = openSync(logFile, 'a', 0o640);
-  const child = spawn(process.execPath, [join(h.packageRoot, 'dist/cli.js'), 'hook-broker', '--group', HOOK_GROUP], { detached: true, stdio: ['ignore', fd, fd], cwd: '/' });
+  const child = spawn(process.execPath, [cli, 'hook-broker', '--group', HOOK_GROUP], { detached: true, stdio: ['ignore', fd, fd], cwd: '/' });
   closeSync(fd);
   child.unref();
-  if (child.pid) writeFileSync('/run/stockade/hook-broker.pid', `${child.pid}\n`, { mode: 0o644 });
+  if (child.pid) writeFileSync(BROKER_PIDFILE, `${child.pid}\n${code}\n`, { mode: 0o644 });
   for (let i = 0; i < 300; i++) {
     await sleep(100);
     if (await socketAnswers(DEFAULT_HOOK_SOCKET)) return;

@@ -6,7 +6,7 @@ import { LABEL_JOB, LABEL_STEP, managedLabels, runStepContainer, type BindMount,
 import type { ImagePolicy } from '../runner';
 import type { HookContainer, HookInput, ScriptStepArgs } from './hook-input';
 import { planJobContainer, resolveJobImage, type JobContainerPlan } from './job-plan';
-import { checkRunnerMounts, checkRunnerReads, recheckBinds, type RunnerDirs } from './runner-dirs';
+import { checkRunnerMounts, checkRunnerReads, handOver, recheckBinds, type RunnerDirs } from './runner-dirs';
 
 /** What one hook call answers: lines for the runner's log, the exit code, the response file's content. */
 export interface HookResult {
@@ -89,6 +89,10 @@ export class HookJobs {
     if (!(await this.o.sandbox.deps.engine.imageExists(planned.plan.image))) {
       return this.fail(emit, [`the image ${planned.plan.image} is not on this host; Stockade's runner images are built with \`stockade images build\`, others are pulled by the operator`]);
     }
+    if (checked.dirs.rootRunner) {
+      const n = handOver(checked.dirs.work, this.o.runnerUid, { deep: true });
+      emit(`[stockade] the runner runs as root: its work directory (${n} entries) is handed to uid ${this.o.runnerUid}, the uid steps write as`);
+    }
     const key = randomBytes(6).toString('hex');
     const token = randomBytes(24);
     const job: HookJob = { key, token, plan: planned.plan, binds: checked.binds, dirs: checked.dirs, steps: 0 };
@@ -156,7 +160,7 @@ export class HookJobs {
     }
     for (const b of binds) {
       try {
-        if (lstatSync(b.hostPath).uid !== job.dirs.uid) errors.push(`${b.hostPath} does not belong to the runner's user`);
+        if (![job.dirs.uid, this.o.runnerUid].includes(lstatSync(b.hostPath).uid)) errors.push(`${b.hostPath} does not belong to the runner's user`);
       } catch {
         errors.push(`${b.hostPath} does not exist`);
       }
@@ -180,6 +184,7 @@ export class HookJobs {
   private async step(job: HookJob, run: { argv: string[]; env: Record<string, string>; workdir: string; binds: BindMount[]; image?: string }, emit: Emit, signal: AbortSignal): Promise<HookResult> {
     const stale = recheckBinds(run.binds);
     if (stale.length) return this.fail(emit, stale);
+    if (job.dirs.rootRunner) handOver(job.dirs.work, this.o.runnerUid, { deep: false });
     const controller = new AbortController();
     const onAbort = () => controller.abort();
     signal.addEventListener('abort', onAbort);

@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, unlinkSync, rmSync } from 'node:fs';
+import { lchownSync, lstatSync, readdirSync, unlinkSync, rmSync } from 'node:fs';
 import { posix } from 'node:path';
 import { bindSourceProblem, type BindMount } from '../sandbox';
 import type { PlannedMount } from './job-plan';
@@ -14,8 +14,10 @@ export interface RunnerDirs {
   root: string;
   /** The work directory bound at /__w. */
   work: string;
-  /** The uid every runner directory belongs to: the official runner's user. */
+  /** The uid every runner directory belongs to: the official runner's user, or 0 for a runner run as root. */
   uid: number;
+  /** The runner runs as root (its install directory belongs to root): what it writes is handed to the steps' uid. */
+  rootRunner: boolean;
 }
 
 const inside = (root: string, p: string) => p === root || p.startsWith(`${root}/`);
@@ -47,8 +49,8 @@ export function checkRunnerMounts(mounts: PlannedMount[], o: { expectedUid: numb
       continue;
     }
     const owner = lstatSync(m.source).uid;
-    if (owner !== o.expectedUid) {
-      errors.push(`the runner's directory ${m.source} belongs to uid ${owner}; steps write as uid ${o.expectedUid}, the runner's user (see the README, runner mode): run the runner as that user`);
+    if (owner !== o.expectedUid && owner !== 0) {
+      errors.push(`the runner's directory ${m.source} belongs to uid ${owner}; steps write as uid ${o.expectedUid}, the runner's user (see the README, runner mode): run the runner as that user (or as root)`);
       continue;
     }
     uid = owner;
@@ -63,7 +65,15 @@ export function checkRunnerMounts(mounts: PlannedMount[], o: { expectedUid: numb
     if (m && !inside(posix.join(work.source, '_temp'), m.source)) errors.push(`the runner asked to mount ${m.source} at ${t}; it must lie in ${posix.join(work.source, '_temp')}`);
   }
   if (errors.length) return { errors };
-  return { binds, dirs: { root, work: work.source, uid } };
+  let rootRunner = false;
+  try {
+    const st = lstatSync(root);
+    rootRunner = st.isDirectory() && st.uid === 0;
+  } catch {
+    errors.push(`the runner's directory ${root} does not exist`);
+    return { errors };
+  }
+  return { binds, dirs: { root, work: work.source, uid: rootRunner ? 0 : uid, rootRunner } };
 }
 
 /** Re-checks binds just before a container is created from them (a step ran since prepare_job). */
@@ -148,4 +158,35 @@ export function checkRunnerReads(binds: BindMount[], work: string, env: Record<s
     if (why) remove(host, why, shown);
   }
   return problems;
+}
+
+/**
+ * A runner run as root writes its files as root; steps write as the keep-id uid. The broker hands
+ * what the runner wrote to that uid: the whole work directory once at prepare_job (but `_actions`,
+ * read-only to steps), then before each step what the runner added to `_temp` (the step's script,
+ * its file commands). Links are changed themselves, never followed (lchown).
+ */
+export function handOver(work: string, uid: number, o: { deep: boolean }): number {
+  let changed = 0;
+  const visit = (p: string, depth: number) => {
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return;
+    }
+    if (st.uid === 0) {
+      lchownSync(p, uid, uid);
+      changed++;
+    }
+    if (!st.isDirectory() || (!o.deep && depth >= 1)) return;
+    for (const name of readdirSync(p)) if (!(depth === 0 && p === work && name === '_actions')) visit(posix.join(p, name), depth + 1);
+  };
+  if (o.deep) visit(work, 0);
+  else {
+    const temp = posix.join(work, '_temp');
+    visit(temp, 0);
+    for (const d of [...RUNNER_READ_DIRS, '_github_home', '_github_workflow']) visit(posix.join(temp, d), 0);
+  }
+  return changed;
 }

@@ -22,8 +22,8 @@ let server: Server;
 let sandbox: Sandbox;
 const runners: FakeRunner[] = [];
 
-function newRunner(): FakeRunner {
-  const r = new FakeRunner(base, socket);
+function newRunner(user?: { uid: number; gid: number }): FakeRunner {
+  const r = new FakeRunner(base, socket, user);
   runners.push(r);
   return r;
 }
@@ -106,6 +106,38 @@ test('a JavaScript action runs through the runner\'s own Node at /__e/node20 and
   const w = await r.runScript('echo x > /__w/_actions/acme/hello/v1/index.js');
   assert.notEqual(w.code, 0);
   assert.match(w.stdout, /Read-only file system/);
+  await r.cleanupJob();
+});
+
+test('a container action (image form) runs in its own container with the workspace at /github/workspace; a Dockerfile action is refused with the reason', async () => {
+  const r = newRunner();
+  assert.equal((await r.prepareJob({})).code, 0);
+  assert.equal((await r.runScript('echo from-the-job > /__w/repo/repo/in.txt')).code, 0);
+  const c = await r.runContainerStep('stockade/base', 'sh', ['-c', 'cat /github/workspace/in.txt; echo "seen=$(cat in.txt)" >> "$GITHUB_OUTPUT"; test -S /var/run/docker.sock || echo no-docker-socket; echo $INPUT_WHO'], { INPUT_WHO: 'octocat' });
+  assert.equal(c.code, 0, c.stdout);
+  assert.match(c.stdout, /^from-the-job$/m);
+  assert.match(c.stdout, /^no-docker-socket$/m);
+  assert.match(c.stdout, /^octocat$/m);
+  assert.deepEqual(c.outputs, { seen: 'from-the-job' });
+  const d = await r.call({ command: 'run_container_step', args: { image: null, dockerfile: '/__w/_actions/acme/x/v1/Dockerfile', entryPointArgs: [], environmentVariables: {}, systemMountVolumes: [], userMountVolumes: [], portMappings: [] } });
+  assert.equal(d.code, 1);
+  assert.match(d.stdout, /built from a Dockerfile .* does not run in runner mode yet/);
+  const other = await r.runContainerStep('docker.io/library/alpine:3', 'sh', ['-c', 'true']);
+  assert.equal(other.code, 1);
+  assert.match(other.stdout, /container: .*alpine:3/);
+  await r.cleanupJob();
+});
+
+test('a runner run as root works too: its work directory is handed to the steps\' uid, its credentials stay out of reach', async () => {
+  const r = newRunner({ uid: 0, gid: 0 });
+  const p = await r.prepareJob({});
+  assert.equal(p.code, 0, p.stdout);
+  assert.match(p.stdout, /the runner runs as root: its work directory \(\d+ entries\) is handed to uid 100000/);
+  const s = await r.runScript('echo "ok=yes" >> "$GITHUB_OUTPUT"; echo hi > /__w/repo/repo/f; cat /__w/../.credentials 2>&1 | head -1 || true');
+  assert.equal(s.code, 0, s.stdout);
+  assert.deepEqual(s.outputs, { ok: 'yes' });
+  assert.doesNotMatch(s.stdout, /RUNNER-CREDENTIAL-CANARY/);
+  assert.equal(r.ownerOf('repo/repo/f'), RUNNER_UID);
   await r.cleanupJob();
 });
 
@@ -213,4 +245,21 @@ test('malformed hook input gets a clear error and the broker keeps serving', asy
   assert.equal(p.code, 0, p.stdout);
   await r.cleanupJob();
   assert.ok(existsSync(socket));
+});
+
+test('a runner started by hand needs only ACTIONS_RUNNER_CONTAINER_HOOKS: the installed hook finds the broker setup started on its default socket', async () => {
+  const r = new FakeRunner(base, '');
+  runners.push(r);
+  const p = await r.prepareJob({ image: 'stockade/base' });
+  assert.equal(p.code, 0, p.stdout);
+  const s = await r.runScript('echo "via=default-socket" >> "$GITHUB_OUTPUT"');
+  assert.equal(s.code, 0, s.stdout);
+  assert.deepEqual(s.outputs, { via: 'default-socket' });
+  assert.equal((await r.cleanupJob()).code, 0);
+  // A user outside the broker's group cannot reach it at all.
+  const stranger = new FakeRunner(base, '', { uid: 65534, gid: 65534 });
+  runners.push(stranger);
+  const refused = await stranger.prepareJob({});
+  assert.equal(refused.code, 1);
+  assert.match(refused.stdout, /cannot reach Stockade's hook broker at \/run\/stockade\/hook\.sock: connect EACCES/);
 });

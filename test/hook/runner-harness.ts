@@ -65,10 +65,17 @@ export class FakeRunner {
   state: unknown = {};
   prependPath: string[] = [];
 
+  readonly uid: number;
+  readonly gid: number;
+
   constructor(
     base: string,
     private readonly socket: string,
+    /** The runner's user: github-runner by default, 0 for a runner run as root (RUNNER_ALLOW_RUNASROOT). */
+    user: { uid: number; gid: number } = { uid: RUNNER_UID, gid: RUNNER_GID },
   ) {
+    this.uid = user.uid;
+    this.gid = user.gid;
     this.root = join(base, `actions-runner-${process.pid}-${randomUUID().slice(0, 8)}`);
     this.work = join(this.root, '_work');
     this.temp = join(this.work, '_temp');
@@ -86,7 +93,7 @@ export class FakeRunner {
   }
 
   private own(p: string): void {
-    chownSync(p, RUNNER_UID, RUNNER_GID);
+    chownSync(p, this.uid, this.gid);
   }
 
   write(path: string, text: string, mode = 0o644): void {
@@ -112,11 +119,11 @@ export class FakeRunner {
   async call(input: Record<string, unknown>, o: { killAfterMs?: number } = {}): Promise<HookCall> {
     const responseFile = join(this.temp, '_runner_hook_responses', `${randomUUID()}.json`);
     this.write(responseFile, '');
-    const child = spawn('/usr/bin/env', ['node', HOOK], {
-      uid: RUNNER_UID,
-      gid: RUNNER_GID,
+    // As the runner's user with its groups, as a login or a systemd unit with User= starts the runner.
+    const asUser = this.uid === 0 ? [] : ['setpriv', `--reuid=${this.uid}`, `--regid=${this.gid}`, '--init-groups', '--'];
+    const child = spawn('/usr/bin/env', [...asUser, 'node', HOOK], {
       cwd: this.root,
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: this.root, STOCKADE_HOOK_SOCKET: this.socket },
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: this.root, ...(this.socket ? { STOCKADE_HOOK_SOCKET: this.socket } : {}) },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -174,6 +181,41 @@ export class FakeRunner {
     for (const f of Object.values(files)) if (existsSync(join(this.temp, '_runner_file_commands', f))) unlinkSync(join(this.temp, '_runner_file_commands', f));
     unlinkSync(file);
     return { ...r, outputs, env: setEnv };
+  }
+
+  /** A container action as ContainerActionHandler hands it to the hook (image form; its mounts under /github). */
+  async runContainerStep(image: string, entryPoint: string, args: string[], env: Record<string, string> = {}): Promise<StepResult> {
+    const id = randomUUID();
+    const output = `set_output_${id}`;
+    this.write(join(this.temp, '_runner_file_commands', output), '');
+    const r = await this.call({
+      command: 'run_container_step',
+      args: {
+        image,
+        dockerfile: null,
+        entryPointArgs: args,
+        entryPoint,
+        workingDirectory: '/github/workspace',
+        createOptions: '',
+        environmentVariables: { GITHUB_WORKSPACE: '/github/workspace', GITHUB_OUTPUT: `/github/file_commands/${output}`, ...env },
+        prependPath: [],
+        userMountVolumes: [],
+        systemMountVolumes: [
+          { sourceVolumePath: '/var/run/docker.sock', targetVolumePath: '/var/run/docker.sock', readOnly: false },
+          { sourceVolumePath: this.temp, targetVolumePath: '/github/runner_temp', readOnly: false },
+          { sourceVolumePath: join(this.temp, '_github_home'), targetVolumePath: '/github/home', readOnly: false },
+          { sourceVolumePath: join(this.temp, '_github_workflow'), targetVolumePath: '/github/workflow', readOnly: false },
+          { sourceVolumePath: join(this.temp, '_runner_file_commands'), targetVolumePath: '/github/file_commands', readOnly: false },
+          { sourceVolumePath: join(this.work, 'repo/repo'), targetVolumePath: '/github/workspace', readOnly: false },
+        ],
+        registry: null,
+        portMappings: [],
+      },
+    });
+    const p = join(this.temp, '_runner_file_commands', output);
+    const outputs = existsSync(p) ? parseFileCommand(readFileSync(p, 'utf8')) : {};
+    rmSync(p, { force: true });
+    return { ...r, outputs, env: {} };
   }
 
   cleanupJob(): Promise<HookCall> {

@@ -98975,11 +98975,13 @@ async function resolveAction(deps, run5, uses) {
 }
 var nodeVolume;
 async function nodeExternalsVolume(deps, run5) {
-  const binary = run5.settings.nodeBinary;
+  return nodeVolumeFor(deps.sandbox, run5.settings.nodeBinary);
+}
+async function nodeVolumeFor(sandbox, binary) {
   if (!binary) throw new Error("JavaScript actions need Node.js; this runner has no Node.js binary configured");
   const st = (0, import_node_fs18.statSync)(binary);
   const name = `stockade-externals-node-${(0, import_node_crypto4.createHash)("sha256").update(`${binary}:${st.size}:${st.mtimeMs}`).digest("hex").slice(0, 16)}`;
-  nodeVolume ??= ensureExternalsVolume(deps.sandbox.deps.engine, name, { "bin/node": { source: binary, mode: 493 } });
+  nodeVolume ??= ensureExternalsVolume(sandbox.deps.engine, name, { "bin/node": { source: binary, mode: 493 } });
   await nodeVolume.catch((e) => {
     nodeVolume = void 0;
     throw e;
@@ -99318,11 +99320,16 @@ var import_node_crypto6 = require("node:crypto");
 var import_node_fs19 = require("node:fs");
 var SIDECAR_DIR = "/__s";
 var MAX_REFUSALS_KEPT = 50;
-async function startJobNetwork(deps, run5, allow, sink, onEvent) {
-  const network = `stockade-${run5.volumes.key}`;
-  const engine = deps.sandbox.deps.engine;
-  await deps.sandbox.keepNetnsAlive(run5.settings.image);
-  await engine.createNetwork(network, run5.volumes.labels, { internal: true });
+function networkContext(deps, run5) {
+  const s = run5.settings;
+  return { sandbox: deps.sandbox, logger: deps.logger, key: run5.volumes.key, labels: run5.volumes.labels, image: s.image, limits: s.limits, deadline: run5.deadline, egress: s.egress, nodeBinary: s.nodeBinary, mask: (t) => run5.state.masker.mask(t) };
+}
+async function startJobNetwork(ctx, allow, sink, onEvent) {
+  const deps = ctx;
+  const network = `stockade-${ctx.key}`;
+  const engine = ctx.sandbox.deps.engine;
+  await ctx.sandbox.keepNetnsAlive(ctx.image);
+  await engine.createNetwork(network, ctx.labels, { internal: true });
   const report2 = { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
   let sidecar;
   const tail = [];
@@ -99353,14 +99360,14 @@ async function startJobNetwork(deps, run5, allow, sink, onEvent) {
     stop
   };
   if (!allow.length) return jn;
-  const egress = run5.settings.egress;
+  const egress = ctx.egress;
   if (!egress) throw new Error("this runner has no egress configured");
   try {
     const t0 = Date.now();
     await ensureEgressNetwork(engine);
     const subnet = await engine.networkSubnet(network);
     if (!subnet) throw new Error(`network ${network} has no IPv4 subnet`);
-    const node = await nodeExternalsVolume(deps, run5);
+    const node = await nodeVolumeFor(ctx.sandbox, ctx.nodeBinary);
     const st = (0, import_node_fs19.statSync)(egress.sidecarScript);
     const scriptVolume = `stockade-externals-sidecar-${(0, import_node_crypto6.createHash)("sha256").update(`${egress.sidecarScript}:${st.size}:${st.mtimeMs}`).digest("hex").slice(0, 16)}`;
     await ensureExternalsVolume(engine, scriptVolume, { "sidecar.js": { source: egress.sidecarScript, mode: 292 } });
@@ -99372,7 +99379,7 @@ async function startJobNetwork(deps, run5, allow, sink, onEvent) {
       { ...deps.sandbox.deps, logger: deps.logger.child({ service: "egress" }) },
       {
         name,
-        image: run5.settings.image,
+        image: ctx.image,
         argv: [`${NODE_EXTERNALS}/bin/node`, "--max-old-space-size=96", `${SIDECAR_DIR}/sidecar.js`],
         env: { STOCKADE_EGRESS_CONFIG: JSON.stringify(config) },
         workdir: "/",
@@ -99380,11 +99387,11 @@ async function startJobNetwork(deps, run5, allow, sink, onEvent) {
           { volume: node, target: NODE_EXTERNALS, readOnly: true },
           { volume: scriptVolume, target: SIDECAR_DIR, readOnly: true }
         ],
-        limits: { ...run5.settings.limits, memoryBytes: 256 * 1024 ** 2, pids: 64, cpus: Math.min(1, run5.settings.limits.cpus), tmpfsBytes: 16 * 1024 ** 2, outputBytes: 64 * 1024 ** 2, timeoutMs: Math.max(1e3, run5.deadline - Date.now()) },
+        limits: { ...ctx.limits, memoryBytes: 256 * 1024 ** 2, pids: 64, cpus: Math.min(1, ctx.limits.cpus), tmpfsBytes: 16 * 1024 ** 2, outputBytes: 64 * 1024 ** 2, timeoutMs: Math.max(1e3, ctx.deadline - Date.now()) },
         network: { mode: "internal", network, egressNetwork: EGRESS_NETWORK },
         sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
-        security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: true },
-        labels: { ...run5.volumes.labels, [LABEL_STEP]: "egress" }
+        security: { seccompProfilePath: ctx.sandbox.seccompProfilePath, readOnlyRoot: true },
+        labels: { ...ctx.labels, [LABEL_STEP]: "egress" }
       },
       (l) => {
         const e = parseEgressEvent(l.text);
@@ -99396,7 +99403,7 @@ async function startJobNetwork(deps, run5, allow, sink, onEvent) {
         }
         if (e.ev === "ready") return ready(e.address);
         const described = describeRefusal(e);
-        const refusal = described === void 0 ? void 0 : run5.state.masker.mask(described);
+        const refusal = described === void 0 ? void 0 : ctx.mask(described);
         count(report2, e, refusal);
         if (refusal) deps.logger.warn({ egress: { ev: e.ev, verdict: "refused" } }, `blocked network attempt: ${refusal}`);
         else deps.logger.debug({ egress: { ev: e.ev } }, "egress");
@@ -99478,7 +99485,7 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
       deps.observer?.stepStarted?.(job.id, { index: -1, name: "Initialize containers" });
       const t0 = Date.now();
       try {
-        net = await startJobNetwork({ ...deps, logger: log }, run5, allow, sink, (e) => deps.observer?.egress?.(job.id, e));
+        net = await startJobNetwork(networkContext({ ...deps, logger: log }, run5), allow, sink, (e) => deps.observer?.egress?.(job.id, e));
         run5.net = net;
         if (Object.keys(job.services).length) services = await startJobServices({ ...deps, logger: log }, run5, net, job.services, contexts, noSteps, sink);
       } catch (e) {

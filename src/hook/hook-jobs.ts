@@ -3,7 +3,8 @@ import { lstatSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Logger } from '../common';
 import { LABEL_JOB, LABEL_STEP, managedLabels, runStepContainer, type BindMount, type ResourceLimits, type Sandbox, type StepOutcome, type StepSpec } from '../sandbox';
-import type { ImagePolicy } from '../runner';
+import { LogSink, startJobNetwork, type EgressSettings, type ImagePolicy, type JobNetwork } from '../runner';
+import { SecretMasker } from '../workflow';
 import type { HookContainer, HookInput, ScriptStepArgs } from './hook-input';
 import { planJobContainer, resolveJobImage, type JobContainerPlan } from './job-plan';
 import { checkRunnerMounts, checkRunnerReads, handOver, recheckBinds, type RunnerDirs } from './runner-dirs';
@@ -25,6 +26,16 @@ export interface HookJobsOptions {
   /** The host uid a container's root is under Podman's keep-id mapping: the official runner's user. */
   runnerUid: number;
   logger: Logger;
+  /**
+   * Names every job may reach through its egress sidecar: the GitHub endpoints of the broker's
+   * configuration (`--github-url`; never names a step could put in its environment) and the
+   * operator's `--allow-domain`. Empty: steps have no network at all.
+   */
+  allow: string[];
+  egress?: EgressSettings;
+  /** The image the egress sidecar runs in, and the Node binary it runs with. */
+  sidecarImage: string;
+  nodeBinary: string;
 }
 
 interface HookJob {
@@ -35,10 +46,13 @@ interface HookJob {
   dirs: RunnerDirs;
   steps: number;
   running?: AbortController;
+  net?: JobNetwork;
 }
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const MAX_JOBS = 256;
+/** The egress sidecar's wall limit: GitHub's longest job on a self-hosted runner is five days; 360 minutes is its default. */
+const JOB_WALL_MS = 5 * 24 * 3600_000;
 
 const inside = (root: string, p: string) => p === root || p.startsWith(`${root}/`);
 
@@ -101,9 +115,33 @@ export class HookJobs {
     const probe = await this.runIn(job, { argv: ['/bin/sh', '-c', 'cat /etc/os-release 2>/dev/null; true'], env: {}, workdir: '/', binds: [] }, (l) => lines.length < 64 && lines.push(l));
     if (!probe.ok) return this.fail(emit, [`the job image ${planned.plan.image} does not run a shell: ${probe.error ?? `exit ${probe.exitCode}`}`]);
     const isAlpine = lines.some((l) => /^ID="?alpine"?$/.test(l.trim()));
+    if (this.o.allow.length) {
+      const sink = new LogSink(new SecretMasker(), (_stream, text) => emit(text));
+      try {
+        job.net = await startJobNetwork(
+          {
+            sandbox: this.o.sandbox,
+            logger: this.o.logger.child({ job: key }),
+            key: `hook-${key}`,
+            labels: managedLabels(this.o.sandbox.ownerTag, { [LABEL_JOB]: `hook-${key}` }),
+            image: this.o.sidecarImage,
+            limits: this.o.limits,
+            deadline: Date.now() + JOB_WALL_MS,
+            egress: this.o.egress,
+            nodeBinary: this.o.nodeBinary,
+            // The runner masks what the hook prints; the broker's own log gets the count, not the names.
+            mask: (t) => t,
+          },
+          this.o.allow,
+          sink,
+        );
+      } catch (e) {
+        return this.fail(emit, [`the job's network could not start: ${(e as Error).message}`]);
+      }
+    }
     this.jobs.set(key, job);
     const l = this.o.limits;
-    emit(`[stockade] job ${key}: image ${planned.plan.image}; every step in a fresh container: memory ${Math.round(l.memoryBytes / 1024 ** 2)} MiB, ${l.pids} processes, ${l.cpus} CPUs, ${Math.round(l.timeoutMs / 1000)} s, output ${Math.round(l.outputBytes / 1024 ** 2)} MiB, no network`);
+    emit(`[stockade] job ${key}: image ${planned.plan.image}; every step in a fresh container: memory ${Math.round(l.memoryBytes / 1024 ** 2)} MiB, ${l.pids} processes, ${l.cpus} CPUs, ${Math.round(l.timeoutMs / 1000)} s, output ${Math.round(l.outputBytes / 1024 ** 2)} MiB, ${job.net ? `network only to ${this.o.allow.join(', ')}` : 'no network'}`);
     return {
       exitCode: 0,
       response: { state: { stockade: { job: key, token: token.toString('hex') } }, context: { container: { id: `stockade-hook-${key}`, network: 'none', ports: {} }, services: [] }, isAlpine },
@@ -175,7 +213,7 @@ export class HookJobs {
   }
 
   private stepEnv(job: HookJob, given: Record<string, string>, prependPath: string[]): Record<string, string> {
-    const env: Record<string, string> = { HOME: '/github/home', ...job.plan.env, ...given };
+    const env: Record<string, string> = { HOME: '/github/home', ...job.plan.env, ...given, ...(job.net?.env() ?? {}) };
     const base = env.PATH ?? DEFAULT_PATH;
     env.PATH = prependPath.length ? `${prependPath.join(':')}:${base}` : base;
     return env;
@@ -226,7 +264,7 @@ export class HookJobs {
       binds: run.binds,
       userns: 'keep-id',
       limits: this.o.limits,
-      network: { mode: 'none' },
+      network: job.net ? job.net.spec() : { mode: 'none' },
       security: { seccompProfilePath: sb.seccompProfilePath, readOnlyRoot: true },
       labels: managedLabels(sb.ownerTag, { [LABEL_JOB]: `hook-${job.key}`, [LABEL_STEP]: String(n) }),
     };
@@ -241,6 +279,7 @@ export class HookJobs {
     }
     job.running?.abort();
     this.jobs.delete(job.key);
+    if (job.net) await job.net.stop(new LogSink(new SecretMasker(), (_stream, text) => emit(text))).catch((e: unknown) => this.o.logger.error({ err: e }, 'hook job network stop failed'));
     const engine = this.o.sandbox.deps.engine;
     const left = await engine.listContainers(`${LABEL_JOB}=hook-${job.key}`).catch(() => []);
     for (const c of left) await engine.removeContainer(c.id).catch((e: unknown) => this.o.logger.error({ err: e, container: c.id }, 'hook job container remove failed'));

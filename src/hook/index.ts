@@ -3,3 +3,4 @@ export { planJobContainer, resolveJobImage, RUNNER_TARGETS, type JobContainerPla
 export { HookJobs, type HookJobsOptions, type HookResult } from './hook-jobs';
 export { startHookBroker, DEFAULT_HOOK_SOCKET, BROKER_LIMITS, type BrokerOptions } from './broker';
 export { checkRunnerMounts, checkRunnerReads, hostPathOf, FILE_COMMAND_VARS } from './runner-dirs';
+export { githubEgressNames } from './github-egress';

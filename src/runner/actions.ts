@@ -2,7 +2,7 @@ import { statSync, existsSync } from 'node:fs';
 import { readFileBeneath } from '../common';
 import { join, posix } from 'node:path';
 import { createHash } from 'node:crypto';
-import { copyTreeIntoVolume, ensureExternalsVolume, readVolumePath } from '../sandbox';
+import { copyTreeIntoVolume, ensureExternalsVolume, readVolumePath, type Sandbox } from '../sandbox';
 import { evaluateCondition, formatDiagnostic, interpolate, parseActionText, type ActionModel, type StepModel } from '../workflow';
 import { JOB_PATHS } from './job-paths';
 import { LogSink } from './step-log';
@@ -99,11 +99,15 @@ let nodeVolume: Promise<string> | undefined;
 
 /** The read-only externals volume holding the runner's Node.js (for JavaScript actions and the egress sidecar). */
 export async function nodeExternalsVolume(deps: StepDeps, run: StepRun): Promise<string> {
-  const binary = run.settings.nodeBinary;
+  return nodeVolumeFor(deps.sandbox, run.settings.nodeBinary);
+}
+
+/** The read-only volume holding this host's Node.js binary (for JavaScript actions and the egress sidecar). */
+export async function nodeVolumeFor(sandbox: Sandbox, binary: string | undefined): Promise<string> {
   if (!binary) throw new Error('JavaScript actions need Node.js; this runner has no Node.js binary configured');
   const st = statSync(binary);
   const name = `stockade-externals-node-${createHash('sha256').update(`${binary}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)}`;
-  nodeVolume ??= ensureExternalsVolume(deps.sandbox.deps.engine, name, { 'bin/node': { source: binary, mode: 0o755 } });
+  nodeVolume ??= ensureExternalsVolume(sandbox.deps.engine, name, { 'bin/node': { source: binary, mode: 0o755 } });
   await nodeVolume.catch((e: unknown) => {
     nodeVolume = undefined;
     throw e;

@@ -7,3 +7,5 @@ export { JOB_PATHS } from './job-paths';
 export { hashWorkspaceFiles } from './hash-files';
 export { parseRemoteUses } from './actions';
 export { readWorkflowFiles, readWorkflowFile, MAX_WORKFLOW_FILES, type WorkflowFile } from './read-workflow-files';
+export { startJobNetwork, type JobNetwork, type JobNetworkContext } from './job-network';
+export { LogSink } from './step-log';

@@ -4,8 +4,11 @@ import { EGRESS_NETWORK, LABEL_STEP, ensureEgressNetwork, ensureExternalsVolume,
 import { describeRefusal, parseEgressEvent, SIDECAR_PORTS, type EgressEvent, type SidecarConfig } from '../egress';
 import type { LogSink } from './step-log';
 import type { EgressReport } from './types';
+import type { Logger } from '../common';
+import type { ResourceLimits, Sandbox } from '../sandbox';
+import type { EgressSettings } from './types';
 import type { StepDeps, StepRun } from './run-step';
-import { NODE_EXTERNALS, nodeExternalsVolume } from './actions';
+import { NODE_EXTERNALS, nodeVolumeFor } from './actions';
 
 export interface JobNetwork {
   network: string;
@@ -32,12 +35,38 @@ const MAX_REFUSALS_KEPT = 50;
  * when the job may reach anything, its egress sidecar: the only member with a
  * second leg out, the only DNS server of the steps, and their only proxy.
  */
-export async function startJobNetwork(deps: StepDeps, run: StepRun, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void): Promise<JobNetwork> {
-  const network = `stockade-${run.volumes.key}`;
-  const engine = deps.sandbox.deps.engine;
+/** What a job's network needs of the job: local and app mode give it from their run, runner mode from its hook job. */
+export interface JobNetworkContext {
+  sandbox: Sandbox;
+  logger: Logger;
+  /** Names the network (`stockade-<key>`) and its sidecar. */
+  key: string;
+  /** The job's ownership labels (managed, owner, job). */
+  labels: Record<string, string>;
+  /** The image the sidecar runs in (the runner's base image). */
+  image: string;
+  limits: ResourceLimits;
+  /** Epoch ms the job must end by: the sidecar's wall limit. */
+  deadline: number;
+  egress?: EgressSettings;
+  nodeBinary?: string;
+  /** Masks secrets in a text that leaves the job (a refused name can spell one). */
+  mask(text: string): string;
+}
+
+/** The network context of a local or app-mode run. */
+export function networkContext(deps: StepDeps, run: StepRun): JobNetworkContext {
+  const s = run.settings;
+  return { sandbox: deps.sandbox, logger: deps.logger, key: run.volumes.key, labels: run.volumes.labels, image: s.image, limits: s.limits, deadline: run.deadline, egress: s.egress, nodeBinary: s.nodeBinary, mask: (t) => run.state.masker.mask(t) };
+}
+
+export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void): Promise<JobNetwork> {
+  const deps = ctx;
+  const network = `stockade-${ctx.key}`;
+  const engine = ctx.sandbox.deps.engine;
   // One idle container keeps the rootless network namespace (and its slirp4netns) up, so this job does not leave a zombie.
-  await deps.sandbox.keepNetnsAlive(run.settings.image);
-  await engine.createNetwork(network, run.volumes.labels, { internal: true });
+  await ctx.sandbox.keepNetnsAlive(ctx.image);
+  await engine.createNetwork(network, ctx.labels, { internal: true });
   const report: EgressReport = { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
   let sidecar: ServiceContainer | undefined;
   const tail: string[] = [];
@@ -68,14 +97,14 @@ export async function startJobNetwork(deps: StepDeps, run: StepRun, allow: strin
     stop,
   };
   if (!allow.length) return jn;
-  const egress = run.settings.egress;
+  const egress = ctx.egress;
   if (!egress) throw new Error('this runner has no egress configured');
   try {
     const t0 = Date.now();
     await ensureEgressNetwork(engine);
     const subnet = await engine.networkSubnet(network);
     if (!subnet) throw new Error(`network ${network} has no IPv4 subnet`);
-    const node = await nodeExternalsVolume(deps, run);
+    const node = await nodeVolumeFor(ctx.sandbox, ctx.nodeBinary);
     const st = statSync(egress.sidecarScript);
     const scriptVolume = `stockade-externals-sidecar-${createHash('sha256').update(`${egress.sidecarScript}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)}`;
     await ensureExternalsVolume(engine, scriptVolume, { 'sidecar.js': { source: egress.sidecarScript, mode: 0o444 } });
@@ -87,7 +116,7 @@ export async function startJobNetwork(deps: StepDeps, run: StepRun, allow: strin
       { ...deps.sandbox.deps, logger: deps.logger.child({ service: 'egress' }) },
       {
         name,
-        image: run.settings.image,
+        image: ctx.image,
         argv: [`${NODE_EXTERNALS}/bin/node`, '--max-old-space-size=96', `${SIDECAR_DIR}/sidecar.js`],
         env: { STOCKADE_EGRESS_CONFIG: JSON.stringify(config) },
         workdir: '/',
@@ -95,11 +124,11 @@ export async function startJobNetwork(deps: StepDeps, run: StepRun, allow: strin
           { volume: node, target: NODE_EXTERNALS, readOnly: true },
           { volume: scriptVolume, target: SIDECAR_DIR, readOnly: true },
         ],
-        limits: { ...run.settings.limits, memoryBytes: 256 * 1024 ** 2, pids: 64, cpus: Math.min(1, run.settings.limits.cpus), tmpfsBytes: 16 * 1024 ** 2, outputBytes: 64 * 1024 ** 2, timeoutMs: Math.max(1000, run.deadline - Date.now()) },
+        limits: { ...ctx.limits, memoryBytes: 256 * 1024 ** 2, pids: 64, cpus: Math.min(1, ctx.limits.cpus), tmpfsBytes: 16 * 1024 ** 2, outputBytes: 64 * 1024 ** 2, timeoutMs: Math.max(1000, ctx.deadline - Date.now()) },
         network: { mode: 'internal', network, egressNetwork: EGRESS_NETWORK },
         sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' },
-        security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: true },
-        labels: { ...run.volumes.labels, [LABEL_STEP]: 'egress' },
+        security: { seccompProfilePath: ctx.sandbox.seccompProfilePath, readOnlyRoot: true },
+        labels: { ...ctx.labels, [LABEL_STEP]: 'egress' },
       },
       (l) => {
         const e = parseEgressEvent(l.text);
@@ -112,7 +141,7 @@ export async function startJobNetwork(deps: StepDeps, run: StepRun, allow: strin
         if (e.ev === 'ready') return ready(e.address);
         // A refused name can carry a secret (a step spelling one into a DNS query): masked like every text that leaves the job.
         const described = describeRefusal(e);
-        const refusal = described === undefined ? undefined : run.state.masker.mask(described);
+        const refusal = described === undefined ? undefined : ctx.mask(described);
         count(report, e, refusal);
         if (refusal) deps.logger.warn({ egress: { ev: e.ev, verdict: 'refused' } }, `blocked network attempt: ${refusal}`);
         else deps.logger.debug({ egress: { ev: e.ev } }, 'egress');

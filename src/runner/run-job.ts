@@ -9,7 +9,7 @@ import { baseContexts, jobStatus, type InstanceFacts, type NeedsResult } from '.
 export type { NeedsResult } from './job-contexts';
 import { evaluateEnv } from './step-env';
 import { startJobServices, type JobServices } from './job-services';
-import { startJobNetwork, type JobNetwork } from './job-network';
+import { networkContext, startJobNetwork, type JobNetwork } from './job-network';
 import { narrowAllowlist, parseDomainList } from '../egress';
 import { LogSink } from './step-log';
 import { runStep, toResult, type Executed, type JobState, type Scope, type StepRun } from './run-step';
@@ -82,7 +82,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
       deps.observer?.stepStarted?.(job.id, { index: -1, name: 'Initialize containers' });
       const t0 = Date.now();
       try {
-        net = await startJobNetwork({ ...deps, logger: log }, run, allow, sink, (e) => deps.observer?.egress?.(job.id, e));
+        net = await startJobNetwork(networkContext({ ...deps, logger: log }, run), allow, sink, (e) => deps.observer?.egress?.(job.id, e));
         run.net = net;
         if (Object.keys(job.services).length) services = await startJobServices({ ...deps, logger: log }, run, net, job.services, contexts, noSteps, sink);
       } catch (e) {

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import type { Server } from 'node:net';
 import { silentLogger } from '../../src/common';
 import { HookJobs, startHookBroker } from '../../src/hook';
-import { runnerImages, resolveHostConfig } from '../../src/host';
+import { baseImageRef, egressSettings, runnerImages, resolveHostConfig } from '../../src/host';
+import { githubEgressNames } from '../../src/hook';
+import { startOutsideWorld } from '../network/outside-world';
 import { DEFAULT_LIMITS, LABEL_MANAGED, openSandbox, type Sandbox } from '../../src/sandbox';
 import { FakeRunner, RUNNER_GID, RUNNER_UID } from './runner-harness';
 
@@ -22,8 +24,8 @@ let server: Server;
 let sandbox: Sandbox;
 const runners: FakeRunner[] = [];
 
-function newRunner(user?: { uid: number; gid: number }): FakeRunner {
-  const r = new FakeRunner(base, socket, user);
+function newRunner(user?: { uid: number; gid: number }, sock = socket): FakeRunner {
+  const r = new FakeRunner(base, sock, user);
   runners.push(r);
   return r;
 }
@@ -40,6 +42,9 @@ before(async () => {
     limits: { ...DEFAULT_LIMITS, memoryBytes: 256 * 1024 ** 2, pids: 128, timeoutMs: 8000, killGraceMs: 500 },
     runnerUid: RUNNER_UID,
     logger: silentLogger(),
+    allow: [],
+    sidecarImage: baseImageRef(host),
+    nodeBinary: process.execPath,
   });
   server = await startHookBroker({ socketPath: socket, gid: RUNNER_GID, jobs, logger: silentLogger() });
 });
@@ -262,4 +267,58 @@ test('a runner started by hand needs only ACTIONS_RUNNER_CONTAINER_HOOKS: the in
   const refused = await stranger.prepareJob({});
   assert.equal(refused.code, 1);
   assert.match(refused.stdout, /cannot reach Stockade's hook broker at \/run\/stockade\/hook\.sock: connect EACCES/);
+});
+
+test('egress in runner mode: a step reaches the GitHub endpoints of the broker\'s configuration through the job\'s sidecar and nothing else; blocked attempts are reported', async () => {
+  const world = await startOutsideWorld();
+  const egressSocket = join(socketDir, 'egress.sock');
+  // The test's outside world plays GitHub: --github-url https://allowed.test.
+  const allow = githubEgressNames('https://allowed.test');
+  const jobs = new HookJobs({
+    sandbox,
+    images: runnerImages(host),
+    policy: { allow: [], allowDigestPinned: false },
+    limits: { ...DEFAULT_LIMITS, timeoutMs: 60_000 },
+    runnerUid: RUNNER_UID,
+    logger: silentLogger(),
+    allow,
+    egress: egressSettings(root, { allow, permittedRanges: [world.subnet] }, world.dns),
+    sidecarImage: baseImageRef(host),
+    nodeBinary: process.execPath,
+  });
+  const egressServer = await startHookBroker({ socketPath: egressSocket, gid: RUNNER_GID, jobs, logger: silentLogger() });
+  try {
+    const r = newRunner(undefined, egressSocket);
+    const p = await r.prepareJob({});
+    assert.equal(p.code, 0, p.stdout);
+    assert.match(p.stdout, /egress: allowed\.test through the sidecar/);
+    assert.match(p.stdout, /network only to allowed\.test/);
+    r.write(join(r.work, 'repo/repo/ca.pem'), readFileSync(world.certFile, 'utf8'));
+    const s = await r.runScript(
+      [
+        'set +e',
+        'c() { curl -sS -f --max-time 5 --cacert ca.pem "$@"; }',
+        'c https://allowed.test/ >/dev/null && echo REACHED results-proxy || echo BLOCKED results-proxy',
+        "c --noproxy '*' https://allowed.test/ >/dev/null && echo REACHED results-transparent || echo BLOCKED results-transparent",
+        'c https://other.test/ >/dev/null 2>&1 && echo REACHED other || echo BLOCKED other',
+        `c --noproxy '*' http://${world.other}/ >/dev/null 2>&1 && echo REACHED direct-ip || echo BLOCKED direct-ip`,
+        'exit 0',
+      ].join('\n'),
+      { env: { ACTIONS_RESULTS_URL: 'https://allowed.test/', ACTIONS_ID_TOKEN_REQUEST_URL: 'https://other.test/token' } },
+    );
+    assert.equal(s.code, 0, s.stdout);
+    assert.match(s.stdout, /^REACHED results-proxy$/m);
+    assert.match(s.stdout, /^REACHED results-transparent$/m);
+    assert.match(s.stdout, /^BLOCKED other$/m, 'a URL in the step\'s environment does not widen the allowlist');
+    assert.match(s.stdout, /^BLOCKED direct-ip$/m);
+    const c = await r.cleanupJob();
+    assert.equal(c.code, 0);
+    assert.match(c.stdout, /egress: \d+ blocked network attempts/);
+    assert.match(c.stdout, /blocked: .*other\.test/);
+    assert.equal(await managedContainers(), 0);
+    assert.ok(!world.events().some((e) => e.host === 'other.test' || e.address === world.other), JSON.stringify(world.events().slice(-5)));
+  } finally {
+    egressServer.close();
+    world.stop();
+  }
 });

@@ -71,3 +71,20 @@ test('prepare_job plan: host paths outside the runner, user volumes, create opti
   assert.match(none.errors.join('\n'), /the job has no container: .*container: stockade\/base/);
   assert.match(planJobContainer({ ...(p.value.args.container as HookContainer), image: 'stockade/nope', createOptions: '', userMountVolumes: [], portMappings: [], systemMountVolumes: systemMounts }, opts).errors.join(''), /names no Stockade runner image; there are base, node/);
 });
+
+test('runner-mode egress names come from the server URL: github.com and its Actions services, a GHES host alone, bad URLs refused', async () => {
+  const { githubEgressNames, hostPathOf } = await import('../../src/hook');
+  assert.deepEqual(githubEgressNames('https://github.com'), ['github.com', 'api.github.com', 'codeload.github.com', '*.actions.githubusercontent.com', '*.githubusercontent.com']);
+  assert.deepEqual(githubEgressNames('https://GHES.example.com/'), ['ghes.example.com']);
+  assert.deepEqual(githubEgressNames('https://acme.ghe.com'), ['acme.ghe.com', '*.acme.ghe.com']);
+  assert.throws(() => githubEgressNames('not a url'), /is not a URL/);
+  const binds = [
+    { hostPath: '/r/_work', target: '/__w' },
+    { hostPath: '/r/_work/_temp', target: '/__w/_temp' },
+    { hostPath: '/r/_work/_temp/_github_home', target: '/github/home' },
+  ];
+  assert.equal(hostPathOf(binds, '/__w/_temp/_runner_file_commands/set_output_1'), '/r/_work/_temp/_runner_file_commands/set_output_1');
+  assert.equal(hostPathOf(binds, '/github/home/x/../y'), '/r/_work/_temp/_github_home/y');
+  assert.equal(hostPathOf(binds, '/etc/passwd'), undefined);
+  assert.equal(hostPathOf(binds, '/__work'), undefined);
+});

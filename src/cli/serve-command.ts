@@ -16,6 +16,7 @@ import { resolveHostConfig } from '../host';
 import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages } from '../host';
 import { narrowAllowlist, normalizeDomainPattern, validatePolicy } from '../egress';
 import { DEFAULT_IMAGE_POLICY, type EgressSettings, type ImagePolicy } from '../runner';
+import { runnerMode, RUNNER_MODE_OPTIONS, RUNNER_MODE_USAGE } from './serve-runner-mode';
 
 export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-file FILE] [--webhook-secret-file FILE]
                       [--port 8080] [--host 127.0.0.1] [--public-url URL] [--labels a,b,c] [--concurrency 2]
@@ -24,6 +25,7 @@ export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-fil
                       [--modes workflow_job,app] [--admin-port 8081] [--admin-host 127.0.0.1]
                       [--config quotas.yml] [--burst-per-minute 120]
                       [--github-retry-seconds 5] [--github-give-up-seconds 21600] [--disk 10g|off] [--inodes 1000000]
+${RUNNER_MODE_USAGE}
   environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
 
 function readSecret(file: string | undefined, envValue: string | undefined, what: string): string {
@@ -79,6 +81,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
       disk: { type: 'string' },
       inodes: { type: 'string' },
       'github-give-up-seconds': { type: 'string' },
+      ...RUNNER_MODE_OPTIONS,
     },
   });
   const appId = values['app-id'] ?? env.STOCKADE_APP_ID;
@@ -103,15 +106,19 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const images = labelImages(host);
   const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
   const store = new JobStore(join(stateDir, 'stockade.db'));
+  const github = new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger, requestPacing: !values['no-request-pacing'] });
+  const labels = [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(images)];
+  const runner = await runnerMode(values, { host, sandbox, github, labels: values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS, imagePolicy: config?.imagePolicy, logger });
   const server = new StockadeServer({
     store,
-    github: new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger, requestPacing: !values['no-request-pacing'] }),
+    github,
+    jit: runner?.jit,
     sandbox,
     logger,
     settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes) },
     webhookSecret,
     // A job may name a runner image among its runs-on labels: those labels are this runner's too.
-    labels: [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(images)],
+    labels,
     publicUrl: values['public-url'] ?? `http://127.0.0.1:${port}`,
     logKey: readFileSync(keyFile),
     workDir: join(stateDir, 'work'),
@@ -135,6 +142,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   process.stderr.write(`stockade serve: listening on ${addr.address}:${addr.port}${admin ? `; admin API on ${admin.address}:${admin.port}` : ''}\n`);
   await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
   await server.stop();
+  runner?.close();
   store.close();
   return 0;
 }

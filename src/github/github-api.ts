@@ -166,6 +166,35 @@ export class GitHubApi {
     await this.forInstallation(installationId).rest.actions.cancelWorkflowRun({ owner, repo, run_id: runId });
   }
 
+  /**
+   * A just-in-time runner for one repository (documented REST: generate-jitconfig): it takes one job
+   * of that repository and is gone. Group 1 is the default group.
+   */
+  async generateJitConfig(installationId: number, owner: string, repo: string, o: { name: string; labels: string[]; runnerGroupId?: number }): Promise<{ runnerId: number; encodedJitConfig: string }> {
+    const r = await this.forInstallation(installationId).rest.actions.generateRunnerJitconfigForRepo({ owner, repo, name: o.name, labels: o.labels, runner_group_id: o.runnerGroupId ?? 1, work_folder: '_work' });
+    return { runnerId: r.data.runner.id, encodedJitConfig: r.data.encoded_jit_config };
+  }
+
+  /** Whether a repository's runner is running a job now; undefined when GitHub no longer knows it. */
+  async runnerBusy(installationId: number, owner: string, repo: string, runnerId: number): Promise<boolean | undefined> {
+    try {
+      const r = await this.forInstallation(installationId).rest.actions.getSelfHostedRunnerForRepo({ owner, repo, runner_id: runnerId });
+      return r.data.busy;
+    } catch (e) {
+      if ((e as { status?: number }).status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  /** Removes a repository's runner registration; one GitHub already removed (404) is fine. */
+  async deleteRunner(installationId: number, owner: string, repo: string, runnerId: number): Promise<void> {
+    try {
+      await this.forInstallation(installationId).rest.actions.deleteSelfHostedRunnerFromRepo({ owner, repo, runner_id: runnerId });
+    } catch (e) {
+      if ((e as { status?: number }).status !== 404) throw e;
+    }
+  }
+
   /** Recent deliveries of the App's webhook (newest first). */
   async listDeliveries(perPage = 100): Promise<DeliverySummary[]> {
     const r = await this.app.rest.apps.listWebhookDeliveries({ per_page: perPage });

@@ -17,6 +17,18 @@ export interface HookResult {
 
 export type Emit = (line: string) => void;
 
+/** What Stockade saw of the hook jobs of one runner directory (for its own check run in server runner mode). */
+export interface RunnerSummary {
+  jobs: number;
+  steps: Array<{ exitCode: number | null; reason: string; durationMs: number; peakMemoryBytes: number }>;
+  /** Refusals of the hook itself (a path, an image, a link the runner would have read). */
+  refusals: string[];
+  blockedNetworkAttempts: number;
+  blocked: string[];
+}
+
+const MAX_SUMMARIES = 1024;
+
 export interface HookJobsOptions {
   sandbox: Sandbox;
   /** Runner images by name (`stockade/<name>`). */
@@ -47,6 +59,8 @@ interface HookJob {
   steps: number;
   running?: AbortController;
   net?: JobNetwork;
+  outcomes: RunnerSummary['steps'];
+  refusals: string[];
 }
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -64,6 +78,8 @@ const inside = (root: string, p: string) => p === root || p.startsWith(`${root}/
  */
 export class HookJobs {
   private readonly jobs = new Map<string, HookJob>();
+  /** Summaries of cleaned-up jobs by runner directory, until finishRunner collects them. */
+  private readonly finished = new Map<string, RunnerSummary>();
 
   constructor(private readonly o: HookJobsOptions) {}
 
@@ -109,7 +125,7 @@ export class HookJobs {
     }
     const key = randomBytes(6).toString('hex');
     const token = randomBytes(24);
-    const job: HookJob = { key, token, plan: planned.plan, binds: checked.binds, dirs: checked.dirs, steps: 0 };
+    const job: HookJob = { key, token, plan: planned.plan, binds: checked.binds, dirs: checked.dirs, steps: 0, outcomes: [], refusals: [] };
     // The image is probed once in the sandbox: it runs, and the runner learns whether it is Alpine (musl).
     const lines: string[] = [];
     const probe = await this.runIn(job, { argv: ['/bin/sh', '-c', 'cat /etc/os-release 2>/dev/null; true'], env: {}, workdir: '/', binds: [] }, (l) => lines.length < 64 && lines.push(l));
@@ -221,7 +237,10 @@ export class HookJobs {
 
   private async step(job: HookJob, run: { argv: string[]; env: Record<string, string>; workdir: string; binds: BindMount[]; image?: string }, emit: Emit, signal: AbortSignal): Promise<HookResult> {
     const stale = recheckBinds(run.binds);
-    if (stale.length) return this.fail(emit, stale);
+    if (stale.length) {
+      job.refusals.push(...stale);
+      return this.fail(emit, stale);
+    }
     if (job.dirs.rootRunner) handOver(job.dirs.work, this.o.runnerUid, { deep: false });
     const controller = new AbortController();
     const onAbort = () => controller.abort();
@@ -236,6 +255,8 @@ export class HookJobs {
     }
     const problems = checkRunnerReads(job.binds, job.dirs.work, run.env);
     for (const p of problems) emit(`##[error]Stockade: ${p}`);
+    job.refusals.push(...problems.slice(0, 20));
+    if (job.outcomes.length < 10_000) job.outcomes.push({ exitCode: outcome.exitCode, reason: outcome.reason, durationMs: outcome.durationMs, peakMemoryBytes: outcome.usage.peakMemoryBytes });
     const l = this.o.limits;
     const why: Record<string, string> = {
       timeout: `the step ran past its time limit (${Math.round(l.timeoutMs / 1000)} s) and was stopped`,
@@ -277,13 +298,41 @@ export class HookJobs {
       emit('[stockade] cleanup_job: no job of this broker to clean up');
       return { exitCode: 0 };
     }
+    await this.end(job, emit);
+    return { exitCode: 0 };
+  }
+
+  /** Stops what runs, removes the job's containers and network, keeps its summary for its runner directory. */
+  private async end(job: HookJob, emit: Emit): Promise<void> {
     job.running?.abort();
     this.jobs.delete(job.key);
+    const report = job.net?.report;
     if (job.net) await job.net.stop(new LogSink(new SecretMasker(), (_stream, text) => emit(text))).catch((e: unknown) => this.o.logger.error({ err: e }, 'hook job network stop failed'));
     const engine = this.o.sandbox.deps.engine;
     const left = await engine.listContainers(`${LABEL_JOB}=hook-${job.key}`).catch(() => []);
     for (const c of left) await engine.removeContainer(c.id).catch((e: unknown) => this.o.logger.error({ err: e, container: c.id }, 'hook job container remove failed'));
     emit(`[stockade] job ${job.key}: ${job.steps} containers run, ${left.length} left over removed`);
-    return { exitCode: 0 };
+    const sum = this.finished.get(job.dirs.root) ?? { jobs: 0, steps: [], refusals: [], blockedNetworkAttempts: 0, blocked: [] };
+    sum.jobs++;
+    sum.steps.push(...job.outcomes);
+    sum.refusals.push(...job.refusals);
+    if (report) {
+      sum.blockedNetworkAttempts += report.dnsRefused + report.connectionsRefused;
+      sum.blocked.push(...report.refusals);
+    }
+    this.finished.delete(job.dirs.root);
+    this.finished.set(job.dirs.root, sum);
+    if (this.finished.size > MAX_SUMMARIES) this.finished.delete(this.finished.keys().next().value!);
+  }
+
+  /**
+   * The runner of this directory is gone (it finished, died or was stopped): whatever of its jobs is
+   * left is removed (a runner killed mid-job never calls cleanup_job), and what Stockade saw is returned.
+   */
+  async finishRunner(root: string): Promise<RunnerSummary> {
+    for (const job of [...this.jobs.values()]) if (job.dirs.root === root) await this.end(job, () => undefined);
+    const sum = this.finished.get(root) ?? { jobs: 0, steps: [], refusals: [], blockedNetworkAttempts: 0, blocked: [] };
+    this.finished.delete(root);
+    return sum;
   }
 }

@@ -13,6 +13,21 @@ export interface GitHubPort {
   findCheckRun(installationId: number, owner: string, repo: string, sha: string, name: string, externalId: string): Promise<number | undefined>;
   updateCheckRun(installationId: number, owner: string, repo: string, checkRunId: number, fields: CheckRunFields): Promise<void>;
   cancelWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<void>;
+  generateJitConfig(installationId: number, owner: string, repo: string, o: { name: string; labels: string[]; runnerGroupId?: number }): Promise<{ runnerId: number; encodedJitConfig: string }>;
+  runnerBusy(installationId: number, owner: string, repo: string, runnerId: number): Promise<boolean | undefined>;
+  deleteRunner(installationId: number, owner: string, repo: string, runnerId: number): Promise<void>;
   listDeliveries(perPage?: number): Promise<DeliverySummary[]>;
   getDelivery(id: number): Promise<{ guid: string; event: string; payload: unknown }>;
+}
+
+/** What runner mode needs of the hook broker this server runs (wired by the CLI; the server does not import the hook). */
+export interface RunnerHost {
+  /** Removes whatever of the runner directory's hook jobs is left and returns what Stockade saw of them. */
+  finishRunner(root: string): Promise<{
+    jobs: number;
+    steps: Array<{ exitCode: number | null; reason: string; durationMs: number; peakMemoryBytes: number }>;
+    refusals: string[];
+    blockedNetworkAttempts: number;
+    blocked: string[];
+  }>;
 }

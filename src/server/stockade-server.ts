@@ -16,6 +16,7 @@ import { planDelivery, type JobSpec, type PlannedJob, type Priorities, type Runn
 import type { GitHubPort } from './ports';
 import { webhookHandler, MAX_WEBHOOK_BYTES } from './webhook-intake';
 import { hardenListener } from './harden-listener';
+import type { JitRunners } from './jit-runners';
 
 export interface ServerOptions {
   store: JobStore;
@@ -60,6 +61,8 @@ export interface ServerOptions {
   port?: number;
   host?: string;
   maxWebhookBytes?: number;
+  /** Runner mode: each workflow_job runs on a just-in-time official runner with Stockade as its hook. */
+  jit?: JitRunners;
   /** Retries of GitHub writes that fail (check-run creation, the final report), and when to give up. @default DEFAULT_BACKOFF */
   githubBackoff?: BackoffPolicy;
 }
@@ -104,7 +107,8 @@ export class StockadeServer {
       this.o.store.transition(row.key, 'failed', { result: JSON.stringify(failedReport(row, 'the runner restarted while this job ran; its containers were removed')) });
       log.warn({ job: row.key }, 'job was running when the runner stopped; reported as failed');
     }
-    log.info({ reaped: report }, 'recovered');
+    const runners = await this.o.jit?.reapLeftovers();
+    log.info({ reaped: report, runners }, 'recovered');
     const intake = webhookHandler({
       secret: this.o.webhookSecret,
       store: this.o.store,
@@ -387,7 +391,9 @@ export class StockadeServer {
       const earlier = row.createdAt < this.startedAt ? await this.o.github.findCheckRun(row.installationId, spec.owner, spec.repo, row.headSha, name, row.key) : undefined;
       // What the sandbox will refuse is refused here, before the job takes a slot: it completes at once with the errors.
       const payload = () => JSON.parse(this.o.store.getDelivery(row.deliveryGuid)?.payload ?? '{}') as Record<string, unknown>;
-      const refused = earlier === undefined ? await refusedBeforeQueue(this.o.github, row, spec, this.o.settings, payload(), this.o.logger) : undefined;
+      // In runner mode GitHub's runner reads the workflow (actions, containers); the hook judges each step.
+      const viaRunner = !!this.o.jit && spec.mode === 'workflow_job';
+      const refused = earlier === undefined && !viaRunner ? await refusedBeforeQueue(this.o.github, row, spec, this.o.settings, payload(), this.o.logger) : undefined;
       if (refused) {
         this.o.store.transition(row.key, 'failed', { result: JSON.stringify(refused) });
         return;
@@ -445,7 +451,8 @@ export class StockadeServer {
     await update({ status: 'in_progress', started_at: started.toISOString() });
     const steps: string[] = [];
     const t0 = Date.now();
-    const result = await executeJob(
+    const jit = this.o.jit;
+    const result = jit && spec.mode === 'workflow_job' ? await jit.run(row, spec, abort.signal, log) : await executeJob(
       {
         github: gh,
         sandbox: this.o.sandbox,
@@ -498,7 +505,7 @@ export class StockadeServer {
         await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, checkRunId, { output: { title: `${report.name}: ${report.conclusion}`, summary: 'annotations continued', annotations: b } });
       }
       this.o.store.markReported(row.key);
-      if (this.o.cancelGitHubRun && spec.mode === 'workflow_job') await gh.cancelWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId).catch((e: unknown) => this.o.logger.warn({ err: e }, 'could not cancel the GitHub run'));
+      if (this.o.cancelGitHubRun && spec.mode === 'workflow_job' && !this.o.jit) await gh.cancelWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId).catch((e: unknown) => this.o.logger.warn({ err: e }, 'could not cancel the GitHub run'));
     } catch (e) {
       this.githubWriteFailed(row, e, 'GitHub did not take the report', row.updatedAt);
     }

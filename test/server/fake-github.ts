@@ -125,8 +125,36 @@ function treeOf(tarball: Buffer): Promise<Map<string, TreeEntry>> {
   return t;
 }
 
+/** A runner GitHub knows (JIT runners are minted through generate-jitconfig). */
+export interface FakeRunnerEntry {
+  id: number;
+  name: string;
+  owner: string;
+  repo: string;
+  labels: string[];
+  busy: boolean;
+  deleted: boolean;
+  /** The runner process, as it told the fake when it asked for a job. */
+  pid?: number;
+  jobs: number[];
+}
+
+/** A job GitHub queued for a repository's runners: the `run:` steps of its one job, as scripts. */
+export interface FakeQueuedJob {
+  id: number;
+  steps: string[];
+  conclusion?: string;
+  runner?: string;
+}
+
 export class FakeGitHub {
   readonly violations: string[] = [];
+  readonly runners = new Map<number, FakeRunnerEntry>();
+  /** Jobs waiting for a runner, by `owner/repo`; a JIT runner of that repository takes the next. */
+  readonly queuedJobs = new Map<string, FakeQueuedJob[]>();
+  readonly finishedJobs: FakeQueuedJob[] = [];
+  /** The most runners of one repository busy at the same moment. */
+  maxBusy = new Map<string, number>();
   readonly requests: RecordedRequest[] = [];
   readonly checkRuns = new Map<number, CheckRun>();
   readonly repos = new Map<string, FakeRepo>();
@@ -180,6 +208,8 @@ export class FakeGitHub {
     for await (const c of req) chunks.push(c as Buffer);
     const url = new URL(req.url ?? '/', 'http://x');
     const method = req.method ?? 'GET';
+    // The runner's own protocol with GitHub (not REST, not documented) is played by these two calls.
+    if (url.pathname.startsWith('/_fake/')) return this.runnerProtocol(method, url.pathname, Buffer.concat(chunks).toString('utf8'), res);
     const route = this.routes.find((r) => r.method === method && r.re.test(url.pathname));
     if (!route) return this.violation(res, `${method} ${url.pathname}: not an operation of GitHub's REST API`);
     const m = route.re.exec(url.pathname)!;
@@ -242,6 +272,37 @@ export class FakeGitHub {
     handler(rec, res);
   }
 
+  /**
+   * Stands in for the runner's session with GitHub's broker: `POST /_fake/runners/{id}/next` {pid}
+   * assigns the runner the next job queued for its repository (204: none yet; 410: the runner was
+   * deleted), `POST /_fake/runners/{id}/done` {conclusion} ends it; an ephemeral runner is then removed.
+   */
+  private runnerProtocol(method: string, path: string, raw: string, res: ServerResponse): void {
+    const m = /^\/_fake\/runners\/(\d+)\/(next|done)$/.exec(path);
+    const runner = m ? this.runners.get(Number(m[1])) : undefined;
+    if (method !== 'POST' || !m || !runner) return this.json(res, 404, { message: 'Not Found' });
+    const body = (raw ? JSON.parse(raw) : {}) as { pid?: number; conclusion?: string };
+    if (runner.deleted) return this.json(res, 410, { message: 'runner deleted' });
+    const full = `${runner.owner}/${runner.repo}`;
+    if (m[2] === 'next') {
+      runner.pid = body.pid;
+      if (runner.busy) return this.json(res, 409, { message: 'already busy' });
+      const job = this.queuedJobs.get(full)?.shift();
+      if (!job) return void res.writeHead(204).end();
+      runner.busy = true;
+      runner.jobs.push(job.id);
+      job.runner = runner.name;
+      const busy = [...this.runners.values()].filter((r) => r.busy && `${r.owner}/${r.repo}` === full).length;
+      this.maxBusy.set(full, Math.max(this.maxBusy.get(full) ?? 0, busy));
+      return this.json(res, 200, job);
+    }
+    runner.busy = false;
+    runner.deleted = true;
+    const job = runner.jobs.length ? { id: runner.jobs[runner.jobs.length - 1]!, steps: [], conclusion: body.conclusion, runner: runner.name } : undefined;
+    if (job) this.finishedJobs.push(job);
+    this.json(res, 200, {});
+  }
+
   /** The App JWT must be RS256-signed by the App's key and current. */
   private checkJwt(auth: string): boolean {
     const m = /^(?:bearer|Bearer) ([\w-]+)\.([\w-]+)\.([\w-]+)$/.exec(auth);
@@ -252,6 +313,10 @@ export class FakeGitHub {
     const claims = JSON.parse(Buffer.from(m[2]!, 'base64url').toString()) as { exp: number; iat: number; iss: unknown };
     const now = Date.now() / 1000;
     return claims.exp > now && claims.iat < now + 60 && claims.exp - claims.iat <= 660;
+  }
+
+  private runnerView(r: FakeRunnerEntry): Record<string, unknown> {
+    return { id: r.id, name: r.name, os: 'linux', status: r.pid ? 'online' : 'offline', busy: r.busy, labels: r.labels.map((name, i) => ({ id: i + 1, name, type: 'custom' })) };
   }
 
   private json(res: ServerResponse, status: number, body: unknown): void {
@@ -326,6 +391,28 @@ export class FakeGitHub {
       this.json(res, 200, { id: c.id, ...c.fields });
     },
     'actions/cancel-workflow-run': (_r, res) => this.json(res, 202, {}),
+    'actions/generate-runner-jitconfig-for-repo': (r, res) => {
+      const b = r.body as { name: string; labels: string[] };
+      if ([...this.runners.values()].some((x) => x.name === b.name && !x.deleted)) return this.json(res, 409, { message: 'A runner with this name already exists' });
+      const id = this.nextId++;
+      const runner: FakeRunnerEntry = { id, name: b.name, owner: r.params.owner!, repo: r.params.repo!, labels: b.labels, busy: false, deleted: false, jobs: [] };
+      this.runners.set(id, runner);
+      // GitHub's encoded JIT config is the runner's settings and credentials, base64; here what the fake runner needs.
+      const encoded = Buffer.from(JSON.stringify({ fake: this.url, runnerId: id, credentials: `JIT-CREDENTIAL-CANARY-${id}` })).toString('base64');
+      this.json(res, 201, { runner: this.runnerView(runner), encoded_jit_config: encoded });
+    },
+    'actions/get-self-hosted-runner-for-repo': (r, res) => {
+      const runner = this.runners.get(Number(r.params.runner_id));
+      if (!runner || runner.deleted || runner.owner !== r.params.owner || runner.repo !== r.params.repo) return this.json(res, 404, { message: 'Not Found' });
+      this.json(res, 200, this.runnerView(runner));
+    },
+    'actions/delete-self-hosted-runner-from-repo': (r, res) => {
+      const runner = this.runners.get(Number(r.params.runner_id));
+      if (!runner || runner.deleted) return this.json(res, 404, { message: 'Not Found' });
+      runner.deleted = true;
+      runner.busy = false;
+      res.writeHead(204).end();
+    },
     'apps/list-webhook-deliveries': (_r, res) =>
       this.json(res, 200, this.deliveries.map((d) => ({ id: d.id, guid: d.guid, event: d.event, action: d.action, delivered_at: new Date().toISOString(), redelivery: false, duration: 0.1, status: 'OK', status_code: 502, installation_id: 1, repository_id: 1 }))),
     'apps/get-webhook-delivery': (r, res) => {

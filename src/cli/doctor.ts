@@ -4,7 +4,7 @@ import { cgroupV1Subtrees, detectCgroupHost, PodmanEngine } from '../sandbox';
 import { baseImageRef } from './base-image';
 import { tryExec } from './exec';
 import { firstSubuid } from './hook-broker-command';
-import { ACTIONS_USER, INSTALLED_HOOK, socketAnswers } from './setup-runner-mode';
+import { ACTIONS_USER, INSTALLED_HOOK, RUNNER_INSTALL, socketAnswers } from './setup-runner-mode';
 import { DEFAULT_HOOK_SOCKET } from '../hook';
 import { resolveHostConfig } from '../host';
 
@@ -93,6 +93,11 @@ export async function doctorChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
   const got = await tryExec('id', ['-u', ACTIONS_USER]);
   const userOk = got.code === 0 && Number(got.stdout.trim()) === want;
   checks.push({ name: 'runner mode: runner user', ok: userOk, warnOnly: true, detail: userOk ? `${ACTIONS_USER} (uid ${want}, the uid a step's root is under keep-id)` : `${ACTIONS_USER} ${got.code === 0 ? `has uid ${got.stdout.trim()}, not ${want}` : 'missing'}`, fix: fixRunner });
+  const listener = join(RUNNER_INSTALL, 'bin/Runner.Listener');
+  const version = existsSync(listener) ? await tryExec(listener, ['--version']) : undefined;
+  const v = /^\d+\.\d+\.\d+/.exec(version?.stdout.trim() ?? '')?.[0];
+  // Container hooks: runner 2.300 and later; the JIT configuration: 2.304 and later.
+  checks.push({ name: 'runner mode: official runner', ok: !!v && versionAtLeast(v, '2.304.0'), warnOnly: true, detail: v ? `${RUNNER_INSTALL} ${v}${versionAtLeast(v, '2.304.0') ? '' : ' (older than 2.304.0: no JIT runners)'}` : `not installed at ${RUNNER_INSTALL} (needed by serve --mode runner; a runner started by hand can live anywhere)`, fix: 'stockade setup --runner actions-runner-linux-x64-<version>.tar.gz' });
   const brokerUp = await socketAnswers(DEFAULT_HOOK_SOCKET);
   checks.push({ name: 'runner mode: hook broker', ok: brokerUp, warnOnly: true, detail: `${DEFAULT_HOOK_SOCKET} ${brokerUp ? 'answers' : 'does not answer'}`, fix: fixRunner });
   return checks;

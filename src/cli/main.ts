@@ -31,6 +31,12 @@ ${IMAGES_USAGE}
 
 ${HOOK_BROKER_USAGE}`;
 
+/** `setup --runner [TARBALL]`: the path after --runner, when one is given. */
+function runnerTarballArg(args: string[]): string | undefined {
+  const next = args[args.indexOf('--runner') + 1];
+  return args.includes('--runner') && next && !next.startsWith('--') ? next : undefined;
+}
+
 /** The composition root: reads argv/env, wires the modules, maps errors to exit codes. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [command, ...rest] = argv;
@@ -58,7 +64,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       case 'hook-broker':
         return await hookBrokerCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info' }), controller.signal);
       case 'setup': {
-        const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !rest.includes('--no-images'), runner: rest.includes('--runner') });
+        const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !rest.includes('--no-images'), runner: rest.includes('--runner'), runnerTarball: runnerTarballArg(rest) });
         process.stderr.write(`setup: ready (runner user ${h.runnerUser}, socket ${h.socketPath})\n`);
         return 0;
       }

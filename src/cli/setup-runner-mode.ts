@@ -23,7 +23,10 @@ type Log = (m: string) => void;
  * and the runner's files are the step's, with no ACL or chown between them. That user owns neither
  * Podman's storage nor the server's state; it may reach only the hook broker's socket (its group).
  */
-export async function ensureRunnerMode(h: HostConfig, log: Log): Promise<{ uid: number }> {
+/** Where `setup --runner TARBALL` installs the official runner. */
+export const RUNNER_INSTALL = `/home/${ACTIONS_USER}/actions-runner`;
+
+export async function ensureRunnerMode(h: HostConfig, log: Log, tarball?: string): Promise<{ uid: number }> {
   const uid = firstSubuid(h.runnerUser, readFileSync('/etc/subuid', 'utf8'));
   const gid = firstSubuid(h.runnerUser, readFileSync('/etc/subgid', 'utf8'));
   if (uid === undefined || gid === undefined) throw new StockadeError('HOST_NOT_READY', `${h.runnerUser} has no subordinate ids`);
@@ -59,8 +62,41 @@ export async function ensureRunnerMode(h: HostConfig, log: Log): Promise<{ uid: 
     chmodSync(INSTALLED_HOOK, 0o755);
     log(`installed the container hook at ${INSTALLED_HOOK}`);
   }
+  if (tarball) await installRunner(tarball, uid, gid, log);
   await ensureBroker(h, log);
   return { uid };
+}
+
+/**
+ * Installs the official runner from a tarball the operator downloaded (actions-runner-linux-x64-*.tar.gz;
+ * nothing is downloaded here): read by root, extracted by tar running as the runner's user into its
+ * own directory, so nothing in the archive can land outside it or belong to anyone else.
+ */
+async function installRunner(tarball: string, uid: number, gid: number, log: Log): Promise<void> {
+  const { lstatSync, createReadStream } = await import('node:fs');
+  let st;
+  try {
+    st = lstatSync(tarball);
+  } catch {
+    throw new StockadeError('USAGE', `--runner ${tarball}: no such file`, { hint: 'download actions-runner-linux-x64-<version>.tar.gz from github.com/actions/runner/releases' });
+  }
+  if (!st.isFile()) throw new StockadeError('USAGE', `--runner ${tarball}: not a regular file`);
+  // Extracted beside the install and swapped in whole: a bad archive leaves the installed runner as it was.
+  const fresh = `${RUNNER_INSTALL}.new-${process.pid}`;
+  const { chownSync, renameSync, rmSync } = await import('node:fs');
+  rmSync(fresh, { recursive: true, force: true });
+  mkdirSync(fresh, { recursive: true, mode: 0o755 });
+  chownSync(fresh, uid, gid);
+  log(`installing GitHub's runner from ${tarball} into ${RUNNER_INSTALL} (as ${ACTIONS_USER})`);
+  const r = await exec('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', 'tar', '-xzf', '-', '-C', fresh, '--no-same-owner', '--no-same-permissions'], { input: createReadStream(tarball), cwd: fresh });
+  if (r.code !== 0 || !existsSync(join(fresh, 'run.sh'))) {
+    rmSync(fresh, { recursive: true, force: true });
+    if (r.code !== 0) throw new StockadeError('HOST_NOT_READY', `extracting ${tarball} failed: ${r.stderr.slice(-1000)}`);
+    throw new StockadeError('HOST_NOT_READY', `${tarball} holds no run.sh: it is not GitHub's runner`);
+  }
+  if (existsSync(RUNNER_INSTALL)) renameSync(RUNNER_INSTALL, `${RUNNER_INSTALL}.old-${process.pid}`);
+  renameSync(fresh, RUNNER_INSTALL);
+  rmSync(`${RUNNER_INSTALL}.old-${process.pid}`, { recursive: true, force: true });
 }
 
 /** True when something accepts connections on the socket. */

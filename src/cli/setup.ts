@@ -208,7 +208,7 @@ async function ensureService(h: HostConfig, log: Log, configChanged = false): Pr
 }
 
 /** Idempotent host set-up; a second run only checks. Root only. */
-export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: boolean; runner?: boolean }): Promise<HostConfig> {
+export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: boolean; runner?: boolean; runnerTarball?: string }): Promise<HostConfig> {
   if (process.getuid?.() !== 0) throw new StockadeError('USAGE', 'stockade setup must run as root', { hint: 'sudo stockade setup' });
   await ensurePackages(log);
   await ensureUser(env.STOCKADE_USER ?? 'stockade', log);
@@ -221,6 +221,6 @@ export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: bo
     const engine = new PodmanEngine(h.socketPath);
     await ensureBaseImage(h, log, (ref) => engine.imageExists(ref));
   }
-  if (opts.runner) await ensureRunnerMode(h, log);
+  if (opts.runner) await ensureRunnerMode(h, log, opts.runnerTarball);
   return h;
 }

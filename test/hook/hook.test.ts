@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:net';
 import { silentLogger } from '../../src/common';
@@ -320,5 +320,47 @@ test('egress in runner mode: a step reaches the GitHub endpoints of the broker\'
   } finally {
     egressServer.close();
     world.stop();
+  }
+});
+
+test('setup --runner TARBALL installs the official runner as its user; a hostile tarball is refused and writes nothing outside; doctor reads the version', async () => {
+  const { pack } = await import('tar-stream');
+  const { gzipSync } = await import('node:zlib');
+  const escape = `/tmp/stockade-runner-escape-${process.pid}`;
+  const tarball = async (name: string, hostile: boolean) => {
+    const p = pack();
+    p.entry({ name: 'run.sh', mode: 0o755 }, '#!/bin/sh\necho run\n');
+    p.entry({ name: 'bin/Runner.Listener', mode: 0o755 }, '#!/bin/sh\necho 2.321.0\n');
+    p.entry({ name: 'bin/setuid', mode: 0o4755 }, 'x');
+    if (hostile) p.entry({ name: `../../../..${escape}`, mode: 0o644 }, 'escaped');
+    p.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of p) chunks.push(c as Buffer);
+    const file = join(base, name);
+    writeFileSync(file, gzipSync(Buffer.concat(chunks)), { mode: 0o600 });
+    return file;
+  };
+  const install = '/home/github-runner/actions-runner';
+  const had = existsSync(install);
+  const setupWith = (file: string) => spawnSync('node', [join(root, 'dist/cli.js'), 'setup', '--no-images', '--runner', file], { encoding: 'utf8' });
+  try {
+    const bad = setupWith(await tarball('hostile.tar.gz', true));
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /extracting .*hostile\.tar\.gz failed: .*Member name contains '\.\.'/s);
+    assert.ok(!existsSync(escape), 'a member naming a path outside is not written there');
+    if (!had) assert.ok(!existsSync(install), 'a refused archive leaves no half install');
+    const s = setupWith(await tarball('actions-runner-linux-x64-2.321.0.tar.gz', false));
+    assert.equal(s.status, 0, s.stderr);
+    assert.match(s.stderr, /installing GitHub's runner from .* into \/home\/github-runner\/actions-runner \(as github-runner\)/);
+    assert.equal(statSync(join(install, 'run.sh')).uid, RUNNER_UID);
+    assert.equal(statSync(join(install, 'bin/setuid')).mode & 0o7000, 0, 'no setuid bit survives');
+    const d = spawnSync('node', [join(root, 'dist/cli.js'), 'doctor'], { encoding: 'utf8' });
+    assert.match(d.stdout, /ok {7}runner mode: official runner: \/home\/github-runner\/actions-runner 2\.321\.0/);
+    const missing = setupWith(join(base, 'nope.tar.gz'));
+    assert.notEqual(missing.status, 0);
+    assert.match(missing.stderr, /no such file/);
+  } finally {
+    if (!had) rmSync(install, { recursive: true, force: true });
+    rmSync(escape, { force: true });
   }
 });

@@ -99171,6 +99171,20 @@ async function createJobVolumes(sandbox, jobId, logger, disk) {
 }
 
 // src/runner/job-services.ts
+function runServices(deps, run5, services, contexts, status) {
+  const s = run5.settings;
+  return {
+    ctx: { sandbox: deps.sandbox, logger: deps.logger, imagePolicy: s.imagePolicy, images: s.images, limits: s.limits, deadline: run5.deadline, labels: run5.volumes.labels, mask: (t) => run5.state.masker.mask(t), signal: deps.signal },
+    services: Object.entries(services).map(([name, svc]) => ({
+      name,
+      image: interpolate(svc.image, contexts, status).trim(),
+      env: Object.fromEntries(Object.entries(svc.env).map(([k, v]) => [k, interpolate(v, contexts, status)])),
+      options: svc.options === void 0 ? void 0 : interpolate(svc.options, contexts, status),
+      ports: svc.ports,
+      volumes: svc.volumes
+    }))
+  };
+}
 var SERVICE_LOG_TAIL = 200;
 function splitOptions(text) {
   const out = [];
@@ -99222,9 +99236,10 @@ function parseServiceOptions(options) {
   };
 }
 var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
-async function startJobServices(deps, run5, net, services, contexts, status, sink) {
+async function startJobServices(ctx, net, services, sink) {
+  const deps = ctx;
   const network = net.network;
-  const engine = deps.sandbox.deps.engine;
+  const engine = ctx.sandbox.deps.engine;
   const started = [];
   const stop = async (out) => {
     for (const s of started) {
@@ -99235,20 +99250,20 @@ async function startJobServices(deps, run5, net, services, contexts, status, sin
     }
   };
   try {
-    for (const [name, svc] of Object.entries(services)) {
+    for (const svc of services) {
+      const name = svc.name;
       if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) throw new Error(`service name '${name}' is not a valid host name`);
-      const image = interpolate(svc.image, contexts, status).trim().replace(/^docker:\/\//, "");
+      const image = svc.image.trim().replace(/^docker:\/\//, "");
       if (!image) throw new Error(`service ${name}: image is empty`);
-      const refused = imageRefusal(image, run5.settings.imagePolicy ?? DEFAULT_IMAGE_POLICY, run5.settings.images);
+      const refused = imageRefusal(image, ctx.imagePolicy ?? DEFAULT_IMAGE_POLICY, ctx.images);
       if (refused) throw new Error(`service ${name}: ${refused}`);
       if (svc.volumes.length) throw new Error(`service ${name}: volumes are not supported: host paths are never mounted`);
-      const health = parseServiceOptions(svc.options === void 0 ? void 0 : interpolate(svc.options, contexts, status));
+      const health = parseServiceOptions(svc.options);
       if (!await engine.imageExists(image)) throw new Error(`service ${name}: image ${image} is not present on this host (no registry is reachable; build it locally first)`);
       if (svc.ports.length) sink.write("stdout", `[stockade] service ${name}: ports ${svc.ports.join(", ")} need no mapping; steps reach ${name} on the job network`);
       const cmd = await engine.imageCommand(image);
       if (!cmd.argv.length) throw new Error(`service ${name}: image ${image} has no command to run`);
-      const env = {};
-      for (const [k, v] of Object.entries(svc.env)) env[k] = interpolate(v, contexts, status);
+      const env = { ...svc.env };
       const tail = [];
       sink.write("stdout", `[stockade] starting service ${name} (${image}) on network ${network}`);
       const c = await startServiceContainer(
@@ -99260,27 +99275,28 @@ async function startJobServices(deps, run5, net, services, contexts, status, sin
           env,
           workdir: cmd.workdir,
           mounts: [],
-          limits: { ...run5.settings.limits, timeoutMs: Math.max(1e3, run5.deadline - Date.now()) },
+          limits: { ...ctx.limits, timeoutMs: Math.max(1e3, ctx.deadline - Date.now()) },
           network: net.spec([name]),
           security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: false },
-          labels: { ...run5.volumes.labels, [LABEL_STEP]: `service-${name}` }
+          labels: { ...ctx.labels, [LABEL_STEP]: `service-${name}` }
         },
         (l) => {
-          tail.push(run5.state.masker.mask(l.text));
+          tail.push(ctx.mask(l.text));
           if (tail.length > SERVICE_LOG_TAIL) tail.shift();
         }
       );
       started.push({ name, c, tail });
       net.hosts[name] = await engine.containerAddress(c.id, network);
-      if (health) await waitHealthy(deps, run5, name, image, `${network}-svc-${name.toLowerCase()}`, health, c, sink);
+      if (health) await waitHealthy(ctx, name, image, `${network}-svc-${name.toLowerCase()}`, health, c, sink);
     }
   } catch (e) {
     await stop(sink);
     throw e;
   }
-  return { stop };
+  return { stop, ids: started.map((s) => s.c.id) };
 }
-async function waitHealthy(deps, run5, name, image, container, h, svc, sink) {
+async function waitHealthy(ctx, name, image, container, h, svc, sink) {
+  const deps = ctx;
   let ended = false;
   void svc.exited.then(() => ended = true);
   if (h.startPeriodMs) await sleep2(h.startPeriodMs);
@@ -99296,10 +99312,10 @@ async function waitHealthy(deps, run5, name, image, container, h, svc, sink) {
         env: {},
         workdir: "/",
         mounts: [],
-        limits: { ...run5.settings.limits, timeoutMs: Math.max(100, Math.min(h.timeoutMs, run5.deadline - Date.now())) },
+        limits: { ...ctx.limits, timeoutMs: Math.max(100, Math.min(h.timeoutMs, ctx.deadline - Date.now())) },
         network: { mode: "container", container },
         security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: true },
-        labels: { ...run5.volumes.labels, [LABEL_STEP]: `probe-${name}` }
+        labels: { ...ctx.labels, [LABEL_STEP]: `probe-${name}` }
       },
       (l) => lines.push(l.text),
       deps.signal
@@ -99487,7 +99503,10 @@ async function runJob(deps, wf, instance, ctx, settings, needs) {
       try {
         net = await startJobNetwork(networkContext({ ...deps, logger: log }, run5), allow, sink, (e) => deps.observer?.egress?.(job.id, e));
         run5.net = net;
-        if (Object.keys(job.services).length) services = await startJobServices({ ...deps, logger: log }, run5, net, job.services, contexts, noSteps, sink);
+        if (Object.keys(job.services).length) {
+          const req = runServices({ ...deps, logger: log }, run5, job.services, contexts, noSteps);
+          services = await startJobServices(req.ctx, net, req.services, sink);
+        }
       } catch (e) {
         await net?.stop(sink);
         net = run5.net = void 0;

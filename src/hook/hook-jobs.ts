@@ -3,7 +3,7 @@ import { lstatSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Logger } from '../common';
 import { LABEL_JOB, LABEL_STEP, managedLabels, runStepContainer, type BindMount, type ResourceLimits, type Sandbox, type StepOutcome, type StepSpec } from '../sandbox';
-import { LogSink, startJobNetwork, type EgressSettings, type ImagePolicy, type JobNetwork } from '../runner';
+import { LogSink, startJobNetwork, startJobServices, type EgressSettings, type ImagePolicy, type JobNetwork, type JobServices, type ServiceRequest } from '../runner';
 import { SecretMasker } from '../workflow';
 import type { HookContainer, HookInput, ScriptStepArgs } from './hook-input';
 import { planJobContainer, resolveJobImage, type JobContainerPlan } from './job-plan';
@@ -59,6 +59,7 @@ interface HookJob {
   steps: number;
   running?: AbortController;
   net?: JobNetwork;
+  services?: JobServices;
   outcomes: RunnerSummary['steps'];
   refusals: string[];
 }
@@ -109,7 +110,8 @@ export class HookJobs {
     if (!args.container) {
       return this.fail(emit, ['the job has no container: Stockade runs every step in a fresh container of the job image; add `container: stockade/base` (or another runner image) to the job']);
     }
-    if (args.services.length) return this.fail(emit, [`services (${args.services.map((s) => s.contextName ?? s.image).join(', ').slice(0, 200)}) do not run in runner mode yet; run the job with \`stockade serve --mode app\` or without services`]);
+    const services = this.planServices(args.services, emit);
+    if ('errors' in services) return this.fail(emit, services.errors);
     if (this.jobs.size >= MAX_JOBS) return this.fail(emit, [`this host already runs ${MAX_JOBS} hook jobs`]);
     const planned = planJobContainer(args.container, { images: this.o.images, policy: this.o.policy });
     for (const n of planned.notices) emit(`[stockade] ${n}`);
@@ -131,8 +133,10 @@ export class HookJobs {
     const probe = await this.runIn(job, { argv: ['/bin/sh', '-c', 'cat /etc/os-release 2>/dev/null; true'], env: {}, workdir: '/', binds: [] }, (l) => lines.length < 64 && lines.push(l));
     if (!probe.ok) return this.fail(emit, [`the job image ${planned.plan.image} does not run a shell: ${probe.error ?? `exit ${probe.exitCode}`}`]);
     const isAlpine = lines.some((l) => /^ID="?alpine"?$/.test(l.trim()));
-    if (this.o.allow.length) {
+    let serviceIds: string[] = [];
+    if (this.o.allow.length || services.list.length) {
       const sink = new LogSink(new SecretMasker(), (_stream, text) => emit(text));
+      const labels = managedLabels(this.o.sandbox.ownerTag, { [LABEL_JOB]: `hook-${key}` });
       try {
         job.net = await startJobNetwork(
           {
@@ -154,14 +158,66 @@ export class HookJobs {
       } catch (e) {
         return this.fail(emit, [`the job's network could not start: ${(e as Error).message}`]);
       }
+      if (services.list.length) {
+        try {
+          const started = await startJobServices(
+            { sandbox: this.o.sandbox, logger: this.o.logger.child({ job: key }), imagePolicy: this.o.policy, images: this.o.images, limits: this.o.limits, deadline: Date.now() + JOB_WALL_MS, labels, mask: (t) => t },
+            job.net,
+            services.list,
+            sink,
+          );
+          job.services = started;
+          serviceIds = started.ids;
+        } catch (e) {
+          await job.net.stop(sink).catch(() => undefined);
+          return this.fail(emit, [(e as Error).message]);
+        }
+      }
     }
     this.jobs.set(key, job);
     const l = this.o.limits;
     emit(`[stockade] job ${key}: image ${planned.plan.image}; every step in a fresh container: memory ${Math.round(l.memoryBytes / 1024 ** 2)} MiB, ${l.pids} processes, ${l.cpus} CPUs, ${Math.round(l.timeoutMs / 1000)} s, output ${Math.round(l.outputBytes / 1024 ** 2)} MiB, ${job.net ? `network only to ${this.o.allow.join(', ')}` : 'no network'}`);
     return {
       exitCode: 0,
-      response: { state: { stockade: { job: key, token: token.toString('hex') } }, context: { container: { id: `stockade-hook-${key}`, network: 'none', ports: {} }, services: [] }, isAlpine },
+      response: {
+        state: { stockade: { job: key, token: token.toString('hex') } },
+        context: {
+          container: { id: `stockade-hook-${key}`, network: job.net?.network ?? 'none', ports: {} },
+          // In the order the runner listed them (it matches them by position); steps reach a service by its
+          // name and its own port on the job network, so each port maps to itself.
+          services: serviceIds.map((id, i) => ({ id, network: job.net!.network, ports: services.ports[i] })),
+        },
+        isAlpine,
+      },
     };
+  }
+
+  /** The runner's service containers as the sandbox runs services: health options only, no volumes, no Docker socket. */
+  private planServices(given: HookContainer[], emit: Emit): { list: ServiceRequest[]; ports: Array<Record<string, string>> } | { errors: string[] } {
+    const errors: string[] = [];
+    const list: ServiceRequest[] = [];
+    const ports: Array<Record<string, string>> = [];
+    for (const [i, s] of given.entries()) {
+      const name = s.contextName ?? '';
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) {
+        errors.push(`service ${i + 1} has no valid name ('${name.slice(0, 40)}')`);
+        continue;
+      }
+      const volumes = s.userMountVolumes.filter((v) => {
+        if (!/(^|\/)docker\.sock$/.test(v.sourceVolumePath)) return true;
+        emit(`[stockade] service ${name}: the Docker socket is never mounted`);
+        return false;
+      });
+      if (volumes.length) errors.push(`service ${name}: volumes are not supported: host paths are never mounted (${volumes.map((v) => v.sourceVolumePath).join(', ').slice(0, 200)})`);
+      const image = s.image ? resolveJobImage(s.image, { images: this.o.images, policy: this.o.policy }) : { error: `service ${name} names no image` };
+      if ('error' in image) {
+        errors.push(`service ${name}: ${image.error}`);
+        continue;
+      }
+      list.push({ name, image: image.image, env: s.environmentVariables, options: s.createOptions, ports: s.portMappings, volumes: [] });
+      ports.push(Object.fromEntries(s.portMappings.map((p) => p.split(':').pop()!.split('/')[0]!).filter((p) => /^\d{1,5}$/.test(p)).map((p) => [p, p])));
+    }
+    return errors.length ? { errors } : { list, ports };
   }
 
   private lookup(state: unknown): HookJob | undefined {
@@ -307,6 +363,7 @@ export class HookJobs {
     job.running?.abort();
     this.jobs.delete(job.key);
     const report = job.net?.report;
+    if (job.services) await job.services.stop(new LogSink(new SecretMasker(), (_stream, text) => emit(text))).catch((e: unknown) => this.o.logger.error({ err: e }, 'hook job services stop failed'));
     if (job.net) await job.net.stop(new LogSink(new SecretMasker(), (_stream, text) => emit(text))).catch((e: unknown) => this.o.logger.error({ err: e }, 'hook job network stop failed'));
     const engine = this.o.sandbox.deps.engine;
     const left = await engine.listContainers(`${LABEL_JOB}=hook-${job.key}`).catch(() => []);

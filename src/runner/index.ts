@@ -8,4 +8,5 @@ export { hashWorkspaceFiles } from './hash-files';
 export { parseRemoteUses } from './actions';
 export { readWorkflowFiles, readWorkflowFile, MAX_WORKFLOW_FILES, type WorkflowFile } from './read-workflow-files';
 export { startJobNetwork, type JobNetwork, type JobNetworkContext } from './job-network';
+export { startJobServices, type JobServices, type ServiceRequest, type ServicesContext } from './job-services';
 export { LogSink } from './step-log';

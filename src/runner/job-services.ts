@@ -4,6 +4,48 @@ import { interpolate, type ContainerModel, type JobStatus } from '../workflow';
 import type { LogSink } from './step-log';
 import type { StepDeps, StepRun } from './run-step';
 import type { JobNetwork } from './job-network';
+import type { Logger } from '../common';
+import type { ResourceLimits, Sandbox } from '../sandbox';
+import type { ImagePolicy } from './image-policy';
+
+/** One service as the job names it, its expressions already evaluated. */
+export interface ServiceRequest {
+  name: string;
+  image: string;
+  env: Record<string, string>;
+  options?: string;
+  ports: string[];
+  volumes: string[];
+}
+
+/** What starting a job's services needs of the job (local and app mode from their run, runner mode from its hook job). */
+export interface ServicesContext {
+  sandbox: Sandbox;
+  logger: Logger;
+  imagePolicy?: ImagePolicy;
+  images?: Record<string, string>;
+  limits: ResourceLimits;
+  deadline: number;
+  labels: Record<string, string>;
+  mask(text: string): string;
+  signal?: AbortSignal;
+}
+
+/** The services of a local or app-mode job, interpolated, and the context they start in. */
+export function runServices(deps: StepDeps, run: StepRun, services: Record<string, ContainerModel>, contexts: Record<string, unknown>, status: JobStatus): { ctx: ServicesContext; services: ServiceRequest[] } {
+  const s = run.settings;
+  return {
+    ctx: { sandbox: deps.sandbox, logger: deps.logger, imagePolicy: s.imagePolicy, images: s.images, limits: s.limits, deadline: run.deadline, labels: run.volumes.labels, mask: (t) => run.state.masker.mask(t), signal: deps.signal },
+    services: Object.entries(services).map(([name, svc]) => ({
+      name,
+      image: interpolate(svc.image, contexts, status).trim(),
+      env: Object.fromEntries(Object.entries(svc.env).map(([k, v]) => [k, interpolate(v, contexts, status)])),
+      options: svc.options === undefined ? undefined : interpolate(svc.options, contexts, status),
+      ports: svc.ports,
+      volumes: svc.volumes,
+    })),
+  };
+}
 
 /** Service output lines kept per service for the "Stop containers" log. */
 const SERVICE_LOG_TAIL = 200;
@@ -86,9 +128,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * containers); waits for the health command of each when there is one. On any
  * failure everything started is removed.
  */
-export async function startJobServices(deps: StepDeps, run: StepRun, net: JobNetwork, services: Record<string, ContainerModel>, contexts: Record<string, unknown>, status: JobStatus, sink: LogSink): Promise<JobServices> {
+export async function startJobServices(ctx: ServicesContext, net: JobNetwork, services: ServiceRequest[], sink: LogSink): Promise<JobServices & { ids: string[] }> {
+  const deps = ctx;
   const network = net.network;
-  const engine = deps.sandbox.deps.engine;
+  const engine = ctx.sandbox.deps.engine;
   const started: Array<{ name: string; c: ServiceContainer; tail: string[] }> = [];
   const stop = async (out: LogSink) => {
     for (const s of started) {
@@ -99,20 +142,20 @@ export async function startJobServices(deps: StepDeps, run: StepRun, net: JobNet
     }
   };
   try {
-    for (const [name, svc] of Object.entries(services)) {
+    for (const svc of services) {
+      const name = svc.name;
       if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) throw new Error(`service name '${name}' is not a valid host name`);
-      const image = interpolate(svc.image, contexts, status).trim().replace(/^docker:\/\//, '');
+      const image = svc.image.trim().replace(/^docker:\/\//, '');
       if (!image) throw new Error(`service ${name}: image is empty`);
-      const refused = imageRefusal(image, run.settings.imagePolicy ?? DEFAULT_IMAGE_POLICY, run.settings.images);
+      const refused = imageRefusal(image, ctx.imagePolicy ?? DEFAULT_IMAGE_POLICY, ctx.images);
       if (refused) throw new Error(`service ${name}: ${refused}`);
       if (svc.volumes.length) throw new Error(`service ${name}: volumes are not supported: host paths are never mounted`);
-      const health = parseServiceOptions(svc.options === undefined ? undefined : interpolate(svc.options, contexts, status));
+      const health = parseServiceOptions(svc.options);
       if (!(await engine.imageExists(image))) throw new Error(`service ${name}: image ${image} is not present on this host (no registry is reachable; build it locally first)`);
       if (svc.ports.length) sink.write('stdout', `[stockade] service ${name}: ports ${svc.ports.join(', ')} need no mapping; steps reach ${name} on the job network`);
       const cmd = await engine.imageCommand(image);
       if (!cmd.argv.length) throw new Error(`service ${name}: image ${image} has no command to run`);
-      const env: Record<string, string> = {};
-      for (const [k, v] of Object.entries(svc.env)) env[k] = interpolate(v, contexts, status);
+      const env: Record<string, string> = { ...svc.env };
       const tail: string[] = [];
       sink.write('stdout', `[stockade] starting service ${name} (${image}) on network ${network}`);
       const c = await startServiceContainer(
@@ -124,28 +167,29 @@ export async function startJobServices(deps: StepDeps, run: StepRun, net: JobNet
           env,
           workdir: cmd.workdir,
           mounts: [],
-          limits: { ...run.settings.limits, timeoutMs: Math.max(1000, run.deadline - Date.now()) },
+          limits: { ...ctx.limits, timeoutMs: Math.max(1000, ctx.deadline - Date.now()) },
           network: net.spec([name]),
           security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: false },
-          labels: { ...run.volumes.labels, [LABEL_STEP]: `service-${name}` },
+          labels: { ...ctx.labels, [LABEL_STEP]: `service-${name}` },
         },
         (l) => {
-          tail.push(run.state.masker.mask(l.text));
+          tail.push(ctx.mask(l.text));
           if (tail.length > SERVICE_LOG_TAIL) tail.shift();
         },
       );
       started.push({ name, c, tail });
       net.hosts[name] = await engine.containerAddress(c.id, network);
-      if (health) await waitHealthy(deps, run, name, image, `${network}-svc-${name.toLowerCase()}`, health, c, sink);
+      if (health) await waitHealthy(ctx, name, image, `${network}-svc-${name.toLowerCase()}`, health, c, sink);
     }
   } catch (e) {
     await stop(sink);
     throw e;
   }
-  return { stop };
+  return { stop, ids: started.map((s) => s.c.id) };
 }
 
-async function waitHealthy(deps: StepDeps, run: StepRun, name: string, image: string, container: string, h: HealthCheck, svc: ServiceContainer, sink: LogSink): Promise<void> {
+async function waitHealthy(ctx: ServicesContext, name: string, image: string, container: string, h: HealthCheck, svc: ServiceContainer, sink: LogSink): Promise<void> {
+  const deps = ctx;
   let ended = false;
   void svc.exited.then(() => (ended = true));
   if (h.startPeriodMs) await sleep(h.startPeriodMs);
@@ -162,10 +206,10 @@ async function waitHealthy(deps: StepDeps, run: StepRun, name: string, image: st
         env: {},
         workdir: '/',
         mounts: [],
-        limits: { ...run.settings.limits, timeoutMs: Math.max(100, Math.min(h.timeoutMs, run.deadline - Date.now())) },
+        limits: { ...ctx.limits, timeoutMs: Math.max(100, Math.min(h.timeoutMs, ctx.deadline - Date.now())) },
         network: { mode: 'container', container },
         security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: true },
-        labels: { ...run.volumes.labels, [LABEL_STEP]: `probe-${name}` },
+        labels: { ...ctx.labels, [LABEL_STEP]: `probe-${name}` },
       },
       (l) => lines.push(l.text),
       deps.signal,

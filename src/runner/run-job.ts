@@ -8,7 +8,7 @@ import { createJobVolumes, type JobVolumes } from './job-volumes';
 import { baseContexts, jobStatus, type InstanceFacts, type NeedsResult } from './job-contexts';
 export type { NeedsResult } from './job-contexts';
 import { evaluateEnv } from './step-env';
-import { startJobServices, type JobServices } from './job-services';
+import { runServices, startJobServices, type JobServices } from './job-services';
 import { networkContext, startJobNetwork, type JobNetwork } from './job-network';
 import { narrowAllowlist, parseDomainList } from '../egress';
 import { LogSink } from './step-log';
@@ -84,7 +84,10 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
       try {
         net = await startJobNetwork(networkContext({ ...deps, logger: log }, run), allow, sink, (e) => deps.observer?.egress?.(job.id, e));
         run.net = net;
-        if (Object.keys(job.services).length) services = await startJobServices({ ...deps, logger: log }, run, net, job.services, contexts, noSteps, sink);
+        if (Object.keys(job.services).length) {
+          const req = runServices({ ...deps, logger: log }, run, job.services, contexts, noSteps);
+          services = await startJobServices(req.ctx, net, req.services, sink);
+        }
       } catch (e) {
         // Nothing of the job runs: the network goes now, so no "Stop containers" step is shown.
         await net?.stop(sink);

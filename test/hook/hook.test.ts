@@ -364,3 +364,29 @@ test('setup --runner TARBALL installs the official runner as its user; a hostile
     rmSync(escape, { force: true });
   }
 });
+
+test('services in runner mode: started on the job network under the sandbox, reachable by name from steps, in the response in the runner\'s order; volumes and other options refused', async () => {
+  const r = newRunner();
+  const svc = (name: string, extra: Record<string, unknown> = {}) => ({ contextName: name, image: 'stockade/base', entryPointArgs: [], environmentVariables: { SVC: name }, userMountVolumes: [], portMappings: ['5432:5432'], createOptions: '', ...extra });
+  const p = await r.prepareJob({}, [svc('db'), svc('cache', { portMappings: ['6379'] })]);
+  assert.equal(p.code, 0, p.stdout);
+  const ctx = p.response?.context as { container: { network: string }; services: Array<{ id: string; network: string; ports: Record<string, string> }> };
+  assert.match(ctx.container.network, /^stockade-hook-[0-9a-f]{12}$/);
+  assert.equal(ctx.services.length, 2);
+  assert.deepEqual(ctx.services.map((s) => s.ports), [{ 5432: '5432' }, { 6379: '6379' }]);
+  for (const s of ctx.services) assert.equal(s.network, ctx.container.network);
+  const s = await r.runScript('getent hosts db | cut -d" " -f1 | grep -c . ; getent hosts cache >/dev/null && echo cache-resolves');
+  assert.equal(s.code, 0, s.stdout);
+  assert.match(s.stdout, /^1$/m);
+  assert.match(s.stdout, /^cache-resolves$/m);
+  assert.equal((await r.cleanupJob()).code, 0);
+  assert.equal(await managedContainers(), 0);
+  const bad = await r.prepareJob({}, [svc('db', { userMountVolumes: [{ sourceVolumePath: '/etc', targetVolumePath: '/data', readOnly: false }, { sourceVolumePath: '/var/run/docker.sock', targetVolumePath: '/var/run/docker.sock', readOnly: false }] })]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /service db: the Docker socket is never mounted/);
+  assert.match(bad.stdout, /service db: volumes are not supported: host paths are never mounted \(\/etc\)/);
+  const opt = await r.prepareJob({}, [svc('db', { createOptions: '--privileged' })]);
+  assert.equal(opt.code, 1);
+  assert.match(opt.stdout, /service option '--privileged' is not supported/);
+  assert.equal(await managedContainers(), 0);
+});

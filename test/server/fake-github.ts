@@ -137,6 +137,9 @@ export interface FakeRunnerEntry {
   /** The runner process, as it told the fake when it asked for a job. */
   pid?: number;
   jobs: number[];
+  /** When GitHub minted it, and when its process first asked for a job (ms since the epoch). */
+  mintedAt: number;
+  firstPollAt?: number;
 }
 
 /** A job GitHub queued for a repository's runners: the `run:` steps of its one job, as scripts. */
@@ -286,6 +289,7 @@ export class FakeGitHub {
     const full = `${runner.owner}/${runner.repo}`;
     if (m[2] === 'next') {
       runner.pid = body.pid;
+      runner.firstPollAt ??= Date.now();
       if (runner.busy) return this.json(res, 409, { message: 'already busy' });
       const job = this.queuedJobs.get(full)?.shift();
       if (!job) return void res.writeHead(204).end();
@@ -395,7 +399,7 @@ export class FakeGitHub {
       const b = r.body as { name: string; labels: string[] };
       if ([...this.runners.values()].some((x) => x.name === b.name && !x.deleted)) return this.json(res, 409, { message: 'A runner with this name already exists' });
       const id = this.nextId++;
-      const runner: FakeRunnerEntry = { id, name: b.name, owner: r.params.owner!, repo: r.params.repo!, labels: b.labels, busy: false, deleted: false, jobs: [] };
+      const runner: FakeRunnerEntry = { id, name: b.name, owner: r.params.owner!, repo: r.params.repo!, labels: b.labels, busy: false, deleted: false, jobs: [], mintedAt: Date.now() };
       this.runners.set(id, runner);
       // GitHub's encoded JIT config is the runner's settings and credentials, base64; here what the fake runner needs.
       const encoded = Buffer.from(JSON.stringify({ fake: this.url, runnerId: id, credentials: `JIT-CREDENTIAL-CANARY-${id}` })).toString('base64');

@@ -5,6 +5,8 @@
  *              started: wall time of the hook process, as the runner waits for it
  *   hook-node  `node -e 0` as the same user: the part of `hook` that is the runner's own Node start-up
  *   local      marginal cost of one more `true` step in a `stockade run` job (bench/step-overhead.ts's shape)
+ *   local-net  the same with an allowlist (`--allow-domain example.invalid`): each step on the job's network,
+ *              as every runner-mode step is when the broker allows GitHub's endpoints (its default)
  * plus the time of prepare_job (the image probe) and cleanup_job. Prints medians, p90 and ratios;
  * nothing fails on time. The runner's side is the test harness (test/hook/runner-harness.ts).
  *
@@ -42,7 +44,7 @@ async function main(): Promise<void> {
   mkdirSync(base, { recursive: true });
   const big = repo(N);
   const one = repo(1);
-  const results: Record<string, number[]> = { hook: [], 'hook-node': [], local: [], prepare: [], cleanup: [] };
+  const results: Record<string, number[]> = { hook: [], 'hook-node': [], local: [], 'local-net': [], prepare: [], cleanup: [] };
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       const runner = new FakeRunner(base, '');
@@ -66,6 +68,10 @@ async function main(): Promise<void> {
       const tN = timed(['node', 'dist/cli.js', 'run', '-C', big, '--json']);
       const t1 = timed(['node', 'dist/cli.js', 'run', '-C', one, '--json']);
       results.local!.push((tN - t1) / (N - 1));
+      const net = ['--allow-domain', 'example.invalid', '--upstream-dns', '127.0.0.1'];
+      const nN = timed(['node', 'dist/cli.js', 'run', '-C', big, '--json', ...net]);
+      const n1 = timed(['node', 'dist/cli.js', 'run', '-C', one, '--json', ...net]);
+      results['local-net']!.push((nN - n1) / (N - 1));
       console.log(`round ${round}: ${Object.entries(results).map(([k, v]) => `${k} ${v[v.length - 1]!.toFixed(0)} ms`).join(', ')}`);
     }
   } finally {
@@ -78,7 +84,8 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries(s)) console.log(`  ${k.padEnd(10)} ${v.median.toFixed(0).padStart(5)} / ${v.p90.toFixed(0)}`);
   const hook = s.hook!.median;
   const local = s.local!.median;
-  console.log(`ratios (medians): hook/local ${(hook / local).toFixed(2)}; hook minus Node start-up ${(hook - s['hook-node']!.median).toFixed(0)} ms vs local ${local.toFixed(0)} ms`);
+  const localNet = s['local-net']!.median;
+  console.log(`ratios (medians): hook/local ${(hook / local).toFixed(2)}, hook/local-net ${(hook / localNet).toFixed(2)}; hook minus Node start-up ${(hook - s['hook-node']!.median).toFixed(0)} ms vs local-net ${localNet.toFixed(0)} ms`);
 }
 
 void main();

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { cgroupV1Subtrees, detectCgroupHost, PodmanEngine } from '../sandbox';
 import { baseImageRef } from './base-image';
 import { tryExec } from './exec';
-import { firstSubuid } from './hook-broker-command';
+import { firstSubuid } from './runner-mode-parts';
 import { ACTIONS_USER, INSTALLED_HOOK, RUNNER_INSTALL, socketAnswers } from './setup-runner-mode';
 import { DEFAULT_HOOK_SOCKET } from '../hook';
 import { resolveHostConfig } from '../host';

@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
-import { DEFAULT_HOOK_SOCKET, githubEgressNames, HookJobs, startHookBroker } from '../hook';
-import { baseImageRef, egressSettings, runnerImages, resolveHostConfig, upstreamDnsFrom } from '../host';
+import { DEFAULT_HOOK_SOCKET, startHookBroker } from '../hook';
+import { resolveHostConfig } from '../host';
 import { openSandbox } from '../sandbox';
-import { exec } from './exec';
+import { groupId, newHookJobs, RUNNER_EGRESS_OPTIONS, runnerEgress, runnerIds } from './runner-mode-parts';
 import { limitsFrom } from './run-command';
 
 export const HOOK_BROKER_USAGE = `usage: stockade hook-broker [--socket PATH] [--group NAME]
@@ -13,15 +13,6 @@ export const HOOK_BROKER_USAGE = `usage: stockade hook-broker [--socket PATH] [-
                     [--allow-image PATTERN]... [--allow-digest-pinned]
                     [--github-url URL]... [--no-github-egress] [--allow-domain NAME]...
                     [--upstream-dns ADDRESS] [--permit-range CIDR]...`;
-
-/** The first subordinate uid of the Podman user: the host uid of a keep-id container's root. */
-export function firstSubuid(user: string, subuidText: string): number | undefined {
-  for (const line of subuidText.split('\n')) {
-    const [name, start, count] = line.trim().split(':');
-    if (name === user && Number(count) > 0 && Number.isInteger(Number(start))) return Number(start);
-  }
-  return undefined;
-}
 
 /**
  * `stockade hook-broker`: serves the container hook of GitHub's runner (runner mode) until stopped.
@@ -42,53 +33,20 @@ export async function hookBrokerCommand(argv: string[], env: NodeJS.ProcessEnv, 
       'output-limit': { type: 'string' },
       'allow-image': { type: 'string', multiple: true },
       'allow-digest-pinned': { type: 'boolean' },
-      'github-url': { type: 'string', multiple: true },
-      'no-github-egress': { type: 'boolean' },
-      'allow-domain': { type: 'string', multiple: true },
-      'upstream-dns': { type: 'string' },
-      'permit-range': { type: 'string', multiple: true },
+      ...RUNNER_EGRESS_OPTIONS,
     },
   });
   const host = resolveHostConfig(env);
-  const runnerUid = firstSubuid(host.runnerUser, readFileSync('/etc/subuid', 'utf8'));
-  if (runnerUid === undefined) throw new StockadeError('HOST_NOT_READY', `${host.runnerUser} has no subordinate uids in /etc/subuid`, { hint: 'run `stockade setup --runner`' });
+  const { uid: runnerUid } = runnerIds(host);
   const group = values.group ?? 'stockade-hook';
-  const g = await exec('getent', ['group', group]);
-  const gid = g.code === 0 ? Number(g.stdout.split(':')[2]) : undefined;
+  const gid = await groupId(group);
   if (values.group && gid === undefined) throw new StockadeError('USAGE', `--group ${values.group}: no such group`);
-  // Steps reach GitHub's endpoints (checkout, caches, artifacts, OIDC) and what the operator allows; nothing else.
-  let allow: string[] = [];
-  try {
-    allow = [...new Set([...(values['no-github-egress'] ? [] : (values['github-url'] ?? ['https://github.com']).flatMap((u) => githubEgressNames(u))), ...(values['allow-domain'] ?? [])])];
-  } catch (e) {
-    throw new StockadeError('USAGE', `--github-url: ${(e as Error).message}`);
-  }
-  let egress;
-  if (allow.length) {
-    try {
-      egress = egressSettings(host.packageRoot, { allow, permittedRanges: values['permit-range'] ?? [] }, upstreamDnsFrom(values['upstream-dns']));
-    } catch (e) {
-      // A host with no resolver a container can reach still runs jobs: without a network, said at each job.
-      logger.warn({ err: e }, 'runner-mode jobs get no network: the egress sidecar cannot be configured');
-      process.stderr.write(`hook-broker: no egress (${(e as Error).message}); steps get no network\n`);
-      allow = [];
-    }
-  }
+  const { allow, egress } = runnerEgress(values, host, logger, 'hook-broker');
   const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
   const reaped = await sandbox.reap();
   logger.info({ reaped }, 'leftovers of earlier brokers and runs removed');
-  const jobs = new HookJobs({
-    sandbox,
-    images: runnerImages(host),
-    policy: { allow: values['allow-image'] ?? [], allowDigestPinned: !!values['allow-digest-pinned'] },
-    limits: limitsFrom(values),
-    runnerUid,
-    logger,
-    allow,
-    egress,
-    sidecarImage: baseImageRef(host),
-    nodeBinary: process.execPath,
-  });
+  const policy = { allow: values['allow-image'] ?? [], allowDigestPinned: !!values['allow-digest-pinned'] };
+  const jobs = newHookJobs({ host, sandbox, policy, limits: limitsFrom(values), runnerUid, logger, allow, egress });
   const socketPath = values.socket ?? DEFAULT_HOOK_SOCKET;
   const server = await startHookBroker({ socketPath, gid, jobs, logger });
   process.stderr.write(`hook-broker: listening on ${socketPath} (group ${gid === undefined ? 'root only' : group}); steps run as uid ${runnerUid}; network only to ${allow.join(', ') || 'nothing'}\n`);

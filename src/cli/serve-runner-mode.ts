@@ -1,14 +1,12 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDuration, StockadeError, type Logger } from '../common';
 import type { GitHubApi } from '../github';
-import { githubEgressNames, HookJobs, startHookBroker } from '../hook';
-import { baseImageRef, egressSettings, runnerImages, upstreamDnsFrom, type HostConfig } from '../host';
+import { startHookBroker } from '../hook';
+import type { HostConfig } from '../host';
 import type { ImagePolicy } from '../runner';
 import { DEFAULT_LIMITS, type Sandbox } from '../sandbox';
 import { JitRunners } from '../server';
-import { exec } from './exec';
-import { firstSubuid } from './hook-broker-command';
+import { groupId, newHookJobs, RUNNER_EGRESS_OPTIONS, runnerEgress, runnerIds } from './runner-mode-parts';
 import { ACTIONS_USER, HOOK_GROUP, INSTALLED_HOOK } from './setup-runner-mode';
 
 export const RUNNER_MODE_OPTIONS = {
@@ -16,11 +14,7 @@ export const RUNNER_MODE_OPTIONS = {
   'runner-install': { type: 'string' },
   'runner-idle-timeout': { type: 'string' },
   'runner-poll': { type: 'string' },
-  'github-url': { type: 'string', multiple: true },
-  'no-github-egress': { type: 'boolean' },
-  'allow-domain': { type: 'string', multiple: true },
-  'upstream-dns': { type: 'string' },
-  'permit-range': { type: 'string', multiple: true },
+  ...RUNNER_EGRESS_OPTIONS,
 } as const;
 
 export const RUNNER_MODE_USAGE = `                      [--mode sandbox|runner] [--runner-install /home/${ACTIONS_USER}/actions-runner]
@@ -44,30 +38,10 @@ export async function runnerMode(values: Values, o: { host: HostConfig; sandbox:
     if (ms === undefined) throw new StockadeError('USAGE', `--${flag} '${v}' is not a duration such as 90s or 10m`);
     return ms;
   };
-  const runnerUid = firstSubuid(o.host.runnerUser, readFileSync('/etc/subuid', 'utf8'));
-  const runnerGid = firstSubuid(o.host.runnerUser, readFileSync('/etc/subgid', 'utf8'));
-  if (runnerUid === undefined || runnerGid === undefined) throw new StockadeError('HOST_NOT_READY', `${o.host.runnerUser} has no subordinate ids`, { hint: 'stockade setup --runner' });
-  const g = await exec('getent', ['group', HOOK_GROUP]);
-  const gid = g.code === 0 ? Number(g.stdout.split(':')[2]) : runnerGid;
-  let allow: string[];
-  try {
-    allow = [...new Set([...(values['no-github-egress'] ? [] : (values['github-url'] ?? ['https://github.com']).flatMap((u) => githubEgressNames(u))), ...(values['allow-domain'] ?? [])])];
-  } catch (e) {
-    throw new StockadeError('USAGE', `--github-url: ${(e as Error).message}`);
-  }
-  const egress = allow.length ? egressSettings(o.host.packageRoot, { allow, permittedRanges: values['permit-range'] ?? [] }, upstreamDnsFrom(values['upstream-dns'])) : undefined;
-  const jobs = new HookJobs({
-    sandbox: o.sandbox,
-    images: runnerImages(o.host),
-    policy: o.imagePolicy ?? { allow: [], allowDigestPinned: false },
-    limits: DEFAULT_LIMITS,
-    runnerUid,
-    logger: o.logger.child({ component: 'hook' }),
-    allow,
-    egress,
-    sidecarImage: baseImageRef(o.host),
-    nodeBinary: process.execPath,
-  });
+  const { uid: runnerUid, gid: runnerGid } = runnerIds(o.host);
+  const gid = (await groupId(HOOK_GROUP)) ?? runnerGid;
+  const { allow, egress } = runnerEgress(values, o.host, o.logger, 'stockade serve');
+  const jobs = newHookJobs({ host: o.host, sandbox: o.sandbox, policy: o.imagePolicy, limits: DEFAULT_LIMITS, runnerUid, logger: o.logger.child({ component: 'hook' }), allow, egress });
   const socketPath = `/run/stockade/serve-${process.pid}.sock`;
   const broker = await startHookBroker({ socketPath, gid, jobs, logger: o.logger.child({ component: 'hook-broker' }) });
   const jit = new JitRunners({

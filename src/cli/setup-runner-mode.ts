@@ -6,7 +6,7 @@ import { StockadeError, sha256Hex } from '../common';
 import { DEFAULT_HOOK_SOCKET } from '../hook';
 import type { HostConfig } from '../host';
 import { exec } from './exec';
-import { firstSubuid } from './hook-broker-command';
+import { firstSubuid } from './runner-mode-parts';
 
 /** The official runner's user and the group that may reach the hook broker. */
 export const ACTIONS_USER = 'github-runner';

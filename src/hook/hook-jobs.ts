@@ -1,12 +1,12 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { lstatSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Logger } from '../common';
 import { LABEL_JOB, LABEL_STEP, managedLabels, runStepContainer, type BindMount, type ResourceLimits, type Sandbox, type StepOutcome, type StepSpec } from '../sandbox';
-import { LogSink, startJobNetwork, startJobServices, type EgressSettings, type ImagePolicy, type JobNetwork, type JobServices, type ServiceRequest } from '../runner';
+import { LogSink, startJobNetwork, startJobServices, type EgressSettings, type ImagePolicy, type JobNetwork, type JobServices } from '../runner';
 import { SecretMasker } from '../workflow';
 import type { HookContainer, HookInput, ScriptStepArgs } from './hook-input';
-import { planJobContainer, resolveJobImage, type JobContainerPlan } from './job-plan';
+import { planJobContainer, type JobContainerPlan } from './job-plan';
+import { planContainerStep, planServices } from './step-plan';
 import { checkRunnerMounts, checkRunnerReads, handOver, recheckBinds, type RunnerDirs } from './runner-dirs';
 
 /** What one hook call answers: lines for the runner's log, the exit code, the response file's content. */
@@ -110,7 +110,8 @@ export class HookJobs {
     if (!args.container) {
       return this.fail(emit, ['the job has no container: Stockade runs every step in a fresh container of the job image; add `container: stockade/base` (or another runner image) to the job']);
     }
-    const services = this.planServices(args.services, emit);
+    const services = planServices(args.services, { images: this.o.images, policy: this.o.policy });
+    for (const n of 'notices' in services ? services.notices : []) emit(`[stockade] ${n}`);
     if ('errors' in services) return this.fail(emit, services.errors);
     if (this.jobs.size >= MAX_JOBS) return this.fail(emit, [`this host already runs ${MAX_JOBS} hook jobs`]);
     const planned = planJobContainer(args.container, { images: this.o.images, policy: this.o.policy });
@@ -192,34 +193,6 @@ export class HookJobs {
     };
   }
 
-  /** The runner's service containers as the sandbox runs services: health options only, no volumes, no Docker socket. */
-  private planServices(given: HookContainer[], emit: Emit): { list: ServiceRequest[]; ports: Array<Record<string, string>> } | { errors: string[] } {
-    const errors: string[] = [];
-    const list: ServiceRequest[] = [];
-    const ports: Array<Record<string, string>> = [];
-    for (const [i, s] of given.entries()) {
-      const name = s.contextName ?? '';
-      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) {
-        errors.push(`service ${i + 1} has no valid name ('${name.slice(0, 40)}')`);
-        continue;
-      }
-      const volumes = s.userMountVolumes.filter((v) => {
-        if (!/(^|\/)docker\.sock$/.test(v.sourceVolumePath)) return true;
-        emit(`[stockade] service ${name}: the Docker socket is never mounted`);
-        return false;
-      });
-      if (volumes.length) errors.push(`service ${name}: volumes are not supported: host paths are never mounted (${volumes.map((v) => v.sourceVolumePath).join(', ').slice(0, 200)})`);
-      const image = s.image ? resolveJobImage(s.image, { images: this.o.images, policy: this.o.policy }) : { error: `service ${name} names no image` };
-      if ('error' in image) {
-        errors.push(`service ${name}: ${image.error}`);
-        continue;
-      }
-      list.push({ name, image: image.image, env: s.environmentVariables, options: s.createOptions, ports: s.portMappings, volumes: [] });
-      ports.push(Object.fromEntries(s.portMappings.map((p) => p.split(':').pop()!.split('/')[0]!).filter((p) => /^\d{1,5}$/.test(p)).map((p) => [p, p])));
-    }
-    return errors.length ? { errors } : { list, ports };
-  }
-
   private lookup(state: unknown): HookJob | undefined {
     const s = (state as { stockade?: { job?: unknown; token?: unknown } } | null)?.stockade;
     if (!s || typeof s.job !== 'string' || typeof s.token !== 'string' || !/^[0-9a-f]{48}$/.test(s.token)) return undefined;
@@ -244,38 +217,9 @@ export class HookJobs {
   }
 
   private async runContainer(job: HookJob, c: HookContainer, emit: Emit, signal: AbortSignal): Promise<HookResult> {
-    const errors: string[] = [];
-    if (c.dockerfile) errors.push(`the action is built from a Dockerfile (${c.dockerfile.slice(0, 200)}); building images does not run in runner mode yet: use an action published as an image (docker://…)`);
-    if (c.createOptions?.trim()) errors.push(`container options '${c.createOptions.trim().slice(0, 200)}' are not supported: the sandbox decides the container's options`);
-    if (c.userMountVolumes.length) errors.push('volumes of a container step are not supported: host paths are never mounted');
-    let image = '';
-    if (!c.dockerfile) {
-      const r = c.image ? resolveJobImage(c.image, { images: this.o.images, policy: this.o.policy }) : { error: 'the container step names no image' };
-      if ('error' in r) errors.push(r.error);
-      else image = r.image;
-    }
-    const binds: BindMount[] = [];
-    for (const m of c.systemMountVolumes) {
-      if (/(^|\/)docker\.sock$/.test(m.sourceVolumePath)) continue;
-      const source = posix.normalize(m.sourceVolumePath);
-      if (!inside(job.dirs.work, source) || inside(posix.join(job.dirs.work, '_actions'), source)) {
-        errors.push(`the runner asked to mount ${m.sourceVolumePath} at ${m.targetVolumePath}, outside the job's work directory ${job.dirs.work}; it is refused`);
-        continue;
-      }
-      if (!inside('/github', m.targetVolumePath)) {
-        errors.push(`the runner asked to mount at ${m.targetVolumePath}; a container step gets only /github/*`);
-        continue;
-      }
-      binds.push({ hostPath: source, target: m.targetVolumePath, readOnly: m.readOnly });
-    }
-    for (const b of binds) {
-      try {
-        if (![job.dirs.uid, this.o.runnerUid].includes(lstatSync(b.hostPath).uid)) errors.push(`${b.hostPath} does not belong to the runner's user`);
-      } catch {
-        errors.push(`${b.hostPath} does not exist`);
-      }
-    }
-    if (errors.length) return this.fail(emit, errors);
+    const planned = planContainerStep(c, job.dirs, { images: this.o.images, policy: this.o.policy, runnerUid: this.o.runnerUid });
+    if ('errors' in planned) return this.fail(emit, planned.errors);
+    const { image, binds } = planned;
     if (!(await this.o.sandbox.deps.engine.imageExists(image))) return this.fail(emit, [`the image ${image} is not on this host; the operator pulls images (no registry is reached from a job)`]);
     const env = this.stepEnv(job, c.environmentVariables, []);
     const argv = [...(c.entryPoint ? [c.entryPoint] : []), ...c.entryPointArgs];

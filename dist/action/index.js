@@ -90517,8 +90517,10 @@ var PodmanEngine = class {
     try {
       const info2 = await this.docker.getImage(ref).inspect();
       const c = info2.Config ?? {};
-      const entrypoint = c.Entrypoint ?? [];
-      return { argv: [...Array.isArray(entrypoint) ? entrypoint : [entrypoint], ...c.Cmd ?? []], workdir: c.WorkingDir || "/" };
+      const raw = c.Entrypoint ?? [];
+      const entrypoint = Array.isArray(raw) ? raw : [raw];
+      const cmd = c.Cmd ?? [];
+      return { argv: [...entrypoint, ...cmd], workdir: c.WorkingDir || "/", entrypoint, cmd, sizeBytes: info2.Size ?? 0 };
     } catch (e) {
       throw engineError("image inspect", e);
     }

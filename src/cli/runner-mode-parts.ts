@@ -4,7 +4,7 @@ import { githubEgressNames, HookJobs } from '../hook';
 import { baseImageRef, egressSettings, runnerImages, upstreamDnsFrom, type HostConfig } from '../host';
 import type { EgressSettings, ImagePolicy } from '../runner';
 import type { ResourceLimits, Sandbox } from '../sandbox';
-import { exec } from './exec';
+import { asRunner, exec } from './exec';
 
 /** What the broker of `stockade hook-broker` and of `stockade serve --mode runner` share: flags, ids, egress, the hook jobs. */
 export const RUNNER_EGRESS_OPTIONS = {
@@ -79,5 +79,6 @@ export function newHookJobs(o: { host: HostConfig; sandbox: Sandbox; policy?: Im
     egress: o.egress,
     sidecarImage: baseImageRef(o.host),
     nodeBinary: process.execPath,
+    asPodmanUser: (args) => asRunner(o.host, args),
   });
 }

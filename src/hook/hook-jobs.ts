@@ -7,6 +7,7 @@ import { SecretMasker } from '../workflow';
 import type { HookContainer, HookInput, ScriptStepArgs } from './hook-input';
 import { planJobContainer, type JobContainerPlan } from './job-plan';
 import { planContainerStep, planServices } from './step-plan';
+import { buildActionImage } from './build-action';
 import { checkRunnerMounts, checkRunnerReads, handOver, recheckBinds, type RunnerDirs } from './runner-dirs';
 
 /** What one hook call answers: lines for the runner's log, the exit code, the response file's content. */
@@ -48,6 +49,8 @@ export interface HookJobsOptions {
   /** The image the egress sidecar runs in, and the Node binary it runs with. */
   sidecarImage: string;
   nodeBinary: string;
+  /** argv running a command as the Podman user: with it, Dockerfile actions are built (build-action.ts). */
+  asPodmanUser?: (args: string[]) => [string, string[]];
 }
 
 interface HookJob {
@@ -217,13 +220,30 @@ export class HookJobs {
   }
 
   private async runContainer(job: HookJob, c: HookContainer, emit: Emit, signal: AbortSignal): Promise<HookResult> {
-    const planned = planContainerStep(c, job.dirs, { images: this.o.images, policy: this.o.policy, runnerUid: this.o.runnerUid });
+    const planned = planContainerStep(c, job.dirs, { images: this.o.images, policy: this.o.policy, runnerUid: this.o.runnerUid, canBuild: !!this.o.asPodmanUser });
     if ('errors' in planned) return this.fail(emit, planned.errors);
-    const { image, binds } = planned;
+    const binds = planned.binds;
+    let image = planned.image;
+    if (c.dockerfile && this.o.asPodmanUser) {
+      const built = await buildActionImage(
+        { sandbox: this.o.sandbox, policy: this.o.policy, images: this.o.images, asPodmanUser: this.o.asPodmanUser, seccompProfilePath: this.o.sandbox.seccompProfilePath, limits: this.o.limits },
+        c.dockerfile,
+        job.dirs.work,
+        emit,
+        signal,
+      );
+      if ('error' in built) {
+        job.refusals.push(built.error);
+        return this.fail(emit, [built.error]);
+      }
+      image = built.image;
+    }
     if (!(await this.o.sandbox.deps.engine.imageExists(image))) return this.fail(emit, [`the image ${image} is not on this host; the operator pulls images (no registry is reached from a job)`]);
     const env = this.stepEnv(job, c.environmentVariables, []);
-    const argv = [...(c.entryPoint ? [c.entryPoint] : []), ...c.entryPointArgs];
-    if (!argv.length) return this.fail(emit, ['the container step has no entry point; Stockade runs an image only with the command the action names']);
+    // Docker's rule: an entry point given replaces the image's (and its command); arguments given replace its command.
+    const cfg = await this.o.sandbox.deps.engine.imageCommand(image);
+    const argv = c.entryPoint ? [c.entryPoint, ...c.entryPointArgs] : [...cfg.entrypoint, ...(c.entryPointArgs.length ? c.entryPointArgs : cfg.cmd)];
+    if (!argv.length) return this.fail(emit, ['the container step has no entry point and its image has no command']);
     const wd = posix.normalize(c.workingDirectory ?? '/github/workspace');
     return this.step(job, { argv, env, workdir: inside('/github', wd) ? wd : '/github/workspace', binds, image }, emit, signal);
   }

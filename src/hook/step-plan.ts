@@ -44,13 +44,12 @@ export function planServices(given: HookContainer[], o: PlanOptions): { list: Se
 
 /**
  * A container action (run_container_step) as ContainerActionHandler hands it over: an image by the
- * image policy (a Dockerfile is refused: its build's RUN lines could not run under read-back limits on
- * this host), no options or volumes, and only mounts under /github from the job's work directory
+ * image policy or a Dockerfile (built by build-action.ts), no options or volumes, and only mounts under /github from the job's work directory
  * (never `_actions`), owned by the runner's user or the steps' uid.
  */
-export function planContainerStep(c: HookContainer, dirs: RunnerDirs, o: PlanOptions & { runnerUid: number }): { image: string; binds: BindMount[] } | { errors: string[] } {
+export function planContainerStep(c: HookContainer, dirs: RunnerDirs, o: PlanOptions & { runnerUid: number; canBuild: boolean }): { image: string; binds: BindMount[] } | { errors: string[] } {
   const errors: string[] = [];
-  if (c.dockerfile) errors.push(`the action is built from a Dockerfile (${c.dockerfile.slice(0, 200)}); building images does not run in runner mode yet: use an action published as an image (docker://…)`);
+  if (c.dockerfile && !o.canBuild) errors.push(`the action is built from a Dockerfile (${c.dockerfile.slice(0, 200)}); this broker builds no images: use an action published as an image (docker://…)`);
   if (c.createOptions?.trim()) errors.push(`container options '${c.createOptions.trim().slice(0, 200)}' are not supported: the sandbox decides the container's options`);
   if (c.userMountVolumes.length) errors.push('volumes of a container step are not supported: host paths are never mounted');
   let image = '';

@@ -18,7 +18,8 @@ export interface ContainerEngine {
   /** Size of an image in bytes. */
   imageSize(ref: string): Promise<number>;
   /** The image's configured command and working directory (what `podman run IMAGE` would run). */
-  imageCommand(ref: string): Promise<{ argv: string[]; workdir: string }>;
+  /** The image's command (entrypoint then cmd), each part, its working directory and its size. */
+  imageCommand(ref: string): Promise<{ argv: string[]; workdir: string; entrypoint: string[]; cmd: string[]; sizeBytes: number }>;
   createContainer(options: CreateOptions): Promise<string>;
   /** Creates the container's process, stopped before exec, so limits can be applied first. Returns its host PID. */
   initContainer(id: string): Promise<number>;

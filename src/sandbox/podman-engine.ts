@@ -47,12 +47,14 @@ export class PodmanEngine implements ContainerEngine {
     }
   }
 
-  async imageCommand(ref: string): Promise<{ argv: string[]; workdir: string }> {
+  async imageCommand(ref: string): Promise<{ argv: string[]; workdir: string; entrypoint: string[]; cmd: string[]; sizeBytes: number }> {
     try {
       const info = await this.docker.getImage(ref).inspect();
       const c = info.Config ?? ({} as Docker.ImageInspectInfo['Config']);
-      const entrypoint = (c.Entrypoint as string[] | string | null | undefined) ?? [];
-      return { argv: [...(Array.isArray(entrypoint) ? entrypoint : [entrypoint]), ...(c.Cmd ?? [])], workdir: c.WorkingDir || '/' };
+      const raw = (c.Entrypoint as string[] | string | null | undefined) ?? [];
+      const entrypoint = Array.isArray(raw) ? raw : [raw];
+      const cmd = c.Cmd ?? [];
+      return { argv: [...entrypoint, ...cmd], workdir: c.WorkingDir || '/', entrypoint, cmd, sizeBytes: info.Size ?? 0 };
     } catch (e) {
       throw engineError('image inspect', e);
     }

@@ -12,6 +12,7 @@ import { HookJobs, startHookBroker } from '../../src/hook';
 import { baseImageRef, egressSettings, runnerImages, resolveHostConfig } from '../../src/host';
 import { githubEgressNames } from '../../src/hook';
 import { startOutsideWorld } from '../network/outside-world';
+import { asRunner } from '../../src/cli/exec';
 import { DEFAULT_LIMITS, LABEL_MANAGED, openSandbox, type Sandbox } from '../../src/sandbox';
 import { FakeRunner, RUNNER_GID, RUNNER_UID } from './runner-harness';
 
@@ -45,6 +46,7 @@ before(async () => {
     allow: [],
     sidecarImage: baseImageRef(host),
     nodeBinary: process.execPath,
+    asPodmanUser: (args) => asRunner(host, args),
   });
   server = await startHookBroker({ socketPath: socket, gid: RUNNER_GID, jobs, logger: silentLogger() });
 });
@@ -124,9 +126,9 @@ test('a container action (image form) runs in its own container with the workspa
   assert.match(c.stdout, /^no-docker-socket$/m);
   assert.match(c.stdout, /^octocat$/m);
   assert.deepEqual(c.outputs, { seen: 'from-the-job' });
-  const d = await r.call({ command: 'run_container_step', args: { image: null, dockerfile: '/__w/_actions/acme/x/v1/Dockerfile', entryPointArgs: [], environmentVariables: {}, systemMountVolumes: [], userMountVolumes: [], portMappings: [] } });
+  const d = await r.call({ command: 'run_container_step', args: { image: null, dockerfile: '/etc/Dockerfile', entryPointArgs: [], environmentVariables: {}, systemMountVolumes: [], userMountVolumes: [], portMappings: [] } });
   assert.equal(d.code, 1);
-  assert.match(d.stdout, /built from a Dockerfile .* does not run in runner mode yet/);
+  assert.match(d.stdout, /the Dockerfile \/etc\/Dockerfile is not in the job's actions directory/);
   const other = await r.runContainerStep('docker.io/library/alpine:3', 'sh', ['-c', 'true']);
   assert.equal(other.code, 1);
   assert.match(other.stdout, /container: .*alpine:3/);
@@ -389,4 +391,38 @@ test('services in runner mode: started on the job network under the sandbox, rea
   assert.equal(opt.code, 1);
   assert.match(opt.stdout, /service option '--privileged' is not supported/);
   assert.equal(await managedContainers(), 0);
+});
+
+test('a Dockerfile action is built under the sandbox\'s rules: FROM by the image policy, RUN lines under read-back limits (a fork bomb in RUN is stopped), cached, then run like an image action', { timeout: 300_000 }, async () => {
+  const r = newRunner();
+  assert.equal((await r.prepareJob({})).code, 0);
+  const action = (name: string, dockerfile: string) => {
+    const dir = join(r.work, '_actions/acme', name, 'v1');
+    mkdirSync(dir, { recursive: true });
+    spawnSync('chown', ['-R', `${RUNNER_UID}:${RUNNER_GID}`, join(r.work, '_actions/acme')]);
+    r.write(join(dir, 'Dockerfile'), dockerfile);
+    r.write(join(dir, 'greeting.txt'), `hello from ${name}\n`);
+    return join(dir, 'Dockerfile');
+  };
+  const tag = `${process.pid}-${Date.now()}`;
+  const good = action('built', `FROM ${baseImageRef(host)}\nCOPY greeting.txt /greeting.txt\nRUN echo "built ${tag}" >> /greeting.txt\nENTRYPOINT ["cat", "/greeting.txt"]\n`);
+  const first = await r.runContainerStep({ dockerfile: good }, '', []);
+  assert.equal(first.code, 0, first.stdout);
+  assert.match(first.stdout, /building the action's image localhost\/stockade-action\/[0-9a-f]{20}:built .*no network, no capabilities/);
+  assert.match(first.stdout, /^hello from built$/m);
+  assert.match(first.stdout, new RegExp(`^built ${tag}$`, 'm'));
+  const again = await r.runContainerStep({ dockerfile: good }, '', []);
+  assert.equal(again.code, 0, again.stdout);
+  assert.match(again.stdout, /is already built/);
+  const foreign = await r.runContainerStep({ dockerfile: action('foreign', 'FROM docker.io/library/alpine:3\nRUN true\n') }, '', []);
+  assert.equal(foreign.code, 1);
+  assert.match(foreign.stdout, /FROM .*alpine:3/);
+  const variable = await r.runContainerStep({ dockerfile: action('variable', 'ARG BASE=x\nFROM ${BASE}\n') }, '', []);
+  assert.equal(variable.code, 1);
+  assert.match(variable.stdout, /uses a build argument; the image must be named literally/);
+  const bomb = await r.runContainerStep({ dockerfile: action('bomb', `FROM ${baseImageRef(host)}\nRUN echo ${tag}; for i in $(seq 400); do sleep 30 & done; wait\n`) }, '', []);
+  assert.equal(bomb.code, 1, bomb.stdout);
+  assert.match(bomb.stdout, /the build hit its process limit \(128\)/, bomb.stdout);
+  assert.match(bomb.stdout, /the build hit its process limit \(128\)|Resource temporarily unavailable|fork/);
+  await r.cleanupJob();
 });

@@ -184,15 +184,16 @@ export class FakeRunner {
   }
 
   /** A container action as ContainerActionHandler hands it to the hook (image form; its mounts under /github). */
-  async runContainerStep(image: string, entryPoint: string, args: string[], env: Record<string, string> = {}): Promise<StepResult> {
+  async runContainerStep(image: string | { dockerfile: string }, entryPoint: string, args: string[], env: Record<string, string> = {}): Promise<StepResult> {
     const id = randomUUID();
     const output = `set_output_${id}`;
     this.write(join(this.temp, '_runner_file_commands', output), '');
     const r = await this.call({
       command: 'run_container_step',
       args: {
-        image,
-        dockerfile: null,
+        // ContainerHookManager.RunContainerStepAsync: a Dockerfile action has no image, the Dockerfile's host path.
+        image: typeof image === 'string' ? image : null,
+        dockerfile: typeof image === 'string' ? null : image.dockerfile,
         entryPointArgs: args,
         entryPoint,
         workingDirectory: '/github/workspace',

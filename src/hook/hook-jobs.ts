@@ -26,6 +26,8 @@ export interface RunnerSummary {
   refusals: string[];
   blockedNetworkAttempts: number;
   blocked: string[];
+  /** The limits every step container had, as the job's log says them. */
+  limits?: string;
 }
 
 const MAX_SUMMARIES = 1024;
@@ -179,8 +181,7 @@ export class HookJobs {
       }
     }
     this.jobs.set(key, job);
-    const l = this.o.limits;
-    emit(`[stockade] job ${key}: image ${planned.plan.image}; every step in a fresh container: memory ${Math.round(l.memoryBytes / 1024 ** 2)} MiB, ${l.pids} processes, ${l.cpus} CPUs, ${Math.round(l.timeoutMs / 1000)} s, output ${Math.round(l.outputBytes / 1024 ** 2)} MiB, ${job.net ? `network only to ${this.o.allow.join(', ')}` : 'no network'}`);
+    emit(`[stockade] job ${key}: image ${planned.plan.image}; every step in a fresh container: ${this.limitsText(job)}`);
     return {
       exitCode: 0,
       response: {
@@ -322,6 +323,11 @@ export class HookJobs {
     return { exitCode: 0 };
   }
 
+  private limitsText(job: HookJob): string {
+    const l = this.o.limits;
+    return `memory ${Math.round(l.memoryBytes / 1024 ** 2)} MiB, ${l.pids} processes, ${l.cpus} CPUs, ${Math.round(l.timeoutMs / 1000)} s, output ${Math.round(l.outputBytes / 1024 ** 2)} MiB, ${job.net ? `network only to ${this.o.allow.join(', ') || 'its services'}` : 'no network'}`;
+  }
+
   /** Stops what runs, removes the job's containers and network, keeps its summary for its runner directory. */
   private async end(job: HookJob, emit: Emit): Promise<void> {
     job.running?.abort();
@@ -335,6 +341,7 @@ export class HookJobs {
     emit(`[stockade] job ${job.key}: ${job.steps} containers run, ${left.length} left over removed`);
     const sum = this.finished.get(job.dirs.root) ?? { jobs: 0, steps: [], refusals: [], blockedNetworkAttempts: 0, blocked: [] };
     sum.jobs++;
+    sum.limits = this.limitsText(job);
     sum.steps.push(...job.outcomes);
     sum.refusals.push(...job.refusals);
     if (report) {

@@ -259,6 +259,7 @@ export class JitRunners {
     const limitStops = summary.steps.filter((s) => !['exit', 'cancelled'].includes(s.reason));
     for (const l of outcome.tail.split('\n').slice(-40)) if (l.trim()) lines.push(l);
     const peak = Math.max(0, ...summary.steps.map((s) => s.peakMemoryBytes));
+    if (summary.limits) lines.push(`[stockade] limits in force for every step container: ${summary.limits}`);
     lines.push(`[stockade] ${summary.jobs} job(s), ${summary.steps.length} step container(s), ${failedSteps.length} failed, ${limitStops.length} stopped by a limit, peak memory ${(peak / 1024 ** 2).toFixed(1)} MiB, ${summary.blockedNetworkAttempts} blocked network attempts`);
     const error = outcome.why ?? (outcome.code !== 0 ? `the runner exited with ${outcome.code ?? 'a signal'}${summary.jobs ? '' : ' before it ran a job'}` : undefined);
     const refusals = [...summary.refusals, ...summary.blocked.map((b) => `blocked: ${b}`)];

@@ -29,5 +29,6 @@ export interface RunnerHost {
     refusals: string[];
     blockedNetworkAttempts: number;
     blocked: string[];
+    limits?: string;
   }>;
 }

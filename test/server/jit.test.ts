@@ -71,6 +71,9 @@ test('one just-in-time runner per admitted job; repository concurrency 1 holds a
   for (const r of w.fake.runners.values()) assert.ok(r.deleted, `runner ${r.name} is gone`);
   const done = [...w.fake.checkRuns.values()].filter((c) => c.fields.status === 'completed');
   assert.ok(done.every((c) => c.fields.conclusion === 'success'), JSON.stringify(done.map((c) => c.fields.conclusion)));
+  // Stockade's own check run says what GitHub cannot show: the limits in force and what the steps used.
+  assert.match(JSON.stringify(done[0]!.fields.output), /limits in force for every step container: memory \d+ MiB, \d+ processes/);
+  assert.match(JSON.stringify(done[0]!.fields.output), /2 step container\(s\), 0 failed, 0 stopped by a limit, peak memory/);
 });
 
 test('a JIT runner GitHub gives no job is stopped and deleted after the idle timeout; the check run says so', { timeout: 120_000 }, async () => {

@@ -2,7 +2,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Logger } from '../common';
 import { LABEL_JOB, LABEL_STEP, managedLabels, runStepContainer, type BindMount, type ResourceLimits, type Sandbox, type StepOutcome, type StepSpec } from '../sandbox';
-import { LogSink, startJobNetwork, startJobServices, type EgressSettings, type ImagePolicy, type JobNetwork, type JobServices } from '../runner';
+import { LogSink, startJobNetwork, startJobServices, type EgressSettings, type ImagePolicy, type JobNetwork, type JobServices, type RunnerSummary } from '../runner';
+import { RunnerSummaries } from './runner-summaries';
 import { SecretMasker } from '../workflow';
 import type { HookContainer, HookInput, ScriptStepArgs } from './hook-input';
 import { planJobContainer, type JobContainerPlan } from './job-plan';
@@ -18,19 +19,6 @@ export interface HookResult {
 
 export type Emit = (line: string) => void;
 
-/** What Stockade saw of the hook jobs of one runner directory (for its own check run in server runner mode). */
-export interface RunnerSummary {
-  jobs: number;
-  steps: Array<{ exitCode: number | null; reason: string; durationMs: number; peakMemoryBytes: number }>;
-  /** Refusals of the hook itself (a path, an image, a link the runner would have read). */
-  refusals: string[];
-  blockedNetworkAttempts: number;
-  blocked: string[];
-  /** The limits every step container had, as the job's log says them. */
-  limits?: string;
-}
-
-const MAX_SUMMARIES = 1024;
 
 export interface HookJobsOptions {
   sandbox: Sandbox;
@@ -84,8 +72,7 @@ const inside = (root: string, p: string) => p === root || p.startsWith(`${root}/
  */
 export class HookJobs {
   private readonly jobs = new Map<string, HookJob>();
-  /** Summaries of cleaned-up jobs by runner directory, until finishRunner collects them. */
-  private readonly finished = new Map<string, RunnerSummary>();
+  private readonly summaries = new RunnerSummaries();
 
   constructor(private readonly o: HookJobsOptions) {}
 
@@ -339,18 +326,7 @@ export class HookJobs {
     const left = await engine.listContainers(`${LABEL_JOB}=hook-${job.key}`).catch(() => []);
     for (const c of left) await engine.removeContainer(c.id).catch((e: unknown) => this.o.logger.error({ err: e, container: c.id }, 'hook job container remove failed'));
     emit(`[stockade] job ${job.key}: ${job.steps} containers run, ${left.length} left over removed`);
-    const sum = this.finished.get(job.dirs.root) ?? { jobs: 0, steps: [], refusals: [], blockedNetworkAttempts: 0, blocked: [] };
-    sum.jobs++;
-    sum.limits = this.limitsText(job);
-    sum.steps.push(...job.outcomes);
-    sum.refusals.push(...job.refusals);
-    if (report) {
-      sum.blockedNetworkAttempts += report.dnsRefused + report.connectionsRefused;
-      sum.blocked.push(...report.refusals);
-    }
-    this.finished.delete(job.dirs.root);
-    this.finished.set(job.dirs.root, sum);
-    if (this.finished.size > MAX_SUMMARIES) this.finished.delete(this.finished.keys().next().value!);
+    this.summaries.add({ root: job.dirs.root, outcomes: job.outcomes, refusals: job.refusals, limits: this.limitsText(job), network: report });
   }
 
   /**
@@ -359,8 +335,6 @@ export class HookJobs {
    */
   async finishRunner(root: string): Promise<RunnerSummary> {
     for (const job of [...this.jobs.values()]) if (job.dirs.root === root) await this.end(job, () => undefined);
-    const sum = this.finished.get(root) ?? { jobs: 0, steps: [], refusals: [], blockedNetworkAttempts: 0, blocked: [] };
-    this.finished.delete(root);
-    return sum;
+    return this.summaries.take(root);
   }
 }

@@ -4,4 +4,3 @@ export { HookJobs, type HookJobsOptions, type HookResult } from './hook-jobs';
 export { startHookBroker, DEFAULT_HOOK_SOCKET, BROKER_LIMITS, type BrokerOptions } from './broker';
 export { checkRunnerMounts, checkRunnerReads, hostPathOf, FILE_COMMAND_VARS } from './runner-dirs';
 export { githubEgressNames } from './github-egress';
-export type { RunnerSummary } from './hook-jobs';

@@ -1,4 +1,4 @@
-export type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult, EgressSettings, EgressReport } from './types';
+export type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult, EgressSettings, EgressReport, RunnerSummary } from './types';
 export { runJob, maskerFor, type JobDeps, type NeedsResult, type JobInstance } from './run-job';
 export { runWorkflow, selectJobs, findJobInstance } from './run-workflow';
 export { checkRunnable } from './check-runnable';

@@ -134,3 +134,15 @@ export interface RunObserver {
   /** Each event of a job's egress sidecar (DNS answers, connections, refusals). */
   egress?(jobId: string, event: EgressEvent): void;
 }
+
+/** What Stockade saw of the runner-mode jobs of one official runner (for its own check run). */
+export interface RunnerSummary {
+  jobs: number;
+  steps: Array<{ exitCode: number | null; reason: string; durationMs: number; peakMemoryBytes: number }>;
+  /** Refusals of the hook itself (a path, an image, a link the runner would have read). */
+  refusals: string[];
+  blockedNetworkAttempts: number;
+  blocked: string[];
+  /** The limits every step container had, as the job's log says them. */
+  limits?: string;
+}

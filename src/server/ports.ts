@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { CheckRunFields, DeliverySummary } from '../github';
+import type { RunnerSummary } from '../runner';
 
 /** The GitHub calls the server makes (GitHubApi is the adapter; tests point it at a fake GitHub). */
 export interface GitHubPort {
@@ -23,12 +24,5 @@ export interface GitHubPort {
 /** What runner mode needs of the hook broker this server runs (wired by the CLI; the server does not import the hook). */
 export interface RunnerHost {
   /** Removes whatever of the runner directory's hook jobs is left and returns what Stockade saw of them. */
-  finishRunner(root: string): Promise<{
-    jobs: number;
-    steps: Array<{ exitCode: number | null; reason: string; durationMs: number; peakMemoryBytes: number }>;
-    refusals: string[];
-    blockedNetworkAttempts: number;
-    blocked: string[];
-    limits?: string;
-  }>;
+  finishRunner(root: string): Promise<RunnerSummary>;
 }

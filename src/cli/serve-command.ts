@@ -108,7 +108,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const store = new JobStore(join(stateDir, 'stockade.db'));
   const github = new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger, requestPacing: !values['no-request-pacing'] });
   const labels = [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(images)];
-  const runner = await runnerMode(values, { host, sandbox, github, labels: values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS, imagePolicy: config?.imagePolicy, logger });
+  const runner = await runnerMode(values, { host, sandbox, github, labels: values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), logger });
   const server = new StockadeServer({
     store,
     github,

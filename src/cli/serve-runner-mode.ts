@@ -4,7 +4,7 @@ import type { GitHubApi } from '../github';
 import { startHookBroker } from '../hook';
 import type { HostConfig } from '../host';
 import type { ImagePolicy } from '../runner';
-import { DEFAULT_LIMITS, type Sandbox } from '../sandbox';
+import { DEFAULT_LIMITS, type DiskLimits, type Sandbox } from '../sandbox';
 import { JitRunners } from '../server';
 import { groupId, newHookJobs, RUNNER_EGRESS_OPTIONS, runnerEgress, runnerIds } from './runner-mode-parts';
 import { ACTIONS_USER, HOOK_GROUP, INSTALLED_HOOK } from './setup-runner-mode';
@@ -27,7 +27,7 @@ type Values = { [K in keyof typeof RUNNER_MODE_OPTIONS]?: (typeof RUNNER_MODE_OP
  * `stockade serve --mode runner`: workflow_job jobs run on just-in-time official runners; this server
  * runs the hook broker they reach (its own socket) and the JIT runner manager.
  */
-export async function runnerMode(values: Values, o: { host: HostConfig; sandbox: Sandbox; github: GitHubApi; labels: string[]; imagePolicy?: ImagePolicy; logger: Logger }): Promise<{ jit: JitRunners; close(): void } | undefined> {
+export async function runnerMode(values: Values, o: { host: HostConfig; sandbox: Sandbox; github: GitHubApi; labels: string[]; imagePolicy?: ImagePolicy; disk?: DiskLimits; logger: Logger }): Promise<{ jit: JitRunners; close(): void } | undefined> {
   const mode = values.mode ?? 'sandbox';
   if (mode !== 'sandbox' && mode !== 'runner') throw new StockadeError('USAGE', `--mode '${mode}' is not sandbox or runner`);
   if (mode === 'sandbox') return undefined;
@@ -54,6 +54,8 @@ export async function runnerMode(values: Values, o: { host: HostConfig; sandbox:
     hookSocket: socketPath,
     host: jobs,
     labels: o.labels,
+    sandbox: o.sandbox,
+    disk: o.disk,
     idleTimeoutMs: duration('runner-idle-timeout', 600_000),
     pollMs: duration('runner-poll', 5000),
     logger: o.logger.child({ component: 'jit' }),

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common';
 import type { JobReport } from '../github';
 import type { JobRow } from '../store';
+import { describeDiskUsage, type DiskLimits, type JobDisk, type Sandbox } from '../sandbox';
 import type { WorkflowJobSpec } from './plan-delivery';
 import type { GitHubPort, RunnerHost } from './ports';
 
@@ -34,6 +35,10 @@ export interface JitOptions {
   host: RunnerHost;
   /** Labels the runner registers with (the server's --labels). */
   labels: string[];
+  /** The sandbox, for a filesystem of its own under each runner's `_work` (its disk limit). */
+  sandbox?: Sandbox;
+  /** Size and inode count of each runner's `_work`; undefined: no disk limit. */
+  disk?: DiskLimits;
   /** @default 600000 (10 minutes) */
   idleTimeoutMs?: number;
   /** How often GitHub is asked whether the runner is busy. @default 5000 */
@@ -104,22 +109,35 @@ export class JitRunners {
     const lines: string[] = [];
     const say = (l: string) => lines.push(l);
     let rec: RunnerRecord | undefined;
+    let disk: JobDisk | undefined;
     try {
       const jit = await this.o.github.generateJitConfig(row.installationId, spec.owner, spec.repo, { name, labels: this.o.labels });
       rec = { name, runnerId: jit.runnerId, installationId: row.installationId, owner: spec.owner, repo: spec.repo, dir: join(this.o.runnersDir, name) };
       this.writeRecord(rec);
       this.live.set(name, rec);
       this.layout(rec.dir);
+      if (this.o.disk && this.o.sandbox) {
+        // The runner's work directory is a filesystem of its own, read back where Podman binds it from.
+        disk = await this.o.sandbox.createJobDisk(name, this.o.disk);
+        const work = join(rec.dir, '_work');
+        await disk.attach(work, 'work', { uid: this.o.uid, gid: this.o.gid });
+        await disk.verify(work);
+        say(`[stockade] _work is a filesystem of its own: ${this.o.disk.bytes} bytes, ${this.o.disk.inodes} files`);
+      }
       say(`[stockade] just-in-time runner ${name} (id ${jit.runnerId}) for ${spec.owner}/${spec.repo}, in ${rec.dir}`);
       const outcome = await this.runProcess(rec, jit.encodedJitConfig, signal, log, say);
       const summary = await this.o.host.finishRunner(rec.dir);
-      return { report: this.report(spec.jobName, outcome, summary, lines), log: lines.join('\n') };
+      const used = disk ? await disk.usage().catch(() => undefined) : undefined;
+      if (used) say(`[stockade] _work used ${describeDiskUsage(used)}`);
+      const report = this.report(spec.jobName, outcome, summary, lines);
+      return { report: used ? { ...report, disk: used } : report, log: lines.join('\n') };
     } catch (e) {
       say(`##[error]${(e as Error).message}`);
       return { report: { name: spec.jobName, conclusion: 'failure', steps: [], stepSummary: '', log: lines, error: (e as Error).message, annotations: [{ level: 'error', message: (e as Error).message }] }, log: lines.join('\n') };
     } finally {
+      if (rec) await this.o.host.finishRunner(rec.dir).catch(() => undefined);
+      await disk?.remove();
       if (rec) {
-        await this.o.host.finishRunner(rec.dir).catch(() => undefined);
         await this.o.github.deleteRunner(rec.installationId, rec.owner, rec.repo, rec.runnerId).catch((e: unknown) => log.warn({ err: e }, 'could not delete the runner registration; GitHub removes offline JIT runners itself'));
         this.removeDir(rec);
         this.live.delete(name);

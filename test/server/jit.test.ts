@@ -44,7 +44,7 @@ before(async () => {
   w = await makeWorld({ '.github/workflows/ci.yml': 'on: push\njobs:\n  build:\n    runs-on: [self-hosted, stockade]\n    container: stockade/base\n    steps:\n      - run: echo hi\n' });
   state = mkdtempSync(join(tmpdir(), 'stockade-jit-'));
   writeFileSync(join(w.dir, 'quotas.yml'), 'quotas:\n  default:\n    concurrency: 1\n');
-  server = await startServer(w, state, ['--mode', 'runner', '--runner-install', install, '--runner-idle-timeout', '4s', '--runner-poll', '300ms', '--no-github-egress', '--config', join(w.dir, 'quotas.yml'), '--concurrency', '4', '--modes', 'workflow_job']);
+  server = await startServer(w, state, ['--mode', 'runner', '--runner-install', install, '--runner-idle-timeout', '4s', '--runner-poll', '300ms', '--no-github-egress', '--config', join(w.dir, 'quotas.yml'), '--concurrency', '4', '--modes', 'workflow_job', '--disk', '96m', '--inodes', '20000']);
 });
 
 after(async () => {
@@ -74,6 +74,19 @@ test('one just-in-time runner per admitted job; repository concurrency 1 holds a
   // Stockade's own check run says what GitHub cannot show: the limits in force and what the steps used.
   assert.match(JSON.stringify(done[0]!.fields.output), /limits in force for every step container: memory \d+ MiB, \d+ processes/);
   assert.match(JSON.stringify(done[0]!.fields.output), /2 step container\(s\), 0 failed, 0 stopped by a limit, peak memory/);
+});
+
+test('a JIT runner\'s _work is a filesystem of its own: a step that writes past the disk limit fails with ENOSPC, the check run says what was used', { timeout: 120_000 }, async () => {
+  w.fake.queuedJobs.set('octo-org/hello', [{ id: 9500, steps: ['df -k /__w | tail -1; head -c 200m /dev/zero > /__w/hello/hello/big'] }]);
+  assert.equal((await deliver(w, server!.url, 'workflow_job', workflowJobPayload({ jobId: 9500, name: 'build', labels: LABELS }))).status, 202);
+  const check = await until('the check run completes', () => [...w.fake.checkRuns.values()].find((c) => c.fields.external_id === 'octo-org/hello/workflow_job/9500/1' && c.fields.status === 'completed'), 60_000);
+  const out = JSON.stringify(check.fields.output);
+  assert.equal(check.fields.conclusion, 'failure');
+  assert.match(out, /_work is a filesystem of its own: 100663296 bytes/);
+  assert.match(out, /No space left on device/);
+  assert.match(out, /_work used \d+ of \d+ bytes/);
+  await until('nothing left', () => hookContainers().length === 0 && ourRunnerDirs().length === 0, 20_000);
+  assert.doesNotMatch(spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout, /runners|stockade-[0-9a-f]{12}\.img/);
 });
 
 test('a JIT runner GitHub gives no job is stopped and deleted after the idle timeout; the check run says so', { timeout: 120_000 }, async () => {
@@ -110,7 +123,7 @@ test('kill -9 of the server mid-job: at the next start its runner is ended, dele
   await until('its step container runs', () => hookContainers().length > 0, 30_000);
   server!.child.kill('SIGKILL');
   await until('the server is gone', () => server!.child.exitCode !== null || server!.child.signalCode !== null, 10_000);
-  server = await startServer(w, state, ['--mode', 'runner', '--runner-install', install, '--runner-idle-timeout', '4s', '--runner-poll', '300ms', '--no-github-egress', '--config', join(w.dir, 'quotas.yml'), '--concurrency', '4', '--modes', 'workflow_job']);
+  server = await startServer(w, state, ['--mode', 'runner', '--runner-install', install, '--runner-idle-timeout', '4s', '--runner-poll', '300ms', '--no-github-egress', '--config', join(w.dir, 'quotas.yml'), '--concurrency', '4', '--modes', 'workflow_job', '--disk', '96m', '--inodes', '20000']);
   await until('the leftover runner is ended', () => !alive(runner.pid), 30_000);
   await until('its containers and directory are gone', () => hookContainers().length === 0 && ourRunnerDirs().length === 0, 30_000);
   assert.match(server.stderr(), /a runner of a server that stopped was ended, deleted and removed/);

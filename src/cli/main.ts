@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createLogger, isStockadeError } from '../common';
 import { doctorChecks, formatChecks } from './doctor';
 import { runCommand, RUN_USAGE } from './run-command';
@@ -29,7 +31,39 @@ ${ADMIN_USAGE}
 
 ${IMAGES_USAGE}
 
-${HOOK_BROKER_USAGE}`;
+${HOOK_BROKER_USAGE}
+
+Every command prints its own usage with --help; stockade --version prints the version.`;
+
+const SETUP_USAGE = `usage: stockade setup [--no-images] [--runner [TARBALL]]      (root)
+  Installs Podman and friends from Debian, the Podman user, its cgroup subtree and API service, and the
+  base image; a second run only checks. --runner: runner mode (user github-runner, group stockade-hook,
+  /opt/stockade/hook.js, the hook broker); with TARBALL, GitHub's runner from a tarball you downloaded.`;
+const DOCTOR_USAGE = `usage: stockade doctor
+  Checks every host requirement and prints the fix for each missing one; exit 1 when one is missing.`;
+
+/** Each command's own usage: `stockade <command> --help` prints it and does nothing else. */
+const COMMAND_USAGE: Record<string, string> = {
+  run: RUN_USAGE,
+  serve: SERVE_USAGE,
+  quota: ADMIN_USAGE,
+  queue: ADMIN_USAGE,
+  jobs: ADMIN_USAGE,
+  'admin-token': ADMIN_USAGE,
+  images: IMAGES_USAGE,
+  'hook-broker': HOOK_BROKER_USAGE,
+  setup: SETUP_USAGE,
+  doctor: DOCTOR_USAGE,
+};
+
+/** The version of this package (dist/cli.js sits one directory below package.json). */
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** `setup --runner [TARBALL]`: the path after --runner, when one is given. */
 function runnerTarballArg(args: string[]): string | undefined {
@@ -48,6 +82,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  if (command === '--version' || command === '-V' || command === 'version') {
+    process.stdout.write(`stockade ${version()}\n`);
+    return 0;
+  }
+  const usage = command ? COMMAND_USAGE[command] : undefined;
+  // Before anything acts: `stockade setup --help` must not set up a host.
+  if (usage && rest.some((a) => a === '--help' || a === '-h')) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
   try {
     switch (command) {
       case 'run':
@@ -88,7 +132,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       return e.exitCode;
     }
     if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`stockade: ${(e as Error).message}\n${RUN_USAGE}\n`);
+      process.stderr.write(`stockade ${command}: ${(e as Error).message}\n${usage ?? USAGE}\n`);
       return 2;
     }
     process.stderr.write(`stockade: internal error: ${(e as Error).stack ?? String(e)}\n`);

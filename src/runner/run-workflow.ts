@@ -1,3 +1,4 @@
+import PQueue from 'p-queue';
 import { evaluateCondition, evaluateValue, expandMatrix, hasExpression, matrixJobName, orderByNeeds, type Diagnostic, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
 import { runJob, maskerFor, type JobDeps, type JobInstance } from './run-job';
 import { baseContexts, type NeedsResult } from './job-contexts';
@@ -84,23 +85,23 @@ export async function runWorkflow(deps: JobDeps, wf: WorkflowModel, jobs: JobMod
     }
     const width = Math.max(1, Math.min(settings.parallelJobs, maxParallel));
     let cancelRest = false;
-    let next = 0;
     const slots = new Array<JobResult | undefined>(instances.length);
-    const worker = async () => {
-      while (next < instances.length) {
-        const i = next++;
-        const inst = instances[i]!;
+    // At most `width` instances at once, started in matrix order (p-queue keeps the order and the count).
+    const queue = new PQueue({ concurrency: width });
+    const tasks = instances.map((inst, i) =>
+      queue.add(async () => {
         if (cancelRest || deps.signal?.aborted) {
           slots[i] = notRun(job, inst.name, 'cancelled', inst.facts.matrix, cancelRest ? 'cancelled by fail-fast: another matrix job failed' : undefined);
           deps.observer?.jobFinished?.(slots[i]!);
-          continue;
+          return;
         }
         const r = await runJob(deps, wf, inst, ctx, settings, needs);
         slots[i] = r;
         if (failFast && instances.length > 1 && r.conclusion === 'failure') cancelRest = true;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(width, instances.length) }, worker));
+      }),
+    );
+    // A job that throws rejects here, as it did before the queue.
+    await Promise.all(tasks);
     for (const r of slots) {
       results.push(r!);
       all.push(r!);

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
 import { checkRunnable, maskerFor, runWorkflow, selectJobs, type ImagePolicy, type JobResult, type RunContext, type RunObserver } from '../runner';
 import { DEFAULT_LIMITS, openSandbox, type ResourceLimits } from '../sandbox';
-import { formatDiagnostic, normalizeOn } from '../workflow';
+import { formatDiagnostic, normalizeOn, type JobModel, type WorkflowModel } from '../workflow';
 import { parse as parseDotenv } from 'dotenv';
 import { baseImageRef } from './base-image';
 import { formatResults } from './format-results';
@@ -14,13 +14,15 @@ import { loadWorkflows } from './load-workflows';
 import { parseDuration, parseSize } from '../common';
 import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages } from '../host';
 
-export const RUN_USAGE = `usage: stockade run [--workflow FILE] [--job ID] [--event NAME] [--eventpath FILE] [--json]
+export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] [-W|--workflow FILE] [-j|--job ID] [-e|--eventpath FILE] [--json]
                     [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--input NAME=VALUE]...
                     [--action-cache DIR] [--parallel N] [--debug]
                     [--dir DIR] [--image REF] [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION]
                     [--output-limit SIZE] [--writable-root] [--disk 10g|off] [--inodes 1000000]
                     [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...
-                    [--allow-image PATTERN]... [--allow-digest-pinned]`;
+                    [--allow-image PATTERN]... [--allow-digest-pinned]
+  EVENT is the event to run (default push), as in act; -e is the event's payload file, as in act.
+  -l lists the jobs that run on EVENT by stage; -n validates and plans them and starts nothing.`;
 
 export function limitsFrom(v: Record<string, string | string[] | boolean | undefined>): ResourceLimits {
   const limits = { ...DEFAULT_LIMITS };
@@ -51,16 +53,53 @@ export function limitsFrom(v: Record<string, string | string[] | boolean | undef
   return limits;
 }
 
+/** Jobs by stage (a job's stage is one more than the deepest of its needs), as `act -l` lists them; with steps for a dry run. */
+export function listJobs(plan: Array<{ wf: WorkflowModel; jobs: JobModel[] }>, eventName: string, steps = false): string {
+  const rows: string[][] = [['Stage', 'Job ID', 'Job name', 'Workflow file', 'Events']];
+  const lines: string[] = [];
+  for (const { wf, jobs } of plan) {
+    const all = new Map(wf.jobs.map((j) => [j.id, j]));
+    const stage = new Map<string, number>();
+    const stageOf = (id: string, seen: Set<string>): number => {
+      const known = stage.get(id);
+      if (known !== undefined) return known;
+      if (seen.has(id)) return 0;
+      seen.add(id);
+      const j = all.get(id);
+      const v = j && j.needs.length ? 1 + Math.max(...j.needs.map((n) => stageOf(n, seen))) : 0;
+      stage.set(id, v);
+      return v;
+    };
+    const events = [...normalizeOn(wf.on).keys()].join(',');
+    for (const j of [...jobs].sort((a, b) => stageOf(a.id, new Set()) - stageOf(b.id, new Set()))) {
+      rows.push([String(stageOf(j.id, new Set())), j.id, j.name ?? j.id, relativeWorkflow(wf.file), events]);
+      if (steps) lines.push(`${relativeWorkflow(wf.file)} ${j.id}: ${j.steps.map((st) => st.name ?? (st.uses ? `uses ${st.uses}` : `run ${(st.run ?? '').split('\n')[0]!.slice(0, 40)}`)).join(' → ') || '(no steps)'}`);
+    }
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const table = rows.map((r) => r.map((v, c) => v.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+  return `${table}\n${lines.length ? `\n${lines.join('\n')}\n` : ''}${rows.length === 1 ? `no job runs on '${eventName}'\n` : ''}`;
+}
+
+function relativeWorkflow(file: string): string {
+  const i = file.lastIndexOf('.github/workflows/');
+  return i >= 0 ? file.slice(i) : file;
+}
+
 /** `stockade run`: runs a repository's workflow jobs locally, one sandboxed container per step. Returns the exit code. */
 export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream, logger: Logger, signal: AbortSignal): Promise<number> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: argv,
     strict: true,
+    allowPositionals: true,
     options: {
       workflow: { type: 'string', short: 'W' },
       job: { type: 'string', short: 'j' },
-      event: { type: 'string', short: 'e' },
-      eventpath: { type: 'string' },
+      event: { type: 'string' },
+      // As in act: -e is the event payload file, the event name is the first argument.
+      eventpath: { type: 'string', short: 'e' },
+      list: { type: 'boolean', short: 'l' },
+      dryrun: { type: 'boolean', short: 'n' },
       json: { type: 'boolean' },
       dir: { type: 'string', short: 'C' },
       image: { type: 'string' },
@@ -88,7 +127,9 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   });
   const limits = limitsFrom(values);
   const dir = resolve(values.dir ?? process.cwd());
-  const eventName = values.event ?? 'push';
+  if (positionals.length > 1) throw new StockadeError('USAGE', `one event name at most, not '${positionals.join(' ')}'`, { hint: RUN_USAGE });
+  if (positionals[0] && values.event && positionals[0] !== values.event) throw new StockadeError('USAGE', `the event is '${positionals[0]}' and --event '${values.event}': name it once`);
+  const eventName = positionals[0] ?? values.event ?? 'push';
   let event: Record<string, unknown> = {};
   if (values.eventpath) {
     try {
@@ -105,7 +146,15 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   const actionCacheDir = values['action-cache'] ? resolve(values['action-cache']) : env.STOCKADE_ACTION_CACHE;
   // Images a job may name besides Stockade's own: --allow-image PATTERN (repeatable, `*` at the end), --allow-digest-pinned.
   const imagePolicy: ImagePolicy = { allow: values['allow-image'] ?? [], allowDigestPinned: !!values['allow-digest-pinned'] };
-  const images = labelImages(resolveHostConfig(env));
+  // Listing and planning need no sandbox: on a host without `stockade setup` only the runner images are unknown.
+  const images = (() => {
+    try {
+      return labelImages(resolveHostConfig(env));
+    } catch (e) {
+      if (values.list || values.dryrun) return {};
+      throw e;
+    }
+  })();
   const git = withEventRef(await gitFacts(dir), eventName, event);
   if (!values.eventpath) event = defaultEvent(eventName, git);
   const loaded = await loadWorkflows(dir, values.workflow ? resolve(dir, values.workflow) : undefined, eventName, event);
@@ -115,11 +164,19 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
     if ('error' in p.jobs) diagnostics.push({ file: p.wf.file, line: 1, column: 1, severity: 'error', message: p.jobs.error });
     else diagnostics.push(...checkRunnable(p.wf, p.jobs, { actionCacheDir, imagePolicy, images }));
   }
+  if (values.list) {
+    out.write(listJobs(plan.map((p) => ({ wf: p.wf, jobs: 'error' in p.jobs ? p.wf.jobs : p.jobs })), eventName));
+    return 0;
+  }
   if (diagnostics.length) {
     for (const d of diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
     return 2;
   }
-  if (!plan.length) throw new StockadeError('USAGE', `no workflow in ${join(dir, '.github/workflows')} runs on '${eventName}'`, { hint: 'pass --workflow FILE or --event NAME' });
+  if (!plan.length) throw new StockadeError('USAGE', `no workflow in ${join(dir, '.github/workflows')} runs on '${eventName}'`, { hint: 'name another event (stockade run pull_request) or pass --workflow FILE' });
+  if (values.dryrun) {
+    out.write(`${listJobs(plan.map((p) => ({ wf: p.wf, jobs: p.jobs as JobModel[] })), eventName, true)}dry run: the workflows are valid and runnable here; nothing was started\n`);
+    return 0;
+  }
 
   const host = resolveHostConfig(env);
   const allowDomains = values['allow-domain'] ?? [];

@@ -34,3 +34,37 @@ test('an unknown option names the command and prints that command\'s usage, exit
     assert.match(r.stderr, new RegExp(`usage: stockade ${c} `));
   }
 });
+
+test('act habits: the event as the first argument, -l lists jobs by stage, -n validates and plans and starts nothing (no sandbox needed), -e is the payload file', () => {
+  const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = require('node:fs') as typeof import('node:fs');
+  const dir = mkdtempSync(join(require('node:os').tmpdir() as string, 'stockade-act-habits-'));
+  try {
+    mkdirSync(join(dir, '.github/workflows'), { recursive: true });
+    writeFileSync(join(dir, '.github/workflows/ci.yml'), 'on: [push, pull_request]\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n      - name: Unit\n        run: echo unit\n  deploy:\n    needs: test\n    if: github.event_name == \'push\'\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo deploy\n');
+    writeFileSync(join(dir, '.github/workflows/rel.yml'), 'on: release\njobs:\n  publish:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo publish\n');
+    const list = run('run', '-C', dir, '-l');
+    assert.equal(list.status, 0, list.stderr);
+    assert.match(list.stdout, /^Stage\s+Job ID\s+Job name\s+Workflow file\s+Events$/m);
+    assert.match(list.stdout, /^0\s+test\s+test\s+\.github\/workflows\/ci\.yml\s+push,pull_request$/m);
+    assert.match(list.stdout, /^1\s+deploy\s+deploy\s+/m);
+    assert.doesNotMatch(list.stdout, /publish/, 'a release workflow does not run on push');
+    const rel = run('run', 'release', '-C', dir, '--list');
+    assert.match(rel.stdout, /^0\s+publish\s+/m);
+    const dry = run('run', 'pull_request', '-C', dir, '-n');
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.match(dry.stdout, /ci\.yml test: Unit/);
+    assert.match(dry.stdout, /dry run: .*nothing was started/);
+    writeFileSync(join(dir, 'event.json'), JSON.stringify({ action: 'opened', pull_request: { number: 7 } }));
+    const withPayload = run('run', 'pull_request', '-C', dir, '-e', join(dir, 'event.json'), '-n');
+    assert.equal(withPayload.status, 0, withPayload.stderr);
+    const bad = run('run', 'push', 'pull_request', '-C', dir, '-n');
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /one event name at most/);
+    writeFileSync(join(dir, '.github/workflows/broken.yml'), 'on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ nope( }}\n');
+    const invalid = run('run', '-C', dir, '-n');
+    assert.equal(invalid.status, 2);
+    assert.match(invalid.stderr, /broken\.yml:6:\d+/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -99256,7 +99256,10 @@ async function startJobServices(ctx, net, services, sink) {
       const name = svc.name;
       if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) throw new Error(`service name '${name}' is not a valid host name`);
       const image = svc.image.trim().replace(/^docker:\/\//, "");
-      if (!image) throw new Error(`service ${name}: image is empty`);
+      if (!image) {
+        sink.write("stdout", `[stockade] service ${name}: its image is empty, so it is not started (as on GitHub)`);
+        continue;
+      }
       const refused = imageRefusal(image, ctx.imagePolicy ?? DEFAULT_IMAGE_POLICY, ctx.images);
       if (refused) throw new Error(`service ${name}: ${refused}`);
       if (svc.volumes.length) throw new Error(`service ${name}: volumes are not supported: host paths are never mounted`);

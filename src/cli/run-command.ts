@@ -15,7 +15,8 @@ import { parseDuration, parseSize } from '../common';
 import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages } from '../host';
 
 export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] [-W|--workflow FILE] [-j|--job ID] [-e|--eventpath FILE] [--json]
-                    [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--input NAME=VALUE]...
+                    [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--var-file FILE]
+                    [--input NAME=VALUE]... [--input-file FILE] [--matrix KEY:VALUE]...
                     [--action-cache DIR] [--parallel N] [--debug]
                     [--dir DIR] [--image REF] [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION]
                     [--output-limit SIZE] [--writable-root] [--disk 10g|off] [--inodes 1000000]
@@ -114,6 +115,9 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       secret: { type: 'string', short: 's', multiple: true },
       'secret-file': { type: 'string' },
       var: { type: 'string', multiple: true },
+      'var-file': { type: 'string' },
+      'input-file': { type: 'string' },
+      matrix: { type: 'string', multiple: true },
       input: { type: 'string', short: 'i', multiple: true },
       'action-cache': { type: 'string' },
       parallel: { type: 'string' },
@@ -139,8 +143,8 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
     }
   }
   const secrets = { ...(values['secret-file'] ? readDotenv(values['secret-file']) : {}), ...pairs('secret', values.secret) };
-  const vars = pairs('var', values.var);
-  const inputValues = pairs('input', values.input);
+  const vars = { ...(values['var-file'] ? readDotenv(values['var-file'], 'var-file') : {}), ...pairs('var', values.var) };
+  const inputValues = { ...(values['input-file'] ? readDotenv(values['input-file'], 'input-file') : {}), ...pairs('input', values.input) };
   const parallel = values.parallel === undefined ? 1 : Number(values.parallel);
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new StockadeError('USAGE', `--parallel '${values.parallel}' is not a whole number from 1 to 64`);
   const actionCacheDir = values['action-cache'] ? resolve(values['action-cache']) : env.STOCKADE_ACTION_CACHE;
@@ -220,7 +224,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes) };
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix) };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.
@@ -243,16 +247,29 @@ function pairs(flag: string, list: string[] | undefined): Record<string, string>
   return out;
 }
 
-function readDotenv(file: string): Record<string, string> {
+/** A dotenv file of --secret-file, --var-file or --input-file (act's format), names checked. */
+function readDotenv(file: string, flag = 'secret-file'): Record<string, string> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new StockadeError('USAGE', `--secret-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new StockadeError('USAGE', `--${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const parsed = parseDotenv(text);
-  for (const k of Object.keys(parsed)) if (!NAME.test(k)) throw new StockadeError('USAGE', `--secret-file ${file}: '${k}' is not a valid secret name`);
+  for (const k of Object.keys(parsed)) if (!NAME.test(k)) throw new StockadeError('USAGE', `--${flag} ${file}: '${k}' is not a valid ${flag.replace('-file', '')} name`);
   return parsed;
+}
+
+/** `--matrix key:value` (repeatable, as in act): only combinations whose `key` is one of its values run. */
+function matrixFilter(list: string[] | undefined): Record<string, string[]> | undefined {
+  if (!list?.length) return undefined;
+  const out: Record<string, string[]> = {};
+  for (const item of list) {
+    const i = item.indexOf(':');
+    if (i <= 0) throw new StockadeError('USAGE', `--matrix needs KEY:VALUE (got '${item.slice(0, 40)}')`);
+    (out[item.slice(0, i)] ??= []).push(item.slice(i + 1));
+  }
+  return out;
 }
 
 /** `inputs` of a workflow_dispatch run: the workflow's defaults, typed, overridden by --input. */

@@ -77,6 +77,9 @@ export async function runWorkflow(deps: JobDeps, wf: WorkflowModel, jobs: JobMod
     let maxParallel = Infinity;
     try {
       ({ instances, failFast, maxParallel } = planInstances(job, contexts, status));
+      const only = settings.matrixFilter;
+      // A key the job's matrix does not have filters nothing out (act's --matrix does the same).
+      if (only) instances = instances.filter((inst) => Object.entries(only).every(([k, vals]) => !(k in inst.facts.matrix) || vals.includes(String(inst.facts.matrix[k]))));
     } catch (e) {
       const r = notRun(job, job.name ?? job.id, 'failure', {}, masker.mask((e as Error).message));
       results.push(r);

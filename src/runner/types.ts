@@ -103,6 +103,8 @@ export interface JobSettings {
   nodeBinary?: string;
   /** Matrix jobs run at the same time (bounded further by strategy.max-parallel). @default 1 */
   parallelJobs: number;
+  /** Only matrix combinations whose value of each key is one of these run (`--matrix key:value`, as in act). */
+  matrixFilter?: Record<string, string[]>;
   /**
    * Runner images selectable by a `runs-on` label (`[self-hosted, stockade, python]`):
    * label → image reference. A job's `container:` wins; no such label: `image`.

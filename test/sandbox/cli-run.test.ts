@@ -201,3 +201,32 @@ jobs:
   const next = run(repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: test ! -e kept.txt && df -B1 --output=used /github/workspace | tail -1\n'), '--json');
   assert.equal(next.status, 0, next.stderr);
 });
+
+test('act habits for runs: --matrix KEY:VALUE picks combinations, --var-file and --input-file read dotenv files', () => {
+  const dir = repo(`on:
+  workflow_dispatch:
+    inputs:
+      who: {type: string, default: nobody}
+jobs:
+  m:
+    runs-on: [self-hosted]
+    strategy:
+      matrix:
+        os: [a, b, c]
+        node: [18, 20]
+    steps:
+      - run: echo "COMBO \${{ matrix.os }}-\${{ matrix.node }} \${{ vars.GREETING }} \${{ inputs.who }}"
+`);
+  writeFileSync(join(dir, 'vars.env'), 'GREETING=hello\n');
+  writeFileSync(join(dir, 'inputs.env'), 'who=octocat\n');
+  const r = run(dir, 'workflow_dispatch', '--matrix', 'node:18', '--matrix', 'os:b', '--matrix', 'os:c', '--var-file', join(dir, 'vars.env'), '--input-file', join(dir, 'inputs.env'));
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const combos = [...r.stdout.matchAll(/\| COMBO (\S+) (\S+) (\S+)$/gm)].map((m) => m.slice(1).join(' '));
+  assert.deepEqual(combos.sort(), ['b-18 hello octocat', 'c-18 hello octocat']);
+  const bad = run(dir, 'workflow_dispatch', '--matrix', 'node');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--matrix needs KEY:VALUE/);
+  const badFile = run(dir, 'workflow_dispatch', '--var-file', join(dir, 'missing.env'));
+  assert.equal(badFile.status, 2);
+  assert.match(badFile.stderr, /--var-file .*missing\.env: ENOENT/);
+});

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common';
@@ -9,6 +9,7 @@ import type { JobRow } from '../store';
 import { describeDiskUsage, type DiskLimits, type JobDisk, type Sandbox } from '../sandbox';
 import type { WorkflowJobSpec } from './plan-delivery';
 import type { GitHubPort, RunnerHost } from './ports';
+import { layoutRunnerDir } from './runner-dir';
 
 /**
  * Server runner mode: each admitted `workflow_job` gets its own just-in-time runner of GitHub's
@@ -60,7 +61,6 @@ interface RunnerRecord {
   tag?: string;
 }
 
-const SKIPPED = new Set(['_work', '_diag', '.runner', '.credentials', '.credentials_rsaparams', '.env', '.path', '.service']);
 const MAX_LOG_BYTES = 256 * 1024;
 
 function processTag(pid: number): string | undefined {
@@ -115,7 +115,7 @@ export class JitRunners {
       rec = { name, runnerId: jit.runnerId, installationId: row.installationId, owner: spec.owner, repo: spec.repo, dir: join(this.o.runnersDir, name) };
       this.writeRecord(rec);
       this.live.set(name, rec);
-      this.layout(rec.dir);
+      layoutRunnerDir(this.o.installDir, rec.dir, { uid: this.o.uid, gid: this.o.gid });
       if (this.o.disk && this.o.sandbox) {
         // The runner's work directory is a filesystem of its own, read back where Podman binds it from.
         disk = await this.o.sandbox.createJobDisk(name, this.o.disk);
@@ -143,34 +143,6 @@ export class JitRunners {
         this.live.delete(name);
       }
     }
-  }
-
-  /** A fresh runner directory: the install's files by hard link (a copy where links cannot be made), its own empty `_work`. */
-  private layout(dir: string): void {
-    const { uid, gid } = this.o;
-    const walk = (from: string, to: string, top: boolean) => {
-      mkdirSync(to, { mode: 0o755 });
-      chownSync(to, uid, gid);
-      for (const e of readdirSync(from, { withFileTypes: true })) {
-        if (top && SKIPPED.has(e.name)) continue;
-        const a = join(from, e.name);
-        const b = join(to, e.name);
-        if (e.isDirectory()) walk(a, b, false);
-        else if (e.isSymbolicLink()) symlinkSync(readlinkSync(a), b);
-        else if (e.isFile()) {
-          try {
-            linkSync(a, b);
-          } catch {
-            copyFileSync(a, b);
-            chownSync(b, uid, gid);
-          }
-        }
-      }
-    };
-    if (!existsSync(join(this.o.installDir, 'run.sh'))) throw new Error(`no official runner at ${this.o.installDir} (run.sh is missing); install it with stockade setup --runner TARBALL`);
-    walk(this.o.installDir, dir, true);
-    mkdirSync(join(dir, '_work'), { mode: 0o755 });
-    chownSync(join(dir, '_work'), uid, gid);
   }
 
   private runProcess(rec: RunnerRecord, jitConfig: string, signal: AbortSignal, log: Logger, say: (l: string) => void): Promise<{ code: number | null; why?: string; assigned: boolean; tail: string }> {

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common';
 import type { JobReport } from '../github';
 import type { JobRow } from '../store';
-import { describeDiskUsage, type DiskLimits, type JobDisk, type Sandbox } from '../sandbox';
+import { describeDiskUsage, processTag, type DiskLimits, type JobDisk, type Sandbox } from '../sandbox';
 import type { WorkflowJobSpec } from './plan-delivery';
 import type { GitHubPort, RunnerHost } from './ports';
 import { layoutRunnerDir } from './runner-dir';
@@ -63,14 +63,6 @@ interface RunnerRecord {
 
 const MAX_LOG_BYTES = 256 * 1024;
 
-function processTag(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return `${pid}.${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
-  } catch {
-    return undefined;
-  }
-}
 
 export class JitRunners {
   constructor(private readonly o: JitOptions) {

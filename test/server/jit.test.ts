@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { deliver, endWorld, makeWorld, root, startServer, until, workflowJobPayload, type ServerProcess, type World } from './helpers';
@@ -132,4 +132,3 @@ test('kill -9 of the server mid-job: at the next start its runner is ended, dele
   assert.equal(check.fields.conclusion, 'failure');
 });
 
-void chownSync;

@@ -1,5 +1,5 @@
 // Enforces the module table of ../shared/STYLE.md: dependencies point one way.
-const leaf = ['workflow', 'sandbox', 'egress', 'queue', 'github', 'store'];
+const leaf = ['workflow', 'sandbox', 'egress', 'queue', 'github', 'store', 'results'];
 module.exports = {
   forbidden: [
     { name: 'common-is-a-leaf', severity: 'error', from: { path: '^src/common' }, to: { path: '^src/(?!common)' } },

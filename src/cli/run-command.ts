@@ -13,7 +13,7 @@ import { resolveHostConfig } from '../host';
 import { loadWorkflows } from './load-workflows';
 import { listJobs } from './list-jobs';
 import { parseDuration, parseSize } from '../common';
-import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages } from '../host';
+import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings } from '../host';
 
 export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] [-W|--workflow FILE] [-j|--job ID] [-e|--eventpath FILE] [--json]
                     [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--var-file FILE]
@@ -23,8 +23,10 @@ export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] 
                     [--output-limit SIZE] [--writable-root] [--disk 10g|off] [--inodes 1000000]
                     [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...
                     [--allow-image PATTERN]... [--allow-digest-pinned]
+                    [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g]
   EVENT is the event to run (default push), as in act; -e is the event's payload file, as in act.
-  -l lists the jobs that run on EVENT by stage; -n validates and plans them and starts nothing.`;
+  -l lists the jobs that run on EVENT by stage; -n validates and plans them and starts nothing.
+  Caches (actions/cache) and artifacts persist per repository in --results-dir (default <state>/results).`;
 
 export function limitsFrom(v: Record<string, string | string[] | boolean | undefined>): ResourceLimits {
   const limits = { ...DEFAULT_LIMITS };
@@ -95,6 +97,9 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       'allow-digest-pinned': { type: 'boolean' },
       'upstream-dns': { type: 'string' },
       'permit-range': { type: 'string', multiple: true },
+      'results-dir': { type: 'string' },
+      'cache-quota': { type: 'string' },
+      'artifact-quota': { type: 'string' },
     },
   });
   const limits = limitsFrom(values);
@@ -160,6 +165,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
     logger,
   });
   await sandbox.reap();
+  const resultsService = resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] });
   const image = values.image ?? baseImageRef(host);
   if (!(await sandbox.deps.engine.imageExists(image))) {
     throw new StockadeError('HOST_NOT_READY', `image ${image} is not present`, { hint: 'run `stockade setup` (builds the base image) or pass --image' });
@@ -192,7 +198,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix) };
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.

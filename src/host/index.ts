@@ -2,3 +2,4 @@ export { resolveHostConfig, findPackageRoot, lookupUser, type HostConfig } from 
 export { egressSettings, upstreamDnsFrom, hostAddresses } from './egress-settings';
 export { imageRef, baseImageRef, imageInputsHash, runnerImageNames, labelImages, runnerImages } from './image-ref';
 export { diskLimitsFrom } from './disk-limits';
+export { resultsSettings, type ResultsOptions } from './results-settings';

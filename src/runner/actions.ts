@@ -115,6 +115,14 @@ export async function nodeVolumeFor(sandbox: Sandbox, binary: string | undefined
   return name;
 }
 
+/** The read-only volume holding the bundled helper program (dist/sidecar.js: egress sidecar and results forwarder). */
+export async function sidecarVolumeFor(sandbox: Sandbox, script: string): Promise<string> {
+  const st = statSync(script);
+  const name = `stockade-externals-sidecar-${createHash('sha256').update(`${script}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)}`;
+  await ensureExternalsVolume(sandbox.deps.engine, name, { 'sidecar.js': { source: script, mode: 0o444 } });
+  return name;
+}
+
 async function ensureNode(deps: StepDeps, run: StepRun): Promise<void> {
   if (run.state.extraMounts.some((m) => m.target === NODE_EXTERNALS)) return;
   run.state.extraMounts.push({ volume: await nodeExternalsVolume(deps, run), target: NODE_EXTERNALS, readOnly: true });

@@ -1,4 +1,4 @@
-export type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult, EgressSettings, EgressReport, RunnerSummary } from './types';
+export type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult, EgressSettings, EgressReport, RunnerSummary, ResultsReport } from './types';
 export { runJob, maskerFor, type JobDeps, type NeedsResult, type JobInstance } from './run-job';
 export { runWorkflow, selectJobs, findJobInstance } from './run-workflow';
 export { checkRunnable } from './check-runnable';
@@ -10,3 +10,4 @@ export { readWorkflowFiles, readWorkflowFile, MAX_WORKFLOW_FILES, type WorkflowF
 export { startJobNetwork, type JobNetwork, type JobNetworkContext } from './job-network';
 export { startJobServices, type JobServices, type ServiceRequest, type ServicesContext } from './job-services';
 export { LogSink } from './step-log';
+export { startJobResults, resultsJobFor, RESULTS_PORT, type ResultsSettings, type JobResults, type JobResultsContext } from './job-results';

@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
-import { statSync } from 'node:fs';
-import { EGRESS_NETWORK, LABEL_STEP, ensureEgressNetwork, ensureExternalsVolume, startServiceContainer, type ServiceContainer, type StepSpec } from '../sandbox';
+import { EGRESS_NETWORK, LABEL_STEP, ensureEgressNetwork, startServiceContainer, type ServiceContainer, type StepSpec } from '../sandbox';
 import { describeRefusal, parseEgressEvent, SIDECAR_PORTS, type EgressEvent, type SidecarConfig } from '../egress';
 import type { LogSink } from './step-log';
 import type { EgressReport } from './types';
@@ -8,7 +6,7 @@ import type { Logger } from '../common';
 import type { ResourceLimits, Sandbox } from '../sandbox';
 import type { EgressSettings } from './types';
 import type { StepDeps, StepRun } from './run-step';
-import { NODE_EXTERNALS, nodeVolumeFor } from './actions';
+import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './actions';
 
 export interface JobNetwork {
   network: string;
@@ -105,9 +103,7 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
     const subnet = await engine.networkSubnet(network);
     if (!subnet) throw new Error(`network ${network} has no IPv4 subnet`);
     const node = await nodeVolumeFor(ctx.sandbox, ctx.nodeBinary);
-    const st = statSync(egress.sidecarScript);
-    const scriptVolume = `stockade-externals-sidecar-${createHash('sha256').update(`${egress.sidecarScript}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)}`;
-    await ensureExternalsVolume(engine, scriptVolume, { 'sidecar.js': { source: egress.sidecarScript, mode: 0o444 } });
+    const scriptVolume = await sidecarVolumeFor(ctx.sandbox, egress.sidecarScript);
     const config: SidecarConfig = { ...egress.policy, allow, upstreamDns: egress.upstreamDns, jobSubnet: subnet, hostAddresses: egress.hostAddresses, listen: { ...SIDECAR_PORTS } };
     let ready: (address: string) => void = () => undefined;
     const readyP = new Promise<string>((r) => (ready = r));

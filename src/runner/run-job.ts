@@ -10,6 +10,7 @@ export type { NeedsResult } from './job-contexts';
 import { evaluateEnv } from './step-env';
 import { runServices, startJobServices, type JobServices } from './job-services';
 import { networkContext, startJobNetwork, type JobNetwork } from './job-network';
+import { startJobResults, type JobResults } from './job-results';
 import { narrowAllowlist, parseDomainList } from '../egress';
 import { LogSink } from './step-log';
 import { runStep, toResult, type Executed, type JobState, type Scope, type StepRun } from './run-step';
@@ -54,6 +55,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   let continueOnError = false;
   let services: JobServices | undefined;
   let net: JobNetwork | undefined;
+  let jobResults: JobResults | undefined;
   try {
     const noSteps: JobStatus = { success: () => true, failure: () => false, cancelled: () => !!deps.signal?.aborted };
     continueOnError = Boolean(evaluateValue(job.continueOnError, contexts, noSteps));
@@ -101,6 +103,13 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
     }
+    if (settings.results) {
+      const results = await startJobResults(
+        { sandbox: deps.sandbox, logger: log, settings: settings.results, key: volumes.key, labels: volumes.labels, image: settings.image, nodeBinary: settings.nodeBinary, owner: volumes.owner, deadline, ctx, mask: (t) => masker.add(t) },
+        net,
+      );
+      run.results = jobResults = results;
+    }
     for (const r of await runPreSteps({ ...deps, logger: log }, run, scope, job.steps)) {
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
@@ -128,6 +137,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
       for (const v of state.extraVolumes) await deps.sandbox.deps.engine.removeVolume(v).catch((e: unknown) => log.error({ err: e, volume: v }, 'volume remove failed'));
     })();
     removeVolumes.catch(() => undefined);
+    await jobResults?.stop().catch((e: unknown) => log.error({ err: e }, 'results service stop failed'));
     if (services || net) {
       const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, 'Stop containers', stream, text));
       const t0 = Date.now();
@@ -168,6 +178,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     error,
     ...egressOf(net, state),
     ...(diskUsage ? { disk: diskUsage } : {}),
+    ...(jobResults ? { results: jobResults.report() } : {}),
   };
   deps.observer?.jobFinished?.(result);
   return result;

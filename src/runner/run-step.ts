@@ -96,6 +96,8 @@ export interface StepRun {
   deadline: number;
   /** The job's internal network when it has services or egress; steps otherwise have none. */
   net?: JobNetwork;
+  /** The job's results service (caches, artifacts). */
+  results?: import('./job-results').JobResults;
 }
 
 export interface StepDeps {
@@ -270,7 +272,7 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
     return written.refused;
   }
   const scriptPath = written.scriptPath;
-  const fullEnv: Record<string, string> = { ...(run.net?.env() ?? {}), ...s.env, ...standardEnv(run.ctx, run.job.id, s.actionId, files), ...(s.extraEnv ?? {}), PATH: pathWith(run.state.path) };
+  const fullEnv: Record<string, string> = { ...(run.net?.env() ?? {}), ...s.env, ...standardEnv(run.ctx, run.job.id, s.actionId, files), ...(run.results?.env ?? {}), ...(s.extraEnv ?? {}), PATH: pathWith(run.state.path) };
   if (run.ctx.debug) fullEnv.RUNNER_DEBUG = '1';
   if (scope.actionPath) fullEnv.GITHUB_ACTION_PATH = scope.actionPath;
   const log = new StepLog({ sink, debug: run.ctx.debug, allowUnsecureCommands: (s.env.ACTIONS_ALLOW_UNSECURE_COMMANDS ?? '').toLowerCase() === 'true' });
@@ -283,7 +285,8 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
     workdir: s.workdir,
     mounts: [...run.volumes.mounts, ...run.state.extraMounts],
     limits: { ...run.settings.limits, timeoutMs },
-    network: run.net ? run.net.spec() : { mode: 'none' },
+    // Without a network of its own the job's steps share its results forwarder's namespace: loopback only.
+    network: run.net ? run.net.spec() : run.results ? { mode: 'container', container: run.results.container } : { mode: 'none' },
     security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: run.settings.readOnlyRoot },
     labels: { ...run.volumes.labels, [LABEL_STEP]: s.label },
   };

@@ -45,6 +45,24 @@ export interface JobResult {
   egress?: EgressReport;
   /** What the job wrote, against its disk limits (when they are in force). */
   disk?: import('../sandbox').DiskUsage;
+  /** What the job's steps did with the results service (caches and artifacts), when it had one. */
+  results?: ResultsReport;
+}
+
+/** Per-job counts of the results service. */
+export interface ResultsReport {
+  cacheHits: number;
+  /** Restores that matched a restore key or a prefix, not the primary key. */
+  cachePartialHits: number;
+  cacheMisses: number;
+  cachesSaved: number;
+  cacheBytesSaved: number;
+  cacheBytesRestored: number;
+  artifactsUploaded: number;
+  artifactBytesUploaded: number;
+  artifactsDownloaded: number;
+  /** Requests without the job's token or with a bad signed URL. */
+  refused: number;
 }
 
 /** Per-job counts of what the sidecar allowed and refused. */
@@ -112,6 +130,11 @@ export interface JobSettings {
   images?: Record<string, string>;
   /** Egress a job may have; undefined or an empty allowlist: no network at all. */
   egress?: EgressSettings;
+  /**
+   * The results service (caches and artifacts) every job gets: ACTIONS_RESULTS_URL and the
+   * rest point at it. undefined: no service, and actions/cache and the artifact actions find none.
+   */
+  results?: import('./job-results').ResultsSettings;
 }
 
 /** What the runner's administrator allows jobs to reach, and how the sidecar reaches it. */

@@ -73,7 +73,8 @@ export async function runStepContainer(
     if (signal?.aborted) return finish(null, 'cancelled');
     id = await deps.engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
     const pid = await deps.engine.initContainer(id);
-    if (spec.network.mode !== 'container') counters = NetnsCounters.open(pid);
+    // In a namespace shared with the job's forwarder (loopback only) too: steps run one at a time.
+    counters = NetnsCounters.open(pid);
     applied = await deps.limits.apply(spec.name, pid, spec.limits);
     await applyProcessRlimits(pid, { nofile: Math.min(spec.limits.nofile, deps.host.nofileHard), core: 0 });
     const stream = await deps.engine.attach(id);

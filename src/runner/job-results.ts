@@ -1,0 +1,155 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { chownSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { LABEL_STEP, startServiceContainer, type ServiceContainer, type Sandbox, type StepSpec } from '../sandbox';
+import { mintRuntimeToken, ResultsServer, type ResultsEvent, type ResultsJob, type ResultsStore } from '../results';
+import type { Logger } from '../common';
+import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './actions';
+import type { JobNetwork } from './job-network';
+import type { ResultsReport, RunContext } from './types';
+
+/** Where the runner keeps caches and artifacts, and how its forwarder reaches them. */
+export interface ResultsSettings {
+  store: ResultsStore;
+  /** Host directory for the jobs' service sockets (one directory per job inside it). */
+  socketDir: string;
+  /** Host path of the bundled helper program (dist/sidecar.js). */
+  sidecarScript: string;
+}
+
+export interface JobResults {
+  /** Name of the forwarder container, whose network namespace a job without a network shares. */
+  container: string;
+  /** ACTIONS_* variables for every step. */
+  env: Record<string, string>;
+  token: string;
+  report(): ResultsReport;
+  stop(): Promise<void>;
+}
+
+/** Port the forwarder listens on: above Linux's ephemeral range, so no step's client port takes it. */
+export const RESULTS_PORT = 61873;
+const HELPER_DIR = '/__s';
+const SOCKET_DIR = '/__r';
+
+/** The job's cache and artifact scopes, as GitHub draws them: its ref writes; its ref, its base and the default branch read. */
+export function resultsJobFor(ctx: RunContext, jobBackendId: string): ResultsJob {
+  const ev = ctx.event as { pull_request?: { base?: { ref?: string } }; repository?: { default_branch?: string } };
+  const base = ev.pull_request?.base?.ref;
+  const defaultBranch = ev.repository?.default_branch ?? 'main';
+  const readScopes = [...new Set([ctx.ref, ...(base ? [`refs/heads/${base}`] : []), `refs/heads/${defaultBranch}`])];
+  const h = createHash('sha256').update(`${ctx.repository}\n${ctx.runId}\n${ctx.runAttempt}\n${ctx.workflowName}`).digest('hex');
+  const runBackendId = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  return { repository: ctx.repository, runBackendId, jobBackendId, writeScope: ctx.ref, readScopes };
+}
+
+export interface JobResultsContext {
+  sandbox: Sandbox;
+  logger: Logger;
+  settings: ResultsSettings;
+  key: string;
+  labels: Record<string, string>;
+  image: string;
+  nodeBinary?: string;
+  /** uid/gid the job's containers run as on the host (the forwarder connects as it). */
+  owner: { uid: number; gid: number };
+  deadline: number;
+  ctx: RunContext;
+  /** Registers the token with the job's secret masker. */
+  mask(secret: string): void;
+}
+
+/**
+ * Starts the job's results service (on a Unix socket of its own) and its forwarder container:
+ * on the job's network when it has one, else with loopback only, its network namespace then
+ * shared by the job's steps. Nothing else can reach the service.
+ */
+export async function startJobResults(c: JobResultsContext, net: JobNetwork | undefined): Promise<JobResults> {
+  const t0 = Date.now();
+  const job = resultsJobFor(c.ctx, randomUUID());
+  const token = await mintRuntimeToken(job, Math.max(60, (c.deadline - Date.now()) / 1000 + 3600));
+  c.mask(token);
+  const dir = join(c.settings.socketDir, c.key);
+  mkdirSync(c.settings.socketDir, { recursive: true, mode: 0o711 });
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o700 });
+  const root = process.getuid?.() === 0;
+  if (root) chownSync(dir, c.owner.uid, c.owner.gid);
+  let server: ResultsServer | undefined;
+  let forwarder: ServiceContainer | undefined;
+  const stop = async () => {
+    await forwarder?.stop();
+    await server?.close().catch((e: unknown) => c.logger.error({ err: e }, 'results service close failed'));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const name = `stockade-${c.key}-results`;
+    let ready: (address: string) => void = () => undefined;
+    const readyP = new Promise<string>((r) => (ready = r));
+    const tail: string[] = [];
+    const subnet = net ? await c.sandbox.deps.engine.networkSubnet(net.network) : undefined;
+    if (net && !subnet) throw new Error(`network ${net.network} has no IPv4 subnet`);
+    const spec: StepSpec = {
+      name,
+      image: c.image,
+      argv: [`${NODE_EXTERNALS}/bin/node`, '--max-old-space-size=48', `${HELPER_DIR}/sidecar.js`],
+      env: { STOCKADE_FORWARD_CONFIG: JSON.stringify({ port: RESULTS_PORT, socket: `${SOCKET_DIR}/results.sock`, jobSubnet: subnet }) },
+      workdir: '/',
+      mounts: [
+        { volume: await nodeVolumeFor(c.sandbox, c.nodeBinary), target: NODE_EXTERNALS, readOnly: true },
+        { volume: await sidecarVolumeFor(c.sandbox, c.settings.sidecarScript), target: HELPER_DIR, readOnly: true },
+      ],
+      binds: [{ hostPath: dir, target: SOCKET_DIR }],
+      limits: { memoryBytes: 128 * 1024 ** 2, pids: 32, cpus: 1, nofile: 1024, timeoutMs: Math.max(1000, c.deadline - Date.now() + 60_000), killGraceMs: 1000, outputBytes: 1024 ** 2, maxLineBytes: 4096, tmpfsBytes: 1024 ** 2 },
+      network: net ? { mode: 'internal', network: net.network } : { mode: 'none' },
+      security: { seccompProfilePath: c.sandbox.seccompProfilePath, readOnlyRoot: true },
+      labels: { ...c.labels, [LABEL_STEP]: 'results' },
+    };
+    forwarder = await startServiceContainer({ ...c.sandbox.deps, logger: c.logger.child({ service: 'results' }) }, spec, (l) => {
+      const m = /^\{"ev":"ready","address":"([0-9a-f.:]+)"\}$/.exec(l.text);
+      if (m) return ready(m[1]!);
+      tail.push(l.text);
+      if (tail.length > 20) tail.shift();
+    });
+    const address = await Promise.race([
+      readyP,
+      forwarder.exited.then(() => Promise.reject(new Error(`the results forwarder exited before it was ready: ${tail.join(' | ') || 'no output'}`))),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the results forwarder was not ready within 20 s')), 20_000).unref()),
+    ]);
+    const url = `http://${address}:${RESULTS_PORT}/`;
+    server = new ResultsServer({ store: c.settings.store, job, token, publicUrl: url, logger: c.logger.child({ service: 'results' }) });
+    await server.listen(join(dir, 'results.sock'), root ? c.owner : undefined);
+    c.logger.info({ url, ms: Date.now() - t0 }, 'results service ready');
+    const env: Record<string, string> = {
+      ACTIONS_RUNTIME_TOKEN: token,
+      ACTIONS_RUNTIME_URL: url,
+      ACTIONS_RESULTS_URL: url,
+      ACTIONS_CACHE_URL: url,
+      ACTIONS_CACHE_SERVICE_V2: 'True',
+    };
+    const s = server;
+    return { container: name, env, token, report: () => summarize(s.events), stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+function summarize(events: readonly ResultsEvent[]): ResultsReport {
+  const r: ResultsReport = { cacheHits: 0, cachePartialHits: 0, cacheMisses: 0, cachesSaved: 0, cacheBytesSaved: 0, cacheBytesRestored: 0, artifactsUploaded: 0, artifactBytesUploaded: 0, artifactsDownloaded: 0, refused: 0 };
+  for (const e of events) {
+    if (e.kind === 'cache-hit' || e.kind === 'cache-partial') {
+      e.kind === 'cache-hit' ? r.cacheHits++ : r.cachePartialHits++;
+      r.cacheBytesRestored += e.bytes ?? 0;
+    } else if (e.kind === 'cache-miss') r.cacheMisses++;
+    else if (e.kind === 'cache-save') {
+      r.cachesSaved++;
+      r.cacheBytesSaved += e.bytes ?? 0;
+    } else if (e.kind === 'artifact-upload') {
+      r.artifactsUploaded++;
+      r.artifactBytesUploaded += e.bytes ?? 0;
+    } else if (e.kind === 'artifact-download') r.artifactsDownloaded++;
+    else if (e.kind === 'refused') r.refused++;
+  }
+  return r;
+}

@@ -6,6 +6,8 @@ import { chmodSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external: ['cpu-features', 'ssh2', 'better-sqlite3'], logLevel: 'warning' };
+// Tests may call esbuild itself (to bundle a client library into a test action): it stays a package.
+const testsOnly = { external: [...common.external, 'esbuild'] };
 
 await build({ ...common, entryPoints: { cli: 'src/cli/index.ts' }, outdir: 'dist' });
 chmodSync('dist/cli.js', 0o755);
@@ -28,6 +30,6 @@ if (process.argv.includes('--tests')) {
   for (const dir of readdirSync('test', { withFileTypes: true }).filter((d) => d.isDirectory())) {
     for (const f of readdirSync(join('test', dir.name))) if (f.endsWith('.test.ts')) entries.push(join('test', dir.name, f));
   }
-  await build({ ...common, entryPoints: entries, outbase: 'test', outdir: '.test-dist' });
+  await build({ ...common, ...testsOnly, entryPoints: entries, outbase: 'test', outdir: '.test-dist' });
   console.log(`built ${entries.length} test files into .test-dist/`);
 }

@@ -23,7 +23,18 @@ export function formatSummary(results: JobResult[]): string {
     return e && n ? [`job ${j.id}: ${n} blocked network attempts: ${e.refusals.slice(0, 5).join('; ')}${e.refusals.length > 5 ? '; …' : ''}`] : [];
   });
   const disk = results.flatMap((j) => (j.disk ? [`job ${j.id}: disk ${mib(j.disk.bytesUsed)} of ${mib(j.disk.bytesLimit)}, ${j.disk.inodesUsed} of ${j.disk.inodesLimit} files`] : []));
-  const notes = [...errors, ...blocked, ...disk];
+  const cache = results.flatMap((j) => {
+    const r = j.results;
+    if (!r || !(r.cacheHits + r.cachePartialHits + r.cacheMisses + r.cachesSaved + r.artifactsUploaded + r.artifactsDownloaded)) return [];
+    const parts = [
+      r.cacheHits + r.cachePartialHits + r.cacheMisses ? `caches ${r.cacheHits} hit, ${r.cachePartialHits} by restore key, ${r.cacheMisses} missed (${mib(r.cacheBytesRestored)} restored)` : '',
+      r.cachesSaved ? `${r.cachesSaved} saved (${mib(r.cacheBytesSaved)})` : '',
+      r.artifactsUploaded ? `${r.artifactsUploaded} artifacts uploaded (${mib(r.artifactBytesUploaded)})` : '',
+      r.artifactsDownloaded ? `${r.artifactsDownloaded} downloaded` : '',
+    ];
+    return [`job ${j.id}: ${parts.filter(Boolean).join(', ')}`];
+  });
+  const notes = [...errors, ...blocked, ...disk, ...cache];
   return notes.length ? `${table}\n\n${notes.join('\n')}` : table;
 }
 
@@ -48,6 +59,7 @@ export function toJson(results: JobResult[]): unknown {
       summary: j.summary,
       egress: j.egress,
       disk: j.disk,
+      results: j.results,
       steps: j.steps.map((s) => ({
         index: s.index,
         id: s.id,

@@ -23,7 +23,7 @@ export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] 
                     [--output-limit SIZE] [--writable-root] [--disk 10g|off] [--inodes 1000000]
                     [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...
                     [--allow-image PATTERN]... [--allow-digest-pinned]
-                    [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g]
+                    [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g] [--github-instance HOST]
   EVENT is the event to run (default push), as in act; -e is the event's payload file, as in act.
   -l lists the jobs that run on EVENT by stage; -n validates and plans them and starts nothing.
   Caches (actions/cache) and artifacts persist per repository in --results-dir (default <state>/results).`;
@@ -98,6 +98,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       'upstream-dns': { type: 'string' },
       'permit-range': { type: 'string', multiple: true },
       'results-dir': { type: 'string' },
+      'github-instance': { type: 'string' },
       'cache-quota': { type: 'string' },
       'artifact-quota': { type: 'string' },
     },
@@ -178,6 +179,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
         stepFinished: (job, r) => out.write(`[${job}] ${r.conclusion === 'success' ? '✓' : r.conclusion === 'skipped' ? '-' : '✗'} ${r.name} (${r.conclusion}${r.error ? `: ${r.error}` : ''})\n`),
       };
   const results: JobResult[] = [];
+  const serverUrl = githubInstanceUrl(values['github-instance']);
   const debug = !!values.debug || secrets.ACTIONS_STEP_DEBUG === 'true' || vars.ACTIONS_STEP_DEBUG === 'true';
   const masker = maskerFor(secrets);
   for (const p of plan) {
@@ -192,7 +194,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       runNumber: 1,
       runAttempt: 1,
       workflowName: p.wf.name ?? p.wf.file,
-      serverUrl: 'https://github.com',
+      serverUrl,
       secrets,
       vars,
       inputs,
@@ -296,4 +298,11 @@ function withEventRef<T extends { sha: string; ref: string }>(git: T, eventName:
   if (typeof event.ref === 'string' && event.ref.startsWith('refs/')) out.ref = event.ref;
   if (typeof event.after === 'string' && /^[0-9a-f]{40}$/.test(event.after)) out.sha = event.after;
   return out;
+}
+
+/** act's --github-instance: the GitHub Enterprise Server host the workflows believe they run on (github.com by default). */
+function githubInstanceUrl(host: string | undefined): string {
+  if (host === undefined) return 'https://github.com';
+  if (!/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+(:\d{1,5})?$/.test(host)) throw new StockadeError('USAGE', `--github-instance '${host.slice(0, 80)}' is not a host name (like github.example.com)`);
+  return `https://${host.toLowerCase()}`;
 }

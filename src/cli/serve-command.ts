@@ -13,7 +13,7 @@ import type { Quota } from '../store';
 import { JobStore } from '../store';
 import { baseImageRef } from './base-image';
 import { resolveHostConfig } from '../host';
-import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages } from '../host';
+import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings } from '../host';
 import { narrowAllowlist, normalizeDomainPattern, validatePolicy } from '../egress';
 import { DEFAULT_IMAGE_POLICY, type EgressSettings, type ImagePolicy } from '../runner';
 import { runnerMode, RUNNER_MODE_OPTIONS, RUNNER_MODE_USAGE } from './serve-runner-mode';
@@ -25,6 +25,7 @@ export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-fil
                       [--modes workflow_job,app] [--admin-port 8081] [--admin-host 127.0.0.1]
                       [--config quotas.yml] [--burst-per-minute 120]
                       [--github-retry-seconds 5] [--github-give-up-seconds 21600] [--disk 10g|off] [--inodes 1000000]
+                      [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g]
 ${RUNNER_MODE_USAGE}
   environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
 
@@ -81,6 +82,9 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
       disk: { type: 'string' },
       inodes: { type: 'string' },
       'github-give-up-seconds': { type: 'string' },
+      'results-dir': { type: 'string' },
+      'cache-quota': { type: 'string' },
+      'artifact-quota': { type: 'string' },
       ...RUNNER_MODE_OPTIONS,
     },
   });
@@ -115,7 +119,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     jit: runner?.jit,
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes) },
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
     webhookSecret,
     // A job may name a runner image among its runs-on labels: those labels are this runner's too.
     labels,

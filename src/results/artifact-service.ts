@@ -39,7 +39,8 @@ export async function artifactTwirp(c: ResultsContext, method: string, req: Inco
     if (str(body, 'workflow_job_run_backend_id', 64) !== job.jobBackendId) throw new TwirpError('permission_denied', 'the request names another job');
     const name = checkName(str(body, 'name', 256));
     const version = int(body, 'version');
-    if (version !== undefined && version !== 4) throw new TwirpError('invalid_argument', `artifact version ${version} is not supported (4 is)`);
+    // 4 is upload-artifact v4's; newer clients send higher ones (@actions/artifact 6 sends 7) for the same protocol.
+    if (version !== undefined && (version < 4 || version > 99)) throw new TwirpError('invalid_argument', `artifact version ${version} is not supported (4 and later are)`);
     const expiresRaw = body.expires_at;
     const expires = typeof expiresRaw === 'string' ? Date.parse(expiresRaw) : Number.POSITIVE_INFINITY;
     if (Number.isNaN(expires)) throw new TwirpError('invalid_argument', 'expires_at is not a timestamp');

@@ -13,7 +13,7 @@ import { resolveHostConfig } from '../host';
 import { loadWorkflows } from './load-workflows';
 import { listJobs } from './list-jobs';
 import { parseDuration, parseSize } from '../common';
-import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings } from '../host';
+import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings, githubApiOf } from '../host';
 
 export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] [-W|--workflow FILE] [-j|--job ID] [-e|--eventpath FILE] [--json]
                     [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--var-file FILE]
@@ -200,7 +200,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService };
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService, githubApi: githubApiOf(serverUrl) };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.

@@ -13,7 +13,7 @@ import type { Quota } from '../store';
 import { JobStore } from '../store';
 import { baseImageRef } from './base-image';
 import { resolveHostConfig } from '../host';
-import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings } from '../host';
+import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings, githubApiUrls } from '../host';
 import { narrowAllowlist, normalizeDomainPattern, validatePolicy } from '../egress';
 import { DEFAULT_IMAGE_POLICY, type EgressSettings, type ImagePolicy } from '../runner';
 import { runnerMode, RUNNER_MODE_OPTIONS, RUNNER_MODE_USAGE } from './serve-runner-mode';
@@ -119,7 +119,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     jit: runner?.jit,
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), githubApi: githubApiUrls(values['api-url'] ?? env.STOCKADE_GITHUB_API_URL ?? 'https://api.github.com'), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
     webhookSecret,
     // A job may name a runner image among its runs-on labels: those labels are this runner's too.
     labels,

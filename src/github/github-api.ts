@@ -162,6 +162,22 @@ export class GitHubApi {
     await this.forInstallation(installationId).rest.checks.update({ owner, repo, check_run_id: checkRunId, ...fields } as UpdateParams);
   }
 
+  /**
+   * A job's GITHUB_TOKEN: an installation token for one repository with exactly `permissions`
+   * (GitHub refuses with 422 a permission the App was not granted).
+   */
+  async createJobToken(installationId: number, owner: string, repo: string, permissions: Record<string, 'read' | 'write'>): Promise<string> {
+    void owner;
+    const r = await this.app.rest.apps.createInstallationAccessToken({ installation_id: installationId, repositories: [repo], permissions: permissions as never });
+    return r.data.token;
+  }
+
+  /** Revokes an installation token (the call is made with the token itself). */
+  async revokeToken(token: string): Promise<void> {
+    const c = new Client({ baseUrl: this.o.baseUrl ?? 'https://api.github.com', auth: token, userAgent: 'stockade', throttle: { enabled: false }, retry: { enabled: false } });
+    await c.rest.apps.revokeInstallationAccessToken();
+  }
+
   async cancelWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<void> {
     await this.forInstallation(installationId).rest.actions.cancelWorkflowRun({ owner, repo, run_id: runId });
   }

@@ -3,3 +3,4 @@ export { egressSettings, upstreamDnsFrom, hostAddresses } from './egress-setting
 export { imageRef, baseImageRef, imageInputsHash, runnerImageNames, labelImages, runnerImages } from './image-ref';
 export { diskLimitsFrom } from './disk-limits';
 export { resultsSettings, type ResultsOptions } from './results-settings';
+export { githubApiUrls, githubApiOf } from './github-urls';

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { chmodSync, chownSync, rmSync } from 'node:fs';
 import type { Logger } from '../common';
 import { artifactTwirp } from './artifact-service';
+import { forwardToGitHub, GATEWAY_PREFIX, type GatewayTarget } from './api-gateway';
 import { azureError, BlobSigner, serveBlob, type SignedBlob } from './blob-endpoint';
 import { cacheTwirp, cacheV1 } from './cache-service';
 import type { ResultsStore } from './results-store';
@@ -35,6 +36,8 @@ export interface ResultsServerOptions {
   /** A fork's pull request may restore caches; whether it may save them (to its own ref only). @default true */
   canSaveCaches?: boolean;
   logger: Logger;
+  /** The GitHub API the job's GITHUB_TOKEN works against, forwarded under /_github (none: not offered). */
+  github?: GatewayTarget;
 }
 
 const CACHE = '/twirp/github.actions.results.api.v1.CacheService/';
@@ -115,6 +118,9 @@ export class ResultsServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://results.invalid');
+    if (this.o.github && (url.pathname === GATEWAY_PREFIX || url.pathname.startsWith(`${GATEWAY_PREFIX}/`))) {
+      return forwardToGitHub(this.o.github, req, res, url.pathname + url.search, (why) => this.ctx.events.push({ kind: 'refused', key: why }));
+    }
     if (url.pathname.startsWith('/blob/')) {
       const grant = this.signer.verify(url);
       if (!grant) {

@@ -11,3 +11,4 @@ export { startJobNetwork, type JobNetwork, type JobNetworkContext } from './job-
 export { startJobServices, type JobServices, type ServiceRequest, type ServicesContext } from './job-services';
 export { LogSink } from './step-log';
 export { startJobResults, resultsJobFor, RESULTS_PORT, type ResultsSettings, type JobResults, type JobResultsContext } from './job-results';
+export { tokenPermissions, type JobTokenSource, type TokenPermissions } from './job-token';

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { chownSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { LABEL_STEP, startServiceContainer, type ServiceContainer, type Sandbox, type StepSpec } from '../sandbox';
-import { mintRuntimeToken, ResultsServer, type ResultsEvent, type ResultsJob, type ResultsStore } from '../results';
+import { GATEWAY_PREFIX, mintRuntimeToken, ResultsServer, type GatewayTarget, type ResultsEvent, type ResultsJob, type ResultsStore } from '../results';
 import type { Logger } from '../common';
 import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './actions';
 import type { JobNetwork } from './job-network';
@@ -57,6 +57,8 @@ export interface JobResultsContext {
   ctx: RunContext;
   /** Registers the token with the job's secret masker. */
   mask(secret: string): void;
+  /** The GitHub API and the job's GITHUB_TOKEN, offered to steps through the service (GITHUB_API_URL). */
+  github?: GatewayTarget;
 }
 
 /**
@@ -117,7 +119,7 @@ export async function startJobResults(c: JobResultsContext, net: JobNetwork | un
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the results forwarder was not ready within 20 s')), 20_000).unref()),
     ]);
     const url = `http://${address}:${RESULTS_PORT}/`;
-    server = new ResultsServer({ store: c.settings.store, job, token, publicUrl: url, logger: c.logger.child({ service: 'results' }) });
+    server = new ResultsServer({ store: c.settings.store, job, token, publicUrl: url, logger: c.logger.child({ service: 'results' }), github: c.github });
     await server.listen(join(dir, 'results.sock'), root ? c.owner : undefined);
     c.logger.info({ url, ms: Date.now() - t0 }, 'results service ready');
     const env: Record<string, string> = {
@@ -126,6 +128,7 @@ export async function startJobResults(c: JobResultsContext, net: JobNetwork | un
       ACTIONS_RESULTS_URL: url,
       ACTIONS_CACHE_URL: url,
       ACTIONS_CACHE_SERVICE_V2: 'True',
+      ...(c.github ? { GITHUB_API_URL: `${url}${GATEWAY_PREFIX.slice(1)}`, GITHUB_GRAPHQL_URL: `${url}${GATEWAY_PREFIX.slice(1)}/graphql` } : {}),
     };
     const s = server;
     return { container: name, env, token, report: () => summarize(s.events), stop };

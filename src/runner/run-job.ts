@@ -11,6 +11,7 @@ import { evaluateEnv } from './step-env';
 import { runServices, startJobServices, type JobServices } from './job-services';
 import { networkContext, startJobNetwork, type JobNetwork } from './job-network';
 import { startJobResults, type JobResults } from './job-results';
+import { tokenPermissions } from './job-token';
 import { narrowAllowlist, parseDomainList } from '../egress';
 import { LogSink } from './step-log';
 import { runStep, toResult, type Executed, type JobState, type Scope, type StepRun } from './run-step';
@@ -56,7 +57,16 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   let services: JobServices | undefined;
   let net: JobNetwork | undefined;
   let jobResults: JobResults | undefined;
+  let jobToken: { token: string; revoke(): Promise<void> } | undefined;
   try {
+    if (settings.jobToken) {
+      // The job's own GITHUB_TOKEN: this repository only, the permissions the workflow grants.
+      jobToken = await settings.jobToken.mint(tokenPermissions(wf, job, settings.jobToken.readOnly), job.id);
+      masker.add(jobToken.token);
+      ctx = { ...ctx, secrets: { ...ctx.secrets, GITHUB_TOKEN: jobToken.token } };
+      contexts.secrets = ctx.secrets;
+      (contexts.github as Record<string, unknown>).token = jobToken.token;
+    }
     const noSteps: JobStatus = { success: () => true, failure: () => false, cancelled: () => !!deps.signal?.aborted };
     continueOnError = Boolean(evaluateValue(job.continueOnError, contexts, noSteps));
     const timeoutMinutes = Number(evaluateValue(job.timeoutMinutes, contexts, noSteps));
@@ -104,11 +114,14 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
       deps.observer?.stepFinished?.(job.id, r);
     }
     if (settings.results) {
+      const token = ctx.secrets.GITHUB_TOKEN;
+      const github = settings.githubApi && token ? { upstream: settings.githubApi.rest, graphql: settings.githubApi.graphql, token } : undefined;
       const results = await startJobResults(
-        { sandbox: deps.sandbox, logger: log, settings: settings.results, key: volumes.key, labels: volumes.labels, image: settings.image, nodeBinary: settings.nodeBinary, owner: volumes.owner, deadline, ctx, mask: (t) => masker.add(t) },
+        { sandbox: deps.sandbox, logger: log, settings: settings.results, key: volumes.key, labels: volumes.labels, image: settings.image, nodeBinary: settings.nodeBinary, owner: volumes.owner, deadline, ctx, mask: (t) => masker.add(t), github },
         net,
       );
       run.results = jobResults = results;
+      if (results.env.GITHUB_API_URL) Object.assign(contexts.github as Record<string, unknown>, { api_url: results.env.GITHUB_API_URL, graphql_url: results.env.GITHUB_GRAPHQL_URL });
     }
     for (const r of await runPreSteps({ ...deps, logger: log }, run, scope, job.steps)) {
       state.results.push(r);
@@ -138,6 +151,8 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     })();
     removeVolumes.catch(() => undefined);
     await jobResults?.stop().catch((e: unknown) => log.error({ err: e }, 'results service stop failed'));
+    // Revoked as the job ends, as GitHub's runner does: a copy a step kept is worth nothing after it.
+    await jobToken?.revoke().catch((e: unknown) => log.warn({ err: e }, 'the job token could not be revoked (it expires within an hour)'));
     if (services || net) {
       const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, 'Stop containers', stream, text));
       const t0 = Date.now();

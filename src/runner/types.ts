@@ -135,6 +135,13 @@ export interface JobSettings {
    * rest point at it. undefined: no service, and actions/cache and the artifact actions find none.
    */
   results?: import('./job-results').ResultsSettings;
+  /** Mints each job's GITHUB_TOKEN (app mode); without it `secrets.GITHUB_TOKEN` is whatever the run was given. */
+  jobToken?: import('./job-token').JobTokenSource;
+  /**
+   * The GitHub API a GITHUB_TOKEN works against: steps reach it through the job's results
+   * service (GITHUB_API_URL points there) with that token and no other.
+   */
+  githubApi?: { rest: string; graphql: string };
 }
 
 /** What the runner's administrator allows jobs to reach, and how the sidecar reaches it. */

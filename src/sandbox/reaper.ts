@@ -1,6 +1,6 @@
 import type { Logger } from '../common';
 import type { ContainerEngine } from './engine';
-import { isOwnerAlive, LABEL_MANAGED, LABEL_OWNER } from './labels';
+import { isOwnerAlive, LABEL_MANAGED, LABEL_OWNER, LABEL_STEP } from './labels';
 import type { LimitEnforcer } from './limit-enforcer';
 
 export interface ReapReport {
@@ -26,8 +26,11 @@ export async function reapLeftovers(engine: ContainerEngine, limits: LimitEnforc
       () => true,
       (e: unknown) => (logger.error({ err: e, [what]: id }, `a dead runner's ${what} could not be removed`), false),
     );
-  for (const c of await engine.listContainers(`${LABEL_MANAGED}=true`)) {
-    if (!stale(c.labels)) continue;
+  // Steps first: a step shares the network namespace of its job's results forwarder, and Podman
+  // refuses to remove a container others depend on.
+  const helper = (c: { labels: Record<string, string> }) => (c.labels[LABEL_STEP] === 'results' ? 1 : 0);
+  const containers = (await engine.listContainers(`${LABEL_MANAGED}=true`)).filter((c) => stale(c.labels)).sort((a, b) => helper(a) - helper(b));
+  for (const c of containers) {
     if (await remove('container', c.id, () => engine.removeContainer(c.id))) report.containers++;
   }
   // A dead runner's job disks are unmounted before its volumes are removed (a mounted data directory cannot be).

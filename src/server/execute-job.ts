@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listDirBeneath, readFileBeneath, sha256Hex, type Logger } from '../common';
 import type { CheckConclusion, JobReport } from '../github';
-import { checkRunnable, findJobInstance, readWorkflowFiles, runJob, runWorkflow, selectJobs, type EgressSettings, type JobResult, type JobSettings, type RunContext, type RunObserver } from '../runner';
+import { checkRunnable, findJobInstance, readWorkflowFiles, runJob, runWorkflow, selectJobs, type EgressSettings, type JobResult, type JobSettings, type JobTokenSource, type RunContext, type RunObserver } from '../runner';
 import type { Sandbox } from '../sandbox';
 import type { JobRow } from '../store';
 import { formatDiagnostic, parseWorkflowText, workflowRunsFor, type Diagnostic, type WorkflowModel } from '../workflow';
@@ -127,7 +127,7 @@ async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<E
         inputs: {},
         debug: false,
       };
-      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...d.settings, sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository) })));
+      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...d.settings, sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, spec.fromFork) })));
     }
     return { report: reportOf(name, results), log: lines.join('\n') };
   } catch (e) {
@@ -221,7 +221,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir, d.tarballLimits);
     const { lines, observer } = logCollector(d);
     const needs = Object.fromEntries(instance.job.needs.map((n) => [n, { result: 'success' as const, outputs: {} }]));
-    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...d.settings, sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository) }, needs);
+    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...d.settings, sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, fork) }, needs);
     const report = reportOf(result.name, [result]);
     return { report, log: lines.join('\n') };
   } catch (e) {
@@ -230,4 +230,17 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
   } finally {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** Each job's GITHUB_TOKEN, minted by the App for the job's repository alone and revoked when the job ends. */
+function jobTokens(github: GitHubPort, row: JobRow, owner: string, repo: string, fromFork: boolean): JobTokenSource {
+  return {
+    readOnly: fromFork,
+    async mint(permissions) {
+      const token = await github.createJobToken(row.installationId, owner, repo, permissions).catch((e: unknown) => {
+        throw new Error(`the job's GITHUB_TOKEN could not be made with ${Object.entries(permissions).map(([k, v]) => `${k}: ${v}`).join(', ')}: ${(e as Error).message}`);
+      });
+      return { token, revoke: () => github.revokeToken(token) };
+    },
+  };
 }

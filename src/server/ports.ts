@@ -14,6 +14,9 @@ export interface GitHubPort {
   findCheckRun(installationId: number, owner: string, repo: string, sha: string, name: string, externalId: string): Promise<number | undefined>;
   updateCheckRun(installationId: number, owner: string, repo: string, checkRunId: number, fields: CheckRunFields): Promise<void>;
   cancelWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<void>;
+  /** A job's GITHUB_TOKEN: an installation token for that repository only, with these permissions. */
+  createJobToken(installationId: number, owner: string, repo: string, permissions: Record<string, 'read' | 'write'>): Promise<string>;
+  revokeToken(token: string): Promise<void>;
   generateJitConfig(installationId: number, owner: string, repo: string, o: { name: string; labels: string[]; runnerGroupId?: number }): Promise<{ runnerId: number; encodedJitConfig: string }>;
   runnerBusy(installationId: number, owner: string, repo: string, runnerId: number): Promise<boolean | undefined>;
   deleteRunner(installationId: number, owner: string, repo: string, runnerId: number): Promise<void>;

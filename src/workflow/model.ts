@@ -72,6 +72,8 @@ export interface JobModel {
   container?: ContainerModel;
   services: Record<string, ContainerModel>;
   steps: StepModel[];
+  /** `permissions:` of the job's GITHUB_TOKEN (over the workflow's). */
+  permissions?: import('./permissions').Permissions;
   pos: SourcePos;
 }
 
@@ -81,6 +83,7 @@ export interface WorkflowModel {
   on: unknown;
   env: Record<string, string>;
   defaults: RunDefaults;
+  permissions?: import('./permissions').Permissions;
   jobs: JobModel[];
 }
 

@@ -1,3 +1,4 @@
+import { parsePermissions } from './permissions';
 import { limitExcerpts } from './excerpt';
 import { parseWorkflow as githubParseWorkflow, NoOperationTraceWriter } from '@actions/workflow-parser';
 import type { ContainerModel, Diagnostic, JobModel, StrategyModel, ParseResult, RunDefaults, SourcePos, StepModel, WorkflowModel } from './model';
@@ -86,6 +87,7 @@ function toModel(file: string, js: Obj, posOf: (p: Array<string | number>) => So
     on: js.on,
     env: strMap(js.env),
     defaults: defaultsOf(js.defaults),
+    permissions: parsePermissions(js.permissions, posOf(['permissions']), err),
     jobs,
   };
 }
@@ -111,6 +113,7 @@ function toJob(id: string, j: Obj, posOf: (p: Array<string | number>) => SourceP
     continueOnError: typeof j['continue-on-error'] === 'boolean' ? j['continue-on-error'] : optString(j['continue-on-error']) ?? false,
     outputs: strMap(j.outputs),
     strategy: strategyOf(j.strategy),
+    permissions: parsePermissions(j.permissions, posOf(['jobs', id, 'permissions']), err),
     container: j.container === undefined ? undefined : { ...containerOf(j.container), pos: posOf(['jobs', id, 'container']) },
     services: Object.fromEntries(Object.entries((j.services ?? {}) as Obj).map(([k, v]) => [k, { ...containerOf(v), pos: posOf(['jobs', id, 'services', k]) }])),
     steps: stepsRaw.slice(0, WORKFLOW_LIMITS.maxStepsPerJob).map((s, index) => toStep(s, index, posOf(['jobs', id, 'steps', index]), err, s && typeof s === 'object' && 'working-directory' in s ? posOf(['jobs', id, 'steps', index, 'working-directory']) : undefined)),

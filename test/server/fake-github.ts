@@ -171,6 +171,10 @@ export class FakeGitHub {
   private readonly ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
   private readonly validators = new Map<string, ValidateFunction>();
   private readonly tokens = new Set<string>();
+  /** Scoped installation tokens (repositories and permissions asked for), as GitHub enforces them. */
+  readonly scopedTokens = new Map<string, { repositories?: string[]; permissions?: Record<string, string>; revoked: boolean }>();
+  /** Issue comments made through the API, per `owner/repo#number`. */
+  readonly comments: Array<{ repo: string; issue: number; body: string; token: string }> = [];
   private server?: Server;
   private nextId = 1000;
   url = '';
@@ -260,8 +264,17 @@ export class FakeGitHub {
     const rec: RecordedRequest = { method, path: url.pathname, operationId: route.op.operationId, params, query, body, auth };
     this.requests.push(rec);
     const isAppCall = route.template.startsWith('/app');
-    if (isAppCall ? !this.checkJwt(auth) : !this.tokens.has(auth.replace(/^token /, ''))) {
+    const bearer = auth.replace(/^(token|bearer) /i, '');
+    if (isAppCall ? !this.checkJwt(auth) : !this.tokens.has(bearer)) {
       return void res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Bad credentials' }));
+    }
+    const scoped = isAppCall ? undefined : this.scopedTokens.get(bearer);
+    if (scoped) {
+      // What GitHub answers a token outside its repositories (404) or without the permission (403).
+      if (params.repo && scoped.repositories && !scoped.repositories.includes(params.repo)) return this.json(res, 404, { message: 'Not Found' });
+      const need = permissionFor(route.op.operationId, method);
+      const have = need ? scoped.permissions?.[need.name] : 'read';
+      if (need && !(have === 'write' || (have === 'read' && need.level === 'read'))) return this.json(res, 403, { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest' });
     }
     // A repository GitHub refuses writes for (archived, or the App uninstalled from it): 403, as GitHub answers.
     const refused = this.refusedRepos.has(`${params.owner}/${params.repo}`) && route.op.operationId.startsWith('checks/');
@@ -332,10 +345,15 @@ export class FakeGitHub {
   }
 
   private readonly handlers: Record<string, Handler> = {
-    'apps/create-installation-access-token': (_r, res) => {
+    'apps/create-installation-access-token': (r, res) => {
       // A real token's length is not fixed; this one is deliberately longer than the classic 40.
       const token = `ghs_${randomBytes(40).toString('hex')}`;
       this.tokens.add(token);
+      const b = (r.body ?? {}) as { repositories?: string[]; permissions?: Record<string, string> };
+      if (b.repositories || b.permissions) {
+        this.scopedTokens.set(token, { repositories: b.repositories, permissions: b.permissions, revoked: false });
+        return this.json(res, 201, { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: b.permissions ?? {}, repository_selection: 'selected' });
+      }
       this.json(res, 201, { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { checks: 'write', contents: 'read', actions: 'read' }, repository_selection: 'all' });
     },
     'actions/get-workflow-run': (r, res) => {
@@ -346,6 +364,19 @@ export class FakeGitHub {
         id: Number(r.params.run_id), path: run.path, event: run.event, head_sha: run.head_sha, run_number: 7, run_attempt: 1,
         actor: { login: 'octocat' }, repository: { full_name: full }, head_repository: { full_name: run.fork ? `fork-owner/${r.params.repo}` : full },
       });
+    },
+    'apps/revoke-installation-access-token': (r, res) => {
+      const t = r.auth.replace(/^(token|bearer) /i, '');
+      this.tokens.delete(t);
+      const s = this.scopedTokens.get(t);
+      if (s) s.revoked = true;
+      res.writeHead(204).end();
+    },
+    'repos/get': (r, res) => this.json(res, 200, { id: 1, name: r.params.repo, full_name: `${r.params.owner}/${r.params.repo}`, private: false, default_branch: 'main', owner: { login: r.params.owner } }),
+    'issues/create-comment': (r, res) => {
+      const body = String((r.body as { body?: unknown }).body ?? '');
+      this.comments.push({ repo: `${r.params.owner}/${r.params.repo}`, issue: Number(r.params.issue_number), body, token: r.auth.replace(/^(token|bearer) /i, '') });
+      this.json(res, 201, { id: this.nextId++, body, html_url: `https://github.com/${r.params.owner}/${r.params.repo}/issues/${r.params.issue_number}#issuecomment-1` });
     },
     'repos/get-content': (r, res) => {
       const repo = this.repo(r);
@@ -425,4 +456,15 @@ export class FakeGitHub {
       this.json(res, 200, { id: d.id, guid: d.guid, event: d.event, action: d.action, delivered_at: new Date().toISOString(), redelivery: false, duration: 0.1, status: 'OK', status_code: 502, installation_id: 1, repository_id: 1, request: { headers: {}, payload: d.payload }, response: { headers: {}, payload: null } });
     },
   };
+}
+
+/** The permission an installation token needs for an operation (GitHub's "permissions required for GitHub Apps" pages, in short). */
+function permissionFor(operationId: string, method: string): { name: string; level: 'read' | 'write' } | undefined {
+  const level = method === 'GET' ? 'read' : 'write';
+  const group = operationId.split('/')[0]!;
+  if (operationId === 'repos/get') return { name: 'metadata', level: 'read' };
+  if (operationId === 'apps/revoke-installation-access-token') return undefined;
+  const byGroup: Record<string, string> = { issues: 'issues', pulls: 'pull_requests', checks: 'checks', actions: 'actions', git: 'contents', repos: 'contents', statuses: 'statuses', deployments: 'deployments' };
+  const name = byGroup[group];
+  return name ? { name, level } : undefined;
 }

@@ -1,0 +1,107 @@
+/**
+ * App mode gives every job a GITHUB_TOKEN of its own: an installation token for the job's
+ * repository only, with the permissions the workflow grants, revoked when the job ends.
+ * The unmodified actions/github-script@v8.0.0 uses it against the fake GitHub, which checks
+ * each request's token scope the way GitHub does (404 outside its repositories, 403 without
+ * the permission).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { endWorld, deliver, examplePayload, makeWorld, setDiagnostics, startServer, until, type ServerProcess, type World } from './helpers';
+
+const SHA = 'c'.repeat(40);
+const WORKFLOW = `name: Token
+on: push
+permissions:
+  issues: write
+jobs:
+  comment:
+    runs-on: stockade
+    steps:
+      - id: gs
+        uses: actions/github-script@v8.0.0
+        with:
+          script: |
+            const r = await github.rest.issues.createComment({ owner: context.repo.owner, repo: context.repo.repo, issue_number: 7, body: 'hello from ' + context.job });
+            core.setOutput('url', r.data.html_url);
+            return r.data.id;
+      - run: echo "comment at \${{ steps.gs.outputs.url }} result=\${{ steps.gs.outputs.result }} token=[\${{ github.token }}] same=\${{ github.token == secrets.GITHUB_TOKEN }}"
+  readonly:
+    runs-on: stockade
+    permissions:
+      contents: read
+    steps:
+      - id: denied
+        continue-on-error: true
+        uses: actions/github-script@v8.0.0
+        with:
+          script: |
+            await github.rest.issues.createComment({ owner: context.repo.owner, repo: context.repo.repo, issue_number: 7, body: 'must not land' });
+      - id: other
+        continue-on-error: true
+        uses: actions/github-script@v8.0.0
+        with:
+          script: |
+            await github.rest.repos.get({ owner: 'octo-org', repo: 'another-repo' });
+      - uses: actions/github-script@v8.0.0
+        with:
+          script: |
+            const r = await github.rest.repos.get({ owner: context.repo.owner, repo: context.repo.repo });
+            console.log('read ' + r.data.full_name);
+      - run: echo "denied=\${{ steps.denied.outcome }} other=\${{ steps.other.outcome }}"
+      - name: no other credential goes through
+        run: |
+          code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: token ghs_not_the_job_token" "$GITHUB_API_URL/repos/octo-org/hello")
+          echo "forged=$code"
+`;
+
+let w: World;
+let state: string;
+let server: ServerProcess;
+
+before(async () => {
+  w = await makeWorld({ '.stockade/workflows/token.yml': WORKFLOW, 'README.md': 'readme\n' }, SHA);
+  state = mkdtempSync(join(tmpdir(), 'stockade-token-'));
+  server = await startServer(w, state, ['--action-cache', join(process.cwd(), '../shared/real-actions'), '--concurrency', '1']);
+  setDiagnostics(() => `\nviolations: ${JSON.stringify(w.fake.violations)}\nrequests: ${w.fake.requests.map((r) => `${r.operationId} ${r.path}`).join('\n')}\nserver: ${server.stderr().slice(-4000)}`);
+});
+
+after(() => endWorld(w, server, state));
+
+test('each job gets a GITHUB_TOKEN scoped to its repository and permissions, used by actions/github-script, masked, revoked at the end', async () => {
+  const push = examplePayload('push', undefined, (p) => Object.assign(p, { ref: 'refs/heads/main', after: SHA, deleted: false }));
+  await deliver(w, server.url, 'push', push);
+  const key = `octo-org/hello/app/push/refs/heads/main/${SHA}`;
+  const run = await until('token run completed', () => [...w.fake.checkRuns.values()].find((c) => c.fields.external_id === key && c.fields.status === 'completed'), 120_000);
+  const text = (run.fields.output as { text: string }).text;
+  assert.equal(run.fields.conclusion, 'success', text);
+
+  // The comment landed, made with a token that asked for this repository and issues: write.
+  assert.equal(w.fake.comments.length, 1, text);
+  const c = w.fake.comments[0]!;
+  assert.equal(c.repo, 'octo-org/hello');
+  assert.equal(c.body, 'hello from comment');
+  const scope = w.fake.scopedTokens.get(c.token);
+  assert.ok(scope, 'the comment was made with a job token');
+  assert.deepEqual(scope.repositories, ['hello']);
+  assert.deepEqual(scope.permissions, { metadata: 'read', issues: 'write' });
+  assert.match(text, /comment at https:\/\/github\.com\/octo-org\/hello\/issues\/7#issuecomment-1 result=\d+ token=\[\*\*\*\] same=true/);
+  assert.ok(!text.includes(c.token), 'the token is masked');
+
+  // The job with contents: read only: the fake refused the comment (403) and another repository (404); reading its own worked.
+  assert.match(text, /denied=failure other=failure/);
+  assert.match(text, /read octo-org\/hello/);
+  assert.match(text, /Resource not accessible by integration/);
+  // A forged credential never reaches GitHub: the gateway answers 401 itself.
+  assert.match(text, /forged=401/);
+  assert.ok(!w.fake.requests.some((r) => r.auth.includes('ghs_not_the_job_token')));
+
+  // Two job tokens were made; both are revoked.
+  const jobTokens = [...w.fake.scopedTokens.values()];
+  assert.equal(jobTokens.length, 2);
+  assert.deepEqual(jobTokens.find((t) => t.permissions?.contents)?.permissions, { metadata: 'read', contents: 'read' });
+  await until('tokens revoked', () => jobTokens.every((t) => t.revoked), 10_000);
+});

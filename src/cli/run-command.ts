@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
@@ -23,7 +23,7 @@ export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] 
                     [--output-limit SIZE] [--writable-root] [--disk 10g|off] [--inodes 1000000]
                     [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...
                     [--allow-image PATTERN]... [--allow-digest-pinned]
-                    [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g] [--github-instance HOST]
+                    [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g] [--tool-cache DIR] [--github-instance HOST]
   EVENT is the event to run (default push), as in act; -e is the event's payload file, as in act.
   -l lists the jobs that run on EVENT by stage; -n validates and plans them and starts nothing.
   Caches (actions/cache) and artifacts persist per repository in --results-dir (default <state>/results).`;
@@ -98,6 +98,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       'upstream-dns': { type: 'string' },
       'permit-range': { type: 'string', multiple: true },
       'results-dir': { type: 'string' },
+      'tool-cache': { type: 'string' },
       'github-instance': { type: 'string' },
       'cache-quota': { type: 'string' },
       'artifact-quota': { type: 'string' },
@@ -200,7 +201,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService, githubApi: githubApiOf(serverUrl) };
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService, githubApi: githubApiOf(serverUrl), toolCacheDir: toolCacheDirFrom(values['tool-cache']) };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.
@@ -305,4 +306,13 @@ function githubInstanceUrl(host: string | undefined): string {
   if (host === undefined) return 'https://github.com';
   if (!/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+(:\d{1,5})?$/.test(host)) throw new StockadeError('USAGE', `--github-instance '${host.slice(0, 80)}' is not a host name (like github.example.com)`);
   return `https://${host.toLowerCase()}`;
+}
+
+/** --tool-cache: an existing directory, reached without a link (its tree is copied into each job's tool cache). */
+export function toolCacheDirFrom(dir: string | undefined): string | undefined {
+  if (dir === undefined) return undefined;
+  const abs = resolve(dir);
+  const st = lstatSync(abs, { throwIfNoEntry: false });
+  if (!st?.isDirectory()) throw new StockadeError('USAGE', `--tool-cache ${dir} is not a directory`);
+  return abs;
 }

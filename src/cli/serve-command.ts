@@ -11,6 +11,7 @@ import { DEFAULT_PRIORITIES, StockadeServer, validateQuota, type Priorities } fr
 import YAML from 'yaml';
 import type { Quota } from '../store';
 import { JobStore } from '../store';
+import { toolCacheDirFrom } from './run-command';
 import { baseImageRef } from './base-image';
 import { resolveHostConfig } from '../host';
 import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings, githubApiUrls } from '../host';
@@ -25,7 +26,7 @@ export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-fil
                       [--modes workflow_job,app] [--admin-port 8081] [--admin-host 127.0.0.1]
                       [--config quotas.yml] [--burst-per-minute 120]
                       [--github-retry-seconds 5] [--github-give-up-seconds 21600] [--disk 10g|off] [--inodes 1000000]
-                      [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g]
+                      [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g] [--tool-cache DIR]
 ${RUNNER_MODE_USAGE}
   environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
 
@@ -83,6 +84,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
       inodes: { type: 'string' },
       'github-give-up-seconds': { type: 'string' },
       'results-dir': { type: 'string' },
+      'tool-cache': { type: 'string' },
       'cache-quota': { type: 'string' },
       'artifact-quota': { type: 'string' },
       ...RUNNER_MODE_OPTIONS,
@@ -119,7 +121,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     jit: runner?.jit,
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), githubApi: githubApiUrls(values['api-url'] ?? env.STOCKADE_GITHUB_API_URL ?? 'https://api.github.com'), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), toolCacheDir: toolCacheDirFrom(values['tool-cache']), githubApi: githubApiUrls(values['api-url'] ?? env.STOCKADE_GITHUB_API_URL ?? 'https://api.github.com'), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
     webhookSecret,
     // A job may name a runner image among its runs-on labels: those labels are this runner's too.
     labels,

@@ -4,6 +4,8 @@ export const JOB_PATHS = {
   home: '/github/home',
   temp: '/__w/_temp',
   toolCache: '/__t',
+  /** /tmp carries over between a job's steps, as on GitHub's runners (workflows `mktemp -d` a tool there and add it to GITHUB_PATH). */
+  tmp: '/tmp',
 } as const;
 
 export type JobVolumeKind = keyof typeof JOB_PATHS;

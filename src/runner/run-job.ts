@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { chmod } from 'node:fs/promises';
 import { isStockadeError, type Logger } from '../common';
 import { copyTreeIntoVolume, makeVolumeDir, writeVolumeFile, type Sandbox } from '../sandbox';
 import { evaluateValue, interpolate, SecretMasker, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
@@ -87,6 +88,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     }
     volumes = await createJobVolumes(deps.sandbox, job.id, log, settings.disk);
     await prepareWorkspace(volumes, settings.sourceDir, ctx.event, !!settings.disposableSource);
+    if (settings.toolCacheDir) await copyTreeIntoVolume(settings.toolCacheDir, volumes.mountpoint.toolCache, volumes.owner);
     const run: StepRun = { wf, job, ctx, settings, contexts, volumes, state, image: container.image, containerEnv: container.env, deadline };
     const allow = egressAllowlist(wf, job, contexts, noSteps, settings);
     if (Object.keys(job.services).length || allow.length) {
@@ -277,6 +279,8 @@ function safeInterpolate(text: string, contexts: Record<string, unknown>, status
 
 async function prepareWorkspace(v: JobVolumes, sourceDir: string, event: Record<string, unknown>, link: boolean): Promise<void> {
   await copyTreeIntoVolume(sourceDir, v.mountpoint.workspace, v.owner, { link });
+  // Like a machine's /tmp: every user may write, only the owner may remove (sticky).
+  await chmod(v.mountpoint.tmp, 0o1777);
   await makeVolumeDir(v.mountpoint.temp, '_github_workflow', v.owner);
   await writeVolumeFile(join(v.mountpoint.temp, '_github_workflow'), 'event.json', JSON.stringify(event), v.owner);
 }

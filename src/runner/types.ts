@@ -135,6 +135,12 @@ export interface JobSettings {
    * rest point at it. undefined: no service, and actions/cache and the artifact actions find none.
    */
   results?: import('./job-results').ResultsSettings;
+  /**
+   * A host directory in the tool-cache layout (`node/20.19.0/x64` plus `x64.complete`) copied
+   * into each job's RUNNER_TOOL_CACHE: setup-node, setup-python and the like find their tools
+   * there before they would download them (GitHub's hosted tool cache).
+   */
+  toolCacheDir?: string;
   /** Mints each job's GITHUB_TOKEN (app mode); without it `secrets.GITHUB_TOKEN` is whatever the run was given. */
   jobToken?: import('./job-token').JobTokenSource;
   /**

@@ -48,7 +48,8 @@ export function toCreateOptions(spec: StepSpec, mode: CgroupMode, host: HostRlim
     Privileged: false,
     SecurityOpt: ['no-new-privileges', `seccomp=${spec.security.seccompProfilePath}`],
     ReadonlyRootfs: spec.security.readOnlyRoot,
-    Tmpfs: { '/tmp': tmpfs, '/var/tmp': tmpfs, '/run': tmpfs },
+    // A job's /tmp is one of its volumes (kept between its steps); otherwise each container has its own.
+    Tmpfs: { ...(spec.mounts.some((m) => m.target === '/tmp') || spec.binds?.some((b) => b.target === '/tmp') ? {} : { '/tmp': tmpfs }), '/var/tmp': tmpfs, '/run': tmpfs },
     ShmSize: spec.limits.tmpfsBytes,
     NetworkMode: spec.network.mode === 'none' ? 'none' : spec.network.mode === 'internal' ? spec.network.network : `container:${spec.network.container}`,
     IpcMode: 'private',

@@ -7,7 +7,7 @@
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
@@ -269,5 +269,40 @@ jobs:
     assert.equal(left.code, 0, left.stderr);
     assert.equal(left.stdout.trim(), '');
     assert.deepEqual(readdirSync(join(host.stateDir, 'results-sockets')), []);
+  });
+});
+
+describe('actions/setup-node@v7.0.0 and the tool cache', () => {
+  test('a Node.js in --tool-cache (the hosted tool-cache layout) is found without any network; one that is not there fails the step', async () => {
+    const tools = join(work, 'toolcache');
+    mkdirSync(join(tools, 'node/20.19.0/x64/bin'), { recursive: true });
+    copyFileSync(process.execPath, join(tools, 'node/20.19.0/x64/bin/node'));
+    chmodSync(join(tools, 'node/20.19.0/x64/bin/node'), 0o755);
+    writeFileSync(join(tools, 'node/20.19.0/x64.complete'), '');
+    const dir = repo('acme/node-app', {
+      '.github/workflows/n.yml': `on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/setup-node@v7.0.0
+        id: node
+        with:
+          node-version: 20.19.0
+      - run: echo "node-version=\${{ steps.node.outputs.node-version }} at $(command -v node)"
+  missing:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/setup-node@v7.0.0
+        with:
+          node-version: 16.0.0
+`,
+    });
+    const { jobs, all } = await runJobs(dir, ['--tool-cache', tools]);
+    assert.equal(job(jobs, 'build').conclusion, 'success', all);
+    assert.match(logOf(job(jobs, 'build')), /Found in cache @ \/__t\/node\/20\.19\.0\/x64/, all);
+    assert.match(logOf(job(jobs, 'build')), /node-version=v20\.\d+\.\d+ at \/__t\/node\/20\.19\.0\/x64\/bin\/node/, all);
+    // Not in the cache and no network to download it from: the step fails.
+    assert.equal(job(jobs, 'missing').conclusion, 'failure', all);
   });
 });

@@ -22,7 +22,7 @@ function run(dir: string, ...args: string[]) {
   return spawnSync('node', [cli, 'run', '-C', dir, ...args], { encoding: 'utf8', timeout: 120_000 });
 }
 
-test('two steps run in different containers: the workspace carries over, /tmp and processes do not', () => {
+test('two steps run in different containers: the workspace and /tmp carry over (as on GitHub), processes and /var/tmp do not', () => {
   const dir = repo(`on: push
 jobs:
   a:
@@ -31,12 +31,16 @@ jobs:
       - id: one
         run: |
           awk '$5 == "/"' /proc/self/mountinfo > container-1
-          echo persisted > file.txt; echo gone > /tmp/t.txt
+          echo persisted > file.txt; echo kept > /tmp/t.txt; echo gone > /var/tmp/t.txt
+          tool=$(mktemp -d) && printf '#!/bin/sh\\necho tool from tmp\\n' > "$tool/mytool" && chmod +x "$tool/mytool" && echo "$tool" >> "$GITHUB_PATH"
           setsid sleep 1000 > /dev/null 2>&1 &
           echo "x=1" >> "$GITHUB_OUTPUT"
       - run: |
           test "$(cat file.txt)" = persisted
-          test ! -e /tmp/t.txt && echo "tmp is clean"
+          test "$(cat /tmp/t.txt)" = kept && echo "tmp carried over"
+          test ! -e /var/tmp/t.txt && echo "var-tmp is clean"
+          mytool
+          test "$(stat -c %a /tmp)" = 1777 && echo "tmp is sticky"
           if pgrep -f "sleep 1000"; then echo "LEFTOVER PROCESS"; exit 1; fi
           test -s container-1 && test "$(awk '$5 == "/"' /proc/self/mountinfo)" != "$(cat container-1)" && echo "different container"
           echo "output \${{ steps.one.outputs.x }}"
@@ -46,7 +50,10 @@ jobs:
   const json = JSON.parse(r.stdout) as { jobs: Array<{ steps: Array<{ conclusion: string }> }> };
   assert.deepEqual(json.jobs[0]!.steps.map((s) => s.conclusion), ['success', 'success']);
   const human = run(dir);
-  assert.match(human.stdout, /tmp is clean/);
+  assert.match(human.stdout, /tmp carried over/);
+  assert.match(human.stdout, /var-tmp is clean/);
+  assert.match(human.stdout, /tool from tmp/);
+  assert.match(human.stdout, /tmp is sticky/);
   assert.match(human.stdout, /different container/);
   assert.match(human.stdout, /output 1/);
   assert.match(human.stdout, /peak memory/);

@@ -172,6 +172,28 @@ export class GitHubApi {
     return r.data.token;
   }
 
+  /**
+   * The repository's Actions variables over the organisation's ones it can see (GitHub's
+   * precedence). A list the App may not read (no `variables` permission: 403, none: 404) is empty.
+   */
+  async listVariables(installationId: number, owner: string, repo: string): Promise<Record<string, string>> {
+    const c = this.forInstallation(installationId);
+    const read = async (f: () => Promise<Array<{ name: string; value: string }>>) => {
+      try {
+        return await f();
+      } catch (e) {
+        const status = (e as { status?: number }).status;
+        if (status === 403 || status === 404) return [];
+        throw e;
+      }
+    };
+    const org = await read(() => c.paginate(c.rest.actions.listRepoOrganizationVariables, { owner, repo, per_page: 30 }));
+    const own = await read(() => c.paginate(c.rest.actions.listRepoVariables, { owner, repo, per_page: 30 }));
+    const out: Record<string, string> = {};
+    for (const v of [...org, ...own]) out[v.name.toUpperCase()] = v.value;
+    return out;
+  }
+
   /** Revokes an installation token (the call is made with the token itself). */
   async revokeToken(token: string): Promise<void> {
     const c = new Client({ baseUrl: this.o.baseUrl ?? 'https://api.github.com', auth: token, userAgent: 'stockade', throttle: { enabled: false }, retry: { enabled: false } });

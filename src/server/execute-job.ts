@@ -123,7 +123,8 @@ async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<E
         serverUrl: 'https://github.com',
         // GitHub never gives secrets to workflows from forks; neither does Stockade.
         secrets: spec.fromFork ? {} : d.secrets(row.repository),
-        vars: {},
+        // Nor variables (https://docs.github.com/actions/learn-github-actions/variables).
+        vars: spec.fromFork ? {} : await d.github.listVariables(row.installationId, spec.owner, spec.repo),
         inputs: {},
         debug: false,
       };
@@ -212,7 +213,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     const wf = parsed.value;
     // GitHub never gives secrets to workflows from forks; neither does Stockade.
     const fork = run.fromFork || spec.untrusted === true;
-    const ctx = workflowJobContext(row, spec, run, wf.name ?? run.path, fork ? {} : d.secrets(row.repository));
+    const ctx = { ...workflowJobContext(row, spec, run, wf.name ?? run.path, fork ? {} : d.secrets(row.repository)), vars: fork ? {} : await d.github.listVariables(row.installationId, spec.owner, spec.repo) };
     const instance = findJobInstance(wf, spec.jobName, ctx);
     if ('error' in instance) return fail(spec.jobName, instance.error);
     const problems = checkRunnable(wf, [instance.job], d.settings);

@@ -17,6 +17,8 @@ export interface GitHubPort {
   /** A job's GITHUB_TOKEN: an installation token for that repository only, with these permissions. */
   createJobToken(installationId: number, owner: string, repo: string, permissions: Record<string, 'read' | 'write'>): Promise<string>;
   revokeToken(token: string): Promise<void>;
+  /** The Actions variables a workflow of the repository sees (`vars`): the repository's over its organisation's. */
+  listVariables(installationId: number, owner: string, repo: string): Promise<Record<string, string>>;
   generateJitConfig(installationId: number, owner: string, repo: string, o: { name: string; labels: string[]; runnerGroupId?: number }): Promise<{ runnerId: number; encodedJitConfig: string }>;
   runnerBusy(installationId: number, owner: string, repo: string, runnerId: number): Promise<boolean | undefined>;
   deleteRunner(installationId: number, owner: string, repo: string, runnerId: number): Promise<void>;

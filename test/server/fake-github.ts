@@ -173,6 +173,8 @@ export class FakeGitHub {
   private readonly tokens = new Set<string>();
   /** Scoped installation tokens (repositories and permissions asked for), as GitHub enforces them. */
   readonly scopedTokens = new Map<string, { repositories?: string[]; permissions?: Record<string, string>; revoked: boolean }>();
+  /** Actions variables per `owner/repo`: the repository's own and the organisation's it sees. */
+  readonly variables = new Map<string, { repo: Array<{ name: string; value: string }>; org: Array<{ name: string; value: string }> }>();
   /** Issue comments made through the API, per `owner/repo#number`. */
   readonly comments: Array<{ repo: string; issue: number; body: string; token: string }> = [];
   private server?: Server;
@@ -371,6 +373,14 @@ export class FakeGitHub {
       const s = this.scopedTokens.get(t);
       if (s) s.revoked = true;
       res.writeHead(204).end();
+    },
+    'actions/list-repo-variables': (r, res) => {
+      const v = this.variables.get(`${r.params.owner}/${r.params.repo}`)?.repo ?? [];
+      this.json(res, 200, { total_count: v.length, variables: v.map((x) => ({ ...x, created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z' })) });
+    },
+    'actions/list-repo-organization-variables': (r, res) => {
+      const v = this.variables.get(`${r.params.owner}/${r.params.repo}`)?.org ?? [];
+      this.json(res, 200, { total_count: v.length, variables: v.map((x) => ({ ...x, created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z', visibility: 'all' })) });
     },
     'repos/get': (r, res) => this.json(res, 200, { id: 1, name: r.params.repo, full_name: `${r.params.owner}/${r.params.repo}`, private: false, default_branch: 'main', owner: { login: r.params.owner } }),
     'issues/create-comment': (r, res) => {

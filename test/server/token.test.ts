@@ -28,6 +28,7 @@ jobs:
             const r = await github.rest.issues.createComment({ owner: context.repo.owner, repo: context.repo.repo, issue_number: 7, body: 'hello from ' + context.job });
             core.setOutput('url', r.data.html_url);
             return r.data.id;
+      - run: echo "vars env=\${{ vars.DEPLOY_ENV }} org=\${{ vars.ORG_ONLY }}"
       - run: echo "comment at \${{ steps.gs.outputs.url }} result=\${{ steps.gs.outputs.result }} token=[\${{ github.token }}] same=\${{ github.token == secrets.GITHUB_TOKEN }}"
   readonly:
     runs-on: stockade
@@ -64,6 +65,7 @@ let server: ServerProcess;
 
 before(async () => {
   w = await makeWorld({ '.stockade/workflows/token.yml': WORKFLOW, 'README.md': 'readme\n' }, SHA);
+  w.fake.variables.set('octo-org/hello', { repo: [{ name: 'DEPLOY_ENV', value: 'staging' }], org: [{ name: 'DEPLOY_ENV', value: 'prod' }, { name: 'ORG_ONLY', value: 'from-org' }] });
   state = mkdtempSync(join(tmpdir(), 'stockade-token-'));
   server = await startServer(w, state, ['--action-cache', join(process.cwd(), '../shared/real-actions'), '--concurrency', '1']);
   setDiagnostics(() => `\nviolations: ${JSON.stringify(w.fake.violations)}\nrequests: ${w.fake.requests.map((r) => `${r.operationId} ${r.path}`).join('\n')}\nserver: ${server.stderr().slice(-4000)}`);
@@ -71,7 +73,7 @@ before(async () => {
 
 after(() => endWorld(w, server, state));
 
-test('each job gets a GITHUB_TOKEN scoped to its repository and permissions, used by actions/github-script, masked, revoked at the end', async () => {
+test('each job gets a GITHUB_TOKEN scoped to its repository and permissions, used by actions/github-script, masked, revoked at the end; vars come from the API', async () => {
   const push = examplePayload('push', undefined, (p) => Object.assign(p, { ref: 'refs/heads/main', after: SHA, deleted: false }));
   await deliver(w, server.url, 'push', push);
   const key = `octo-org/hello/app/push/refs/heads/main/${SHA}`;
@@ -93,6 +95,8 @@ test('each job gets a GITHUB_TOKEN scoped to its repository and permissions, use
 
   // The job with contents: read only: the fake refused the comment (403) and another repository (404); reading its own worked.
   assert.match(text, /denied=failure other=failure/);
+  // vars: the repository's variable over the organisation's of the same name.
+  assert.match(text, /vars env=staging org=from-org/);
   assert.match(text, /read octo-org\/hello/);
   assert.match(text, /Resource not accessible by integration/);
   // A forged credential never reaches GitHub: the gateway answers 401 itself.

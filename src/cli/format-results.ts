@@ -34,7 +34,8 @@ export function formatSummary(results: JobResult[]): string {
     ];
     return [`job ${j.id}: ${parts.filter(Boolean).join(', ')}`];
   });
-  const notes = [...errors, ...blocked, ...disk, ...cache];
+  const actions = results.flatMap((j) => (j.actions?.length ? [`job ${j.id}: actions ${j.actions.map((a) => `${a.uses} ${a.sha ? `at ${a.sha.slice(0, 12)}` : '(offline copy)'}`).join(', ')}`] : []));
+  const notes = [...errors, ...blocked, ...disk, ...cache, ...actions];
   return notes.length ? `${table}\n\n${notes.join('\n')}` : table;
 }
 
@@ -60,6 +61,7 @@ export function toJson(results: JobResult[]): unknown {
       egress: j.egress,
       disk: j.disk,
       results: j.results,
+      actions: j.actions,
       steps: j.steps.map((s) => ({
         index: s.index,
         id: s.id,

@@ -7,6 +7,7 @@ import { setup } from './setup';
 import { serveCommand, SERVE_USAGE } from './serve-command';
 import { adminCommand, ADMIN_USAGE } from './admin-commands';
 import { imagesCommand, IMAGES_USAGE } from './images-command';
+import { actionsCommand, ACTIONS_USAGE } from './actions-command';
 import { hookBrokerCommand, HOOK_BROKER_USAGE } from './hook-broker-command';
 
 const USAGE = `usage: stockade <command>
@@ -21,6 +22,7 @@ commands:
   setup     prepare this host (root): Podman, runner user, cgroups, API service, base image
   doctor    check every host requirement and print the fix for each missing one
   images    build runner images and list the toolchains found in each
+  actions   pull, list and prune the host's cache of fetched actions
   hook-broker  runner mode: serve the container hook of GitHub's official runner (root)
 
 ${RUN_USAGE}
@@ -30,6 +32,8 @@ ${SERVE_USAGE}
 ${ADMIN_USAGE}
 
 ${IMAGES_USAGE}
+
+${ACTIONS_USAGE}
 
 ${HOOK_BROKER_USAGE}
 
@@ -51,6 +55,7 @@ const COMMAND_USAGE: Record<string, string> = {
   jobs: ADMIN_USAGE,
   'admin-token': ADMIN_USAGE,
   images: IMAGES_USAGE,
+  actions: ACTIONS_USAGE,
   'hook-broker': HOOK_BROKER_USAGE,
   setup: SETUP_USAGE,
   doctor: DOCTOR_USAGE,
@@ -105,6 +110,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         return await adminCommand(command, rest, env, process.stdout);
       case 'images':
         return await imagesCommand(rest, env, process.stdout);
+      case 'actions':
+        return await actionsCommand(rest, env, process.stdout);
       case 'hook-broker':
         return await hookBrokerCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info' }), controller.signal);
       case 'setup': {

@@ -6,6 +6,7 @@ import { checkRunnable, maskerFor, runWorkflow, selectJobs, type ImagePolicy, ty
 import { DEFAULT_LIMITS, openSandbox, type ResourceLimits } from '../sandbox';
 import { formatDiagnostic, normalizeOn, type JobModel } from '../workflow';
 import { parse as parseDotenv } from 'dotenv';
+import { REMOTE_ACTION_OPTIONS, REMOTE_ACTION_USAGE, localActionSettings } from './remote-actions';
 import { baseImageRef } from './base-image';
 import { formatResults } from './format-results';
 import { gitFacts } from './git-context';
@@ -18,7 +19,8 @@ import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSe
 export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] [-W|--workflow FILE] [-j|--job ID] [-e|--eventpath FILE] [--json]
                     [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--var-file FILE]
                     [--input NAME=VALUE]... [--input-file FILE] [--matrix KEY:VALUE]...
-                    [--action-cache DIR] [--parallel N] [--debug]
+                    [--action-cache DIR] ${REMOTE_ACTION_USAGE}
+                    [--parallel N] [--debug]
                     [--dir DIR] [--image REF] [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION]
                     [--output-limit SIZE] [--writable-root] [--disk 10g|off] [--inodes 1000000]
                     [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...
@@ -90,6 +92,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       matrix: { type: 'string', multiple: true },
       input: { type: 'string', short: 'i', multiple: true },
       'action-cache': { type: 'string' },
+      ...REMOTE_ACTION_OPTIONS,
       parallel: { type: 'string' },
       debug: { type: 'boolean' },
       'allow-domain': { type: 'string', multiple: true },
@@ -123,6 +126,8 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   const parallel = values.parallel === undefined ? 1 : Number(values.parallel);
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new StockadeError('USAGE', `--parallel '${values.parallel}' is not a whole number from 1 to 64`);
   const actionCacheDir = values['action-cache'] ? resolve(values['action-cache']) : env.STOCKADE_ACTION_CACHE;
+  const serverUrl = githubInstanceUrl(values['github-instance']);
+  const remote = localActionSettings(values, env, serverUrl, secrets, () => resolveHostConfig(env).stateDir);
   // Images a job may name besides Stockade's own: --allow-image PATTERN (repeatable, `*` at the end), --allow-digest-pinned.
   const imagePolicy: ImagePolicy = { allow: values['allow-image'] ?? [], allowDigestPinned: !!values['allow-digest-pinned'] };
   // Listing and planning need no sandbox: on a host without `stockade setup` only the runner images are unknown.
@@ -141,7 +146,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   const diagnostics = [...loaded.diagnostics];
   for (const p of plan) {
     if ('error' in p.jobs) diagnostics.push({ file: p.wf.file, line: 1, column: 1, severity: 'error', message: p.jobs.error });
-    else diagnostics.push(...checkRunnable(p.wf, p.jobs, { actionCacheDir, imagePolicy, images }));
+    else diagnostics.push(...checkRunnable(p.wf, p.jobs, { actionCacheDir, imagePolicy, images, ...remote }));
   }
   if (values.list) {
     out.write(listJobs(plan.map((p) => ({ wf: p.wf, jobs: 'error' in p.jobs ? p.wf.jobs : p.jobs })), eventName));
@@ -180,7 +185,6 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
         stepFinished: (job, r) => out.write(`[${job}] ${r.conclusion === 'success' ? '✓' : r.conclusion === 'skipped' ? '-' : '✗'} ${r.name} (${r.conclusion}${r.error ? `: ${r.error}` : ''})\n`),
       };
   const results: JobResult[] = [];
-  const serverUrl = githubInstanceUrl(values['github-instance']);
   const debug = !!values.debug || secrets.ACTIONS_STEP_DEBUG === 'true' || vars.ACTIONS_STEP_DEBUG === 'true';
   const masker = maskerFor(secrets);
   for (const p of plan) {
@@ -201,7 +205,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService, githubApi: githubApiOf(serverUrl), toolCacheDir: toolCacheDirFrom(values['tool-cache']) };
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService, githubApi: githubApiOf(serverUrl), ...remote, toolCacheDir: toolCacheDirFrom(values['tool-cache']) };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.

@@ -12,6 +12,7 @@ import YAML from 'yaml';
 import type { Quota } from '../store';
 import { JobStore } from '../store';
 import { toolCacheDirFrom } from './run-command';
+import { SERVE_REMOTE_ACTION_OPTIONS, actionFetcher, actionPolicyFrom } from './remote-actions';
 import { baseImageRef } from './base-image';
 import { resolveHostConfig } from '../host';
 import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings, githubApiUrls } from '../host';
@@ -27,6 +28,7 @@ export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-fil
                       [--config quotas.yml] [--burst-per-minute 120]
                       [--github-retry-seconds 5] [--github-give-up-seconds 21600] [--disk 10g|off] [--inodes 1000000]
                       [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g] [--tool-cache DIR]
+                      [--action-offline-mode] [--require-sha-pins] [--allow-action-owner OWNER]...
 ${RUNNER_MODE_USAGE}
   environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
 
@@ -70,6 +72,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
       'api-url': { type: 'string' },
       'secrets-file': { type: 'string' },
       'action-cache': { type: 'string' },
+      ...SERVE_REMOTE_ACTION_OPTIONS,
       'reconcile-seconds': { type: 'string' },
       'cancel-github-run': { type: 'boolean' },
       'state-dir': { type: 'string' },
@@ -121,8 +124,10 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     jit: runner?.jit,
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), toolCacheDir: toolCacheDirFrom(values['tool-cache']), githubApi: githubApiUrls(values['api-url'] ?? env.STOCKADE_GITHUB_API_URL ?? 'https://api.github.com'), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, actionPolicy: actionPolicyFrom(values), disk: diskLimitsFrom(values.disk, values.inodes), toolCacheDir: toolCacheDirFrom(values['tool-cache']), githubApi: githubApiUrls(values['api-url'] ?? env.STOCKADE_GITHUB_API_URL ?? 'https://api.github.com'), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
     webhookSecret,
+    // Remote actions are fetched with the installation's token into the host's action cache.
+    fetchAction: values['action-offline-mode'] ? undefined : ((fetcher) => (id: number, owner: string, repo: string, ref: string) => fetcher.fetch(github.actionArchives(id), owner, repo, ref))(actionFetcher(host.stateDir)),
     // A job may name a runner image among its runs-on labels: those labels are this runner's too.
     labels,
     publicUrl: values['public-url'] ?? `http://127.0.0.1:${port}`,

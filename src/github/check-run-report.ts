@@ -22,6 +22,8 @@ export interface JobReport {
   network?: { dnsAllowed: number; dnsRefused: number; connectionsAllowed: number; connectionsRefused: number; bytesOut: number; refusals: string[] };
   /** What the job wrote against its disk limits (added up over the run's jobs). */
   disk?: { bytesUsed: number; bytesLimit: number; inodesUsed: number; inodesLimit: number };
+  /** The remote actions that ran, each with the commit its ref resolved to (what ran, exactly). */
+  actions?: Array<{ uses: string; sha?: string }>;
 }
 
 function cell(s: string): string {
@@ -43,6 +45,7 @@ export function reportSummary(r: JobReport): string {
     const shown = n.refusals.slice(0, 10).map((x) => `- ${cell(x)}`);
     parts.push([`:warning: **${blocked} blocked network attempt${blocked === 1 ? '' : 's'}**: ${cell(n.refusals.slice(0, 3).join('; '))}${n.refusals.length > 3 ? '; …' : ''}`, ...shown].join('\n'));
   }
+  if (r.actions?.length) parts.push(`Actions: ${r.actions.map((a) => `\`${cell(a.uses)}\` ${a.sha ? `at \`${a.sha}\`` : '(offline copy)'}`).join(', ')}`);
   if (r.disk) parts.push(`Disk: ${mib(r.disk.bytesUsed)} of ${mib(r.disk.bytesLimit)}, ${r.disk.inodesUsed} of ${r.disk.inodesLimit} files`);
   if (r.stepSummary.trim()) parts.push(r.stepSummary);
   return cut(parts.join('\n\n'), CHECK_TEXT_LIMIT);

@@ -4,6 +4,7 @@ import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Readable } from 'node:stream';
 import type { Logger } from '../common';
+import { archivesThrough, type ActionArchiveApi } from './action-archives';
 
 const Client = Octokit.plugin(retry, throttling);
 type Client = InstanceType<typeof Client>;
@@ -198,6 +199,11 @@ export class GitHubApi {
   async revokeToken(token: string): Promise<void> {
     const c = new Client({ baseUrl: this.o.baseUrl ?? 'https://api.github.com', auth: token, userAgent: 'stockade', throttle: { enabled: false }, retry: { enabled: false } });
     await c.rest.apps.revokeInstallationAccessToken();
+  }
+
+  /** Remote actions fetched with the installation's token (its rate limit, its private repositories). */
+  actionArchives(installationId: number): ActionArchiveApi {
+    return archivesThrough(this.forInstallation(installationId) as never);
   }
 
   async cancelWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<void> {

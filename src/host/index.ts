@@ -4,3 +4,5 @@ export { imageRef, baseImageRef, imageInputsHash, runnerImageNames, labelImages,
 export { diskLimitsFrom } from './disk-limits';
 export { resultsSettings, type ResultsOptions } from './results-settings';
 export { githubApiUrls, githubApiOf } from './github-urls';
+export { extractTarball, entryPath, DEFAULT_TARBALL_LIMITS, type TarballLimits, type Extracted } from './extract-tarball';
+export { ActionFetcher, ACTION_TARBALL_LIMITS, type FetchedAction } from './action-fetcher';

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { copyTreeIntoVolume, ensureExternalsVolume, readVolumePath, type Sandbox } from '../sandbox';
 import { evaluateCondition, formatDiagnostic, interpolate, parseActionText, type ActionModel, type StepModel } from '../workflow';
 import { JOB_PATHS } from './job-paths';
+import { actionPolicyRefusal } from './action-policy';
 import { LogSink } from './step-log';
 import { executeStep, runScript, scopeStatus, stepContexts, toResult, type Executed, type Scope, type StepDeps, type StepRun, type UsesRunner } from './run-step';
 import type { StepResult } from './types';
@@ -79,9 +80,11 @@ async function resolveAction(deps: StepDeps, run: StepRun, uses: string): Promis
   }
   const cached = run.state.actions.get(uses) as ResolvedAction | undefined;
   if (cached) return cached;
-  const found = cachedActionDir(run.settings.actionCacheDir, uses);
-  if ('error' in found) throw new Error(found.error);
-  const r = parseRemoteUses(uses)!;
+  const r = parseRemoteUses(uses);
+  if (!r) throw new Error(`uses: '${uses}' is not of the form owner/repo[/path]@ref`);
+  const refused = actionPolicyRefusal(r, run.settings.actionPolicy);
+  if (refused) throw new Error(refused);
+  const found = await findAction(run, uses, r);
   const model = await readActionMetadata(found.dir, r.path, uses);
   // A fresh volume holds the copy: nothing a step wrote can redirect the copy, and steps mount it read-only.
   const volume = `stockade-${run.volumes.key}-a${run.state.actions.size + 1}`;
@@ -93,6 +96,23 @@ async function resolveAction(deps: StepDeps, run: StepRun, uses: string): Promis
   const resolved: ResolvedAction = { kind: 'action', model, dir: posix.join(target, r.path), repository: `${r.owner}/${r.repo}`, ref: r.ref };
   run.state.actions.set(uses, resolved);
   return resolved;
+}
+
+/** The offline cache's copy first (the layout operators fill by hand), else the action fetched at its commit. */
+async function findAction(run: StepRun, uses: string, r: { owner: string; repo: string; ref: string }): Promise<{ dir: string }> {
+  const offline = cachedActionDir(run.settings.actionCacheDir, uses);
+  const repoUses = `${r.owner}/${r.repo}@${r.ref}`;
+  const note = (u: import('./types').ActionUsed) => {
+    if (!run.state.actionsUsed.some((x) => x.uses === u.uses)) run.state.actionsUsed.push(u);
+  };
+  if ('dir' in offline) {
+    note({ uses: repoUses, source: 'offline' });
+    return offline;
+  }
+  if (!run.settings.actionSource) throw new Error(offline.error);
+  const fetched = await run.settings.actionSource.fetch(r.owner, r.repo, r.ref);
+  note({ uses: repoUses, sha: fetched.sha, source: 'fetched' });
+  return { dir: fetched.dir };
 }
 
 let nodeVolume: Promise<string> | undefined;

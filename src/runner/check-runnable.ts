@@ -1,5 +1,6 @@
 import { expandMatrix, hasExpression, type ContainerModel, type Diagnostic, type JobModel, type SourcePos, type WorkflowModel } from '../workflow';
-import { cachedActionDir, isCheckout } from './actions';
+import { cachedActionDir, isCheckout, parseRemoteUses } from './actions';
+import { actionPolicyRefusal } from './action-policy';
 import { parseServiceOptions } from './job-services';
 import { resolveWorkingDirectory } from './step-env';
 import type { JobSettings } from './types';
@@ -11,7 +12,7 @@ import { DEFAULT_IMAGE_POLICY, imageRefusal, type ImagePolicy } from './image-po
  * images outside the policy, a `working-directory` outside the job's volumes, and matrices over
  * GitHub's 256 jobs. Values with expressions are checked when they are evaluated.
  */
-export function checkRunnable(wf: WorkflowModel, jobs: JobModel[], settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images'>): Diagnostic[] {
+export function checkRunnable(wf: WorkflowModel, jobs: JobModel[], settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images' | 'actionSource' | 'actionPolicy'>): Diagnostic[] {
   const out: Diagnostic[] = [];
   const err = (pos: SourcePos, message: string) => out.push({ ...pos, severity: 'error', message });
   const policy = settings.imagePolicy ?? DEFAULT_IMAGE_POLICY;
@@ -39,8 +40,15 @@ export function checkRunnable(wf: WorkflowModel, jobs: JobModel[], settings: Pic
         err(step.pos, `uses: ${uses}: Docker container actions are not supported by this runner`);
         continue;
       }
+      const r = parseRemoteUses(uses);
+      const refused = r ? actionPolicyRefusal(r, settings.actionPolicy) : `uses: '${uses}' is not of the form owner/repo[/path]@ref`;
+      if (refused) {
+        err(step.pos, refused);
+        continue;
+      }
+      // Fetched when the step runs; without a source only the offline cache can provide it.
       const found = cachedActionDir(settings.actionCacheDir, uses);
-      if ('error' in found) err(step.pos, found.error);
+      if ('error' in found && !settings.actionSource) err(step.pos, found.error);
     }
   }
   return out;

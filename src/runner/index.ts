@@ -1,4 +1,4 @@
-export type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult, EgressSettings, EgressReport, RunnerSummary, ResultsReport } from './types';
+export type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult, EgressSettings, EgressReport, RunnerSummary, ResultsReport, ActionUsed } from './types';
 export { runJob, maskerFor, type JobDeps, type NeedsResult, type JobInstance } from './run-job';
 export { runWorkflow, selectJobs, findJobInstance } from './run-workflow';
 export { checkRunnable } from './check-runnable';
@@ -12,3 +12,4 @@ export { startJobServices, type JobServices, type ServiceRequest, type ServicesC
 export { LogSink } from './step-log';
 export { startJobResults, resultsJobFor, RESULTS_PORT, type ResultsSettings, type JobResults, type JobResultsContext } from './job-results';
 export { tokenPermissions, type JobTokenSource, type TokenPermissions } from './job-token';
+export { actionPolicyRefusal, type ActionPolicy } from './action-policy';

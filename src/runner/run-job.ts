@@ -51,7 +51,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   deps.observer?.jobStarted?.(job.id, name);
   let volumes: JobVolumes | undefined;
   let diskUsage: import('../sandbox').DiskUsage | undefined;
-  const state: JobState = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: new Map(), containers: 0, preState: new Map(), noRoute: [] };
+  const state: JobState = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: new Map(), actionsUsed: [], containers: 0, preState: new Map(), noRoute: [] };
   const scope: Scope = { steps: {}, inputs: ctx.inputs, envBase: [wf.env, job.env], defaults: [job.defaults, wf.defaults], status: { failed: false }, actionPath: '', depth: 0, deadline: 0 };
   let error: string | undefined;
   let continueOnError = false;
@@ -196,6 +196,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     ...egressOf(net, state),
     ...(diskUsage ? { disk: diskUsage } : {}),
     ...(jobResults ? { results: jobResults.report() } : {}),
+    ...(state.actionsUsed.length ? { actions: state.actionsUsed } : {}),
   };
   deps.observer?.jobFinished?.(result);
   return result;

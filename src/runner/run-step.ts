@@ -55,6 +55,8 @@ export interface JobState {
   extraVolumes: string[];
   /** Resolved `uses:` → where the action sits. */
   actions: Map<string, unknown>;
+  /** Remote actions the job ran, in order of first use. */
+  actionsUsed: import('./types').ActionUsed[];
   /** Step containers created so far (unique names). */
   containers: number;
   /** State a JavaScript action's pre step saved, by step index (STATE_* of its main and post). */

@@ -47,6 +47,15 @@ export interface JobResult {
   disk?: import('../sandbox').DiskUsage;
   /** What the job's steps did with the results service (caches and artifacts), when it had one. */
   results?: ResultsReport;
+  /** The remote actions the job ran, each with the commit it ran at (what ran, exactly). */
+  actions?: ActionUsed[];
+}
+
+export interface ActionUsed {
+  uses: string;
+  /** The commit the ref resolved to; undefined for a copy in the offline cache (no commit known). */
+  sha?: string;
+  source: 'fetched' | 'offline';
 }
 
 /** Per-job counts of the results service. */
@@ -110,6 +119,13 @@ export interface JobSettings {
   disposableSource?: boolean;
   /** Directory holding remote actions as `<owner>/<repo>/<ref>/` (offline action cache); undefined: none. */
   actionCacheDir?: string;
+  /**
+   * Fetches a remote action the offline cache does not hold: its tree on the host and the
+   * commit its ref resolved to. undefined: offline only.
+   */
+  actionSource?: { fetch(owner: string, repo: string, ref: string): Promise<{ dir: string; sha: string }> };
+  /** Which remote actions may run (SHA pins, owners). */
+  actionPolicy?: import('./action-policy').ActionPolicy;
   /**
    * Bytes and inodes all of a job's volumes may use together, enforced by the kernel (a
    * filesystem of its own per job; root only). undefined: no disk limit (the Action without root).

@@ -6,7 +6,7 @@ import { checkRunnable, findJobInstance, readWorkflowFiles, runJob, runWorkflow,
 import type { Sandbox } from '../sandbox';
 import type { JobRow } from '../store';
 import { formatDiagnostic, parseWorkflowText, workflowRunsFor, type Diagnostic, type WorkflowModel } from '../workflow';
-import { extractTarball, type TarballLimits } from './extract-tarball';
+import { extractTarball, type TarballLimits } from '../host';
 import type { AppSpec, JobSpec, WorkflowJobSpec } from './plan-delivery';
 import type { GitHubPort } from './ports';
 
@@ -30,6 +30,14 @@ export interface ExecuteDeps {
   signal?: AbortSignal;
   /** What a repository archive may cost (download and extraction). */
   tarballLimits?: Partial<TarballLimits>;
+  /** Fetches a remote action with the installation's token; undefined: the offline cache only. */
+  fetchAction?(installationId: number, owner: string, repo: string, ref: string): Promise<{ dir: string; sha: string }>;
+}
+
+/** The job's settings with its installation's way to fetch remote actions. */
+function jobSettings(d: ExecuteDeps, row: JobRow): Omit<JobSettings, 'sourceDir'> {
+  const fetch = d.fetchAction;
+  return fetch ? { ...d.settings, actionSource: { fetch: (owner, repo, ref) => fetch(row.installationId, owner, repo, ref) } } : d.settings;
 }
 
 export interface Executed {
@@ -107,7 +115,7 @@ async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<E
     for (const wf of workflows) {
       const jobs = selectJobs(wf);
       if ('error' in jobs) return fail(name, jobs.error);
-      const problems = checkRunnable(wf, jobs, d.settings);
+      const problems = checkRunnable(wf, jobs, jobSettings(d, row));
       if (problems.length) return invalid(name, 'the workflow cannot run here', problems);
       const ctx: RunContext = {
         repository: row.repository,
@@ -128,7 +136,7 @@ async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<E
         inputs: {},
         debug: false,
       };
-      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...d.settings, sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, spec.fromFork) })));
+      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...jobSettings(d, row), sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, spec.fromFork) })));
     }
     return { report: reportOf(name, results), log: lines.join('\n') };
   } catch (e) {
@@ -154,7 +162,15 @@ function reportOf(name: string, results: JobResult[]): JobReport {
     annotations: results.flatMap((j) => j.steps.flatMap((s) => s.annotations)),
     ...networkOf(results),
     ...diskOf(results),
+    ...actionsOf(results),
   };
+}
+
+/** The remote actions the run's jobs ran, each once, with its commit. */
+function actionsOf(results: JobResult[]): Pick<JobReport, 'actions'> {
+  const seen = new Map<string, { uses: string; sha?: string }>();
+  for (const a of results.flatMap((j) => j.actions ?? [])) if (!seen.has(a.uses)) seen.set(a.uses, { uses: a.uses, sha: a.sha });
+  return seen.size ? { actions: [...seen.values()] } : {};
 }
 
 /** The largest disk use of the run's jobs (each job has a disk of its own). */
@@ -216,13 +232,13 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     const ctx = { ...workflowJobContext(row, spec, run, wf.name ?? run.path, fork ? {} : d.secrets(row.repository)), vars: fork ? {} : await d.github.listVariables(row.installationId, spec.owner, spec.repo) };
     const instance = findJobInstance(wf, spec.jobName, ctx);
     if ('error' in instance) return fail(spec.jobName, instance.error);
-    const problems = checkRunnable(wf, [instance.job], d.settings);
+    const problems = checkRunnable(wf, [instance.job], jobSettings(d, row));
     if (problems.length) return invalid(spec.jobName, 'the workflow cannot run here', problems);
     await rm(dir, { recursive: true, force: true });
     await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir, d.tarballLimits);
     const { lines, observer } = logCollector(d);
     const needs = Object.fromEntries(instance.job.needs.map((n) => [n, { result: 'success' as const, outputs: {} }]));
-    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...d.settings, sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, fork) }, needs);
+    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...jobSettings(d, row), sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, fork) }, needs);
     const report = reportOf(result.name, [result]);
     return { report, log: lines.join('\n') };
   } catch (e) {

@@ -9,7 +9,7 @@ import { completedFields, annotationBatches, type JobReport } from '../github';
 import type { EgressSettings, JobSettings } from '../runner';
 import type { Sandbox } from '../sandbox';
 import type { JobRow, JobStore, Quota } from '../store';
-import { executeJob } from './execute-job';
+import { executeJob, type ExecuteDeps } from './execute-job';
 import { refusedBeforeQueue } from './precheck';
 import { checkLogSignature, logUrl } from './log-link';
 import { planDelivery, type JobSpec, type PlannedJob, type Priorities, type RunnerMode } from './plan-delivery';
@@ -51,6 +51,8 @@ export interface ServerOptions {
   quotaDefaults?: (scope: string) => Quota;
   /** The widest egress of a repository's jobs (config `egress:`); undefined or an empty allowlist: no network. */
   egressFor?: (repository: string) => EgressSettings | undefined;
+  /** Fetches remote actions with an installation's token (into the host's action cache); undefined: offline only. */
+  fetchAction?: ExecuteDeps['fetchAction'];
   /** Port of the admin API, /metrics and /readyz (its own listener); undefined: no admin listener. */
   adminPort?: number;
   /** @default 127.0.0.1 */
@@ -89,6 +91,13 @@ export class StockadeServer {
   private stopped = false;
   /** Jobs whose final report is being sent (each at most once at a time). */
   private readonly reporting = new Set<string>();
+
+  /** The settings a job is checked against before it is queued: remote actions count as available when they can be fetched. */
+  private prechecked(): ServerOptions['settings'] {
+    const fetch = this.o.fetchAction;
+    if (!fetch) return this.o.settings;
+    return { ...this.o.settings, actionSource: { fetch: () => Promise.reject(new Error('fetched per installation when the job runs')) } };
+  }
 
   constructor(private readonly o: ServerOptions) {
     this.metrics = new ServerMetrics(o.store);
@@ -393,7 +402,7 @@ export class StockadeServer {
       const payload = () => JSON.parse(this.o.store.getDelivery(row.deliveryGuid)?.payload ?? '{}') as Record<string, unknown>;
       // In runner mode GitHub's runner reads the workflow (actions, containers); the hook judges each step.
       const viaRunner = !!this.o.jit && spec.mode === 'workflow_job';
-      const refused = earlier === undefined && !viaRunner ? await refusedBeforeQueue(this.o.github, row, spec, this.o.settings, payload(), this.o.logger) : undefined;
+      const refused = earlier === undefined && !viaRunner ? await refusedBeforeQueue(this.o.github, row, spec, this.prechecked(), payload(), this.o.logger) : undefined;
       if (refused) {
         this.o.store.transition(row.key, 'failed', { result: JSON.stringify(refused) });
         return;
@@ -459,6 +468,7 @@ export class StockadeServer {
         logger: log,
         settings: this.o.settings,
         egressFor: this.o.egressFor,
+        fetchAction: this.o.fetchAction,
         workDir: this.o.workDir,
         secrets: this.o.secrets,
         payloadOf: (guid) => JSON.parse(this.o.store.getDelivery(guid)?.payload ?? '{}') as Record<string, unknown>,

@@ -85,6 +85,10 @@ export interface FakeRepo {
   /** Archives by commit: a ref found here is served its own archive (and tree), others `tarball`. */
   tarballs?: Record<string, Buffer>;
   runs: Record<number, { path: string; event: string; head_sha: string; fork?: boolean }>;
+  /** Branch and tag names → commit (repos/get-commit resolves them). */
+  refs?: Record<string, string>;
+  /** Anonymous GETs are answered, as GitHub answers them for a public repository. */
+  public?: boolean;
 }
 
 type Handler = (r: RecordedRequest, res: ServerResponse) => void;
@@ -267,7 +271,8 @@ export class FakeGitHub {
     this.requests.push(rec);
     const isAppCall = route.template.startsWith('/app');
     const bearer = auth.replace(/^(token|bearer) /i, '');
-    if (isAppCall ? !this.checkJwt(auth) : !this.tokens.has(bearer)) {
+    const anonymousRead = !auth && method === 'GET' && !!this.repos.get(`${params.owner}/${params.repo}`)?.public;
+    if (!anonymousRead && (isAppCall ? !this.checkJwt(auth) : !this.tokens.has(bearer))) {
       return void res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Bad credentials' }));
     }
     const scoped = isAppCall ? undefined : this.scopedTokens.get(bearer);
@@ -381,6 +386,13 @@ export class FakeGitHub {
     'actions/list-repo-organization-variables': (r, res) => {
       const v = this.variables.get(`${r.params.owner}/${r.params.repo}`)?.org ?? [];
       this.json(res, 200, { total_count: v.length, variables: v.map((x) => ({ ...x, created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z', visibility: 'all' })) });
+    },
+    'repos/get-commit': (r, res) => {
+      const repo = this.repo(r);
+      const ref = r.params.ref ?? '';
+      const sha = /^[0-9a-f]{40}$/.test(ref) ? ref : repo?.refs?.[ref];
+      if (!repo || !sha) return this.json(res, 422, { message: `No commit found for SHA: ${ref}`, documentation_url: 'https://docs.github.com/rest/commits/commits#get-a-commit' });
+      this.json(res, 200, { sha, node_id: 'C_x', url: '', html_url: '', commit: { message: 'x', tree: { sha: sha, url: '' } }, parents: [], files: [] });
     },
     'repos/get': (r, res) => this.json(res, 200, { id: 1, name: r.params.repo, full_name: `${r.params.owner}/${r.params.repo}`, private: false, default_branch: 'main', owner: { login: r.params.owner } }),
     'issues/create-comment': (r, res) => {

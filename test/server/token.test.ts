@@ -7,12 +7,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { endWorld, deliver, examplePayload, makeWorld, setDiagnostics, startServer, until, type ServerProcess, type World } from './helpers';
 
 const SHA = 'c'.repeat(40);
+const GREET_SHA = 'd'.repeat(40);
 const WORKFLOW = `name: Token
 on: push
 permissions:
@@ -28,6 +30,7 @@ jobs:
             const r = await github.rest.issues.createComment({ owner: context.repo.owner, repo: context.repo.repo, issue_number: 7, body: 'hello from ' + context.job });
             core.setOutput('url', r.data.html_url);
             return r.data.id;
+      - uses: acme/greet@v1
       - run: echo "vars env=\${{ vars.DEPLOY_ENV }} org=\${{ vars.ORG_ONLY }}"
       - run: echo "comment at \${{ steps.gs.outputs.url }} result=\${{ steps.gs.outputs.result }} token=[\${{ github.token }}] same=\${{ github.token == secrets.GITHUB_TOKEN }}"
   readonly:
@@ -65,6 +68,11 @@ let server: ServerProcess;
 
 before(async () => {
   w = await makeWorld({ '.stockade/workflows/token.yml': WORKFLOW, 'README.md': 'readme\n' }, SHA);
+  // A remote action not in the offline cache: fetched with the installation's token.
+  const src = mkdtempSync(join(tmpdir(), 'stockade-greet-'));
+  mkdirSync(join(src, 'acme-greet-1234567'));
+  writeFileSync(join(src, 'acme-greet-1234567/action.yml'), 'name: greet\nruns:\n  using: composite\n  steps:\n    - shell: bash\n      run: echo "greetings from a fetched action"\n');
+  w.fake.repos.set('acme/greet', { workflows: {}, tarball: spawnSync('tar', ['-czf', '-', '-C', src, 'acme-greet-1234567']).stdout, runs: {}, refs: { v1: GREET_SHA } });
   w.fake.variables.set('octo-org/hello', { repo: [{ name: 'DEPLOY_ENV', value: 'staging' }], org: [{ name: 'DEPLOY_ENV', value: 'prod' }, { name: 'ORG_ONLY', value: 'from-org' }] });
   state = mkdtempSync(join(tmpdir(), 'stockade-token-'));
   server = await startServer(w, state, ['--action-cache', join(process.cwd(), '../shared/real-actions'), '--concurrency', '1']);
@@ -95,6 +103,9 @@ test('each job gets a GITHUB_TOKEN scoped to its repository and permissions, use
 
   // The job with contents: read only: the fake refused the comment (403) and another repository (404); reading its own worked.
   assert.match(text, /denied=failure other=failure/);
+  // The fetched action ran, and the summary says at which commit.
+  assert.match(text, /greetings from a fetched action/);
+  assert.match((run.fields.output as { summary: string }).summary, new RegExp(`Actions: .*\`acme/greet@v1\` at \`${GREET_SHA}\``));
   // vars: the repository's variable over the organisation's of the same name.
   assert.match(text, /vars env=staging org=from-org/);
   assert.match(text, /read octo-org\/hello/);

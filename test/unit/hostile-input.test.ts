@@ -10,7 +10,7 @@ import { pack } from 'tar-stream';
 import Database from 'better-sqlite3';
 import { readFileBeneath, listDirBeneath } from '../../src/common';
 import { readWorkflowFiles } from '../../src/runner';
-import { extractTarball } from '../../src/server/extract-tarball';
+import { extractTarball } from '../../src/host/extract-tarball';
 import { jobWorkDir } from '../../src/server/execute-job';
 import { planDelivery, sameRepository, type AppSpec } from '../../src/server/plan-delivery';
 import { QuotaStore } from '../../src/store/quota-store';

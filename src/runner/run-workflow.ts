@@ -3,6 +3,7 @@ import { evaluateCondition, evaluateValue, expandMatrix, hasExpression, matrixJo
 import { runJob, maskerFor, type JobDeps, type JobInstance } from './run-job';
 import { baseContexts, type NeedsResult } from './job-contexts';
 import type { Conclusion, JobResult, JobSettings, RunContext } from './types';
+import { runCalledWorkflow, type CallTree } from './reusable';
 
 /** The selected jobs and, transitively, the jobs they need, in needs order. */
 export function selectJobs(wf: WorkflowModel, only?: string): JobModel[] | { error: string } {
@@ -37,7 +38,7 @@ function notRun(job: JobModel, name: string, conclusion: Conclusion, matrix: Rec
  * job runs each combination (up to `parallelJobs` and `max-parallel` at once);
  * with fail-fast, a failed combination cancels those not finished.
  */
-export async function runWorkflow(deps: JobDeps, wf: WorkflowModel, jobs: JobModel[], ctx: RunContext, settings: JobSettings): Promise<JobResult[]> {
+export async function runWorkflow(deps: JobDeps, wf: WorkflowModel, jobs: JobModel[], ctx: RunContext, settings: JobSettings, tree: CallTree = { depth: 0, called: new Set() }): Promise<JobResult[]> {
   const byJob = new Map<string, JobResult[]>();
   const all: JobResult[] = [];
   const finish = (r: JobResult) => {
@@ -84,6 +85,25 @@ export async function runWorkflow(deps: JobDeps, wf: WorkflowModel, jobs: JobMod
       const r = notRun(job, job.name ?? job.id, 'failure', {}, masker.mask((e as Error).message));
       results.push(r);
       finish(r);
+      continue;
+    }
+    if (job.call) {
+      // A job that calls a reusable workflow: each instance runs the called workflow's jobs.
+      for (const inst of instances) {
+        const ictx = { ...contexts, matrix: inst.facts.matrix, strategy: inst.facts.strategy };
+        try {
+          const { called, outputs } = await runCalledWorkflow(job, inst.name, ctx, settings, ictx, status, tree, (w2, j2, c2, t2) => runWorkflow(deps, w2, j2, c2, settings, t2));
+          all.push(...called);
+          const folded = foldResults(called);
+          const r: JobResult = { ...notRun(job, inst.name, folded.result, inst.facts.matrix), outputs };
+          results.push(r);
+          finish(r);
+        } catch (e) {
+          const r = notRun(job, inst.name, 'failure', inst.facts.matrix, masker.mask((e as Error).message));
+          results.push(r);
+          finish(r);
+        }
+      }
       continue;
     }
     const width = Math.max(1, Math.min(settings.parallelJobs, maxParallel));

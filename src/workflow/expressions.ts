@@ -31,7 +31,8 @@ export class ExpressionError extends Error {
   }
 }
 
-const CONTEXT_NAMES = ['github', 'env', 'vars', 'secrets', 'inputs', 'matrix', 'strategy', 'needs', 'steps', 'job', 'runner'];
+// `jobs` exists only in a reusable workflow's on.workflow_call.outputs; elsewhere it is empty.
+const CONTEXT_NAMES = ['github', 'env', 'vars', 'secrets', 'inputs', 'matrix', 'strategy', 'needs', 'steps', 'job', 'jobs', 'runner'];
 
 /** Characters a value costs (strings by length, the rest by their JSON form, capped walk). */
 function sizeOf(d: ExpressionData): number {

@@ -72,6 +72,8 @@ export interface JobModel {
   container?: ContainerModel;
   services: Record<string, ContainerModel>;
   steps: StepModel[];
+  /** A job that calls a reusable workflow (`jobs.<id>.uses`) instead of running steps. */
+  call?: { uses: string; with: Record<string, unknown>; secrets: 'inherit' | Record<string, string> };
   /** `permissions:` of the job's GITHUB_TOKEN (over the workflow's). */
   permissions?: import('./permissions').Permissions;
   pos: SourcePos;

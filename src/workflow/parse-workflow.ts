@@ -97,7 +97,7 @@ function toJob(id: string, j: Obj, posOf: (p: Array<string | number>) => SourceP
   if (stepsRaw.length > WORKFLOW_LIMITS.maxStepsPerJob) {
     err(posOf(['jobs', id, 'steps']), `job ${id} has ${stepsRaw.length} steps; the limit is ${WORKFLOW_LIMITS.maxStepsPerJob}`);
   }
-  if (j.uses !== undefined) err(posOf(['jobs', id, 'uses']), `job ${id}: reusable workflows (jobs.${id}.uses) are not supported by this runner`);
+  const call = callOf(id, j, posOf, err);
   const timeout = j['timeout-minutes'] ?? WORKFLOW_LIMITS.defaultJobTimeoutMinutes;
   checkTimeout(timeout, posOf(['jobs', id, 'timeout-minutes']), err);
   const needs = j.needs === undefined ? [] : Array.isArray(j.needs) ? j.needs.map(scalar) : [scalar(j.needs)];
@@ -114,10 +114,30 @@ function toJob(id: string, j: Obj, posOf: (p: Array<string | number>) => SourceP
     outputs: strMap(j.outputs),
     strategy: strategyOf(j.strategy),
     permissions: parsePermissions(j.permissions, posOf(['jobs', id, 'permissions']), err),
+    ...(call ? { call } : {}),
     container: j.container === undefined ? undefined : { ...containerOf(j.container), pos: posOf(['jobs', id, 'container']) },
     services: Object.fromEntries(Object.entries((j.services ?? {}) as Obj).map(([k, v]) => [k, { ...containerOf(v), pos: posOf(['jobs', id, 'services', k]) }])),
     steps: stepsRaw.slice(0, WORKFLOW_LIMITS.maxStepsPerJob).map((s, index) => toStep(s, index, posOf(['jobs', id, 'steps', index]), err, s && typeof s === 'object' && 'working-directory' in s ? posOf(['jobs', id, 'steps', index, 'working-directory']) : undefined)),
     pos: posOf(['jobs', id]),
+  };
+}
+
+/** `jobs.<id>.uses` (a reusable workflow), its `with:` and `secrets:`. */
+function callOf(id: string, j: Obj, posOf: (p: Array<string | number>) => SourcePos, err: Err): JobModel['call'] {
+  if (j.uses === undefined) return undefined;
+  const uses = typeof j.uses === 'string' ? j.uses.trim() : '';
+  const local = /^\.\/\.github\/workflows\/[^/]+\.ya?ml$/.test(uses);
+  const remote = /^[A-Za-z0-9][A-Za-z0-9_.-]*\/[A-Za-z0-9_.-]+\/\.github\/workflows\/[^/@]+\.ya?ml@[A-Za-z0-9_.\/-]+$/.test(uses);
+  if (!local && !remote) err(posOf(['jobs', id, 'uses']), `jobs.${id}.uses: '${uses}' is not ./.github/workflows/FILE.yml or OWNER/REPO/.github/workflows/FILE.yml@REF`);
+  if (Array.isArray(j.steps)) err(posOf(['jobs', id, 'steps']), `job ${id} calls a reusable workflow and cannot have steps`);
+  const w = j.with ?? {};
+  if (typeof w !== 'object' || Array.isArray(w) || w === null) err(posOf(['jobs', id, 'with']), `jobs.${id}.with must be a mapping of inputs`);
+  const sec = j.secrets;
+  if (sec !== undefined && sec !== 'inherit' && (typeof sec !== 'object' || Array.isArray(sec) || sec === null)) err(posOf(['jobs', id, 'secrets']), `jobs.${id}.secrets must be 'inherit' or a mapping of secrets`);
+  return {
+    uses,
+    with: typeof w === 'object' && w && !Array.isArray(w) ? (w as Record<string, unknown>) : {},
+    secrets: sec === 'inherit' ? 'inherit' : sec && typeof sec === 'object' ? strMap(sec) : {},
   };
 }
 

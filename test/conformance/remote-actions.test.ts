@@ -19,6 +19,7 @@ const work = mkdtempSync(join(tmpdir(), 'stockade-remote-actions-'));
 const SHA1 = '1'.repeat(40);
 const SHA2 = '2'.repeat(40);
 const SHA3 = '3'.repeat(40);
+const SHA4 = '4'.repeat(40);
 let fake: FakeGitHub;
 // A name of its own per test run, so the host's action cache starts empty for it.
 const owner = `acme${process.pid}`;
@@ -52,6 +53,14 @@ before(async () => {
   });
   // An archive with a hard link entry: extraction must refuse it (a link's target is never trusted).
   fake.repos.set(`${owner}/evil`, { workflows: {}, tarball: Buffer.alloc(0), tarballs: { [SHA3]: tarball(`${owner}-evil-3333333`, action('evil'), 'ln action.yml hard') }, runs: {}, refs: { v1: SHA3 }, public: true });
+  fake.repos.set(`${owner}/lib`, {
+    workflows: {},
+    tarball: Buffer.alloc(0),
+    tarballs: { [SHA4]: tarball(`${owner}-lib-4444444`, { '.github/workflows/shared.yml': 'on:\n  workflow_call:\n    inputs:\n      who: {type: string, default: nobody}\n    outputs:\n      out:\n        value: ${{ jobs.hi.outputs.o }}\njobs:\n  hi:\n    runs-on: ubuntu-latest\n    outputs:\n      o: ${{ steps.s.outputs.o }}\n    steps:\n      - id: s\n        run: echo "shared workflow greets ${{ inputs.who }} in ${{ github.repository }}" && echo "o=done" >> "$GITHUB_OUTPUT"\n' }) },
+    runs: {},
+    refs: { main: SHA4 },
+    public: true,
+  });
   await fake.start();
 });
 
@@ -150,10 +159,21 @@ test('an unknown ref fails the job with GitHub\'s answer; an archive with a hard
   assert.ok(!existsSync(join(resolveHostConfig(process.env).stateDir, 'actions', owner, 'evil', SHA3)), 'nothing of the refused archive is kept');
 });
 
+test('a reusable workflow of another repository is fetched at its commit and called; its outputs reach the caller', async () => {
+  const dir = mkdtempSync(join(work, 'repo-'));
+  mkdirSync(join(dir, '.github/workflows'), { recursive: true });
+  writeFileSync(join(dir, '.github/workflows/w.yml'), `on: push\njobs:\n  shared:\n    uses: ${owner}/lib/.github/workflows/shared.yml@main\n    with: {who: caller}\n  next:\n    needs: shared\n    runs-on: x\n    steps:\n      - run: echo "got \${{ needs.shared.outputs.out }}"\n`);
+  const r = await run(dir, []);
+  assert.equal(r.code, 0, r.stderr + r.stdout.slice(0, 3000));
+  const log = logOf(parse(r));
+  assert.match(log, /shared workflow greets caller in local\/repo-/);
+  assert.match(log, /got done/);
+});
+
 test('stockade actions list, pull and prune manage the cache', async () => {
   const list = await stockade(['actions', 'list', '--json']);
   assert.equal(list.code, 0, list.stderr);
-  const entries = (JSON.parse(list.stdout) as Array<{ owner: string; sha: string; refs: string[] }>).filter((a) => a.owner === owner);
+  const entries = (JSON.parse(list.stdout) as Array<{ owner: string; repo: string; sha: string; refs: string[] }>).filter((a) => a.owner === owner && a.repo === 'greet');
   assert.deepEqual(entries.map((a) => a.sha).sort(), [SHA1, SHA2]);
   assert.ok(entries.find((a) => a.sha === SHA1)!.refs.includes('v1'));
   const pull = await stockade(['actions', 'pull', `${owner}/greet@v1`]);

@@ -24,7 +24,7 @@ export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] 
                     [--dir DIR] [--image REF] [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION]
                     [--output-limit SIZE] [--writable-root] [--disk 10g|off] [--inodes 1000000]
                     [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...
-                    [--allow-image PATTERN]... [--allow-digest-pinned]
+                    [--allow-image PATTERN]... [--allow-digest-pinned] [--container-map REF=LOCAL]...
                     [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g] [--tool-cache DIR] [--github-instance HOST]
   EVENT is the event to run (default push), as in act; -e is the event's payload file, as in act.
   -l lists the jobs that run on EVENT by stage; -n validates and plans them and starts nothing.
@@ -98,6 +98,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       'allow-domain': { type: 'string', multiple: true },
       'allow-image': { type: 'string', multiple: true },
       'allow-digest-pinned': { type: 'boolean' },
+      'container-map': { type: 'string', multiple: true },
       'upstream-dns': { type: 'string' },
       'permit-range': { type: 'string', multiple: true },
       'results-dir': { type: 'string' },
@@ -129,7 +130,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   const serverUrl = githubInstanceUrl(values['github-instance']);
   const remote = localActionSettings(values, env, serverUrl, secrets, () => resolveHostConfig(env).stateDir);
   // Images a job may name besides Stockade's own: --allow-image PATTERN (repeatable, `*` at the end), --allow-digest-pinned.
-  const imagePolicy: ImagePolicy = { allow: values['allow-image'] ?? [], allowDigestPinned: !!values['allow-digest-pinned'] };
+  const imagePolicy: ImagePolicy = { allow: values['allow-image'] ?? [], allowDigestPinned: !!values['allow-digest-pinned'], map: containerMap(values['container-map']) };
   // Listing and planning need no sandbox: on a host without `stockade setup` only the runner images are unknown.
   const images = (() => {
     try {
@@ -319,4 +320,18 @@ export function toolCacheDirFrom(dir: string | undefined): string | undefined {
   const st = lstatSync(abs, { throwIfNoEntry: false });
   if (!st?.isDirectory()) throw new StockadeError('USAGE', `--tool-cache ${dir} is not a directory`);
   return abs;
+}
+
+/** --container-map REF=LOCAL (repeatable): a registry reference a workflow names, run as a local image. */
+function containerMap(list: string[] | undefined): Record<string, string> | undefined {
+  if (!list?.length) return undefined;
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    const from = item.slice(0, eq).trim().replace(/^docker:\/\//, '');
+    const to = item.slice(eq + 1).trim();
+    if (eq <= 0 || !from || !to || /\s/.test(from + to)) throw new StockadeError('USAGE', `--container-map needs REF=LOCAL, such as node:16-buster-slim=localhost/stockade/node (got '${item.slice(0, 80)}')`);
+    out[from] = to;
+  }
+  return out;
 }

@@ -206,16 +206,18 @@ function readServerConfig(file: string): { quotas: (scope: string) => Quota; pri
   return { egress, quotas, priorities, imagePolicy: readImagePolicy(file, doc.images) };
 }
 
-/** `images: { allow: [PATTERN...], allowDigestPinned: bool }`: images jobs may name besides Stockade's own. */
+/** `images: { allow: [PATTERN...], allowDigestPinned: bool, map: {REF: LOCAL} }`: images jobs may name besides Stockade's own, and registry names mapped to local images. */
 function readImagePolicy(file: string, raw: unknown): ImagePolicy {
   if (raw === undefined || raw === null) return { ...DEFAULT_IMAGE_POLICY };
   const bad = (why: string) => new StockadeError('CONFIG_INVALID', `${file}: images${why}`);
   if (typeof raw !== 'object' || Array.isArray(raw)) throw bad(': must be a mapping');
   const doc = raw as Record<string, unknown>;
-  for (const k of Object.keys(doc)) if (k !== 'allow' && k !== 'allowDigestPinned') throw bad(`.${k}: is unknown; keys are allow, allowDigestPinned`);
+  for (const k of Object.keys(doc)) if (k !== 'allow' && k !== 'allowDigestPinned' && k !== 'map') throw bad(`.${k}: is unknown; keys are allow, allowDigestPinned, map`);
+  const map = doc.map;
+  if (map !== undefined && (typeof map !== 'object' || map === null || Array.isArray(map) || !Object.entries(map).every(([k, v]) => k.length > 0 && k.length < 256 && typeof v === 'string' && v.length > 0 && v.length < 256))) throw bad('.map: must map image references to local image references');
   if (doc.allow !== undefined && (!Array.isArray(doc.allow) || !doc.allow.every((x) => typeof x === 'string' && x.length > 0 && x.length < 256))) throw bad('.allow: must be a list of image references or patterns ending in *');
   if (doc.allowDigestPinned !== undefined && typeof doc.allowDigestPinned !== 'boolean') throw bad('.allowDigestPinned: must be true or false');
-  return { allow: (doc.allow as string[] | undefined) ?? [], allowDigestPinned: doc.allowDigestPinned === true };
+  return { allow: (doc.allow as string[] | undefined) ?? [], allowDigestPinned: doc.allowDigestPinned === true, ...(map ? { map: map as Record<string, string> } : {}) };
 }
 
 /**

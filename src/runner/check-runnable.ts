@@ -4,7 +4,7 @@ import { actionPolicyRefusal } from './action-policy';
 import { parseServiceOptions } from './job-services';
 import { resolveWorkingDirectory } from './step-env';
 import type { JobSettings } from './types';
-import { DEFAULT_IMAGE_POLICY, imageRefusal, type ImagePolicy } from './image-policy';
+import { DEFAULT_IMAGE_POLICY, imageRefusal, mapImage, type ImagePolicy } from './image-policy';
 
 /**
  * Checks what the runner will refuse, before anything runs, so that nothing is half-run:
@@ -70,7 +70,7 @@ function checkContainer(c: ContainerModel, where: string, jobPos: SourcePos, pol
   if (c.ports.length && !service) err(pos, `${where}.ports: ports are not supported: steps have no network of their own to publish`);
   // An image that evaluates to an empty string is not started (GitHub documents it for services).
   if (!hasExpression(c.image) && c.image.trim()) {
-    const why = imageRefusal(c.image, policy, images);
+    const why = imageRefusal(mapImage(c.image, policy), policy, images);
     if (why) err(pos, `${where}: ${why}`);
   }
 }

@@ -8,6 +8,12 @@ export interface ImagePolicy {
   allow: string[];
   /** A reference pinned by digest (`name@sha256:…`) is allowed whatever its name. @default false */
   allowDigestPinned: boolean;
+  /**
+   * Registry references mapped to local images (`node:16-buster-slim` → `localhost/stockade/node`),
+   * as act's -P maps runs-on labels: a workflow written for GitHub names images no registry here serves.
+   * The mapped image meets the policy like any other.
+   */
+  map?: Record<string, string>;
 }
 
 export const DEFAULT_IMAGE_POLICY: ImagePolicy = { allow: [], allowDigestPinned: false };
@@ -25,4 +31,13 @@ export function imageRefusal(image: string, policy: ImagePolicy, labelImages: Re
     if (p === ref || (p.endsWith('*') && ref.startsWith(p.slice(0, -1)))) return undefined;
   }
   return `image '${ref}' is neither one of Stockade's runner images (localhost/stockade/…) nor on the operator's image allowlist${policy.allowDigestPinned ? '' : ' (digest-pinned references are not allowed either)'}; add it with --allow-image or images.allow`;
+}
+
+/** `image` after the operator's map: the reference as written, with docker:// and docker.io/library/ forms matched too. */
+export function mapImage(image: string, policy: ImagePolicy | undefined): string {
+  const ref = image.replace(/^docker:\/\//, '').trim();
+  const map = policy?.map;
+  if (!map) return ref;
+  const short = ref.replace(/^docker\.io\/(library\/)?/, '');
+  return map[ref] ?? map[short] ?? map[`docker.io/library/${short}`] ?? ref;
 }

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { chownSync, mkdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { LABEL_STEP, startServiceContainer, type ServiceContainer, type Sandbox, type StepSpec } from '../sandbox';
+import { isOwnerAlive, LABEL_STEP, startServiceContainer, type ServiceContainer, type Sandbox, type StepSpec } from '../sandbox';
 import { GATEWAY_PREFIX, mintRuntimeToken, ResultsServer, type GatewayTarget, type ResultsEvent, type ResultsJob, type ResultsStore } from '../results';
 import type { Logger } from '../common';
 import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './actions';
@@ -71,8 +71,12 @@ export async function startJobResults(c: JobResultsContext, net: JobNetwork | un
   const job = resultsJobFor(c.ctx, randomUUID());
   const token = await mintRuntimeToken(job, Math.max(60, (c.deadline - Date.now()) / 1000 + 3600));
   c.mask(token);
-  const dir = join(c.settings.socketDir, c.key);
+  // Per runner process, so what a killed runner left is known as its own and removed by the next.
+  const mine = join(c.settings.socketDir, c.sandbox.ownerTag);
   mkdirSync(c.settings.socketDir, { recursive: true, mode: 0o711 });
+  removeDeadOwners(c.settings.socketDir);
+  mkdirSync(mine, { recursive: true, mode: 0o711 });
+  const dir = join(mine, c.key);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { mode: 0o700 });
   const root = process.getuid?.() === 0;
@@ -135,6 +139,13 @@ export async function startJobResults(c: JobResultsContext, net: JobNetwork | un
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/** Socket directories of runner processes that are gone (killed mid-job). */
+function removeDeadOwners(socketDir: string): void {
+  for (const owner of readdirSync(socketDir)) {
+    if (!isOwnerAlive(owner)) rmSync(join(socketDir, owner), { recursive: true, force: true });
   }
 }
 

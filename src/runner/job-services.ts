@@ -1,4 +1,4 @@
-import { DEFAULT_IMAGE_POLICY, imageRefusal } from './image-policy';
+import { DEFAULT_IMAGE_POLICY, imageRefusal, mapImage } from './image-policy';
 import { LABEL_STEP, runStepContainer, startServiceContainer, type ServiceContainer } from '../sandbox';
 import { interpolate, type ContainerModel, type JobStatus } from '../workflow';
 import type { LogSink } from './step-log';
@@ -145,7 +145,7 @@ export async function startJobServices(ctx: ServicesContext, net: JobNetwork, se
     for (const svc of services) {
       const name = svc.name;
       if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) throw new Error(`service name '${name}' is not a valid host name`);
-      const image = svc.image.trim().replace(/^docker:\/\//, '');
+      const image = svc.image.trim() ? mapImage(svc.image, ctx.imagePolicy) : '';
       // GitHub: "If you assign an empty string to image, the service will not start" (conditional services).
       if (!image) {
         sink.write('stdout', `[stockade] service ${name}: its image is empty, so it is not started (as on GitHub)`);

@@ -3,7 +3,7 @@ import { chmod } from 'node:fs/promises';
 import { isStockadeError, type Logger } from '../common';
 import { copyTreeIntoVolume, makeVolumeDir, writeVolumeFile, type Sandbox } from '../sandbox';
 import { evaluateValue, interpolate, SecretMasker, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
-import { DEFAULT_IMAGE_POLICY, imageRefusal } from './image-policy';
+import { DEFAULT_IMAGE_POLICY, imageRefusal, mapImage, type ImagePolicy } from './image-policy';
 import { runPreSteps, runUses } from './actions';
 import { createJobVolumes, type JobVolumes } from './job-volumes';
 import { baseContexts, jobStatus, type InstanceFacts, type NeedsResult } from './job-contexts';
@@ -75,7 +75,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     const deadline = started + timeoutMinutes * 60_000;
     scope.deadline = deadline;
     const chosen = imageForLabels(job, contexts, noSteps, settings);
-    const container = jobContainer(job, contexts, noSteps, chosen.image);
+    const container = jobContainer(job, contexts, noSteps, chosen.image, settings.imagePolicy);
     // An image named through an expression meets the same policy as one written out (checked before the run).
     const refused = job.container ? imageRefusal(container.image, settings.imagePolicy ?? DEFAULT_IMAGE_POLICY, settings.images) : undefined;
     if (refused) throw new Error(`container: ${refused}`);
@@ -257,7 +257,7 @@ function imageForLabels(job: JobModel, contexts: Record<string, unknown>, status
 }
 
 /** The image and env of the job's `container:`; options that would weaken the sandbox are refused. */
-function jobContainer(job: JobModel, contexts: Record<string, unknown>, status: JobStatus, defaultImage: string): { image: string; env: Record<string, string> } {
+function jobContainer(job: JobModel, contexts: Record<string, unknown>, status: JobStatus, defaultImage: string, policy?: ImagePolicy): { image: string; env: Record<string, string> } {
   const c = job.container;
   if (!c) return { image: defaultImage, env: {} };
   const image = interpolate(c.image, contexts, status).trim();
@@ -267,7 +267,7 @@ function jobContainer(job: JobModel, contexts: Record<string, unknown>, status: 
   if (c.ports.length) throw new Error('container.ports is not supported: steps have no network');
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(c.env)) env[k] = interpolate(v, contexts, status);
-  return { image: image.replace(/^docker:\/\//, ''), env };
+  return { image: mapImage(image, policy), env };
 }
 
 function safeInterpolate(text: string, contexts: Record<string, unknown>, status?: JobStatus): string {

@@ -268,7 +268,32 @@ jobs:
     const left = await exec(cmd, args);
     assert.equal(left.code, 0, left.stderr);
     assert.equal(left.stdout.trim(), '');
-    assert.deepEqual(readdirSync(join(host.stateDir, 'results-sockets')), []);
+    // One directory per runner process; a finished job leaves nothing in it, and the next job's
+    // start removes the directories of runners that are gone (killed mid-job by earlier tests).
+    const dirs = readdirSync(join(host.stateDir, 'results-sockets'));
+    for (const d of dirs) assert.deepEqual(readdirSync(join(host.stateDir, 'results-sockets', d)), [], `${d} holds a job's socket`);
+  });
+
+  test('a runner killed mid-job: the next run removes its forwarder and its socket directory', async () => {
+    const host = resolveHostConfig(process.env);
+    const dir = repo('acme/killed', { '.github/workflows/k.yml': 'on: push\njobs:\n  hold:\n    runs-on: x\n    steps:\n      - run: sleep 120\n' });
+    const child = spawn('node', [cli, 'run', '-C', dir, '--results-dir', resultsDir], { stdio: 'ignore' });
+    const sockets = join(host.stateDir, 'results-sockets');
+    const deadline = Date.now() + 60_000;
+    let owner: string | undefined;
+    while (!owner && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      owner = readdirSync(sockets).find((d) => d.startsWith(`${child.pid}.`) && readdirSync(join(sockets, d)).length > 0);
+    }
+    assert.ok(owner, 'the job started its results service');
+    process.kill(child.pid!, 'SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const next = repo('acme/after', { '.github/workflows/n.yml': 'on: push\njobs:\n  n:\n    runs-on: x\n    steps:\n      - run: "true"\n' });
+    const { jobs, all } = await runJobs(next);
+    assert.equal(job(jobs, 'n').conclusion, 'success', all);
+    assert.ok(!readdirSync(sockets).includes(owner), `${owner} was removed`);
+    const [cmd, args] = asRunner(host, ['podman', 'ps', '-a', '--filter', 'label=io.stockade.step=results', '--format', '{{.Names}}']);
+    assert.equal((await exec(cmd, args)).stdout.trim(), '', 'no forwarder is left');
   });
 });
 

@@ -1,4 +1,4 @@
-import { lstatSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
@@ -7,6 +7,7 @@ import { DEFAULT_LIMITS, openSandbox, type ResourceLimits } from '../sandbox';
 import { formatDiagnostic, normalizeOn, type JobModel } from '../workflow';
 import { parse as parseDotenv } from 'dotenv';
 import { REMOTE_ACTION_OPTIONS, REMOTE_ACTION_USAGE, localActionSettings } from './remote-actions';
+import { containerMap, githubInstanceUrl, toolCacheDirFrom } from './run-options';
 import { baseImageRef } from './base-image';
 import { formatResults } from './format-results';
 import { gitFacts } from './git-context';
@@ -303,35 +304,5 @@ function withEventRef<T extends { sha: string; ref: string }>(git: T, eventName:
   const out = { ...git };
   if (typeof event.ref === 'string' && event.ref.startsWith('refs/')) out.ref = event.ref;
   if (typeof event.after === 'string' && /^[0-9a-f]{40}$/.test(event.after)) out.sha = event.after;
-  return out;
-}
-
-/** act's --github-instance: the GitHub Enterprise Server host the workflows believe they run on (github.com by default). */
-function githubInstanceUrl(host: string | undefined): string {
-  if (host === undefined) return 'https://github.com';
-  if (!/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+(:\d{1,5})?$/.test(host)) throw new StockadeError('USAGE', `--github-instance '${host.slice(0, 80)}' is not a host name (like github.example.com)`);
-  return `https://${host.toLowerCase()}`;
-}
-
-/** --tool-cache: an existing directory, reached without a link (its tree is copied into each job's tool cache). */
-export function toolCacheDirFrom(dir: string | undefined): string | undefined {
-  if (dir === undefined) return undefined;
-  const abs = resolve(dir);
-  const st = lstatSync(abs, { throwIfNoEntry: false });
-  if (!st?.isDirectory()) throw new StockadeError('USAGE', `--tool-cache ${dir} is not a directory`);
-  return abs;
-}
-
-/** --container-map REF=LOCAL (repeatable): a registry reference a workflow names, run as a local image. */
-function containerMap(list: string[] | undefined): Record<string, string> | undefined {
-  if (!list?.length) return undefined;
-  const out: Record<string, string> = {};
-  for (const item of list) {
-    const eq = item.indexOf('=');
-    const from = item.slice(0, eq).trim().replace(/^docker:\/\//, '');
-    const to = item.slice(eq + 1).trim();
-    if (eq <= 0 || !from || !to || /\s/.test(from + to)) throw new StockadeError('USAGE', `--container-map needs REF=LOCAL, such as node:16-buster-slim=localhost/stockade/node (got '${item.slice(0, 80)}')`);
-    out[from] = to;
-  }
   return out;
 }

@@ -11,7 +11,7 @@ import { DEFAULT_PRIORITIES, StockadeServer, validateQuota, type Priorities } fr
 import YAML from 'yaml';
 import type { Quota } from '../store';
 import { JobStore } from '../store';
-import { toolCacheDirFrom } from './run-command';
+import { toolCacheDirFrom } from './run-options';
 import { SERVE_REMOTE_ACTION_OPTIONS, actionFetcher, actionPolicyFrom } from './remote-actions';
 import { baseImageRef } from './base-image';
 import { resolveHostConfig } from '../host';

@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import { copyTreeIntoVolume, ensureExternalsVolume, readVolumePath, type Sandbox } from '../sandbox';
 import { evaluateCondition, formatDiagnostic, interpolate, parseActionText, type ActionModel, type StepModel } from '../workflow';
 import { JOB_PATHS } from './job-paths';
+import { NODE_EXTERNALS, nodeVolumeFor } from './externals-volumes';
+export { NODE_EXTERNALS } from './externals-volumes';
 import { actionPolicyRefusal } from './action-policy';
 import { LogSink } from './step-log';
 import { executeStep, runScript, scopeStatus, stepContexts, toResult, type Executed, type Scope, type StepDeps, type StepRun, type UsesRunner } from './run-step';
@@ -14,8 +16,6 @@ import type { StepResult } from './types';
 export const MAX_COMPOSITE_DEPTH = 10;
 /** Where actions copied from the offline cache appear in step containers. */
 const ACTIONS_DIR = '/__w/_actions';
-/** Where the runner's Node.js appears in step containers (GitHub's externals layout). */
-export const NODE_EXTERNALS = '/__e/node20';
 
 export type ResolvedAction = { kind: 'checkout' } | { kind: 'action'; model: ActionModel; dir: string; repository: string; ref: string };
 
@@ -115,37 +115,9 @@ async function findAction(run: StepRun, uses: string, r: { owner: string; repo: 
   return { dir: fetched.dir };
 }
 
-let nodeVolume: Promise<string> | undefined;
-
-/** The read-only externals volume holding the runner's Node.js (for JavaScript actions and the egress sidecar). */
-export async function nodeExternalsVolume(deps: StepDeps, run: StepRun): Promise<string> {
-  return nodeVolumeFor(deps.sandbox, run.settings.nodeBinary);
-}
-
-/** The read-only volume holding this host's Node.js binary (for JavaScript actions and the egress sidecar). */
-export async function nodeVolumeFor(sandbox: Sandbox, binary: string | undefined): Promise<string> {
-  if (!binary) throw new Error('JavaScript actions need Node.js; this runner has no Node.js binary configured');
-  const st = statSync(binary);
-  const name = `stockade-externals-node-${createHash('sha256').update(`${binary}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)}`;
-  nodeVolume ??= ensureExternalsVolume(sandbox.deps.engine, name, { 'bin/node': { source: binary, mode: 0o755 } });
-  await nodeVolume.catch((e: unknown) => {
-    nodeVolume = undefined;
-    throw e;
-  });
-  return name;
-}
-
-/** The read-only volume holding the bundled helper program (dist/sidecar.js: egress sidecar and results forwarder). */
-export async function sidecarVolumeFor(sandbox: Sandbox, script: string): Promise<string> {
-  const st = statSync(script);
-  const name = `stockade-externals-sidecar-${createHash('sha256').update(`${script}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)}`;
-  await ensureExternalsVolume(sandbox.deps.engine, name, { 'sidecar.js': { source: script, mode: 0o444 } });
-  return name;
-}
-
 async function ensureNode(deps: StepDeps, run: StepRun): Promise<void> {
   if (run.state.extraMounts.some((m) => m.target === NODE_EXTERNALS)) return;
-  run.state.extraMounts.push({ volume: await nodeExternalsVolume(deps, run), target: NODE_EXTERNALS, readOnly: true });
+  run.state.extraMounts.push({ volume: await nodeVolumeFor(deps.sandbox, run.settings.nodeBinary), target: NODE_EXTERNALS, readOnly: true });
 }
 
 /** Inputs of an action: `with:` values over evaluated defaults; unknown and missing inputs are warned about, as GitHub does. */

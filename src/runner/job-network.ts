@@ -6,7 +6,7 @@ import type { Logger } from '../common';
 import type { ResourceLimits, Sandbox } from '../sandbox';
 import type { EgressSettings } from './types';
 import type { StepDeps, StepRun } from './run-step';
-import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './actions';
+import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './externals-volumes';
 
 export interface JobNetwork {
   network: string;

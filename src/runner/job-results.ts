@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { isOwnerAlive, LABEL_STEP, startServiceContainer, type ServiceContainer, type Sandbox, type StepSpec } from '../sandbox';
 import { GATEWAY_PREFIX, mintRuntimeToken, ResultsServer, type GatewayTarget, type ResultsEvent, type ResultsJob, type ResultsStore } from '../results';
 import type { Logger } from '../common';
-import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './actions';
+import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './externals-volumes';
 import type { JobNetwork } from './job-network';
 import type { ResultsReport, RunContext } from './types';
 

@@ -161,7 +161,7 @@ export const runUses: UsesRunner = async (deps, run, scope, step, env, contexts,
   const runs = resolved.model.runs;
   if (runs.using === 'composite') {
     if (scope.depth >= MAX_COMPOSITE_DEPTH) throw new Error(`composite actions are nested more than ${MAX_COMPOSITE_DEPTH} deep`);
-    const inner: Scope = { steps: {}, inputs, envBase: [env], defaults: [], status: { failed: false }, actionPath: resolved.dir, depth: scope.depth + 1, deadline };
+    const inner: Scope = { steps: {}, inputs, envBase: [env], defaults: [], status: { failed: false }, actionPath: resolved.dir, depth: scope.depth + 1, deadline, job: scope.job ?? scope };
     const total = nothing();
     for (const s of runs.steps) {
       const r = await executeStep(deps, run, inner, { ...s, index: step.index }, sink, runUses);
@@ -193,7 +193,9 @@ export const runUses: UsesRunner = async (deps, run, scope, step, env, contexts,
   await ensureNode(deps, run);
   const actionScope: Scope = { ...scope, actionPath: resolved.dir };
   const node = `${NODE_EXTERNALS}/bin/node`;
-  const extraEnv = { ...inputEnv(inputs), GITHUB_ACTION_REPOSITORY: resolved.repository, GITHUB_ACTION_REF: resolved.ref, ...stateEnv(run.state.preState.get(step.index) ?? {}) };
+  // A pre step ran only for the job's own steps (never inside a composite action).
+  const pre = scope.depth === 0 ? (run.state.preState.get(step.index) ?? {}) : {};
+  const extraEnv = { ...inputEnv(inputs), GITHUB_ACTION_REPOSITORY: resolved.repository, GITHUB_ACTION_REF: resolved.ref, ...stateEnv(pre) };
   const e = await runScript(deps, run, actionScope, sink, {
     label: String(step.index),
     actionId: step.id ?? `__${uses.replace(/[^A-Za-z0-9_]/g, '_')}`,
@@ -203,14 +205,17 @@ export const runUses: UsesRunner = async (deps, run, scope, step, env, contexts,
     workdir: JOB_PATHS.workspace,
     deadline,
   });
-  if (runs.post && scope.depth === 0) {
-    const saved = { ...(run.state.preState.get(step.index) ?? {}), ...e.state };
+  // Post steps of the job's actions and of actions inside composite ones: at the job's end, in reverse order.
+  if (runs.post) {
+    const saved = { ...pre, ...e.state };
     const postName = `Post ${step.name ?? uses}`;
     run.state.post.push({
       name: postName,
       run: async () => {
         const postSink = new LogSink(run.state.masker, (stream, text) => deps.observer?.line?.(run.job.id, postName, stream, text));
-        const st = scopeStatus(run, scope, deps.signal);
+        // post-if sees the job's status then (a composite's own flag says only what its steps did).
+        const jobScope = scope.job ?? scope;
+        const st = scopeStatus(run, jobScope, deps.signal);
         if (!evaluateCondition(runs.postIf ?? 'always()', { ...stepContexts(run, scope), env }, st)) return toResult(run, step.index, undefined, postName, postSink, undefined, false);
         deps.observer?.stepStarted?.(run.job.id, { index: step.index, name: postName });
         const pe = await runScript(deps, run, actionScope, postSink, {

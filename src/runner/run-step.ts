@@ -79,6 +79,8 @@ export interface Scope {
   /** Nesting of composite actions. */
   depth: number;
   deadline: number;
+  /** The job's scope, when this is a composite action's (post steps run at the job's end, under its status). */
+  job?: Scope;
 }
 
 export interface StepRun {

@@ -162,12 +162,44 @@ function evaluateName(name: string, contexts: Record<string, unknown>, status: J
   }
 }
 
-/** Evaluates expressions anywhere inside a matrix as written (values may be `${{ }}`). */
+/**
+ * Evaluates expressions anywhere inside a matrix as written, as GitHub does: values, keys
+ * (`${{ needs.a.outputs.key }}: [1, 2]`), a list item whose expression gives a list (spliced into
+ * the list), and the `${{ insert }}` key, whose mapping value is merged into the mapping around it.
+ */
 function evaluateDeep(v: unknown, contexts: Record<string, unknown>, status: JobStatus): unknown {
   if (typeof v === 'string') return hasExpression(v) ? evaluateValue(v, contexts, status) : v;
-  if (Array.isArray(v)) return v.map((x) => evaluateDeep(x, contexts, status));
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, evaluateDeep(x, contexts, status)]));
+  if (Array.isArray(v)) {
+    const out: unknown[] = [];
+    for (const x of v) {
+      const e = evaluateDeep(x, contexts, status);
+      if (typeof x === 'string' && isWholeExpression(x) && Array.isArray(e)) out.push(...e);
+      else out.push(e);
+    }
+    return out;
+  }
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const value = evaluateDeep(x, contexts, status);
+      if (/^\$\{\{\s*insert\s*\}\}$/.test(k)) {
+        if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('${{ insert }} needs a mapping to merge');
+        Object.assign(out, value);
+        continue;
+      }
+      const key = hasExpression(k) ? String(evaluateValue(k, contexts, status)) : k;
+      if (!key) throw new Error(`matrix key '${k}' evaluates to an empty string`);
+      out[key] = value;
+    }
+    return out;
+  }
   return v;
+}
+
+/** `${{ expr }}` and nothing around it. */
+function isWholeExpression(text: string): boolean {
+  const t = text.trim();
+  return t.startsWith('${{') && t.endsWith('}}') && t.indexOf('${{', 3) === -1;
 }
 
 /**

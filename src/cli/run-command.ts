@@ -9,6 +9,7 @@ import { parse as parseDotenv } from 'dotenv';
 import { REMOTE_ACTION_OPTIONS, REMOTE_ACTION_USAGE, localActionSettings } from './remote-actions';
 import { containerMap, githubInstanceUrl, toolCacheDirFrom } from './run-options';
 import { baseImageRef } from './base-image';
+import { asRunner } from './exec';
 import { formatResults } from './format-results';
 import { gitFacts } from './git-context';
 import { resolveHostConfig } from '../host';
@@ -207,7 +208,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService, githubApi: githubApiOf(serverUrl), ...remote, toolCacheDir: toolCacheDirFrom(values['tool-cache']) };
+    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService, githubApi: githubApiOf(serverUrl), ...remote, toolCacheDir: toolCacheDirFrom(values['tool-cache']), podmanUser: (args: string[]) => asRunner(host, args) };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.

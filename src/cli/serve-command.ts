@@ -14,6 +14,7 @@ import { JobStore } from '../store';
 import { toolCacheDirFrom } from './run-options';
 import { SERVE_REMOTE_ACTION_OPTIONS, actionFetcher, actionPolicyFrom } from './remote-actions';
 import { baseImageRef } from './base-image';
+import { asRunner } from './exec';
 import { resolveHostConfig } from '../host';
 import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings, githubApiUrls } from '../host';
 import { narrowAllowlist, normalizeDomainPattern, validatePolicy } from '../egress';
@@ -124,7 +125,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     jit: runner?.jit,
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, actionPolicy: actionPolicyFrom(values), disk: diskLimitsFrom(values.disk, values.inodes), toolCacheDir: toolCacheDirFrom(values['tool-cache']), githubApi: githubApiUrls(values['api-url'] ?? env.STOCKADE_GITHUB_API_URL ?? 'https://api.github.com'), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, actionPolicy: actionPolicyFrom(values), disk: diskLimitsFrom(values.disk, values.inodes), toolCacheDir: toolCacheDirFrom(values['tool-cache']), podmanUser: (args: string[]) => asRunner(host, args), githubApi: githubApiUrls(values['api-url'] ?? env.STOCKADE_GITHUB_API_URL ?? 'https://api.github.com'), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
     webhookSecret,
     // Remote actions are fetched with the installation's token into the host's action cache.
     fetchAction: values['action-offline-mode'] ? undefined : ((fetcher) => (id: number, owner: string, repo: string, ref: string) => fetcher.fetch(github.actionArchives(id), owner, repo, ref))(actionFetcher(host.stateDir)),

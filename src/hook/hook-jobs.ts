@@ -8,7 +8,7 @@ import { SecretMasker } from '../workflow';
 import type { HookContainer, HookInput, ScriptStepArgs } from './hook-input';
 import { planJobContainer, type JobContainerPlan } from './job-plan';
 import { planContainerStep, planServices } from './step-plan';
-import { buildActionImage } from './build-action';
+import { buildActionImage } from '../runner';
 import { checkRunnerMounts, checkRunnerReads, handOver, recheckBinds, type RunnerDirs } from './runner-dirs';
 
 /** What one hook call answers: lines for the runner's log, the exit code, the response file's content. */
@@ -216,7 +216,7 @@ export class HookJobs {
       const built = await buildActionImage(
         { sandbox: this.o.sandbox, policy: this.o.policy, images: this.o.images, asPodmanUser: this.o.asPodmanUser, seccompProfilePath: this.o.sandbox.seccompProfilePath, limits: this.o.limits },
         c.dockerfile,
-        job.dirs.work,
+        posix.join(job.dirs.work, '_actions'),
         emit,
         signal,
       );

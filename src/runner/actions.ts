@@ -8,6 +8,7 @@ import { JOB_PATHS } from './job-paths';
 import { NODE_EXTERNALS, nodeVolumeFor } from './externals-volumes';
 export { NODE_EXTERNALS } from './externals-volumes';
 import { actionPolicyRefusal } from './action-policy';
+import { runDockerAction } from './docker-action';
 import { LogSink } from './step-log';
 import { executeStep, runScript, scopeStatus, stepContexts, toResult, type Executed, type Scope, type StepDeps, type StepRun, type UsesRunner } from './run-step';
 import type { StepResult } from './types';
@@ -17,7 +18,7 @@ export const MAX_COMPOSITE_DEPTH = 10;
 /** Where actions copied from the offline cache appear in step containers. */
 const ACTIONS_DIR = '/__w/_actions';
 
-export type ResolvedAction = { kind: 'checkout' } | { kind: 'action'; model: ActionModel; dir: string; repository: string; ref: string };
+export type ResolvedAction = { kind: 'checkout' } | { kind: 'action'; model: ActionModel; dir: string; repository: string; ref: string; hostDir: string; hostRoot: string };
 
 const REMOTE = /^([A-Za-z0-9][A-Za-z0-9_.-]*)\/([A-Za-z0-9_.-]+)((?:\/[A-Za-z0-9_.-]+)*)@([A-Za-z0-9_.\/-]+)$/;
 
@@ -67,14 +68,15 @@ async function readActionMetadata(root: string, path: string, uses: string): Pro
 
 async function resolveAction(deps: StepDeps, run: StepRun, uses: string): Promise<ResolvedAction> {
   if (isCheckout(uses)) return { kind: 'checkout' };
-  if (uses.startsWith('docker://')) throw new Error(`uses: ${uses}: Docker container actions are not supported by this runner`);
+  // `uses: docker://IMAGE`: the image itself is the action; with.entrypoint and with.args say how it runs.
+  if (uses.startsWith('docker://')) return { kind: 'action', model: { name: uses, inputs: {}, outputs: {}, runs: { using: 'docker', image: uses, args: [], env: {} } }, dir: '', repository: '', ref: '', hostDir: '', hostRoot: '' };
   if (uses.startsWith('./') || uses === '.') {
     const rel = posix.normalize(uses);
     if (rel.startsWith('../')) throw new Error(`uses: ${uses} leaves the workspace`);
     for (const name of ['action.yml', 'action.yaml']) {
       const r = await readVolumePath(run.volumes.mountpoint.workspace, posix.join(rel, name), 1024 * 1024);
       if (!r.ok) throw new Error(`uses: ${uses}: ${r.error}`);
-      if (r.text) return { kind: 'action', model: parseMetadata(posix.join(rel, name), r.text), dir: posix.join(JOB_PATHS.workspace, rel), repository: run.ctx.repository, ref: '' };
+      if (r.text) return { kind: 'action', model: parseMetadata(posix.join(rel, name), r.text), dir: posix.join(JOB_PATHS.workspace, rel), repository: run.ctx.repository, ref: '', hostDir: join(run.volumes.mountpoint.workspace, rel), hostRoot: run.volumes.mountpoint.workspace };
     }
     throw new Error(`uses: ${uses}: no action.yml or action.yaml in ${rel} of the workspace (did a checkout step run?)`);
   }
@@ -93,7 +95,7 @@ async function resolveAction(deps: StepDeps, run: StepRun, uses: string): Promis
   await copyTreeIntoVolume(found.dir, mountpoint, run.volumes.owner);
   const target = posix.join(ACTIONS_DIR, r.owner, r.repo, r.ref);
   run.state.extraMounts.push({ volume, target, readOnly: true });
-  const resolved: ResolvedAction = { kind: 'action', model, dir: posix.join(target, r.path), repository: `${r.owner}/${r.repo}`, ref: r.ref };
+  const resolved: ResolvedAction = { kind: 'action', model, dir: posix.join(target, r.path), repository: `${r.owner}/${r.repo}`, ref: r.ref, hostDir: join(mountpoint, r.path), hostRoot: mountpoint };
   run.state.actions.set(uses, resolved);
   return resolved;
 }
@@ -135,6 +137,11 @@ function actionInputs(model: ActionModel, withValues: Record<string, string>, co
     if (i.required && !(k in withValues) && i.default === undefined) sink.write('stdout', `##[warning]Input required and not supplied: ${k}`);
   }
   return inputs;
+}
+
+/** `with.args` of a `docker://` step as the runner splits it: on spaces, with double quotes grouping. */
+function splitArgs(text: string): string[] {
+  return [...text.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
 }
 
 function inputEnv(inputs: Record<string, string>): Record<string, string> {
@@ -189,6 +196,12 @@ export const runUses: UsesRunner = async (deps, run, scope, step, env, contexts,
       if (total.reason === 'exit' && total.exitCode === 0) total.reason = 'error';
     }
     return total;
+  }
+  if (runs.using === 'docker') {
+    // For `uses: docker://…` GitHub takes the entry point and arguments from with:.
+    const docker = uses.startsWith('docker://') ? { ...runs, entrypoint: withValues.entrypoint || undefined, args: withValues.args ? splitArgs(withValues.args) : [] } : runs;
+    const ins = uses.startsWith('docker://') ? Object.fromEntries(Object.entries(withValues).filter(([k]) => k !== 'args' && k !== 'entrypoint')) : inputs;
+    return runDockerAction(deps, run, scope, step, { runs: docker, hostDir: resolved.hostDir, hostRoot: resolved.hostRoot }, ins, inputEnv(ins), env, contexts, sink, deadline);
   }
   await ensureNode(deps, run);
   const actionScope: Scope = { ...scope, actionPath: resolved.dir };

@@ -37,7 +37,9 @@ export function checkRunnable(wf: WorkflowModel, jobs: JobModel[], settings: Pic
       const uses = step.uses;
       if (!uses || isCheckout(uses) || uses.startsWith('./') || uses === '.') continue;
       if (uses.startsWith('docker://')) {
-        err(step.pos, `uses: ${uses}: Docker container actions are not supported by this runner`);
+        // The image runs as the step's container: the image policy decides, as for container:.
+        const why = hasExpression(uses) ? undefined : imageRefusal(mapImage(uses, policy), policy, settings.images);
+        if (why) err(step.pos, `uses: ${uses}: ${why}`);
         continue;
       }
       const r = parseRemoteUses(uses);

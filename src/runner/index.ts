@@ -13,3 +13,4 @@ export { LogSink } from './step-log';
 export { startJobResults, resultsJobFor, RESULTS_PORT, type ResultsSettings, type JobResults, type JobResultsContext } from './job-results';
 export { tokenPermissions, type JobTokenSource, type TokenPermissions } from './job-token';
 export { actionPolicyRefusal, type ActionPolicy } from './action-policy';
+export { buildActionImage, fromImages, BUILD_LIMITS, type BuildDeps } from './build-action';

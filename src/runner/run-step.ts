@@ -259,6 +259,8 @@ export interface ScriptRun {
   /** A script file written into the temp volume, passed to argv. */
   script?: { text: string; extension: string };
   argv(scriptPath?: string): string[];
+  /** The image the container runs (a Docker action's); the job's otherwise. */
+  image?: string;
   env: Record<string, string>;
   /** Extra standard variables (INPUT_*, STATE_*, GITHUB_ACTION_PATH). */
   extraEnv?: Record<string, string>;
@@ -283,7 +285,7 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
   const timeoutMs = Math.max(100, Math.min(s.deadline - Date.now(), run.settings.limits.timeoutMs));
   const spec: StepSpec = {
     name: `stockade-${run.volumes.key}-${++run.state.containers}`,
-    image: run.image,
+    image: s.image ?? run.image,
     argv: s.argv(scriptPath),
     env: fullEnv,
     workdir: s.workdir,

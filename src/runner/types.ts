@@ -124,6 +124,8 @@ export interface JobSettings {
    * commit its ref resolved to. undefined: offline only.
    */
   actionSource?: { fetch(owner: string, repo: string, ref: string): Promise<{ dir: string; sha: string }> };
+  /** argv that runs a command as the Podman user (the CLI's asRunner): with it, Dockerfile actions are built. */
+  podmanUser?: (args: string[]) => [string, string[]];
   /** Which remote actions may run (SHA pins, owners). */
   actionPolicy?: import('./action-policy').ActionPolicy;
   /**

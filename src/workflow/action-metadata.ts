@@ -20,7 +20,22 @@ export interface ActionModel {
   outputs: Record<string, string>;
   runs:
     | { using: 'composite'; steps: StepModel[] }
-    | { using: 'node'; version: string; main: string; pre?: string; post?: string; preIf?: string; postIf?: string };
+    | { using: 'node'; version: string; main: string; pre?: string; post?: string; preIf?: string; postIf?: string }
+    | DockerRuns;
+}
+
+/** `runs:` of a Docker container action (https://docs.github.com/en/actions/sharing-automations/creating-actions/metadata-syntax-for-github-actions#runs-for-docker-container-actions). */
+export interface DockerRuns {
+  using: 'docker';
+  /** `Dockerfile` (a path in the action) or `docker://IMAGE`. */
+  image: string;
+  entrypoint?: string;
+  args: string[];
+  env: Record<string, string>;
+  preEntrypoint?: string;
+  postEntrypoint?: string;
+  preIf?: string;
+  postIf?: string;
 }
 
 const NODE_VERSIONS = ['node12', 'node16', 'node20', 'node24'];
@@ -74,9 +89,15 @@ export function parseActionText(file: string, content: string): { value?: Action
     const str = (k: string) => (typeof runs[k] === 'string' ? (runs[k] as string) : undefined);
     runsModel = { using: 'node', version: using, main: str('main') ?? '', pre: str('pre'), post: str('post'), preIf: str('pre-if'), postIf: str('post-if') };
   } else if (using === 'docker') {
-    err(posOf(['runs', 'using']), 'Docker container actions are not supported by this runner (no registry is reachable and building an action image from a pull request is not sandboxed)');
+    const str = (k: string) => (typeof runs[k] === 'string' ? (runs[k] as string) : undefined);
+    const image = str('image') ?? '';
+    if (!image) err(posOf(['runs']), 'a docker action needs runs.image (a Dockerfile in the action, or docker://IMAGE)');
+    const args = runs.args === undefined ? [] : Array.isArray(runs.args) ? runs.args.map((a) => String(a)) : undefined;
+    if (!args) err(posOf(['runs', 'args']), 'runs.args must be a list');
+    const env = runs.env && typeof runs.env === 'object' && !Array.isArray(runs.env) ? Object.fromEntries(Object.entries(runs.env as Obj).map(([k, v]) => [k, String(v)])) : {};
+    runsModel = { using: 'docker', image, entrypoint: str('entrypoint'), args: args ?? [], env, preEntrypoint: str('pre-entrypoint'), postEntrypoint: str('post-entrypoint'), preIf: str('pre-if'), postIf: str('post-if') };
   } else {
-    err(posOf(['runs', 'using']), `runs.using '${using}' is not one of composite, ${NODE_VERSIONS.join(', ')}`);
+    err(posOf(['runs', 'using']), `runs.using '${using}' is not one of composite, docker, ${NODE_VERSIONS.join(', ')}`);
   }
   if (diagnostics.length || !runsModel) return { diagnostics };
   return { value: { name: String(js.name ?? ''), inputs, outputs, runs: runsModel }, diagnostics };

@@ -11,5 +11,5 @@ export { parseWorkflowCommand, toAnnotation, type Annotation, type AnnotationLev
 export { SecretMasker, MASK } from './secret-masker';
 export { expandMatrix, matrixJobName, MAX_MATRIX_JOBS, type MatrixCombination } from './matrix';
 export { workflowRunsFor, normalizeOn, filterPatternToRegExp, type TriggerDecision, type TriggerFacts } from './triggers';
-export { parseActionText, type ActionModel, type ActionInput } from './action-metadata';
+export { parseActionText, type ActionModel, type ActionInput, type DockerRuns } from './action-metadata';
 export { parsePermissions, DEFAULT_PERMISSIONS, PERMISSION_SCOPES, type Permissions, type PermissionScope, type PermissionLevel } from './permissions';

@@ -140,11 +140,12 @@ describe('conformance', { concurrency: 2 }, () => {
         mkdirSync(join(dir, '.github/workflows'), { recursive: true });
         const wfFile = `.github/workflows/${name}.yml`;
         writeFileSync(join(dir, wfFile), readFileSync(join(casesDir, `${name}.yml`)));
+        // {dir}, {image} and {http-image} stand for this run's directory and images, in args and files alike.
+        const subst = (a: string) => a.replaceAll('{dir}', dir).replaceAll('{image}', image).replaceAll('{http-image}', httpImage);
         for (const [path, content] of Object.entries(expect.files ?? {})) {
           mkdirSync(dirname(join(dir, path)), { recursive: true });
-          writeFileSync(join(dir, path), content, { mode: path.endsWith('.sh') ? 0o755 : 0o644 });
+          writeFileSync(join(dir, path), subst(content), { mode: path.endsWith('.sh') ? 0o755 : 0o644 });
         }
-        const subst = (a: string) => a.replaceAll('{dir}', dir).replaceAll('{image}', image).replaceAll('{http-image}', httpImage);
         const args = ['-C', dir, ...(expect.discover ? [] : ['--workflow', wfFile]), '--json', '--event', expect.event ?? 'push', ...(expect.args ?? []).map(subst)];
         if (expect.eventPayload) {
           writeFileSync(join(dir, 'event.json'), JSON.stringify(expect.eventPayload));

@@ -7,7 +7,7 @@
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
@@ -77,6 +77,7 @@ const job = (jobs: JsonJob[], id: string) => {
 const logOf = (j: JsonJob) => j.steps.flatMap((s) => s.log).join('\n');
 
 before(async () => {
+  assert.ok(existsSync(join(realActions, 'actions/cache/v5.0.5/action.yml')), `${realActions} holds the published actions (shared/ beside the checkout)`);
   // @actions/artifact as upload-artifact and download-artifact ship it: one bundled file.
   const src = join(work, 'artifact-action.mjs');
   writeFileSync(

@@ -150,13 +150,17 @@ test('expressions: }} inside strings, typed single expressions', () => {
   assert.throws(() => interpolate('${{ github.sha', {}), /not closed/);
 });
 
-test('action metadata: composite, node, docker refused, missing shell located', () => {
+test('action metadata: composite, node, docker (image required, args a list), missing shell located', () => {
   const comp = parseActionText('a/action.yml', 'name: x\ninputs:\n  who:\n    default: w\nruns:\n  using: composite\n  steps:\n    - run: echo\n      shell: bash\n');
   assert.equal(comp.value?.runs.using, 'composite');
   assert.equal(comp.value?.inputs.who?.default, 'w');
   const node = parseActionText('a/action.yml', 'name: x\nruns:\n  using: node20\n  main: index.js\n  post: post.js\n');
   assert.deepEqual(node.value?.runs, { using: 'node', version: 'node20', main: 'index.js', pre: undefined, post: 'post.js', preIf: undefined, postIf: undefined });
-  assert.match(parseActionText('a', 'runs:\n  using: docker\n  image: Dockerfile\n').diagnostics[0]!.message, /Docker/);
+  const docker = parseActionText('a', 'runs:\n  using: docker\n  image: Dockerfile\n  entrypoint: /e.sh\n  args: [a, "${{ inputs.x }}"]\n  env: {A: b}\n  post-entrypoint: /p.sh\n');
+  assert.deepEqual(docker.diagnostics, []);
+  assert.deepEqual(docker.value!.runs, { using: 'docker', image: 'Dockerfile', entrypoint: '/e.sh', args: ['a', '${{ inputs.x }}'], env: { A: 'b' }, preEntrypoint: undefined, postEntrypoint: '/p.sh', preIf: undefined, postIf: undefined });
+  assert.match(parseActionText('a', 'runs:\n  using: docker\n').diagnostics[0]!.message, /needs runs.image/);
+  assert.match(parseActionText('a', 'runs:\n  using: docker\n  image: Dockerfile\n  args: nope\n').diagnostics[0]!.message, /runs.args must be a list/);
   const noShell = parseActionText('a', 'runs:\n  using: composite\n  steps:\n    - run: echo\n');
   assert.equal(noShell.diagnostics[0]!.line, 4);
   assert.match(parseActionText('a', 'runs: [\n').diagnostics[0]!.message, /./);

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import { readFileBeneath, sha256Hex } from '../common';
-import { imageRefusal, type ImagePolicy } from '../runner';
+import { imageRefusal, type ImagePolicy } from './image-policy';
 import { bindSourceProblem, DEFAULT_LIMITS, type ResourceLimits, type Sandbox } from '../sandbox';
 
 /**
@@ -82,9 +82,9 @@ function contextDigest(dir: string): { digest: string; files: number; bytes: num
   return why ? { error: why } : { digest: h.digest('hex'), files, bytes };
 }
 
-export async function buildActionImage(d: BuildDeps, dockerfile: string, work: string, emit: (line: string) => void, signal: AbortSignal): Promise<{ image: string } | { error: string }> {
+/** Builds the image of the Dockerfile at `dockerfile` (host path), which must lie inside `actions` (the job's copy of its actions). */
+export async function buildActionImage(d: BuildDeps, dockerfile: string, actions: string, emit: (line: string) => void, signal: AbortSignal): Promise<{ image: string } | { error: string }> {
   const path = posix.normalize(dockerfile);
-  const actions = posix.join(work, '_actions');
   if (!posix.isAbsolute(path) || !inside(actions, path) || path === actions) return { error: `the Dockerfile ${dockerfile.slice(0, 200)} is not in the job's actions directory ${actions}` };
   const dir = posix.dirname(path);
   const why = bindSourceProblem(dir);

@@ -167,10 +167,34 @@ export class GitHubApi {
    * A job's GITHUB_TOKEN: an installation token for one repository with exactly `permissions`
    * (GitHub refuses with 422 a permission the App was not granted).
    */
-  async createJobToken(installationId: number, owner: string, repo: string, permissions: Record<string, 'read' | 'write'>): Promise<string> {
+  async createJobToken(installationId: number, owner: string, repo: string, permissions: Record<string, 'read' | 'write'>): Promise<{ token: string; dropped: string[] }> {
     void owner;
-    const r = await this.app.rest.apps.createInstallationAccessToken({ installation_id: installationId, repositories: [repo], permissions: permissions as never });
-    return r.data.token;
+    // GitHub refuses the whole token (422) for one permission the installation lacks: ask for what it has.
+    const granted = await this.installationPermissions(installationId);
+    const asked: Record<string, 'read' | 'write'> = {};
+    const dropped: string[] = [];
+    for (const [k, level] of Object.entries(permissions)) {
+      const g = granted[k];
+      if (g === 'write' || (g === 'read' && level === 'read')) asked[k] = level;
+      else if (g === 'read') {
+        asked[k] = 'read';
+        dropped.push(`${k}: write (the App has read)`);
+      } else dropped.push(`${k}: ${level} (the App has none)`);
+    }
+    const r = await this.app.rest.apps.createInstallationAccessToken({ installation_id: installationId, repositories: [repo], permissions: asked as never });
+    return { token: r.data.token, dropped };
+  }
+
+  private readonly grants = new Map<number, { at: number; permissions: Record<string, string> }>();
+
+  /** What the installation was granted (cached for a minute: an owner may change it). */
+  private async installationPermissions(installationId: number): Promise<Record<string, string>> {
+    const hit = this.grants.get(installationId);
+    if (hit && Date.now() - hit.at < 60_000) return hit.permissions;
+    const r = await this.app.rest.apps.getInstallation({ installation_id: installationId });
+    const permissions = (r.data.permissions ?? {}) as Record<string, string>;
+    this.grants.set(installationId, { at: Date.now(), permissions });
+    return permissions;
   }
 
   /**

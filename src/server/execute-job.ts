@@ -136,7 +136,7 @@ async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<E
         inputs: {},
         debug: false,
       };
-      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...jobSettings(d, row), sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, spec.fromFork) })));
+      results.push(...(await runWorkflow({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, jobs, ctx, { ...jobSettings(d, row), sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, spec.fromFork, log) })));
     }
     return { report: reportOf(name, results), log: lines.join('\n') };
   } catch (e) {
@@ -238,7 +238,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
     await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir, d.tarballLimits);
     const { lines, observer } = logCollector(d);
     const needs = Object.fromEntries(instance.job.needs.map((n) => [n, { result: 'success' as const, outputs: {} }]));
-    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...jobSettings(d, row), sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, fork) }, needs);
+    const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...jobSettings(d, row), sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, fork, log) }, needs);
     const report = reportOf(result.name, [result]);
     return { report, log: lines.join('\n') };
   } catch (e) {
@@ -250,13 +250,14 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
 }
 
 /** Each job's GITHUB_TOKEN, minted by the App for the job's repository alone and revoked when the job ends. */
-function jobTokens(github: GitHubPort, row: JobRow, owner: string, repo: string, fromFork: boolean): JobTokenSource {
+function jobTokens(github: GitHubPort, row: JobRow, owner: string, repo: string, fromFork: boolean, log: Logger): JobTokenSource {
   return {
     readOnly: fromFork,
-    async mint(permissions) {
-      const token = await github.createJobToken(row.installationId, owner, repo, permissions).catch((e: unknown) => {
+    async mint(permissions, jobId) {
+      const { token, dropped } = await github.createJobToken(row.installationId, owner, repo, permissions).catch((e: unknown) => {
         throw new Error(`the job's GITHUB_TOKEN could not be made with ${Object.entries(permissions).map(([k, v]) => `${k}: ${v}`).join(', ')}: ${(e as Error).message}`);
       });
+      if (dropped.length) log.warn({ job: jobId, dropped }, `the job's GITHUB_TOKEN lacks what the App was not granted: ${dropped.join(', ')}`);
       return { token, revoke: () => github.revokeToken(token) };
     },
   };

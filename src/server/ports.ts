@@ -15,7 +15,7 @@ export interface GitHubPort {
   updateCheckRun(installationId: number, owner: string, repo: string, checkRunId: number, fields: CheckRunFields): Promise<void>;
   cancelWorkflowRun(installationId: number, owner: string, repo: string, runId: number): Promise<void>;
   /** A job's GITHUB_TOKEN: an installation token for that repository only, with these permissions. */
-  createJobToken(installationId: number, owner: string, repo: string, permissions: Record<string, 'read' | 'write'>): Promise<string>;
+  createJobToken(installationId: number, owner: string, repo: string, permissions: Record<string, 'read' | 'write'>): Promise<{ token: string; dropped: string[] }>;
   revokeToken(token: string): Promise<void>;
   /** The Actions variables a workflow of the repository sees (`vars`): the repository's over its organisation's. */
   listVariables(installationId: number, owner: string, repo: string): Promise<Record<string, string>>;

@@ -177,6 +177,8 @@ export class FakeGitHub {
   private readonly tokens = new Set<string>();
   /** Scoped installation tokens (repositories and permissions asked for), as GitHub enforces them. */
   readonly scopedTokens = new Map<string, { repositories?: string[]; permissions?: Record<string, string>; revoked: boolean }>();
+  /** What the App's installation was granted (apps/get-installation); a token asking for more is refused with 422, as GitHub does. */
+  installationPermissions: Record<string, string> = { metadata: 'read', contents: 'read', checks: 'write', actions: 'read', issues: 'write', pull_requests: 'write', statuses: 'write' };
   /** Actions variables per `owner/repo`: the repository's own and the organisation's it sees. */
   readonly variables = new Map<string, { repo: Array<{ name: string; value: string }>; org: Array<{ name: string; value: string }> }>();
   /** Issue comments made through the API, per `owner/repo#number`. */
@@ -357,6 +359,8 @@ export class FakeGitHub {
       const token = `ghs_${randomBytes(40).toString('hex')}`;
       this.tokens.add(token);
       const b = (r.body ?? {}) as { repositories?: string[]; permissions?: Record<string, string> };
+      const beyond = Object.entries(b.permissions ?? {}).filter(([k, v]) => !(this.installationPermissions[k] === 'write' || (this.installationPermissions[k] === 'read' && v === 'read')));
+      if (beyond.length) return this.json(res, 422, { message: 'The permissions requested are not granted to this installation.', documentation_url: 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app' });
       if (b.repositories || b.permissions) {
         this.scopedTokens.set(token, { repositories: b.repositories, permissions: b.permissions, revoked: false });
         return this.json(res, 201, { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: b.permissions ?? {}, repository_selection: 'selected' });
@@ -387,6 +391,7 @@ export class FakeGitHub {
       const v = this.variables.get(`${r.params.owner}/${r.params.repo}`)?.org ?? [];
       this.json(res, 200, { total_count: v.length, variables: v.map((x) => ({ ...x, created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z', visibility: 'all' })) });
     },
+    'apps/get-installation': (r, res) => this.json(res, 200, { id: Number(r.params.installation_id), account: { login: 'octo-org' }, app_id: 1, target_type: 'Organization', permissions: this.installationPermissions, events: [], repository_selection: 'all' }),
     'repos/get-commit': (r, res) => {
       const repo = this.repo(r);
       const ref = r.params.ref ?? '';

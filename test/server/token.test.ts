@@ -62,12 +62,22 @@ jobs:
           echo "forged=$code"
 `;
 
+/** No permissions: GitHub's restricted default (contents and packages read). */
+const DEFAULT_WORKFLOW = `name: Default
+on: push
+jobs:
+  plain:
+    runs-on: stockade
+    steps:
+      - run: echo "default token [\${{ github.token }}]"
+`;
+
 let w: World;
 let state: string;
 let server: ServerProcess;
 
 before(async () => {
-  w = await makeWorld({ '.stockade/workflows/token.yml': WORKFLOW, 'README.md': 'readme\n' }, SHA);
+  w = await makeWorld({ '.stockade/workflows/token.yml': WORKFLOW, '.stockade/workflows/default.yml': DEFAULT_WORKFLOW, 'README.md': 'readme\n' }, SHA);
   // A remote action not in the offline cache: fetched with the installation's token.
   const src = mkdtempSync(join(tmpdir(), 'stockade-greet-'));
   mkdirSync(join(src, 'acme-greet-1234567'));
@@ -114,9 +124,12 @@ test('each job gets a GITHUB_TOKEN scoped to its repository and permissions, use
   assert.match(text, /forged=401/);
   assert.ok(!w.fake.requests.some((r) => r.auth.includes('ghs_not_the_job_token')));
 
-  // Two job tokens were made; both are revoked.
+  // The default permissions ask for packages: read, which this App lacks (GitHub would refuse the whole token): left out.
+  // Three job tokens were made (the default one without packages); all are revoked.
   const jobTokens = [...w.fake.scopedTokens.values()];
-  assert.equal(jobTokens.length, 2);
-  assert.deepEqual(jobTokens.find((t) => t.permissions?.contents)?.permissions, { metadata: 'read', contents: 'read' });
+  assert.equal(jobTokens.length, 3);
+  assert.equal(jobTokens.filter((t) => JSON.stringify(t.permissions) === JSON.stringify({ metadata: 'read', contents: 'read' })).length, 2, JSON.stringify(jobTokens));
+  assert.match(text, /default token \[\*\*\*\]/);
+  assert.match(server.stderr(), /lacks what the App was not granted: packages: read \(the App has none\)/);
   await until('tokens revoked', () => jobTokens.every((t) => t.revoked), 10_000);
 });

@@ -6,17 +6,16 @@
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { stockade } from './cli';
 import YAML from 'yaml';
 import { resolveHostConfig } from '../../src/host';
 import { baseImageRef } from '../../src/cli/base-image';
 import { asRunner, exec } from '../../src/cli/exec';
 
 const root = process.cwd();
-const cli = join(root, 'dist/cli.js');
 const casesDir = join(root, 'test/conformance/cases');
 const actionCache = join(root, 'test/conformance/action-cache');
 const host = resolveHostConfig(process.env);
@@ -95,16 +94,7 @@ interface JsonJob {
   steps: JsonStep[];
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('node', [cli, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => stockade(['run', ...args]);
 
 /** `re:(?flags)pattern` is a regular expression; anything else a plain substring. */
 function matches(pattern: string, text: string): boolean {

@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { stockade } from './cli';
 import { build } from 'esbuild';
 import { resolveHostConfig } from '../../src/host';
 import { asRunner, exec } from '../../src/cli/exec';
@@ -36,16 +37,7 @@ interface JsonJob {
   results?: Record<string, number>;
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('node', [cli, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => stockade(['run', ...args]);
 
 /** A git repository named `owner/name` (its origin) holding `files`. */
 function repo(name: string, files: Record<string, string>): string {

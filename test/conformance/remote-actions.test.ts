@@ -5,16 +5,16 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stockade } from './cli';
 import { FakeGitHub } from '../server/fake-github';
 import { resolveHostConfig } from '../../src/host';
 
 const root = process.cwd();
-const cli = join(root, 'dist/cli.js');
 const work = mkdtempSync(join(tmpdir(), 'stockade-remote-actions-'));
 const SHA1 = '1'.repeat(40);
 const SHA2 = '2'.repeat(40);
@@ -70,19 +70,10 @@ after(async () => {
   assert.deepEqual(fake.violations, [], "every request matched GitHub's OpenAPI description");
 });
 
-/** The CLI, asynchronously: the fake GitHub answers from this process. */
-function stockade(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('node', [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STOCKADE_GITHUB_API_URL: fake.url } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The CLI against the fake GitHub (answering from this process: never spawnSync). */
+const cliWithFake = (args: string[]) => stockade(args, { ...process.env, STOCKADE_GITHUB_API_URL: fake.url });
 
-const run = (dir: string, args: string[]) => stockade(['run', '-C', dir, '--json', ...args]);
+const run = (dir: string, args: string[]) => cliWithFake(['run', '-C', dir, '--json', ...args]);
 
 function repo(uses: string): string {
   const dir = mkdtempSync(join(work, 'repo-'));
@@ -171,15 +162,15 @@ test('a reusable workflow of another repository is fetched at its commit and cal
 });
 
 test('stockade actions list, pull and prune manage the cache', async () => {
-  const list = await stockade(['actions', 'list', '--json']);
+  const list = await cliWithFake(['actions', 'list', '--json']);
   assert.equal(list.code, 0, list.stderr);
   const entries = (JSON.parse(list.stdout) as Array<{ owner: string; repo: string; sha: string; refs: string[] }>).filter((a) => a.owner === owner && a.repo === 'greet');
   assert.deepEqual(entries.map((a) => a.sha).sort(), [SHA1, SHA2]);
   assert.ok(entries.find((a) => a.sha === SHA1)!.refs.includes('v1'));
-  const pull = await stockade(['actions', 'pull', `${owner}/greet@v1`]);
+  const pull = await cliWithFake(['actions', 'pull', `${owner}/greet@v1`]);
   assert.equal(pull.code, 0, pull.stderr);
   assert.match(pull.stdout, new RegExp(`${owner}/greet@v1 ${SHA2}`));
-  const prune = await stockade(['actions', 'prune', '--unused-for', '0']);
+  const prune = await cliWithFake(['actions', 'prune', '--unused-for', '0']);
   assert.equal(prune.code, 0, prune.stderr);
   assert.match(prune.stdout, new RegExp(`removed ${owner}/greet ${SHA1}`));
   assert.ok(!existsSync(join(resolveHostConfig(process.env).stateDir, 'actions', owner, 'greet', SHA1)));

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { StockadeError, sha256Hex } from '../common';
 import { asRunner, exec } from './exec';
@@ -43,6 +43,9 @@ export async function ensureBaseImage(h: HostConfig, log: (m: string) => void, e
     if (boot.code !== 0) throw new StockadeError('HOST_NOT_READY', `debootstrap failed: ${boot.stderr.slice(-2000) || boot.stdout.slice(-2000)}`);
     rmSync(join(tmp, 'var/cache/apt/archives'), { recursive: true, force: true });
     rmSync(join(tmp, 'var/lib/apt/lists'), { recursive: true, force: true });
+    // The sandbox's sudo (runner-images/base/sudo): runs the command as the root a step already is.
+    copyFileSync(join(h.packageRoot, 'runner-images/base/sudo'), join(tmp, 'usr/local/bin/sudo'));
+    chmodSync(join(tmp, 'usr/local/bin/sudo'), 0o755);
     const tar = spawn('tar', ['-C', tmp, '--numeric-owner', '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const [cmd, args] = asRunner(h, [
       'podman', 'import',

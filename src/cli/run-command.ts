@@ -14,13 +14,14 @@ import { formatResults } from './format-results';
 import { gitFacts } from './git-context';
 import { resolveHostConfig } from '../host';
 import { loadWorkflows } from './load-workflows';
-import { listJobs } from './list-jobs';
+import { graphJobs, listJobs } from './list-jobs';
 import { parseDuration, parseSize } from '../common';
-import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings, githubApiOf } from '../host';
+import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, runnerImages, resultsSettings, githubApiOf } from '../host';
 
-export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] [-W|--workflow FILE] [-j|--job ID] [-e|--eventpath FILE] [--json]
-                    [--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--var-file FILE]
-                    [--input NAME=VALUE]... [--input-file FILE] [--matrix KEY:VALUE]...
+export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-g|--graph] [-n|--dryrun] [-W|--workflow FILE] [-j|--job ID] [-e|--eventpath FILE] [--json]
+                    [-s|--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--var-file FILE]
+                    [--env NAME=VALUE]... [--env-file FILE] [-i|--input NAME=VALUE]... [--input-file FILE] [--matrix KEY:VALUE]...
+                    [-P|--platform LABEL=IMAGE]...
                     [--action-cache DIR] ${REMOTE_ACTION_USAGE}
                     [--parallel N] [--debug]
                     [--dir DIR] [--image REF] [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION]
@@ -29,7 +30,11 @@ export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-n|--dryrun] 
                     [--allow-image PATTERN]... [--allow-digest-pinned] [--container-map REF=LOCAL]...
                     [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g] [--tool-cache DIR] [--github-instance HOST]
   EVENT is the event to run (default push), as in act; -e is the event's payload file, as in act.
-  -l lists the jobs that run on EVENT by stage; -n validates and plans them and starts nothing.
+  -l lists the jobs that run on EVENT by stage, -g draws them as a graph; -n validates and plans them and starts nothing.
+  -P maps a runs-on label to a runner image (full, node, …) or a local image: -P ubuntu-latest=full, as in act.
+  Where Stockade differs from act on purpose: --env-file is read only when given (act reads ./.env by
+  default; a developer's .env often holds credentials no workflow should see), and -P names local images
+  only (nothing is pulled); --env values are literal and sit below the workflow's env (a runner's machine env).
   Caches (actions/cache) and artifacts persist per repository in --results-dir (default <state>/results).`;
 
 export function limitsFrom(v: Record<string, string | string[] | boolean | undefined>): ResourceLimits {
@@ -74,6 +79,10 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       // As in act: -e is the event payload file, the event name is the first argument.
       eventpath: { type: 'string', short: 'e' },
       list: { type: 'boolean', short: 'l' },
+      graph: { type: 'boolean', short: 'g' },
+      env: { type: 'string', multiple: true },
+      'env-file': { type: 'string' },
+      platform: { type: 'string', short: 'P', multiple: true },
       dryrun: { type: 'boolean', short: 'n' },
       json: { type: 'boolean' },
       dir: { type: 'string', short: 'C' },
@@ -125,6 +134,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   }
   const secrets = { ...(values['secret-file'] ? readDotenv(values['secret-file']) : {}), ...pairs('secret', values.secret) };
   const vars = { ...(values['var-file'] ? readDotenv(values['var-file'], 'var-file') : {}), ...pairs('var', values.var) };
+  const machineEnv = { ...(values['env-file'] ? readDotenv(values['env-file'], 'env-file') : {}), ...pairs('env', values.env) };
   const inputValues = { ...(values['input-file'] ? readDotenv(values['input-file'], 'input-file') : {}), ...pairs('input', values.input) };
   const parallel = values.parallel === undefined ? 1 : Number(values.parallel);
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new StockadeError('USAGE', `--parallel '${values.parallel}' is not a whole number from 1 to 64`);
@@ -138,10 +148,12 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
     try {
       return labelImages(resolveHostConfig(env));
     } catch (e) {
-      if (values.list || values.dryrun) return {};
+      if (values.list || values.graph || values.dryrun) return {};
       throw e;
     }
   })();
+  const platforms = platformMap(values.platform, images, () => runnerImages(resolveHostConfig(env)));
+  Object.assign(images, platforms);
   const git = withEventRef(await gitFacts(dir), eventName, event);
   if (!values.eventpath) event = defaultEvent(eventName, git);
   const loaded = await loadWorkflows(dir, values.workflow ? resolve(dir, values.workflow) : undefined, eventName, event);
@@ -150,6 +162,10 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   for (const p of plan) {
     if ('error' in p.jobs) diagnostics.push({ file: p.wf.file, line: 1, column: 1, severity: 'error', message: p.jobs.error });
     else diagnostics.push(...checkRunnable(p.wf, p.jobs, { actionCacheDir, imagePolicy, images, ...remote }));
+  }
+  if (values.graph) {
+    out.write(graphJobs(plan.map((p) => ({ wf: p.wf, jobs: 'error' in p.jobs ? p.wf.jobs : p.jobs })), eventName));
+    return 0;
   }
   if (values.list) {
     out.write(listJobs(plan.map((p) => ({ wf: p.wf, jobs: 'error' in p.jobs ? p.wf.jobs : p.jobs })), eventName));
@@ -208,7 +224,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
       inputs,
       debug,
     };
-    const settings = { image, limits, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService, githubApi: githubApiOf(serverUrl), ...remote, toolCacheDir: toolCacheDirFrom(values['tool-cache']), podmanUser: (args: string[]) => asRunner(host, args) };
+    const settings = { image, limits, machineEnv, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService, githubApi: githubApiOf(serverUrl), ...remote, toolCacheDir: toolCacheDirFrom(values['tool-cache']), podmanUser: (args: string[]) => asRunner(host, args) };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
   // Results are masked as they are made; this is the last guard before anything leaves the process.
@@ -242,6 +258,25 @@ function readDotenv(file: string, flag = 'secret-file'): Record<string, string> 
   const parsed = parseDotenv(text);
   for (const k of Object.keys(parsed)) if (!NAME.test(k)) throw new StockadeError('USAGE', `--${flag} ${file}: '${k}' is not a valid ${flag.replace('-file', '')} name`);
   return parsed;
+}
+
+/**
+ * `-P LABEL=IMAGE` (act's --platform): a runs-on label → a runner image by name (full, node, …) or a
+ * local image reference. The label is matched as GitHub matches labels, case-insensitively.
+ */
+function platformMap(list: string[] | undefined, labels: Record<string, string>, own: () => Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list ?? []) {
+    const eq = item.indexOf('=');
+    const label = eq > 0 ? item.slice(0, eq).trim().toLowerCase() : '';
+    const target = item.slice(eq + 1).trim();
+    if (!label || !target || /\s/.test(target)) throw new StockadeError('USAGE', `-P needs LABEL=IMAGE, as in act (-P ubuntu-latest=full); got '${item.slice(0, 80)}'`);
+    if (!/^[a-z0-9][a-z0-9._/:@-]{0,254}$/.test(target)) throw new StockadeError('USAGE', `-P ${label}: '${target.slice(0, 80)}' is not an image name`);
+    out[label] = labels[target] ?? (target.includes('/') || target.includes(':') ? target : own()[target]) ?? (() => {
+      throw new StockadeError('USAGE', `-P ${label}=${target}: no runner image '${target}' (${Object.keys(own()).join(', ')}) and not an image reference`);
+    })();
+  }
+  return out;
 }
 
 /** `--matrix key:value` (repeatable, as in act): only combinations whose `key` is one of its values run. */

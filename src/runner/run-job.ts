@@ -52,7 +52,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   let volumes: JobVolumes | undefined;
   let diskUsage: import('../sandbox').DiskUsage | undefined;
   const state: JobState = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: new Map(), actionsUsed: [], containers: 0, preState: new Map(), noRoute: [] };
-  const scope: Scope = { steps: {}, inputs: ctx.inputs, envBase: [wf.env, job.env], defaults: [job.defaults, wf.defaults], status: { failed: false }, actionPath: '', depth: 0, deadline: 0 };
+  const scope: Scope = { steps: {}, inputs: ctx.inputs, envBase: [literalEnv(settings.machineEnv), wf.env, job.env], defaults: [job.defaults, wf.defaults], status: { failed: false }, actionPath: '', depth: 0, deadline: 0 };
   let error: string | undefined;
   let continueOnError = false;
   let services: JobServices | undefined;
@@ -171,7 +171,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   const outputs: Record<string, string> = {};
   let outputEnv: Record<string, string> = {};
   try {
-    outputEnv = evaluateEnv([wf.env, job.env], contexts, jobStatus(scope.status, deps.signal));
+    outputEnv = evaluateEnv([literalEnv(settings.machineEnv), wf.env, job.env], contexts, jobStatus(scope.status, deps.signal));
   } catch {
     // an env value that fails to evaluate already failed the job's steps
   }
@@ -237,6 +237,11 @@ function egressAllowlist(wf: WorkflowModel, job: JobModel, contexts: Record<stri
   } catch (e) {
     throw new Error(`STOCKADE_EGRESS: ${(e as Error).message}`);
   }
+}
+
+/** Literal values as `env:` entries: a `${{` in one stays text (the expression `${{ '${{' }}`), never evaluated. */
+function literalEnv(env: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(env ?? {}).map(([k, v]) => [k, v.replaceAll('${{', "${{ '${{' }}")]));
 }
 
 function failed(error: string): Executed {

@@ -146,6 +146,11 @@ export interface JobSettings {
    * label → image reference. A job's `container:` wins; no such label: `image`.
    */
   images?: Record<string, string>;
+  /**
+   * Environment variables every step starts from, below the workflow's `env:` (`--env`, `--env-file`):
+   * what a self-hosted runner's machine environment (its `.env` file) is on GitHub. Values are literal.
+   */
+  machineEnv?: Record<string, string>;
   /** Egress a job may have; undefined or an empty allowlist: no network at all. */
   egress?: EgressSettings;
   /**

@@ -35,7 +35,7 @@ test('an unknown option names the command and prints that command\'s usage, exit
   }
 });
 
-test('act habits: the event as the first argument, -l lists jobs by stage, -n validates and plans and starts nothing (no sandbox needed), -e is the payload file', () => {
+test('act habits: the event as the first argument, -l lists jobs by stage, -g draws them, -P and --env are checked, -n validates and plans and starts nothing (no sandbox needed), -e is the payload file', () => {
   const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = require('node:fs') as typeof import('node:fs');
   const dir = mkdtempSync(join(require('node:os').tmpdir() as string, 'stockade-act-habits-'));
   try {
@@ -48,6 +48,16 @@ test('act habits: the event as the first argument, -l lists jobs by stage, -n va
     assert.match(list.stdout, /^0\s+test\s+test\s+\.github\/workflows\/ci\.yml\s+push,pull_request$/m);
     assert.match(list.stdout, /^1\s+deploy\s+deploy\s+/m);
     assert.doesNotMatch(list.stdout, /publish/, 'a release workflow does not run on push');
+    const graph = run('run', '-C', dir, '-g');
+    assert.equal(graph.status, 0, graph.stderr);
+    // act -g: a row of boxes per stage, an arrow between stages, needs above.
+    assert.match(graph.stdout, /│ test │\n ╰─+╯\n\s+⬇\n ╭─+╮\n │ deploy │/);
+    const badPlatform = run('run', '-C', dir, '-n', '-P', 'ubuntu-latest');
+    assert.equal(badPlatform.status, 2);
+    assert.match(badPlatform.stderr, /-P needs LABEL=IMAGE/);
+    const badEnv = run('run', '-C', dir, '-n', '--env', '1X=y');
+    assert.equal(badEnv.status, 2);
+    assert.match(badEnv.stderr, /--env needs NAME=VALUE/);
     const rel = run('run', 'release', '-C', dir, '--list');
     assert.match(rel.stdout, /^0\s+publish\s+/m);
     const dry = run('run', 'pull_request', '-C', dir, '-n');

@@ -11,13 +11,16 @@ export const ACTIONS_USAGE = `usage: stockade actions pull OWNER/REPO[/PATH]@REF
   machine that will run offline (stockade run --action-offline-mode), list shows each commit with the
   refs it was fetched as, prune removes what no job used for the given time.`;
 
+/** The options of this command: what parseArgs accepts and what `stockade completion` offers. */
+export const ACTIONS_OPTIONS = { 'github-token': { type: 'string' }, 'github-instance': { type: 'string' }, json: { type: 'boolean' }, 'unused-for': { type: 'string' } } as const;
+
 /** `stockade actions pull|list|prune`. Returns the exit code. */
 export async function actionsCommand(argv: string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream): Promise<number> {
   const [sub, ...rest] = argv;
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { 'github-token': { type: 'string' }, 'github-instance': { type: 'string' }, json: { type: 'boolean' }, 'unused-for': { type: 'string' } },
+    options: ACTIONS_OPTIONS,
   });
   const fetcher = actionFetcher(resolveHostConfig(env).stateDir);
   if (sub === 'pull') {

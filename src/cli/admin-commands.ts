@@ -40,21 +40,24 @@ function whole(flag: string, v: string | undefined): number | null | undefined {
   return n;
 }
 
+/** The options of this command: what parseArgs accepts and what `stockade completion` offers. */
+export const ADMIN_OPTIONS = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+  org: { type: 'string' },
+  concurrency: { type: 'string' },
+  'minutes-per-day': { type: 'string' },
+  'minutes-per-month': { type: 'string' },
+  'state-dir': { type: 'string' },
+} as const;
+
 /** `stockade quota|queue|jobs|admin-token`: prints JSON answers of the admin API. */
 export async function adminCommand(command: string, argv: string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: {
-      url: { type: 'string' },
-      token: { type: 'string' },
-      org: { type: 'string' },
-      concurrency: { type: 'string' },
-      'minutes-per-day': { type: 'string' },
-      'minutes-per-month': { type: 'string' },
-      'state-dir': { type: 'string' },
-    },
+    options: ADMIN_OPTIONS,
   });
   const print = (x: unknown) => out.write(`${JSON.stringify(x, null, 2)}\n`);
   const [sub, target] = positionals;

@@ -14,6 +14,20 @@ export const HOOK_BROKER_USAGE = `usage: stockade hook-broker [--socket PATH] [-
                     [--github-url URL]... [--no-github-egress] [--allow-domain NAME]...
                     [--upstream-dns ADDRESS] [--permit-range CIDR]...`;
 
+/** The options of this command: what parseArgs accepts and what `stockade completion` offers. */
+export const HOOK_BROKER_OPTIONS = {
+  socket: { type: 'string' },
+  group: { type: 'string' },
+  memory: { type: 'string' },
+  pids: { type: 'string' },
+  cpus: { type: 'string' },
+  timeout: { type: 'string' },
+  'output-limit': { type: 'string' },
+  'allow-image': { type: 'string', multiple: true },
+  'allow-digest-pinned': { type: 'boolean' },
+  ...RUNNER_EGRESS_OPTIONS,
+} as const;
+
 /**
  * `stockade hook-broker`: serves the container hook of GitHub's runner (runner mode) until stopped.
  * Root: it holds the rootless Podman API of the Podman user and applies every step's limits.
@@ -23,18 +37,7 @@ export async function hookBrokerCommand(argv: string[], env: NodeJS.ProcessEnv, 
   const { values } = parseArgs({
     args: argv,
     strict: true,
-    options: {
-      socket: { type: 'string' },
-      group: { type: 'string' },
-      memory: { type: 'string' },
-      pids: { type: 'string' },
-      cpus: { type: 'string' },
-      timeout: { type: 'string' },
-      'output-limit': { type: 'string' },
-      'allow-image': { type: 'string', multiple: true },
-      'allow-digest-pinned': { type: 'boolean' },
-      ...RUNNER_EGRESS_OPTIONS,
-    },
+    options: HOOK_BROKER_OPTIONS,
   });
   const host = resolveHostConfig(env);
   const { uid: runnerUid } = runnerIds(host);

@@ -31,6 +31,7 @@ probe gcc gcc 'echo "$(gcc -dumpfullversion) target $(gcc -dumpmachine)"'
 probe g++ g++ 'echo "$(g++ -dumpfullversion) target $(g++ -dumpmachine)"'
 probe make make 'make --version'
 probe cmake cmake 'cmake --version'
+probe jq jq 'jq --version'
 `;
 
 export interface ImageInfo {

@@ -1,29 +1,53 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createLogger, isStockadeError } from '../common';
+import { parseArgs } from 'node:util';
+import { createLogger, isStockadeError, StockadeError } from '../common';
+import { completionScript, SHELLS, type CommandSpec, type Shell } from './completion';
 import { doctorChecks, formatChecks } from './doctor';
-import { runCommand, RUN_USAGE } from './run-command';
+import { runCommand, RUN_OPTIONS, RUN_USAGE } from './run-command';
 import { setup } from './setup';
-import { serveCommand, SERVE_USAGE } from './serve-command';
-import { adminCommand, ADMIN_USAGE } from './admin-commands';
+import { serveCommand, SERVE_OPTIONS, SERVE_USAGE } from './serve-command';
+import { adminCommand, ADMIN_OPTIONS, ADMIN_USAGE } from './admin-commands';
 import { imagesCommand, IMAGES_USAGE } from './images-command';
-import { actionsCommand, ACTIONS_USAGE } from './actions-command';
-import { hookBrokerCommand, HOOK_BROKER_USAGE } from './hook-broker-command';
+import { actionsCommand, ACTIONS_OPTIONS, ACTIONS_USAGE } from './actions-command';
+import { hookBrokerCommand, HOOK_BROKER_OPTIONS, HOOK_BROKER_USAGE } from './hook-broker-command';
+
+const SETUP_OPTIONS = { 'no-images': { type: 'boolean' }, runner: { type: 'boolean' } } as const;
+const COMPLETION_USAGE = `usage: stockade completion bash|zsh|fish
+  Prints the completion script: source <(stockade completion bash), source <(stockade completion zsh),
+  stockade completion fish | source.`;
+
+/** Every command: its summary, its options (what parseArgs parses and completion offers) and first words. */
+const COMMANDS: CommandSpec[] = [
+  { name: 'run', summary: "run a repository's workflow locally, one sandboxed container per step", options: RUN_OPTIONS, words: ['push', 'pull_request', 'pull_request_target', 'workflow_dispatch', 'workflow_call', 'schedule', 'release', 'merge_group'] },
+  { name: 'serve', summary: 'the GitHub App server: webhooks in, jobs in the sandbox, check runs out', options: SERVE_OPTIONS },
+  { name: 'quota', summary: 'set, get and list concurrency and minutes quotas (admin API)', options: ADMIN_OPTIONS, words: ['set', 'get', 'list'] },
+  { name: 'queue', summary: 'what is queued and running, with wait times (admin API)', options: ADMIN_OPTIONS },
+  { name: 'jobs', summary: 'cancel a job (admin API)', options: ADMIN_OPTIONS, words: ['cancel'] },
+  { name: 'admin-token', summary: 'create an admin API token for an organisation (root, on the server host)', options: ADMIN_OPTIONS, words: ['create'] },
+  { name: 'setup', summary: 'prepare this host (root): Podman, runner user, cgroups, API service, base image', options: SETUP_OPTIONS },
+  { name: 'doctor', summary: 'check every host requirement and print the fix for each missing one', options: {} },
+  { name: 'images', summary: 'build runner images and list the toolchains found in each', options: { json: { type: 'boolean' } }, words: ['build', 'list'] },
+  { name: 'actions', summary: "pull, list and prune the host's cache of fetched actions", options: ACTIONS_OPTIONS, words: ['pull', 'list', 'prune'] },
+  { name: 'hook-broker', summary: "runner mode: serve the container hook of GitHub's official runner (root)", options: HOOK_BROKER_OPTIONS },
+  { name: 'completion', summary: 'print the shell completion script for bash, zsh or fish', options: {}, words: SHELLS },
+];
+
+/** The process's exit status, for scripts: one table, printed by --help and in the README. */
+export const EXIT_CODES: Array<[number, string]> = [
+  [0, 'success: every job succeeded (or was skipped), or the command did what it was asked'],
+  [1, 'a job failed or was cancelled; doctor: a host requirement is missing'],
+  [2, 'usage error, invalid workflow or configuration (file:line:col on stderr), spec refused'],
+  [3, 'the host is not ready, or a limit could not be put in force (nothing ran without it)'],
+  [4, 'Podman failed, or the workspace or a repository archive is unsafe'],
+  [70, 'internal error (a bug: the stack is on stderr)'],
+  [130, 'stopped by SIGINT or SIGTERM: the running step was stopped and the job cleaned up'],
+];
 
 const USAGE = `usage: stockade <command>
 
 commands:
-  run       run a repository's workflow locally, one sandboxed container per step
-  serve     the GitHub App server: webhooks in, jobs in the sandbox, check runs out
-  quota     set, get and list concurrency and minutes quotas (admin API)
-  queue     what is queued and running, with wait times (admin API)
-  jobs      cancel a job (admin API)
-  admin-token  create an admin API token for an organisation (root, on the server host)
-  setup     prepare this host (root): Podman, runner user, cgroups, API service, base image
-  doctor    check every host requirement and print the fix for each missing one
-  images    build runner images and list the toolchains found in each
-  actions   pull, list and prune the host's cache of fetched actions
-  hook-broker  runner mode: serve the container hook of GitHub's official runner (root)
+${COMMANDS.map((c) => `  ${c.name.padEnd(11)} ${c.summary}`).join('\n')}
 
 ${RUN_USAGE}
 
@@ -36,6 +60,11 @@ ${IMAGES_USAGE}
 ${ACTIONS_USAGE}
 
 ${HOOK_BROKER_USAGE}
+
+${COMPLETION_USAGE}
+
+exit codes:
+${EXIT_CODES.map(([c, m]) => `  ${String(c).padStart(3)}  ${m}`).join('\n')}
 
 Every command prints its own usage with --help; stockade --version prints the version.`;
 
@@ -59,6 +88,7 @@ const COMMAND_USAGE: Record<string, string> = {
   'hook-broker': HOOK_BROKER_USAGE,
   setup: SETUP_USAGE,
   doctor: DOCTOR_USAGE,
+  completion: COMPLETION_USAGE,
 };
 
 /** The version of this package (dist/cli.js sits one directory below package.json). */
@@ -68,12 +98,6 @@ function version(): string {
   } catch {
     return 'unknown';
   }
-}
-
-/** `setup --runner [TARBALL]`: the path after --runner, when one is given. */
-function runnerTarballArg(args: string[]): string | undefined {
-  const next = args[args.indexOf('--runner') + 1];
-  return args.includes('--runner') && next && !next.startsWith('--') ? next : undefined;
 }
 
 /** The composition root: reads argv/env, wires the modules, maps errors to exit codes. */
@@ -115,14 +139,23 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       case 'hook-broker':
         return await hookBrokerCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info' }), controller.signal);
       case 'setup': {
-        const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !rest.includes('--no-images'), runner: rest.includes('--runner'), runnerTarball: runnerTarballArg(rest) });
+        const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: SETUP_OPTIONS });
+        if (positionals.length > (values.runner ? 1 : 0)) throw new StockadeError('USAGE', `setup takes no argument but the runner's TARBALL after --runner (got '${positionals.join(' ').slice(0, 80)}')`, { hint: SETUP_USAGE });
+        const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !values['no-images'], runner: !!values.runner, runnerTarball: values.runner ? positionals[0] : undefined });
         process.stderr.write(`setup: ready (runner user ${h.runnerUser}, socket ${h.socketPath})\n`);
         return 0;
       }
       case 'doctor': {
+        parseArgs({ args: rest, strict: true, options: {} });
         const checks = await doctorChecks(env);
         process.stdout.write(`${formatChecks(checks)}\n`);
         return checks.every((c) => c.ok || c.warnOnly) ? 0 : 1;
+      }
+      case 'completion': {
+        const shell = rest[0];
+        if (rest.length !== 1 || !SHELLS.includes(shell as Shell)) throw new StockadeError('USAGE', `completion needs one shell, bash, zsh or fish${shell ? ` (not '${rest.join(' ').slice(0, 40)}')` : ''}`, { hint: COMPLETION_USAGE });
+        process.stdout.write(completionScript(shell as Shell, COMMANDS));
+        return 0;
       }
       case undefined:
       case '-h':

@@ -56,43 +56,46 @@ function secretsFrom(file: string | undefined): (repository: string) => Record<s
   };
 }
 
+/** The options of this command: what parseArgs accepts and what `stockade completion` offers. */
+export const SERVE_OPTIONS = {
+  'app-id': { type: 'string' },
+  'private-key-file': { type: 'string' },
+  'webhook-secret-file': { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'public-url': { type: 'string' },
+  labels: { type: 'string' },
+  concurrency: { type: 'string' },
+  'api-url': { type: 'string' },
+  'secrets-file': { type: 'string' },
+  'action-cache': { type: 'string' },
+  ...SERVE_REMOTE_ACTION_OPTIONS,
+  'reconcile-seconds': { type: 'string' },
+  'cancel-github-run': { type: 'boolean' },
+  'state-dir': { type: 'string' },
+  'no-request-pacing': { type: 'boolean' },
+  modes: { type: 'string' },
+  'admin-port': { type: 'string' },
+  'admin-host': { type: 'string' },
+  config: { type: 'string' },
+  'burst-per-minute': { type: 'string' },
+  'github-retry-seconds': { type: 'string' },
+  disk: { type: 'string' },
+  inodes: { type: 'string' },
+  'github-give-up-seconds': { type: 'string' },
+  'results-dir': { type: 'string' },
+  'tool-cache': { type: 'string' },
+  'cache-quota': { type: 'string' },
+  'artifact-quota': { type: 'string' },
+  ...RUNNER_MODE_OPTIONS,
+} as const;
+
 /** `stockade serve`: the GitHub App server. Resolves when the server stops (SIGINT/SIGTERM). */
 export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logger: Logger, signal: AbortSignal): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     strict: true,
-    options: {
-      'app-id': { type: 'string' },
-      'private-key-file': { type: 'string' },
-      'webhook-secret-file': { type: 'string' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'public-url': { type: 'string' },
-      labels: { type: 'string' },
-      concurrency: { type: 'string' },
-      'api-url': { type: 'string' },
-      'secrets-file': { type: 'string' },
-      'action-cache': { type: 'string' },
-      ...SERVE_REMOTE_ACTION_OPTIONS,
-      'reconcile-seconds': { type: 'string' },
-      'cancel-github-run': { type: 'boolean' },
-      'state-dir': { type: 'string' },
-      'no-request-pacing': { type: 'boolean' },
-      modes: { type: 'string' },
-      'admin-port': { type: 'string' },
-      'admin-host': { type: 'string' },
-      config: { type: 'string' },
-      'burst-per-minute': { type: 'string' },
-      'github-retry-seconds': { type: 'string' },
-      disk: { type: 'string' },
-      inodes: { type: 'string' },
-      'github-give-up-seconds': { type: 'string' },
-      'results-dir': { type: 'string' },
-      'tool-cache': { type: 'string' },
-      'cache-quota': { type: 'string' },
-      'artifact-quota': { type: 'string' },
-      ...RUNNER_MODE_OPTIONS,
-    },
+    options: SERVE_OPTIONS,
   });
   const appId = values['app-id'] ?? env.STOCKADE_APP_ID;
   if (!appId) throw new StockadeError('USAGE', '--app-id is required', { hint: SERVE_USAGE });

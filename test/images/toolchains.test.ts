@@ -98,6 +98,10 @@ test('stockade images list finds each image\'s toolchains by running probes insi
   assert.match(found('go').get('go') ?? '', /^go version go1\.\d+/);
   assert.match(found('rust').get('rustc') ?? '', /^rustc 1\.\d+\.\d+ host x86_64-unknown-linux-gnu$/);
   assert.match(found('cpp').get('g++') ?? '', /^\d+\.\d+\.\d+ target x86_64-linux-gnu$/);
+  // full: what ubuntu-latest workflows use most, in one image.
+  for (const tool of ['python', 'pip', 'pytest', 'node', 'npm', 'gcc', 'g++', 'make', 'cmake', 'jq']) assert.ok(found('full').get(tool), `full lacks ${tool}`);
+  assert.equal(found('full').get('jq'), found('full').get('jq')?.match(/^jq-1\.\d+/)?.input);
+  assert.equal(found('base').get('jq'), undefined);
   assert.equal(found('base').get('go'), undefined, 'the base has no Go: probes report what answers, not labels');
   assert.equal(found('python').get('rustc'), undefined);
 });

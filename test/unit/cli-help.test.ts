@@ -4,12 +4,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ErrorCodes } from '../../src/common';
+import { EXIT_CODES } from '../../src/cli/main';
+import { RUN_OPTIONS } from '../../src/cli/run-command';
 
 const cli = join(process.cwd(), 'dist/cli.js');
 const run = (...args: string[]) => spawnSync('node', [cli, ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, STOCKADE_USER: 'no-such-user-for-help-tests' } });
 
 test('every command prints its own usage with --help and -h, exits 0 and acts on nothing; --version prints the package version', () => {
-  for (const c of ['run', 'serve', 'quota', 'queue', 'jobs', 'admin-token', 'images', 'hook-broker', 'setup', 'doctor']) {
+  for (const c of ['run', 'serve', 'quota', 'queue', 'jobs', 'admin-token', 'images', 'actions', 'hook-broker', 'setup', 'doctor', 'completion']) {
     for (const flag of ['--help', '-h']) {
       const r = run(c, flag);
       assert.equal(r.status, 0, `${c} ${flag}: ${r.stderr}`);
@@ -27,11 +30,12 @@ test('every command prints its own usage with --help and -h, exits 0 and acts on
 });
 
 test('an unknown option names the command and prints that command\'s usage, exit 2', () => {
-  for (const c of ['run', 'serve']) {
+  // setup and doctor too: `setup --no-imags` must not set up a host with images.
+  for (const c of ['run', 'serve', 'setup', 'doctor']) {
     const r = run(c, '--bogus');
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`^stockade ${c}: Unknown option '--bogus'`));
-    assert.match(r.stderr, new RegExp(`usage: stockade ${c} `));
+    assert.match(r.stderr, new RegExp(`usage: stockade ${c}\\b`));
   }
 });
 
@@ -77,4 +81,56 @@ test('act habits: the event as the first argument, -l lists jobs by stage, -g dr
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('shell completions come from the commands\' own option tables: bash completes commands, flags, subcommands and files', () => {
+  const { mkdtempSync, writeFileSync, rmSync } = require('node:fs') as typeof import('node:fs');
+  const dir = mkdtempSync(join(require('node:os').tmpdir() as string, 'stockade-completion-'));
+  try {
+    const script = run('completion', 'bash');
+    assert.equal(script.status, 0, script.stderr);
+    writeFileSync(join(dir, 'c.bash'), script.stdout);
+    writeFileSync(join(dir, 'workflow-file.yml'), '');
+    // Real bash: source the script, fill COMP_WORDS as readline would, call the function.
+    const complete = (...words: string[]) => {
+      const r = spawnSync('bash', ['-c', `source c.bash; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _stockade; printf '%s\\n' "\${COMPREPLY[@]}"`], { cwd: dir, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.split('\n').filter(Boolean);
+    };
+    assert.deepEqual(complete('stockade', 'se').sort(), ['serve', 'setup']);
+    assert.ok(complete('stockade', 'run', '--s').includes('--secret-file'));
+    assert.ok(complete('stockade', 'run', '-').includes('-P'), 'short flags too');
+    assert.ok(complete('stockade', 'run', 'pull_').includes('pull_request'), 'event names');
+    assert.deepEqual(complete('stockade', 'images', ''), complete('stockade', 'images', '').filter((w) => w !== 'bogus'));
+    assert.ok(complete('stockade', 'images', '').includes('build'));
+    assert.deepEqual(complete('stockade', 'run', '--workflow', 'workflow-f'), ['workflow-file.yml'], 'a path option completes files');
+    assert.deepEqual(complete('stockade', 'run', '--memory', ''), [], 'a value option offers no flags');
+    assert.ok(complete('stockade', 'completion', '').includes('fish'));
+    // Every run flag is offered by every shell.
+    const zsh = run('completion', 'zsh').stdout;
+    const fish = run('completion', 'fish').stdout;
+    assert.match(zsh, /^#compdef stockade/);
+    for (const name of Object.keys(RUN_OPTIONS)) {
+      assert.ok(complete('stockade', 'run', `--${name}`).includes(`--${name}`), `bash lacks --${name}`);
+      assert.ok(zsh.includes(`'--${name}'`), `zsh lacks --${name}`);
+      assert.ok(fish.includes(`-n '__fish_seen_subcommand_from run' -l '${name}'`), `fish lacks --${name}`);
+    }
+    const zshCheck = spawnSync('zsh', ['-n', '-c', zsh], { encoding: 'utf8' });
+    if (!zshCheck.error) assert.equal(zshCheck.status, 0, zshCheck.stderr);
+    const bad = run('completion', 'tcsh');
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /bash, zsh or fish/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('exit codes: one table in --help that covers every code an error can end the process with', () => {
+  const listed = new Set(EXIT_CODES.map(([c]) => c));
+  for (const [code, { exit }] of Object.entries(ErrorCodes)) assert.ok(listed.has(exit), `${code} exits ${exit}, not in the table`);
+  for (const c of [0, 1, 130]) assert.ok(listed.has(c));
+  const help = run('--help');
+  for (const [c, m] of EXIT_CODES) assert.ok(help.stdout.includes(`${String(c).padStart(3)}  ${m}`), `--help lacks exit code ${c}`);
+  const readme = readFileSync('README.md', 'utf8');
+  for (const [c] of EXIT_CODES) assert.match(readme, new RegExp(`^\\| ${c} \\|`, 'm'), `README's exit code table lacks ${c}`);
 });

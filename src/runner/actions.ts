@@ -8,7 +8,7 @@ import { JOB_PATHS } from './job-paths';
 import { NODE_EXTERNALS, nodeVolumeFor } from './externals-volumes';
 export { NODE_EXTERNALS } from './externals-volumes';
 import { actionPolicyRefusal } from './action-policy';
-import { runDockerAction } from './docker-action';
+import { runDockerAction, runDockerPre } from './docker-action';
 import { LogSink } from './step-log';
 import { executeStep, runScript, scopeStatus, stepContexts, toResult, type Executed, type Scope, type StepDeps, type StepRun, type UsesRunner } from './run-step';
 import type { StepResult } from './types';
@@ -248,21 +248,24 @@ export const runUses: UsesRunner = async (deps, run, scope, step, env, contexts,
 };
 
 /**
- * `pre:` of the JavaScript actions the job's steps use, run before the first
- * step as GitHub does (pre-if defaults to always()).
+ * `pre:` of the JavaScript actions and `pre-entrypoint` of the Docker actions the job's steps use,
+ * run before the first step as GitHub does (pre-if defaults to always()).
  */
 export async function runPreSteps(deps: StepDeps, run: StepRun, scope: Scope, steps: StepModel[]): Promise<StepResult[]> {
   const results: StepResult[] = [];
   for (const step of steps) {
-    if (!step.uses || isCheckout(step.uses)) continue;
+    // Only downloaded actions have a pre stage on GitHub: a local (./) one is not there before checkout.
+    if (!step.uses || isCheckout(step.uses) || step.uses.startsWith('./')) continue;
     let resolved: ResolvedAction;
     try {
       resolved = await resolveAction(deps, run, step.uses);
     } catch {
       continue; // reported when the step itself runs
     }
-    if (resolved.kind !== 'action' || resolved.model.runs.using !== 'node' || !resolved.model.runs.pre) continue;
+    if (resolved.kind !== 'action') continue;
     const runs = resolved.model.runs;
+    const docker = runs.using === 'docker' && !!runs.preEntrypoint && !step.uses.startsWith('docker://');
+    if (!docker && (runs.using !== 'node' || !runs.pre)) continue;
     const name = `Pre ${step.name ?? step.uses}`;
     const sink = new LogSink(run.state.masker, (stream, text) => deps.observer?.line?.(run.job.id, name, stream, text));
     const contexts = stepContexts(run, scope);
@@ -270,9 +273,16 @@ export async function runPreSteps(deps: StepDeps, run: StepRun, scope: Scope, st
     try {
       if (!evaluateCondition(runs.preIf ?? 'always()', contexts, status)) continue;
       deps.observer?.stepStarted?.(run.job.id, { index: step.index, name });
-      await ensureNode(deps, run);
       const withValues = Object.fromEntries(Object.entries(step.with).map(([k, v]) => [k, interpolate(v, contexts, status)]));
       const inputs = actionInputs(resolved.model, withValues, contexts, status, sink);
+      if (runs.using === 'docker') {
+        const e = await runDockerPre(deps, run, scope, step, { runs, hostDir: resolved.hostDir, hostRoot: resolved.hostRoot }, inputs, inputEnv(inputs), contexts, sink);
+        const r = toResult(run, step.index, undefined, name, sink, e, false);
+        if (r.conclusion === 'failure') scope.status.failed = true;
+        results.push(r);
+        continue;
+      }
+      await ensureNode(deps, run);
       const e = await runScript(deps, run, { ...scope, actionPath: resolved.dir }, sink, {
         label: `pre-${step.index}`,
         actionId: step.id ?? `__pre_${step.index}`,

@@ -42,6 +42,21 @@ async function actionImage(deps: StepDeps, run: StepRun, a: DockerAction, sink: 
   return built.image;
 }
 
+/**
+ * A Docker action's `pre-entrypoint`, run before the job's first step as GitHub runs every pre step
+ * (the image is built then, as GitHub's "Build container for action use" is): same image, inputs and
+ * arguments as the main step, only the entry point differs.
+ */
+export async function runDockerPre(deps: StepDeps, run: StepRun, scope: Scope, step: StepModel, a: DockerAction, inputs: Record<string, string>, inputEnv: Record<string, string>, contexts: Record<string, unknown>, sink: LogSink): Promise<Executed> {
+  const image = await actionImage(deps, run, a, sink);
+  const status = scopeStatus(run, scope, deps.signal);
+  const ctx = { ...contexts, inputs };
+  const runsEnv = Object.fromEntries(Object.entries(a.runs.env).map(([k, v]) => [k, interpolate(v, ctx, status)]));
+  const argv = await argvFor(deps, image, a.runs.preEntrypoint, a.runs.args.map((x) => interpolate(x, ctx, status)));
+  const actionId = step.id ?? `__pre_${step.index}`;
+  return runScript(deps, run, scope, sink, { label: `pre-${step.index}`, actionId, image, argv: () => argv, env: runsEnv, extraEnv: inputEnv, workdir: JOB_PATHS.workspace, deadline: run.deadline });
+}
+
 /** Docker's rule: an entry point given replaces the image's (and its command); arguments given replace its command. */
 async function argvFor(deps: StepDeps, image: string, entrypoint: string | undefined, args: string[]): Promise<string[]> {
   const cfg = await deps.sandbox.deps.engine.imageCommand(image);
@@ -53,7 +68,7 @@ async function argvFor(deps: StepDeps, image: string, entrypoint: string | undef
 /**
  * Runs a Docker container action as a step under the same sandbox: inputs as INPUT_*, `runs.env`
  * and `runs.args` evaluated with the step's contexts, the workspace as the working directory,
- * `pre-entrypoint` just before `entrypoint`, `post-entrypoint` among the job's post steps.
+ * `post-entrypoint` among the job's post steps (`pre-entrypoint` ran at the job's start: runDockerPre).
  */
 export async function runDockerAction(deps: StepDeps, run: StepRun, scope: Scope, step: StepModel, a: DockerAction, inputs: Record<string, string>, inputEnv: Record<string, string>, env: Record<string, string>, contexts: Record<string, unknown>, sink: LogSink, deadline: number): Promise<Executed> {
   const image = await actionImage(deps, run, a, sink);
@@ -66,10 +81,6 @@ export async function runDockerAction(deps: StepDeps, run: StepRun, scope: Scope
     const argv = await argvFor(deps, image, entrypoint, args);
     return runScript(deps, run, scope, out, { label, actionId, image, argv: () => argv, env: { ...env, ...runsEnv }, extraEnv: inputEnv, workdir: JOB_PATHS.workspace, deadline: until });
   };
-  if (a.runs.preEntrypoint) {
-    const pre = await once(`pre-${step.index}`, a.runs.preEntrypoint, sink, deadline);
-    if (pre.outcome !== 'success') return pre;
-  }
   const e = await once(String(step.index), a.runs.entrypoint, sink, deadline);
   const post = a.runs.postEntrypoint;
   if (post) {

@@ -1,3 +1,4 @@
+import { coerce, gte } from 'semver';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupV1Subtrees, detectCgroupHost, PodmanEngine } from '../sandbox';
@@ -17,11 +18,10 @@ export interface Check {
   warnOnly?: boolean;
 }
 
+/** `v` (a tool's own version string, loosely: `5.10`, `1.1.5+dfsg`) is at least `min`. */
 function versionAtLeast(v: string, min: string): boolean {
-  const a = v.split('.').map(Number);
-  const b = min.split('.').map(Number);
-  for (let i = 0; i < b.length; i++) if ((a[i] ?? 0) !== b[i]) return (a[i] ?? 0) > b[i]!;
-  return true;
+  const a = coerce(v);
+  return !!a && gte(a, coerce(min)!);
 }
 
 /** Every requirement of the host, with ok / missing and the fix. */

@@ -1,6 +1,7 @@
 import { parseDuration, parseSize } from '../common';
 import { DEFAULT_LIMITS, LIMIT_BOUNDS, type ResourceLimits } from '../sandbox';
 import { parseDomainList } from '../egress';
+import { parseResultsPatterns } from './results';
 
 export interface ActionInputs {
   run: string;
@@ -13,6 +14,8 @@ export interface ActionInputs {
   limits: ResourceLimits;
   /** 'default', or a path inside the workspace. */
   seccomp: string;
+  /** Files handed back after the run (input `results`); undefined: nothing comes back. */
+  results?: { patterns: string[]; path: string; maxFiles: number; maxBytes: number };
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -65,5 +68,14 @@ export function readInputs(get: (name: string) => string): ActionInputs {
     const [min, max] = LIMIT_BOUNDS[key];
     if (limits[key] < min || limits[key] > max) throw new Error(`input '${input}' is out of range (${min} to ${max}${key.endsWith('Bytes') ? ' bytes' : key === 'timeoutMs' ? ' ms' : ''})`);
   }
-  return { run, shell, image, workingDirectory: get('working-directory') || '.', env, allowDomains, limits, seccomp: get('seccomp') || 'default' };
+  const patterns = parseResultsPatterns(get('results'));
+  let results: ActionInputs['results'];
+  if (patterns.length) {
+    const maxFiles = get('results-max-files') ? Number(get('results-max-files')) : 1000;
+    if (!Number.isInteger(maxFiles) || maxFiles < 1 || maxFiles > 100_000) throw new Error(`input 'results-max-files' '${get('results-max-files')}' is not a whole number from 1 to 100000`);
+    const maxBytes = get('results-max-size') ? parseSize(get('results-max-size')) : 256 * 1024 ** 2;
+    if (maxBytes === undefined || maxBytes < 1 || maxBytes > 1024 ** 3) throw new Error(`input 'results-max-size' '${get('results-max-size')}' is not a size from 1 byte to 1g`);
+    results = { patterns, path: get('results-path') || 'stockade-results', maxFiles, maxBytes };
+  }
+  return { run, shell, image, workingDirectory: get('working-directory') || '.', env, allowDomains, limits, seccomp: get('seccomp') || 'default', ...(results ? { results } : {}) };
 }

@@ -11,6 +11,7 @@ import { openSandbox } from '../sandbox';
 import { parseWorkflowText } from '../workflow';
 import { actionHost } from './host';
 import { readInputs, type ActionInputs } from './inputs';
+import { collectResults, resultsDestination, type ResultsReport } from './results';
 
 const STEP_NAME = 'Run in the sandbox';
 const MAX_OUTPUTS = 100;
@@ -29,16 +30,24 @@ const literal = (s: string) => s.replace(/\$\{\{/g, "${{ '${{' }}");
 export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   try {
     const inputs = readInputs((n) => core.getInput(n));
-    const result = await runInSandbox(inputs, env);
-    await report(inputs, result);
+    const { result, collected } = await runInSandbox(inputs, env);
+    await report(inputs, result, collected);
   } catch (e) {
     core.setFailed(`stockade: ${isStockadeError(e) ? e.describe() : (e as Error).message}`);
   }
 }
 
-async function runInSandbox(inputs: ActionInputs, env: NodeJS.ProcessEnv): Promise<JobResult> {
+async function runInSandbox(inputs: ActionInputs, env: NodeJS.ProcessEnv): Promise<{ result: JobResult; collected?: ResultsReport & { dest: string } }> {
   const workspace = env.GITHUB_WORKSPACE ?? process.cwd();
   if (!existsSync(workspace)) throw new Error(`GITHUB_WORKSPACE ${workspace} does not exist`);
+  // Checked before anything runs: a bad destination must not cost the run.
+  const dest = inputs.results ? await resultsDestination(inputs.results.path, workspace) : undefined;
+  let collected: (ResultsReport & { dest: string }) | undefined;
+  const collectWorkspace = inputs.results && dest
+    ? async (dir: string) => {
+        collected = { dest, ...(await collectResults(dir, { patterns: inputs.results!.patterns, dest, maxFiles: inputs.results!.maxFiles, maxBytes: inputs.results!.maxBytes })) };
+      }
+    : undefined;
   const packageRoot = findPackageRoot(__dirname);
   const host = await actionHost(env);
   const passed: Record<string, string> = {};
@@ -120,7 +129,7 @@ async function runInSandbox(inputs: ActionInputs, env: NodeJS.ProcessEnv): Promi
       parsed.value,
       instance,
       ctx,
-      { image, limits: inputs.limits, readOnlyRoot: true, sourceDir: workspace, nodeBinary: process.execPath, parallelJobs: 1, egress },
+      { image, limits: inputs.limits, readOnlyRoot: true, sourceDir: workspace, nodeBinary: process.execPath, parallelJobs: 1, egress, collectWorkspace },
       {},
     );
   } finally {
@@ -128,7 +137,8 @@ async function runInSandbox(inputs: ActionInputs, env: NodeJS.ProcessEnv): Promi
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
   }
-  return result;
+  if (inputs.results && !collected) collected = { dest: dest!, files: [], skipped: [], error: 'the sandbox job ended before its workspace could be read' };
+  return { result, collected };
 }
 
 /** Builds a runner image from its Containerfile through the API (a registry must be reachable for its FROM). */
@@ -177,7 +187,7 @@ function conclusionOf(step: StepResult | undefined, job: JobResult): string {
   return step.conclusion;
 }
 
-async function report(inputs: ActionInputs, job: JobResult): Promise<void> {
+async function report(inputs: ActionInputs, job: JobResult, collected?: ResultsReport & { dest: string }): Promise<void> {
   const step = job.steps.find((s) => s.name === STEP_NAME);
   const conclusion = conclusionOf(step, job);
   const blocked = job.egress ? job.egress.dnsRefused + job.egress.connectionsRefused : 0;
@@ -221,8 +231,24 @@ async function report(inputs: ActionInputs, job: JobResult): Promise<void> {
       [conclusion, `${((step?.durationMs ?? job.durationMs) / 1000).toFixed(2)} s`, mib(step?.peakMemoryBytes ?? 0), reason, inputs.image, String(blocked)],
     ]);
   if (job.egress && blocked) core.summary.addList(job.egress.refusals.slice(0, 20).map((r) => r.replace(/[<>&]/g, (c) => `&#${c.charCodeAt(0)};`)));
+  if (collected) {
+    core.setOutput('results-path', collected.dest);
+    core.setOutput('results-count', collected.files.length);
+    const esc = (t: string) => t.replace(/[<>&]/g, (c) => `&#${c.charCodeAt(0)};`);
+    core.summary.addHeading(`Results handed back: ${collected.files.length} files, ${mib(collected.files.reduce((a, f) => a + f.bytes, 0))}`, 4);
+    if (collected.files.length) core.summary.addList(collected.files.slice(0, 100).map((f) => `${esc(f.path)} (${f.bytes} bytes)`).concat(collected.files.length > 100 ? [`and ${collected.files.length - 100} more`] : []));
+    if (collected.skipped.length) {
+      core.summary.addRaw('Not copied:', true).addList(collected.skipped.slice(0, 100).map((f) => `${esc(f.path)}: ${esc(f.why)}`));
+      for (const f of collected.skipped.slice(0, 20)) core.warning(`results: ${f.path} was not copied: ${f.why}`);
+    }
+    if (collected.error) core.summary.addRaw(`Nothing was copied: ${esc(collected.error)}`, true);
+  }
   if (job.summary.trim()) core.summary.addHeading('Summary written in the sandbox', 4).addRaw(job.summary.slice(0, 64 * 1024), true);
   if (process.env.GITHUB_STEP_SUMMARY) await core.summary.write();
+  if (collected?.error) {
+    core.setFailed(`results: ${collected.error}`);
+    return;
+  }
   if (conclusion === 'success') return;
   if (conclusion === 'timed_out') core.setFailed(`the script timed out after ${inputs.limits.timeoutMs / 1000} s and was killed`);
   else if (step?.reason === 'exit') core.setFailed(`the script exited with code ${step.exitCode}`);

@@ -2,4 +2,4 @@ export { StockadeError, ErrorCodes, isStockadeError, type ErrorCode } from './er
 export { createLogger, silentLogger, REDACT_PATHS, type Logger, type LoggerOptions } from './logger';
 export { sha256Hex } from './hash';
 export { parseSize, parseDuration } from './parse-size';
-export { readFileBeneath, listDirBeneath, pathComponents, type BeneathRead, type BeneathEntry } from './read-beneath';
+export { readFileBeneath, readBytesBeneath, listDirBeneath, pathComponents, type BeneathRead, type BeneathEntry } from './read-beneath';

@@ -55,8 +55,14 @@ async function openDirBeneath(root: string, parts: string[]): Promise<{ fh: fsp.
   return { fh };
 }
 
-/** Reads `rel` below `root`: no link followed in any component, a regular file only, at most `maxBytes`. */
+/** Reads `rel` below `root` as text: see readBytesBeneath. */
 export async function readFileBeneath(root: string, rel: string, maxBytes: number): Promise<BeneathRead> {
+  const r = await readBytesBeneath(root, rel, maxBytes);
+  return r.ok ? { ok: true, text: r.bytes.toString('utf8') } : r;
+}
+
+/** Reads `rel` below `root`: no link followed in any component, a regular file only, at most `maxBytes`. */
+export async function readBytesBeneath(root: string, rel: string, maxBytes: number): Promise<{ ok: true; bytes: Buffer } | { ok: false; missing: boolean; error: string }> {
   const parts = pathComponents(rel);
   if (typeof parts === 'string') return { ok: false, missing: false, error: parts };
   const dir = await openDirBeneath(root, parts.slice(0, -1));
@@ -86,9 +92,14 @@ export async function readFileBeneath(root: string, rel: string, maxBytes: numbe
       if (fst.size > maxBytes) return { ok: false, missing: false, error: `${rel} is ${fst.size} bytes; the limit is ${maxBytes}` };
       // One byte more than the limit is asked for: a file that grew after fstat is still refused.
       const buf = Buffer.alloc(Math.min(fst.size, maxBytes) + 1);
-      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      let bytesRead = 0;
+      for (;;) {
+        const r = await fh.read(buf, bytesRead, buf.length - bytesRead, bytesRead);
+        bytesRead += r.bytesRead;
+        if (r.bytesRead === 0 || bytesRead === buf.length) break;
+      }
       if (bytesRead > maxBytes) return { ok: false, missing: false, error: `${rel} is larger than the limit of ${maxBytes} bytes` };
-      return { ok: true, text: buf.subarray(0, bytesRead).toString('utf8') };
+      return { ok: true, bytes: buf.subarray(0, bytesRead) };
     } finally {
       await fh.close();
     }

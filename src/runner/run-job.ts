@@ -146,6 +146,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     scope.status.failed = true;
   } finally {
     diskUsage = await volumes?.disk?.usage().catch(() => undefined);
+    if (volumes && settings.collectWorkspace) await settings.collectWorkspace(volumes.mountpoint.workspace).catch((e: unknown) => log.error({ err: e }, 'collecting files from the workspace failed'));
     // The job's volumes are mounted by no service or sidecar: they go while those stop.
     const removeVolumes = (async () => {
       await volumes?.remove();

@@ -151,6 +151,12 @@ export interface JobSettings {
    * what a self-hosted runner's machine environment (its `.env` file) is on GitHub. Values are literal.
    */
   machineEnv?: Record<string, string>;
+  /**
+   * Called after the job's last step (post steps included, success or not) and before its volumes
+   * go, with the workspace volume's host directory: the Action copies its `results` out here.
+   * No step container runs while it is called. Its failure is logged, never thrown.
+   */
+  collectWorkspace?: (workspaceDir: string) => Promise<void>;
   /** Egress a job may have; undefined or an empty allowlist: no network at all. */
   egress?: EgressSettings;
   /**

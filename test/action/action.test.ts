@@ -23,6 +23,8 @@ interface ActionRun {
   outputs: Record<string, string>;
   summary: string;
   env: string;
+  workspace: string;
+  dir: string;
 }
 
 /** Runs the bundled entry as the Actions runner does: INPUT_* variables and the GITHUB_* files. */
@@ -51,7 +53,7 @@ function runAction(inputs: Record<string, string>, extraEnv: Record<string, stri
     child.stdout.on('data', (c: Buffer) => (stdout += c));
     child.stderr.on('data', (c: Buffer) => (stdout += c));
     child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, outputs: parseOutputFile(readFileSync(paths.GITHUB_OUTPUT, 'utf8')), summary: readFileSync(paths.GITHUB_STEP_SUMMARY, 'utf8'), env: readFileSync(paths.GITHUB_ENV, 'utf8') }));
+    child.on('exit', (code) => resolve({ code, stdout, outputs: parseOutputFile(readFileSync(paths.GITHUB_OUTPUT, 'utf8')), summary: readFileSync(paths.GITHUB_STEP_SUMMARY, 'utf8'), env: readFileSync(paths.GITHUB_ENV, 'utf8'), workspace, dir }));
   });
 }
 
@@ -113,6 +115,56 @@ test('a failing script fails the action with its exit code; a timeout is timed_o
   assert.match(bad.stdout, /::error::stockade: input 'memory' 'lots' is not a size such as 512m or 2g/);
   const outside = await runAction({ run: 'true', seccomp: '../../etc/passwd' });
   assert.match(outside.stdout, /::error::stockade: input 'seccomp' '..\/..\/etc\/passwd' is outside the workspace/);
+});
+
+test('results: globs in the workspace copy come back into a folder of their own, regular files only, byte for byte, capped; a bad destination refuses before the run', async () => {
+  const { createHash } = require('node:crypto') as typeof import('node:crypto');
+  const { existsSync, readdirSync, symlinkSync } = require('node:fs') as typeof import('node:fs');
+  const script = [
+    'mkdir -p dist/sub logs/deep',
+    'head -c 300000 /dev/urandom > dist/app.bin; sha256sum dist/app.bin | cut -d" " -f1 > /tmp/sum',
+    'echo "<testsuite/>" > report.xml; echo nested > logs/deep/run.log; echo skip > dist/skip.txt; echo "in sub" > dist/sub/x.txt',
+    'ln -s /etc/passwd dist/passwd-link; mkfifo dist/fifo; echo secret > secret.txt',
+    'echo "sum=$(cat /tmp/sum)" >> "$GITHUB_OUTPUT"',
+    'exit 4',
+  ].join('\n');
+  const r = await runAction({ run: script, results: 'dist/**\n./report.xml\nlogs\n!dist/skip.txt\n# a comment' });
+  assert.equal(r.code, 1, 'the script failed: results come back all the same');
+  assert.equal(r.outputs['exit-code'], '4');
+  const dest = r.outputs['results-path']!;
+  assert.equal(dest, join(r.workspace, 'stockade-results'));
+  const got = (p: string) => readFileSync(join(dest, p));
+  assert.equal(createHash('sha256').update(got('dist/app.bin')).digest('hex'), r.outputs.sum, 'binary content byte for byte');
+  assert.equal(got('report.xml').toString(), '<testsuite/>\n');
+  assert.equal(got('logs/deep/run.log').toString(), 'nested\n', 'a directory pattern takes what is below it');
+  assert.equal(got('dist/sub/x.txt').toString(), 'in sub\n');
+  assert.ok(!existsSync(join(dest, 'dist/skip.txt')), '!glob excludes');
+  assert.ok(!existsSync(join(dest, 'secret.txt')), 'unmatched files stay in the sandbox');
+  assert.ok(!existsSync(join(dest, 'dist/passwd-link')) && !existsSync(join(dest, 'dist/fifo')), 'no link, no FIFO');
+  assert.equal(r.outputs['results-count'], '4');
+  assert.match(r.stdout, /::warning::results: dist\/passwd-link was not copied: a symbolic link/);
+  assert.match(r.stdout, /::warning::results: dist\/fifo was not copied: not a regular file/);
+  assert.match(r.summary, /Results handed back: 4 files/);
+  assert.match(r.summary, /<li>dist\/app\.bin \(300000 bytes\)<\/li>/);
+
+  const capped = await runAction({ run: 'touch a.txt b.txt', results: '*.txt', 'results-max-files': '1' });
+  assert.equal(capped.code, 1);
+  assert.match(capped.stdout, /::error::results: 2 files match the results patterns; the limit is 1 \(results-max-files\): nothing was copied/);
+  assert.ok(!existsSync(join(capped.workspace, 'stockade-results')) || readdirSync(join(capped.workspace, 'stockade-results')).length === 0);
+  const big = await runAction({ run: 'head -c 2000 /dev/zero > big.dat', results: 'big.dat', 'results-max-size': '1k' });
+  assert.match(big.stdout, /::error::results: the results are larger than 1024 bytes \(results-max-size\) at big\.dat: nothing was copied/);
+
+  // The destination is checked before anything runs: the script's output never appears.
+  const over = await runAction({ run: 'echo ran-anyway', results: 'x', 'results-path': '.' });
+  assert.match(over.stdout, /::error::stockade: input 'results-path' '\.' is the workspace or holds it/);
+  assert.doesNotMatch(over.stdout, /ran-anyway/);
+  const linkDir = mkdtempSync(join(tmpdir(), 'stockade-results-link-'));
+  symlinkSync('/tmp', join(linkDir, 'out'));
+  const viaLink = await runAction({ run: 'echo ran-anyway', results: 'x', 'results-path': join(linkDir, 'out', 'r') });
+  assert.match(viaLink.stdout, /::error::stockade: input 'results-path': .*\/out is a symbolic link; links are never followed/);
+  assert.doesNotMatch(viaLink.stdout, /ran-anyway/);
+  const climb = await runAction({ run: 'echo ran-anyway', results: '../etc/passwd' });
+  assert.match(climb.stdout, /::error::stockade: input 'results': '\.\.\/etc\/passwd' must be a glob relative to the workspace, without '\.\.'/);
 });
 
 test('no allow-domains: no network; with allow-domains: the allowed name works and the denied attempt is listed in the summary', async () => {

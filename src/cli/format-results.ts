@@ -22,6 +22,8 @@ export function formatSummary(results: JobResult[]): string {
     const n = e ? e.dnsRefused + e.connectionsRefused : 0;
     return e && n ? [`job ${j.id}: ${n} blocked network attempts: ${e.refusals.slice(0, 5).join('; ')}${e.refusals.length > 5 ? '; …' : ''}`] : [];
   });
+  // Audit mode: what the job reached, and the allowlist that lets it do the same in enforce mode.
+  const audited = results.flatMap((j) => (j.egress?.audited ? [`job ${j.id}: egress audit: ${j.egress.audited.length} names reached${j.egress.audited.length ? `: ${j.egress.audited.join(', ')}\n  allowlist to enforce the same: ${proposedFlags(j.egress.audited)}` : ''}`] : []));
   const disk = results.flatMap((j) => (j.disk ? [`job ${j.id}: disk ${mib(j.disk.bytesUsed)} of ${mib(j.disk.bytesLimit)}, ${j.disk.inodesUsed} of ${j.disk.inodesLimit} files`] : []));
   const cache = results.flatMap((j) => {
     const r = j.results;
@@ -35,7 +37,7 @@ export function formatSummary(results: JobResult[]): string {
     return [`job ${j.id}: ${parts.filter(Boolean).join(', ')}`];
   });
   const actions = results.flatMap((j) => (j.actions?.length ? [`job ${j.id}: actions ${j.actions.map((a) => `${a.uses} ${a.sha ? `at ${a.sha.slice(0, 12)}` : '(offline copy)'}`).join(', ')}`] : []));
-  const notes = [...errors, ...blocked, ...disk, ...cache, ...actions];
+  const notes = [...errors, ...blocked, ...audited, ...disk, ...cache, ...actions];
   return notes.length ? `${table}\n\n${notes.join('\n')}` : table;
 }
 
@@ -81,4 +83,9 @@ export function toJson(results: JobResult[]): unknown {
       })),
     })),
   };
+}
+
+/** `--allow-domain a --allow-domain b` for the names an audit recorded (exact names: never wider than what ran). */
+function proposedFlags(names: string[]): string {
+  return names.map((n) => `--allow-domain ${n}`).join(' ');
 }

@@ -26,7 +26,7 @@ export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-g|--graph] [
                     [--parallel N] [--debug]
                     [--dir DIR] [--image REF] [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION]
                     [--output-limit SIZE] [--writable-root] [--disk 10g|off] [--inodes 1000000]
-                    [--allow-domain NAME]... [--upstream-dns ADDRESS] [--permit-range CIDR]...
+                    [--allow-domain NAME]... [--egress-audit] [--upstream-dns ADDRESS] [--permit-range CIDR]...
                     [--allow-image PATTERN]... [--allow-digest-pinned] [--container-map REF=LOCAL]...
                     [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g] [--tool-cache DIR] [--github-instance HOST]
   EVENT is the event to run (default push), as in act; -e is the event's payload file, as in act.
@@ -35,6 +35,8 @@ export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-g|--graph] [
   Where Stockade differs from act on purpose: --env-file is read only when given (act reads ./.env by
   default; a developer's .env often holds credentials no workflow should see), and -P names local images
   only (nothing is pulled); --env values are literal and sit below the workflow's env (a runner's machine env).
+  --egress-audit: every name is reached and recorded (private ranges stay refused); the summary
+  proposes the --allow-domain list that enforces the same. Enforce (the allowlist) stays the default.
   Caches (actions/cache) and artifacts persist per repository in --results-dir (default <state>/results).`;
 
 export function limitsFrom(v: Record<string, string | string[] | boolean | undefined>): ResourceLimits {
@@ -102,6 +104,7 @@ export const RUN_OPTIONS = {
   parallel: { type: 'string' },
   debug: { type: 'boolean' },
   'allow-domain': { type: 'string', multiple: true },
+  'egress-audit': { type: 'boolean' },
   'allow-image': { type: 'string', multiple: true },
   'allow-digest-pinned': { type: 'boolean' },
   'container-map': { type: 'string', multiple: true },
@@ -186,7 +189,8 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
 
   const host = resolveHostConfig(env);
   const allowDomains = values['allow-domain'] ?? [];
-  const egress = egressSettings(host.packageRoot, { allow: allowDomains, permittedRanges: values['permit-range'] ?? [] }, allowDomains.length ? upstreamDnsFrom(values['upstream-dns']) : '');
+  const audit = !!values['egress-audit'];
+  const egress = egressSettings(host.packageRoot, { allow: allowDomains, permittedRanges: values['permit-range'] ?? [], audit }, allowDomains.length || audit ? upstreamDnsFrom(values['upstream-dns']) : '');
   const sandbox = await openSandbox({
     socketPath: host.socketPath,
     stateDir: host.stateDir,

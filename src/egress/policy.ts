@@ -13,6 +13,11 @@ export interface EgressPolicy {
   deniedRanges: string[];
   /** Exceptions carved out of `deniedRanges` (a test's own outside world). @default [] */
   permittedRanges: string[];
+  /**
+   * Audit mode: every name resolves and is reached (the denied ranges and ports still hold), and
+   * each is recorded so the job's summary can propose the allowlist. @default false (enforce)
+   */
+  audit?: boolean;
 }
 
 // IPv4-mapped IPv6 (::ffff:0:0/96) is not listed: Node's BlockList would then match every
@@ -124,5 +129,5 @@ export function validatePolicy(p: Partial<EgressPolicy>): EgressPolicy {
   const deniedRanges = p.deniedRanges ?? [...DEFAULT_DENIED_RANGES];
   const permittedRanges = p.permittedRanges ?? [];
   new AddressGuard(deniedRanges, permittedRanges);
-  return { allow: [...new Set(allow)], ports, deniedRanges, permittedRanges };
+  return { allow: [...new Set(allow)], ports, deniedRanges, permittedRanges, ...(p.audit ? { audit: true } : {}) };
 }

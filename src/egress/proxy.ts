@@ -10,6 +10,8 @@ type Via = 'connect' | 'http-proxy' | 'tls' | 'http';
 
 export interface ProxyOptions {
   allow: readonly string[];
+  /** Audit mode: every name is allowed (addresses and ports are still checked). */
+  audit?: boolean;
   ports: readonly number[];
   guard: AddressGuard;
   lookup: (name: string) => Promise<Lookup>;
@@ -137,7 +139,7 @@ export class EgressProxy {
     const name = canonicalName(rawName);
     const shown = (name ?? rawName).slice(0, 255);
     if (isIP(rawName)) return this.refuse(client, via, shown, port, from, 'address-literal');
-    if (!name || !isAllowed(name, this.o.allow)) return this.refuse(client, via, shown, port, from, 'not-allowlisted');
+    if (!name || (!this.o.audit && !isAllowed(name, this.o.allow))) return this.refuse(client, via, shown, port, from, 'not-allowlisted');
     if (!this.o.ports.includes(port)) return this.refuse(client, via, shown, port, from, 'port');
     const found = await this.o.lookup(name);
     const address = found.addresses.find((a) => this.o.guard.allows(a));

@@ -11,6 +11,8 @@ const REFUSED_TYPES = new Set(['ANY', 'AXFR', 'IXFR', 'MAILA', 'MAILB']);
 
 export interface ResolverOptions {
   allow: readonly string[];
+  /** Audit mode: every name is allowed (and reported as allowed). */
+  audit?: boolean;
   /** The sidecar's own address on the job network: what allowlisted names resolve to. */
   answerAddress: string;
   lookup: (name: string) => Promise<Lookup>;
@@ -62,7 +64,7 @@ export class Resolver {
     if (REFUSED_TYPES.has(type)) return { reply: reply('REFUSED'), event: refused(client, name, type, 'query-type') };
     if (question.class !== 'IN') return { reply: reply('REFUSED'), event: refused(client, name, type, 'query-class') };
     const canonical = canonicalName(name)!;
-    if (!isAllowed(canonical, this.o.allow)) return { reply: reply('NXDOMAIN'), event: refused(client, canonical, type, 'not-allowlisted') };
+    if (!this.o.audit && !isAllowed(canonical, this.o.allow)) return { reply: reply('NXDOMAIN'), event: refused(client, canonical, type, 'not-allowlisted') };
     const found = await this.o.lookup(canonical);
     if (found.rcode === 'SERVFAIL') return { reply: reply('SERVFAIL'), event: { ev: 'dns', verdict: 'allowed', name: canonical, qtype: type, client, rcode: 'SERVFAIL' } };
     if (found.rcode === 'NXDOMAIN') return { reply: reply('NXDOMAIN'), event: { ev: 'dns', verdict: 'allowed', name: canonical, qtype: type, client, rcode: 'NXDOMAIN' } };

@@ -57,7 +57,7 @@ export async function startSidecar(cfg: SidecarConfig, write: (line: string) => 
       suppressed.dns = suppressed.egress = 0;
     }
   }, 2000);
-  const resolver = new Resolver({ allow: policy.allow, answerAddress: address, lookup, guard });
+  const resolver = new Resolver({ allow: policy.allow, audit: policy.audit, answerAddress: address, lookup, guard });
   const servers: Array<Server | ReturnType<typeof createSocket>> = [];
 
   // One DNS message from `client`, over UDP or TCP: answered, and the answer's event reported.
@@ -95,7 +95,7 @@ export async function startSidecar(cfg: SidecarConfig, write: (line: string) => 
   });
   servers.push(await whenListening(tcp, (ready) => tcp.listen(cfg.listen.dns, address, ready)));
 
-  const proxy = new EgressProxy({ allow: policy.allow, ports: policy.ports, guard, lookup, emit });
+  const proxy = new EgressProxy({ allow: policy.allow, audit: policy.audit, ports: policy.ports, guard, lookup, emit });
   servers.push(...(await proxy.listen(address, cfg.listen)));
   emit({ ev: 'ready', address });
   return {

@@ -19,7 +19,7 @@ export interface JobReport {
   error?: string;
   annotations: Array<{ level: 'error' | 'warning' | 'notice'; message: string; title?: string; file?: string; line?: number; endLine?: number; column?: number; endColumn?: number }>;
   /** What the job's egress sidecar allowed and blocked; refusals are anomaly signals. */
-  network?: { dnsAllowed: number; dnsRefused: number; connectionsAllowed: number; connectionsRefused: number; bytesOut: number; refusals: string[] };
+  network?: { dnsAllowed: number; dnsRefused: number; connectionsAllowed: number; connectionsRefused: number; bytesOut: number; refusals: string[]; audited?: string[] };
   /** What the job wrote against its disk limits (added up over the run's jobs). */
   disk?: { bytesUsed: number; bytesLimit: number; inodesUsed: number; inodesLimit: number };
   /** The remote actions that ran, each with the commit its ref resolved to (what ran, exactly). */
@@ -44,6 +44,11 @@ export function reportSummary(r: JobReport): string {
   if (n && blocked) {
     const shown = n.refusals.slice(0, 10).map((x) => `- ${cell(x)}`);
     parts.push([`:warning: **${blocked} blocked network attempt${blocked === 1 ? '' : 's'}**: ${cell(n.refusals.slice(0, 3).join('; '))}${n.refusals.length > 3 ? '; …' : ''}`, ...shown].join('\n'));
+  }
+  if (n?.audited) {
+    parts.push(n.audited.length
+      ? [`**Egress audit**: ${n.audited.length} name${n.audited.length === 1 ? '' : 's'} reached; the allowlist that enforces the same:`, '```yaml', 'egress:', '  allow:', ...n.audited.map((x) => `    - ${x.replace(/[^a-z0-9.*-]/g, '')}`), '```'].join('\n')
+      : '**Egress audit**: no name was reached; the job needs no egress.');
   }
   if (r.actions?.length) parts.push(`Actions: ${r.actions.map((a) => `\`${cell(a.uses)}\` ${a.sha ? `at \`${a.sha}\`` : '(offline copy)'}`).join(', ')}`);
   if (r.disk) parts.push(`Disk: ${mib(r.disk.bytesUsed)} of ${mib(r.disk.bytesLimit)}, ${r.disk.inodesUsed} of ${r.disk.inodesLimit} files`);

@@ -38,6 +38,6 @@ export function egressSettings(packageRoot: string, policy: Partial<EgressPolicy
     throw new StockadeError('USAGE', (e as Error).message);
   }
   const sidecarScript = join(packageRoot, 'dist/sidecar.js');
-  if (p.allow.length && !existsSync(sidecarScript)) throw new StockadeError('HOST_NOT_READY', `${sidecarScript} is missing`, { hint: 'run `npm run build`' });
+  if ((p.allow.length || p.audit) && !existsSync(sidecarScript)) throw new StockadeError('HOST_NOT_READY', `${sidecarScript} is missing`, { hint: 'run `npm run build`' });
   return { policy: p, upstreamDns, sidecarScript, hostAddresses: hostAddresses() };
 }

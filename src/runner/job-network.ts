@@ -58,7 +58,7 @@ export function networkContext(deps: StepDeps, run: StepRun): JobNetworkContext 
   return { sandbox: deps.sandbox, logger: deps.logger, key: run.volumes.key, labels: run.volumes.labels, image: s.image, limits: s.limits, deadline: run.deadline, egress: s.egress, nodeBinary: s.nodeBinary, mask: (t) => run.state.masker.mask(t) };
 }
 
-export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void): Promise<JobNetwork> {
+export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void, audit = false): Promise<JobNetwork> {
   const deps = ctx;
   const network = `stockade-${ctx.key}`;
   const engine = ctx.sandbox.deps.engine;
@@ -94,8 +94,9 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
     },
     stop,
   };
-  if (!allow.length) return jn;
+  if (!allow.length && !audit) return jn;
   const egress = ctx.egress;
+  if (audit) report.audited = [];
   if (!egress) throw new Error('this runner has no egress configured');
   try {
     const t0 = Date.now();
@@ -159,7 +160,14 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
   }
 }
 
+const MAX_AUDITED = 500;
+
 function count(r: EgressReport, e: EgressEvent, refusal: string | undefined): void {
+  // Audit mode: names that answered (DNS) or were reached (connections), once each.
+  if (r.audited && (e.ev === 'dns' || e.ev === 'egress') && e.verdict === 'allowed' && e.name && !(e.ev === 'dns' && e.rcode === 'NXDOMAIN') && !r.audited.includes(e.name) && r.audited.length < MAX_AUDITED) {
+    r.audited.push(e.name);
+    r.audited.sort();
+  }
   if (e.ev === 'dns') e.verdict === 'allowed' ? r.dnsAllowed++ : r.dnsRefused++;
   else if (e.ev === 'egress') {
     if (e.verdict === 'allowed') {

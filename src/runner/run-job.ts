@@ -91,12 +91,14 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     if (settings.toolCacheDir) await copyTreeIntoVolume(settings.toolCacheDir, volumes.mountpoint.toolCache, volumes.owner);
     const run: StepRun = { wf, job, ctx, settings, contexts, volumes, state, image: container.image, containerEnv: container.env, deadline };
     const allow = egressAllowlist(wf, job, contexts, noSteps, settings);
-    if (Object.keys(job.services).length || allow.length) {
+    // Audit mode starts the sidecar even without an allowlist; STOCKADE_EGRESS: none still means no network.
+    const audit = !!settings.egress?.policy.audit && allow !== NO_EGRESS;
+    if (Object.keys(job.services).length || allow.length || audit) {
       const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, 'Initialize containers', stream, text));
       deps.observer?.stepStarted?.(job.id, { index: -1, name: 'Initialize containers' });
       const t0 = Date.now();
       try {
-        net = await startJobNetwork(networkContext({ ...deps, logger: log }, run), allow, sink, (e) => deps.observer?.egress?.(job.id, e));
+        net = await startJobNetwork(networkContext({ ...deps, logger: log }, run), allow, sink, (e) => deps.observer?.egress?.(job.id, e), audit);
         run.net = net;
         if (Object.keys(job.services).length) {
           const req = runServices({ ...deps, logger: log }, run, job.services, contexts, noSteps);
@@ -211,7 +213,7 @@ function egressOf(net: JobNetwork | undefined, state: JobState): Pick<JobResult,
   const direct = state.noRoute.reduce((a, x) => a + x.attempts, 0);
   if (!net?.sidecar && !direct) return {};
   // Masked again at the end: a secret registered by ::add-mask:: after the refusal is masked too.
-  const report: EgressReport = net?.sidecar ? { ...net.report, refusals: net.report.refusals.map((r) => state.masker.mask(r)) } : { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
+  const report: EgressReport = net?.sidecar ? { ...net.report, refusals: net.report.refusals.map((r) => state.masker.mask(r)), ...(net.report.audited ? { audited: net.report.audited.map((n) => state.masker.mask(n)) } : {}) } : { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
   report.connectionsRefused += direct;
   // Container labels are step indexes (`3`, `3.1`, `pre-3`, `post-3`): named as the job's results name them.
   const nameOf = (label: string) => {
@@ -221,6 +223,9 @@ function egressOf(net: JobNetwork | undefined, state: JobState): Pick<JobResult,
   for (const x of state.noRoute) report.refusals.push(state.masker.mask(`${x.attempts} direct connection${x.attempts === 1 ? '' : 's'} to addresses with no route in step "${nameOf(x.step)}"`));
   return { egress: report };
 }
+
+/** What `STOCKADE_EGRESS: none` gives: no network, in audit mode too. */
+const NO_EGRESS: string[] = [];
 
 /**
  * The names this job may reach: the runner's allowlist, narrowed by the workflow's
@@ -232,7 +237,7 @@ function egressAllowlist(wf: WorkflowModel, job: JobModel, contexts: Record<stri
   const raw = job.env.STOCKADE_EGRESS ?? wf.env.STOCKADE_EGRESS;
   if (raw === undefined) return max;
   const text = interpolate(raw, contexts, status).trim();
-  if (text === '' || text === 'none') return [];
+  if (text === '' || text === 'none') return NO_EGRESS;
   try {
     return narrowAllowlist(max, parseDomainList(text));
   } catch (e) {

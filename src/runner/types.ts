@@ -83,6 +83,11 @@ export interface EgressReport {
   bytesOut: number;
   /** The first refusals, described (for the log and the check-run summary). */
   refusals: string[];
+  /**
+   * Audit mode only: every name the job resolved or reached (sorted, at most 500), which is the
+   * allowlist that would let the job run the same in enforce mode.
+   */
+  audited?: string[];
 }
 
 

@@ -193,6 +193,7 @@ function networkOf(results: JobResult[]): Pick<JobReport, 'network'> {
       connectionsRefused: sum((e) => e.connectionsRefused),
       bytesOut: sum((e) => e.bytesOut),
       refusals: withEgress.flatMap((j) => j.egress!.refusals.map((r) => (withEgress.length > 1 ? `${j.name}: ${r}` : r))).slice(0, 50),
+      ...(withEgress.some((j) => j.egress!.audited) ? { audited: [...new Set(withEgress.flatMap((j) => j.egress!.audited ?? []))].sort().slice(0, 500) } : {}),
     },
   };
 }

@@ -274,6 +274,48 @@ jobs:
   assert.doesNotMatch(JSON.stringify(widened.json), /should not run\n/);
 });
 
+test('egress audit mode: every name is reached and recorded, private ranges stay refused, the summary proposes the allowlist; STOCKADE_EGRESS: none still means no network', async () => {
+  const wf = `on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          curl -sS -f --max-time 5 --cacert ca.pem https://allowed.test/ >/dev/null && echo "allowed.test reached"
+          curl -sS -f --max-time 5 http://other.test/ >/dev/null && echo "other.test reached"
+          curl -sS -f --max-time 5 http://meta.test/ >/dev/null && echo "meta.test REACHED" || echo "meta.test refused"
+`;
+  const audited = await run(repo(wf), '--egress-audit');
+  const log = audited.json.jobs[0]!.steps.flatMap((s) => s.log).join('\n');
+  assert.equal(audited.code, 0, log);
+  assert.match(log, /allowed\.test reached/);
+  assert.match(log, /other\.test reached/, 'a name on no allowlist is reached in audit mode');
+  assert.match(log, /meta\.test refused/, 'a link-local address stays refused in audit mode');
+  const e = audited.json.jobs[0]!.egress as { audited?: string[]; refusals: string[] };
+  assert.deepEqual(e.audited?.filter((n) => n !== 'meta.test'), ['allowed.test', 'other.test']);
+  assert.match(e.refusals.join('\n'), /meta\.test.*(denied|range|address)/i);
+  // The human summary proposes the flags that enforce the same.
+  const human = await new Promise<string>((done) => {
+    const child = spawn('node', [cli, 'run', '-C', repo(wf), '--upstream-dns', world.dns, '--permit-range', world.subnet, '--egress-audit'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c));
+    child.on('exit', () => done(out));
+  });
+  assert.match(human, /egress audit: \d+ names reached: .*allowed\.test, .*other\.test/);
+  assert.match(human, /allowlist to enforce the same: --allow-domain allowed\.test .*--allow-domain other\.test/);
+  const none = await run(repo(`on: push
+env:
+  STOCKADE_EGRESS: none
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - run: tail -n +3 /proc/net/dev | awk '{print $1}' | tr -d ':' | sort | tr '\\n' ' '; echo
+`), '--egress-audit');
+  assert.equal(none.code, 0, none.stderr);
+  assert.match(none.json.jobs[0]!.steps.flatMap((s) => s.log).join('\n'), /^lo $/m);
+});
+
 test('kill -9 of the runner mid-job with egress: the next start removes the sidecar, the step container and the job network', async () => {
   const dir = repo('on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: sleep 300\n');
   const child = spawn('node', [cli, 'run', '-C', dir, '--upstream-dns', world.dns, '--permit-range', world.subnet, ...ALLOW], { stdio: 'ignore' });

@@ -6,13 +6,17 @@ import { completionScript, SHELLS, type CommandSpec, type Shell } from './comple
 import { doctorChecks, formatChecks } from './doctor';
 import { runCommand, RUN_OPTIONS, RUN_USAGE } from './run-command';
 import { setup } from './setup';
-import { serveCommand, SERVE_OPTIONS, SERVE_USAGE } from './serve-command';
+import { loadServerConfig, serveCommand, SERVE_OPTIONS, SERVE_USAGE } from './serve-command';
+import { configSchema, settingsTable } from '../host';
 import { adminCommand, ADMIN_OPTIONS, ADMIN_USAGE } from './admin-commands';
 import { imagesCommand, IMAGES_USAGE } from './images-command';
 import { actionsCommand, ACTIONS_OPTIONS, ACTIONS_USAGE } from './actions-command';
 import { hookBrokerCommand, HOOK_BROKER_OPTIONS, HOOK_BROKER_USAGE } from './hook-broker-command';
 
 const SETUP_OPTIONS = { 'no-images': { type: 'boolean' }, runner: { type: 'boolean' } } as const;
+const CONFIG_USAGE = `usage: stockade config check FILE     check a server config file (the schema, then its rules); exit 2 with file:line:col
+       stockade config schema         print the config file's JSON Schema (docs/config.schema.json)
+       stockade config settings       print every serve setting: key, type, default, environment variable`;
 const COMPLETION_USAGE = `usage: stockade completion bash|zsh|fish
   Prints the completion script: source <(stockade completion bash), source <(stockade completion zsh),
   stockade completion fish | source.`;
@@ -30,6 +34,7 @@ const COMMANDS: CommandSpec[] = [
   { name: 'images', summary: 'build runner images and list the toolchains found in each', options: { json: { type: 'boolean' } }, words: ['build', 'list'] },
   { name: 'actions', summary: "pull, list and prune the host's cache of fetched actions", options: ACTIONS_OPTIONS, words: ['pull', 'list', 'prune'] },
   { name: 'hook-broker', summary: "runner mode: serve the container hook of GitHub's official runner (root)", options: HOOK_BROKER_OPTIONS },
+  { name: 'config', summary: "check the server's config file, print its JSON Schema and its settings", options: {}, words: ['check', 'schema', 'settings'] },
   { name: 'completion', summary: 'print the shell completion script for bash, zsh or fish', options: {}, words: SHELLS },
 ];
 
@@ -61,6 +66,8 @@ ${ACTIONS_USAGE}
 
 ${HOOK_BROKER_USAGE}
 
+${CONFIG_USAGE}
+
 ${COMPLETION_USAGE}
 
 exit codes:
@@ -89,6 +96,7 @@ const COMMAND_USAGE: Record<string, string> = {
   setup: SETUP_USAGE,
   doctor: DOCTOR_USAGE,
   completion: COMPLETION_USAGE,
+  config: CONFIG_USAGE,
 };
 
 /** The version of this package (dist/cli.js sits one directory below package.json). */
@@ -150,6 +158,30 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         const checks = await doctorChecks(env);
         process.stdout.write(`${formatChecks(checks)}\n`);
         return checks.every((c) => c.ok || c.warnOnly) ? 0 : 1;
+      }
+      case 'config': {
+        const [sub, file, ...extra] = rest;
+        if (sub === 'schema' && !file) {
+          process.stdout.write(`${JSON.stringify(configSchema(), null, 2)}\n`);
+          return 0;
+        }
+        if (sub === 'settings' && !file) {
+          process.stdout.write(`${settingsTable()}\n`);
+          return 0;
+        }
+        if (sub !== 'check' || !file || extra.length) throw new StockadeError('USAGE', 'config needs check FILE, schema or settings', { hint: CONFIG_USAGE });
+        try {
+          loadServerConfig(file);
+        } catch (e) {
+          // file:line:col lines as they are, one per problem, for editors and people alike.
+          if (isStockadeError(e) && e.code === 'CONFIG_INVALID') {
+            process.stderr.write(`${e.message.split('\n').map((l) => (l.startsWith(file) ? l : `${file}: error: ${l.replace(`${file}: `, '')}`)).join('\n')}\n`);
+            return 2;
+          }
+          throw e;
+        }
+        process.stdout.write(`${file}: ok\n`);
+        return 0;
       }
       case 'completion': {
         const shell = rest[0];

@@ -8,7 +8,6 @@ import { StockadeError, type Logger } from '../common';
 import { DEFAULT_RUNNER_LABELS, GitHubApi } from '../github';
 import { DEFAULT_LIMITS, openSandbox } from '../sandbox';
 import { DEFAULT_PRIORITIES, StockadeServer, validateQuota, type Priorities } from '../server';
-import YAML from 'yaml';
 import type { Quota } from '../store';
 import { JobStore } from '../store';
 import { toolCacheDirFrom } from './run-options';
@@ -16,7 +15,7 @@ import { SERVE_REMOTE_ACTION_OPTIONS, actionFetcher, actionPolicyFrom } from './
 import { baseImageRef } from './base-image';
 import { asRunner } from './exec';
 import { resolveHostConfig } from '../host';
-import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings, githubApiUrls } from '../host';
+import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSettings, githubApiUrls, mergeServeValues, readConfigFile } from '../host';
 import { narrowAllowlist, normalizeDomainPattern, validatePolicy } from '../egress';
 import { DEFAULT_IMAGE_POLICY, type EgressSettings, type ImagePolicy } from '../runner';
 import { runnerMode, RUNNER_MODE_OPTIONS, RUNNER_MODE_USAGE } from './serve-runner-mode';
@@ -92,43 +91,49 @@ export const SERVE_OPTIONS = {
 
 /** `stockade serve`: the GitHub App server. Resolves when the server stops (SIGINT/SIGTERM). */
 export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logger: Logger, signal: AbortSignal): Promise<number> {
-  const { values } = parseArgs({
+  const { values: flags } = parseArgs({
     args: argv,
     strict: true,
     options: SERVE_OPTIONS,
   });
-  const appId = values['app-id'] ?? env.STOCKADE_APP_ID;
+  // A flag wins, then its environment variable, then the config file's server: key, then the default (SERVER_SETTINGS).
+  const configFile = flags.config ?? env.STOCKADE_CONFIG;
+  const config = configFile ? loadServerConfig(configFile) : undefined;
+  const multiple = new Set(Object.entries(SERVE_OPTIONS).filter(([, o]) => 'multiple' in o && o.multiple).map(([k]) => k));
+  const values = mergeServeValues(flags, env, config?.server, multiple) as typeof flags;
+  // What was set on purpose (no defaults): --inodes means nothing with --disk off, and says so only when given.
+  const given = mergeServeValues(flags, env, config?.server, multiple, { defaults: false }) as typeof flags;
+  const appId = values['app-id'];
   if (!appId) throw new StockadeError('USAGE', '--app-id is required', { hint: SERVE_USAGE });
   const privateKey = readSecret(values['private-key-file'], env.STOCKADE_APP_PRIVATE_KEY, 'the App private key');
   const webhookSecret = readSecret(values['webhook-secret-file'], env.STOCKADE_WEBHOOK_SECRET, 'the webhook secret');
-  const modes = new Set((values.modes ?? 'workflow_job,app').split(',').map((m) => m.trim()));
+  const modes = new Set(values.modes!.split(',').map((m) => m.trim()));
   for (const m of modes) if (m !== 'workflow_job' && m !== 'app') throw new StockadeError('USAGE', `--modes: '${m}' is not workflow_job or app`);
-  const config = values.config ? readServerConfig(values.config) : undefined;
   const quotaDefaults = config?.quotas;
-  const burst = values['burst-per-minute'] === undefined ? 120 : Number(values['burst-per-minute']);
+  const burst = Number(values['burst-per-minute']);
   if (!Number.isInteger(burst) || burst < 1 || burst > 100_000) throw new StockadeError('USAGE', `--burst-per-minute '${values['burst-per-minute']}' is not 1 to 100000`);
   const host = resolveHostConfig(env);
   const stateDir = values['state-dir'] ?? join(host.stateDir, 'server');
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const keyFile = join(stateDir, 'log-link.key');
   if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
-  const port = Number(values.port ?? 8080);
+  const port = Number(values.port);
   const concurrency = values.concurrency === undefined ? hostCapacity(cpus().length, totalmem(), DEFAULT_LIMITS.memoryBytes) : Number(values.concurrency);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new StockadeError('USAGE', `--port '${values.port}' is not a port number`);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new StockadeError('USAGE', `--concurrency '${values.concurrency}' is not 1 to 64`);
   const images = labelImages(host);
   const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
   const store = new JobStore(join(stateDir, 'stockade.db'));
-  const github = new GitHubApi({ appId, privateKey, baseUrl: values['api-url'] ?? env.STOCKADE_GITHUB_API_URL, logger, requestPacing: !values['no-request-pacing'] });
+  const github = new GitHubApi({ appId, privateKey, baseUrl: values['api-url'], logger, requestPacing: !values['no-request-pacing'] });
   const labels = [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(images)];
-  const runner = await runnerMode(values, { host, sandbox, github, labels: values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), logger });
+  const runner = await runnerMode(values, { host, sandbox, github, labels: values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, given.inodes), logger });
   const server = new StockadeServer({
     store,
     github,
     jit: runner?.jit,
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'] ?? env.STOCKADE_ACTION_CACHE, nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, actionPolicy: actionPolicyFrom(values), disk: diskLimitsFrom(values.disk, values.inodes), toolCacheDir: toolCacheDirFrom(values['tool-cache']), podmanUser: (args: string[]) => asRunner(host, args), githubApi: githubApiUrls(values['api-url'] ?? env.STOCKADE_GITHUB_API_URL ?? 'https://api.github.com'), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
+    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'], nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, actionPolicy: actionPolicyFrom(values), disk: diskLimitsFrom(values.disk, given.inodes), toolCacheDir: toolCacheDirFrom(values['tool-cache']), podmanUser: (args: string[]) => asRunner(host, args), githubApi: githubApiUrls(values['api-url']!), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
     webhookSecret,
     // Remote actions are fetched with the installation's token into the host's action cache.
     fetchAction: values['action-offline-mode'] ? undefined : ((fetcher) => (id: number, owner: string, repo: string, ref: string) => fetcher.fetch(github.actionArchives(id), owner, repo, ref))(actionFetcher(host.stateDir)),
@@ -137,9 +142,9 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     publicUrl: values['public-url'] ?? `http://127.0.0.1:${port}`,
     logKey: readFileSync(keyFile),
     workDir: join(stateDir, 'work'),
-    secrets: secretsFrom(values['secrets-file'] ?? env.STOCKADE_SECRETS_FILE),
+    secrets: secretsFrom(values['secrets-file']),
     concurrency,
-    reconcileIntervalMs: Number(values['reconcile-seconds'] ?? 60) * 1000,
+    reconcileIntervalMs: Number(values['reconcile-seconds']) * 1000,
     cancelGitHubRun: !!values['cancel-github-run'],
     modes: modes as Set<'workflow_job' | 'app'>,
     adminPort: values['admin-port'] === undefined ? undefined : Number(values['admin-port']),
@@ -150,7 +155,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     burstPerMinute: burst,
     githubBackoff: backoffFrom(values['github-retry-seconds'], values['github-give-up-seconds']),
     port,
-    host: values.host ?? '127.0.0.1',
+    host: values.host!,
   });
   const addr = await server.start();
   const admin = server.adminAddress();
@@ -179,13 +184,9 @@ function backoffFrom(retry: string | undefined, giveUp: string | undefined): Bac
  * API's fields (concurrency, minutesPerDay, minutesPerMonth), and
  * `priorities: { defaultBranchPush, push, pullRequest, workflowJob }` (whole numbers, higher first).
  */
-function readServerConfig(file: string): { quotas: (scope: string) => Quota; priorities: Priorities; egress: (packageRoot: string) => (repository: string) => EgressSettings | undefined; imagePolicy: ImagePolicy } {
-  let doc: { quotas?: { default?: unknown; orgs?: Record<string, unknown>; repos?: Record<string, unknown> }; priorities?: Record<string, unknown>; egress?: unknown; images?: unknown };
-  try {
-    doc = (YAML.parse(readFileSync(file, 'utf8')) ?? {}) as typeof doc;
-  } catch (e) {
-    throw new StockadeError('CONFIG_INVALID', `${file}: ${(e as Error).message}`);
-  }
+export function loadServerConfig(file: string): { server?: Record<string, unknown>; quotas: (scope: string) => Quota; priorities: Priorities; egress: (packageRoot: string) => (repository: string) => EgressSettings | undefined; imagePolicy: ImagePolicy } {
+  // The schema first (unknown keys and wrong types at file:line:col), then the rules a schema cannot say.
+  const doc = readConfigFile(file) as { server?: Record<string, unknown>; quotas?: { default?: unknown; orgs?: Record<string, unknown>; repos?: Record<string, unknown> }; priorities?: Record<string, unknown>; egress?: unknown; images?: unknown };
   const check = (where: string, v: unknown): Quota => {
     const r = validateQuota(v);
     if ('error' in r) throw new StockadeError('CONFIG_INVALID', `${file}: ${where}: ${r.error}`);
@@ -207,7 +208,7 @@ function readServerConfig(file: string): { quotas: (scope: string) => Quota; pri
     const s = scope.toLowerCase();
     return s.startsWith('repo:') ? { ...def, ...(repos.get(s.slice(5)) ?? {}) } : (orgs.get(s.slice(4)) ?? {});
   };
-  return { egress, quotas, priorities, imagePolicy: readImagePolicy(file, doc.images) };
+  return { server: doc.server, egress, quotas, priorities, imagePolicy: readImagePolicy(file, doc.images) };
 }
 
 /** `images: { allow: [PATTERN...], allowDigestPinned: bool, map: {REF: LOCAL} }`: images jobs may name besides Stockade's own, and registry names mapped to local images. */
@@ -236,7 +237,19 @@ export function readEgressConfig(file: string, raw: unknown): (packageRoot: stri
   const bad = (where: string, why: string) => new StockadeError('CONFIG_INVALID', `${file}: egress${where}: ${why}`);
   if (typeof raw !== 'object' || Array.isArray(raw)) throw bad('', 'must be a mapping');
   const doc = raw as Record<string, unknown>;
-  for (const k of Object.keys(doc)) if (!['default', 'orgs', 'repos', 'upstreamDns', 'permittedRanges', 'ports'].includes(k)) throw bad(`.${k}`, 'is unknown; keys are default, orgs, repos, upstreamDns, permittedRanges, ports');
+  for (const k of Object.keys(doc)) if (!['default', 'orgs', 'repos', 'mode', 'modes', 'upstreamDns', 'permittedRanges', 'ports'].includes(k)) throw bad(`.${k}`, 'is unknown; keys are default, orgs, repos, mode, modes, upstreamDns, permittedRanges, ports');
+  // enforce (the default) or audit: for everyone (mode), or per OWNER or OWNER/REPO (modes; the repository wins).
+  const isMode = (v: unknown): v is 'enforce' | 'audit' => v === 'enforce' || v === 'audit';
+  if (doc.mode !== undefined && !isMode(doc.mode)) throw bad('.mode', 'must be enforce or audit');
+  const modes = new Map<string, 'enforce' | 'audit'>();
+  if (doc.modes !== undefined) {
+    if (typeof doc.modes !== 'object' || doc.modes === null || Array.isArray(doc.modes)) throw bad('.modes', 'must map OWNER or OWNER/REPO to enforce or audit');
+    for (const [k, v] of Object.entries(doc.modes)) {
+      if (!isMode(v)) throw bad(`.modes.${k}`, 'must be enforce or audit');
+      modes.set(k.toLowerCase(), v);
+    }
+  }
+  const auditFor = (repository: string) => (modes.get(repository) ?? modes.get(repository.split('/')[0]!) ?? doc.mode ?? 'enforce') === 'audit';
   const list = (where: string, v: unknown): string[] => {
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad(where, 'must be a list of names');
     try {
@@ -271,14 +284,15 @@ export function readEgressConfig(file: string, raw: unknown): (packageRoot: stri
     policyCheck = e as Error;
   }
   if (policyCheck) throw bad('', policyCheck.message);
-  const anyEgress = def.length > 0 || [...orgs.values(), ...repos.values()].some((l) => l.length > 0);
+  const anyEgress = def.length > 0 || [...orgs.values(), ...repos.values()].some((l) => l.length > 0) || doc.mode === 'audit' || [...modes.values()].includes('audit');
   return (packageRoot) => {
     const upstream = anyEgress ? upstreamDnsFrom(typeof doc.upstreamDns === 'string' ? doc.upstreamDns : undefined) : '';
     return (repository) => {
       const key = repository.toLowerCase();
       const allow = repos.get(key) ?? orgMax(key.split('/')[0]!);
-      if (!allow.length) return undefined;
-      return egressSettings(packageRoot, { allow, permittedRanges, ports }, upstream);
+      const audit = auditFor(key);
+      if (!allow.length && !audit) return undefined;
+      return egressSettings(packageRoot, { allow, permittedRanges, ports, audit }, upstream);
     };
   };
 }

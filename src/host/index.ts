@@ -6,3 +6,5 @@ export { resultsSettings, type ResultsOptions } from './results-settings';
 export { githubApiUrls, githubApiOf } from './github-urls';
 export { extractTarball, entryPath, DEFAULT_TARBALL_LIMITS, type TarballLimits, type Extracted } from './extract-tarball';
 export { ActionFetcher, ACTION_TARBALL_LIMITS, type FetchedAction } from './action-fetcher';
+export { SERVER_SETTINGS, mergeServeValues, settingsTable, type ServerSetting, type ServeValues } from './server-settings';
+export { checkConfigText, configSchema, readConfigFile, type ConfigProblem } from './config-file';

@@ -8,6 +8,7 @@ import { runCommand, RUN_OPTIONS, RUN_USAGE } from './run-command';
 import { setup } from './setup';
 import { loadServerConfig, serveCommand, SERVE_OPTIONS, SERVE_USAGE } from './serve-command';
 import { configSchema, settingsTable } from '../host';
+import { pruneCommand, PRUNE_OPTIONS, PRUNE_USAGE } from './prune-command';
 import { adminCommand, ADMIN_OPTIONS, ADMIN_USAGE } from './admin-commands';
 import { imagesCommand, IMAGES_USAGE } from './images-command';
 import { actionsCommand, ACTIONS_OPTIONS, ACTIONS_USAGE } from './actions-command';
@@ -34,6 +35,7 @@ const COMMANDS: CommandSpec[] = [
   { name: 'images', summary: 'build runner images and list the toolchains found in each', options: { json: { type: 'boolean' } }, words: ['build', 'list'] },
   { name: 'actions', summary: "pull, list and prune the host's cache of fetched actions", options: ACTIONS_OPTIONS, words: ['pull', 'list', 'prune'] },
   { name: 'hook-broker', summary: "runner mode: serve the container hook of GitHub's official runner (root)", options: HOOK_BROKER_OPTIONS },
+  { name: 'prune', summary: 'remove finished jobs, logs, caches and fetched actions past their retention', options: PRUNE_OPTIONS },
   { name: 'config', summary: "check the server's config file, print its JSON Schema and its settings", options: {}, words: ['check', 'schema', 'settings'] },
   { name: 'completion', summary: 'print the shell completion script for bash, zsh or fish', options: {}, words: SHELLS },
 ];
@@ -68,6 +70,8 @@ ${HOOK_BROKER_USAGE}
 
 ${CONFIG_USAGE}
 
+${PRUNE_USAGE}
+
 ${COMPLETION_USAGE}
 
 exit codes:
@@ -97,6 +101,7 @@ const COMMAND_USAGE: Record<string, string> = {
   doctor: DOCTOR_USAGE,
   completion: COMPLETION_USAGE,
   config: CONFIG_USAGE,
+  prune: PRUNE_USAGE,
 };
 
 /** The version of this package (dist/cli.js sits one directory below package.json). */
@@ -159,6 +164,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         process.stdout.write(`${formatChecks(checks)}\n`);
         return checks.every((c) => c.ok || c.warnOnly) ? 0 : 1;
       }
+      case 'prune':
+        return await pruneCommand(rest, env, process.stdout);
       case 'config': {
         const [sub, file, ...extra] = rest;
         if (sub === 'schema' && !file) {

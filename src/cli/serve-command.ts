@@ -19,6 +19,7 @@ import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, resultsSe
 import { narrowAllowlist, normalizeDomainPattern, validatePolicy } from '../egress';
 import { DEFAULT_IMAGE_POLICY, type EgressSettings, type ImagePolicy } from '../runner';
 import { runnerMode, RUNNER_MODE_OPTIONS, RUNNER_MODE_USAGE } from './serve-runner-mode';
+import { describePrune, retentionFrom } from './prune-command';
 
 export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-file FILE] [--webhook-secret-file FILE]
                       [--port 8080] [--host 127.0.0.1] [--public-url URL] [--labels a,b,c] [--concurrency 2]
@@ -28,6 +29,7 @@ export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-fil
                       [--config quotas.yml] [--burst-per-minute 120]
                       [--github-retry-seconds 5] [--github-give-up-seconds 21600] [--disk 10g|off] [--inodes 1000000]
                       [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g] [--tool-cache DIR]
+                      [--job-retention 90d] [--log-retention 30d] [--max-database-size 1g|off]
                       [--action-offline-mode] [--require-sha-pins] [--allow-action-owner OWNER]...
 ${RUNNER_MODE_USAGE}
   environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
@@ -86,6 +88,9 @@ export const SERVE_OPTIONS = {
   'tool-cache': { type: 'string' },
   'cache-quota': { type: 'string' },
   'artifact-quota': { type: 'string' },
+  'job-retention': { type: 'string' },
+  'log-retention': { type: 'string' },
+  'max-database-size': { type: 'string' },
   ...RUNNER_MODE_OPTIONS,
 } as const;
 
@@ -157,10 +162,24 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     port,
     host: values.host!,
   });
+  // Retention, so a server that runs for a year does not fill its disk: at start, then hourly.
+  const retention = retentionFrom(values);
+  const prune = () => {
+    try {
+      const c = store.prune(retention);
+      if (c.jobs + c.logs + c.deliveries + c.usage) logger.info({ pruned: c }, `retention: ${describePrune(c)}`);
+    } catch (e) {
+      logger.error({ err: e }, 'retention pass failed');
+    }
+  };
+  prune();
+  const pruneTimer = setInterval(prune, 3600_000);
+  pruneTimer.unref();
   const addr = await server.start();
   const admin = server.adminAddress();
   process.stderr.write(`stockade serve: listening on ${addr.address}:${addr.port}${admin ? `; admin API on ${admin.address}:${admin.port}` : ''}\n`);
   await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
+  clearInterval(pruneTimer);
   await server.stop();
   runner?.close();
   store.close();

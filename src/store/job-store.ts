@@ -197,10 +197,80 @@ export class JobStore {
     this.db.prepare('UPDATE jobs SET check_run_id = ?, updated_at = ? WHERE key = ?').run(id, this.now(), key);
   }
 
+  /**
+   * Retention: the logs of finished, reported jobs older than `logsMs` are dropped (the result and
+   * the step table stay), the jobs themselves after `jobsMs`, with the deliveries no job names any
+   * more; quota usage older than 13 months goes. Then, while the database holds more than `maxBytes`,
+   * the oldest finished jobs' logs and then the jobs go, 200 at a time. Never touches a job that
+   * is not finished or whose report GitHub has not taken (reported = 0).
+   */
+  prune(p: RetentionPolicy): PruneCounts {
+    const now = this.now();
+    const done = `state IN ('completed', 'failed', 'cancelled') AND reported != 0`;
+    const counts: PruneCounts = { logs: 0, jobs: 0, deliveries: 0, usage: 0, bytesBefore: this.bytes(), bytesAfter: 0 };
+    this.db.transaction(() => {
+      counts.logs += this.db.prepare(`UPDATE jobs SET log = NULL WHERE log IS NOT NULL AND ${done} AND updated_at < ?`).run(now - p.logsMs).changes;
+      counts.jobs += this.db.prepare(`DELETE FROM jobs WHERE ${done} AND updated_at < ?`).run(now - p.jobsMs).changes;
+      counts.deliveries += this.db.prepare('DELETE FROM deliveries WHERE processed = 1 AND received_at < ? AND guid NOT IN (SELECT delivery_guid FROM jobs)').run(now - p.jobsMs).changes;
+      const d = new Date(now);
+      const oldest = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 13, 1)).toISOString();
+      counts.usage += this.db.prepare("DELETE FROM usage WHERE (period LIKE 'day:%' AND substr(period, 5) < ?) OR (period LIKE 'month:%' AND substr(period, 7) < ?)").run(oldest.slice(0, 10), oldest.slice(0, 7)).changes;
+    })();
+    if (p.maxBytes !== undefined) {
+      for (let rounds = 0; this.bytes() > p.maxBytes && rounds < 10_000; rounds++) {
+        const logs = this.db.prepare(`UPDATE jobs SET log = NULL WHERE key IN (SELECT key FROM jobs WHERE log IS NOT NULL AND ${done} ORDER BY updated_at LIMIT 200)`).run().changes;
+        counts.logs += logs;
+        if (logs) continue;
+        // A job is its key's replay guard too: none younger than MIN_DELIVERY_KEEP_MS goes, whatever the size.
+        const jobs = this.db.prepare(`DELETE FROM jobs WHERE key IN (SELECT key FROM jobs WHERE ${done} AND updated_at < ? ORDER BY updated_at LIMIT 200)`).run(now - MIN_DELIVERY_KEEP_MS).changes;
+        counts.jobs += jobs;
+        if (!jobs) break;
+      }
+      counts.deliveries += this.db.prepare('DELETE FROM deliveries WHERE processed = 1 AND guid NOT IN (SELECT delivery_guid FROM jobs) AND received_at < ?').run(now - MIN_DELIVERY_KEEP_MS).changes;
+    }
+    counts.bytesAfter = this.bytes();
+    return counts;
+  }
+
+  /** Bytes the database's live pages hold (free pages are reused, not counted). */
+  bytes(): number {
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    return (pages - free) * (this.db.pragma('page_size', { simple: true }) as number);
+  }
+
   close(): void {
     this.db.close();
   }
 }
+
+export interface RetentionPolicy {
+  /** Finished jobs (and their deliveries) are kept this long. @default 90 days */
+  jobsMs: number;
+  /** Their logs are kept this long. @default 30 days */
+  logsMs: number;
+  /** Past this size the oldest finished jobs' logs, then the jobs, go first. */
+  maxBytes?: number;
+}
+
+export interface PruneCounts {
+  logs: number;
+  jobs: number;
+  deliveries: number;
+  usage: number;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+const DAY = 86_400_000;
+export const DEFAULT_RETENTION: RetentionPolicy = { jobsMs: 90 * DAY, logsMs: 30 * DAY, maxBytes: 1024 ** 3 };
+/**
+ * A delivery is the replay guard of its GUID: GitHub redelivers for days (the reconciler reads the
+ * last few days of deliveries), so none is removed younger than this, whatever the size.
+ */
+export const MIN_DELIVERY_KEEP_MS = 14 * DAY;
+/** The shortest retention the server accepts: shorter would let a late redelivery run a job twice. */
+export const MIN_JOB_RETENTION_MS = MIN_DELIVERY_KEEP_MS;
 
 const COLUMNS = `key, delivery_guid AS deliveryGuid, repository, installation_id AS installationId, head_sha AS headSha, spec, state,
   check_run_id AS checkRunId, result, log, created_at AS createdAt, updated_at AS updatedAt, priority, started_at AS startedAt,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external: ['cpu-features', 'ssh2', 'better-sqlite3'], logLevel: 'warning' };
 // Tests may call esbuild itself (to bundle a client library into a test action): it stays a package.
-const testsOnly = { external: [...common.external, 'esbuild'] };
+const testsOnly = { external: [...common.external, 'esbuild', 'playwright-core'] };
 
 await build({ ...common, entryPoints: { cli: 'src/cli/index.ts' }, outdir: 'dist' });
 chmodSync('dist/cli.js', 0o755);

@@ -9,12 +9,13 @@ import { setup } from './setup';
 import { loadServerConfig, serveCommand, SERVE_OPTIONS, SERVE_USAGE } from './serve-command';
 import { configSchema, settingsTable } from '../host';
 import { pruneCommand, PRUNE_OPTIONS, PRUNE_USAGE } from './prune-command';
+import { appCommand, APP_OPTIONS, APP_USAGE } from './app-create';
 import { adminCommand, ADMIN_OPTIONS, ADMIN_USAGE } from './admin-commands';
 import { imagesCommand, IMAGES_USAGE } from './images-command';
 import { actionsCommand, ACTIONS_OPTIONS, ACTIONS_USAGE } from './actions-command';
 import { hookBrokerCommand, HOOK_BROKER_OPTIONS, HOOK_BROKER_USAGE } from './hook-broker-command';
 
-const SETUP_OPTIONS = { 'no-images': { type: 'boolean' }, runner: { type: 'boolean' } } as const;
+const SETUP_OPTIONS = { 'no-images': { type: 'boolean' }, runner: { type: 'boolean' }, systemd: { type: 'boolean' }, config: { type: 'string' } } as const;
 const CONFIG_USAGE = `usage: stockade config check FILE     check a server config file (the schema, then its rules); exit 2 with file:line:col
        stockade config schema         print the config file's JSON Schema (docs/config.schema.json)
        stockade config settings       print every serve setting: key, type, default, environment variable`;
@@ -35,6 +36,7 @@ const COMMANDS: CommandSpec[] = [
   { name: 'images', summary: 'build runner images and list the toolchains found in each', options: { json: { type: 'boolean' } }, words: ['build', 'list'] },
   { name: 'actions', summary: "pull, list and prune the host's cache of fetched actions", options: ACTIONS_OPTIONS, words: ['pull', 'list', 'prune'] },
   { name: 'hook-broker', summary: "runner mode: serve the container hook of GitHub's official runner (root)", options: HOOK_BROKER_OPTIONS },
+  { name: 'app', summary: "create Stockade's GitHub App with GitHub's manifest flow and write its credentials", options: APP_OPTIONS, words: ['create'] },
   { name: 'prune', summary: 'remove finished jobs, logs, caches and fetched actions past their retention', options: PRUNE_OPTIONS },
   { name: 'config', summary: "check the server's config file, print its JSON Schema and its settings", options: {}, words: ['check', 'schema', 'settings'] },
   { name: 'completion', summary: 'print the shell completion script for bash, zsh or fish', options: {}, words: SHELLS },
@@ -72,6 +74,8 @@ ${CONFIG_USAGE}
 
 ${PRUNE_USAGE}
 
+${APP_USAGE}
+
 ${COMPLETION_USAGE}
 
 exit codes:
@@ -79,10 +83,13 @@ ${EXIT_CODES.map(([c, m]) => `  ${String(c).padStart(3)}  ${m}`).join('\n')}
 
 Every command prints its own usage with --help; stockade --version prints the version.`;
 
-const SETUP_USAGE = `usage: stockade setup [--no-images] [--runner [TARBALL]]      (root)
+const SETUP_USAGE = `usage: stockade setup [--no-images] [--runner [TARBALL]] [--systemd [--config FILE]]      (root)
   Installs Podman and friends from Debian, the Podman user, its cgroup subtree and API service, and the
   base image; a second run only checks. --runner: runner mode (user github-runner, group stockade-hook,
-  /opt/stockade/hook.js, the hook broker); with TARBALL, GitHub's runner from a tarball you downloaded.`;
+  /opt/stockade/hook.js, the hook broker); with TARBALL, GitHub's runner from a tarball you downloaded.
+  --systemd: units for the Podman API service, the server (serve --config FILE, default
+  /etc/stockade/config.yml, a template written when missing) and the hook broker; enabled and started
+  at boot, restarted on failure, the runner user lingering.`;
 const DOCTOR_USAGE = `usage: stockade doctor
   Checks every host requirement and prints the fix for each missing one; exit 1 when one is missing.`;
 
@@ -102,6 +109,7 @@ const COMMAND_USAGE: Record<string, string> = {
   completion: COMPLETION_USAGE,
   config: CONFIG_USAGE,
   prune: PRUNE_USAGE,
+  app: APP_USAGE,
 };
 
 /** The version of this package (dist/cli.js sits one directory below package.json). */
@@ -154,7 +162,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       case 'setup': {
         const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: SETUP_OPTIONS });
         if (positionals.length > (values.runner ? 1 : 0)) throw new StockadeError('USAGE', `setup takes no argument but the runner's TARBALL after --runner (got '${positionals.join(' ').slice(0, 80)}')`, { hint: SETUP_USAGE });
-        const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !values['no-images'], runner: !!values.runner, runnerTarball: values.runner ? positionals[0] : undefined });
+        const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !values['no-images'], runner: !!values.runner, runnerTarball: values.runner ? positionals[0] : undefined, systemd: !!values.systemd, configFile: values.config });
         process.stderr.write(`setup: ready (runner user ${h.runnerUser}, socket ${h.socketPath})\n`);
         return 0;
       }
@@ -164,6 +172,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         process.stdout.write(`${formatChecks(checks)}\n`);
         return checks.every((c) => c.ok || c.warnOnly) ? 0 : 1;
       }
+      case 'app':
+        return await appCommand(rest, env, process.stdout);
       case 'prune':
         return await pruneCommand(rest, env, process.stdout);
       case 'config': {

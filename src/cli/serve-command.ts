@@ -22,7 +22,7 @@ import { runnerMode, RUNNER_MODE_OPTIONS, RUNNER_MODE_USAGE } from './serve-runn
 import { describePrune, retentionFrom } from './prune-command';
 
 export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-file FILE] [--webhook-secret-file FILE]
-                      [--port 8080] [--host 127.0.0.1] [--public-url URL] [--labels a,b,c] [--concurrency 2]
+                      [--port 8080] [--host 127.0.0.1] [--tls-cert FILE --tls-key FILE] [--public-url URL] [--labels a,b,c] [--concurrency 2]
                       [--api-url https://api.github.com] [--secrets-file FILE] [--action-cache DIR]
                       [--reconcile-seconds 60] [--cancel-github-run] [--state-dir DIR] [--no-request-pacing]
                       [--modes workflow_job,app] [--admin-port 8081] [--admin-host 127.0.0.1]
@@ -65,6 +65,8 @@ export const SERVE_OPTIONS = {
   port: { type: 'string' },
   host: { type: 'string' },
   'public-url': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
   labels: { type: 'string' },
   concurrency: { type: 'string' },
   'api-url': { type: 'string' },
@@ -126,6 +128,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const concurrency = values.concurrency === undefined ? hostCapacity(cpus().length, totalmem(), DEFAULT_LIMITS.memoryBytes) : Number(values.concurrency);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new StockadeError('USAGE', `--port '${values.port}' is not a port number`);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new StockadeError('USAGE', `--concurrency '${values.concurrency}' is not 1 to 64`);
+  if (!values['tls-cert'] !== !values['tls-key']) throw new StockadeError('USAGE', '--tls-cert and --tls-key go together');
+  const tls = values['tls-cert'] && values['tls-key'] ? { cert: readSecret(values['tls-cert'], undefined, 'the TLS certificate'), key: readSecret(values['tls-key'], undefined, 'the TLS key') } : undefined;
   const images = labelImages(host);
   const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
   const store = new JobStore(join(stateDir, 'stockade.db'));
@@ -144,7 +148,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     fetchAction: values['action-offline-mode'] ? undefined : ((fetcher) => (id: number, owner: string, repo: string, ref: string) => fetcher.fetch(github.actionArchives(id), owner, repo, ref))(actionFetcher(host.stateDir)),
     // A job may name a runner image among its runs-on labels: those labels are this runner's too.
     labels,
-    publicUrl: values['public-url'] ?? `http://127.0.0.1:${port}`,
+    publicUrl: values['public-url'] ?? `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     logKey: readFileSync(keyFile),
     workDir: join(stateDir, 'work'),
     secrets: secretsFrom(values['secrets-file']),
@@ -160,6 +164,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     burstPerMinute: burst,
     githubBackoff: backoffFrom(values['github-retry-seconds'], values['github-give-up-seconds']),
     port,
+    tls,
     host: values.host!,
   });
   // Retention, so a server that runs for a year does not fill its disk: at start, then hourly.

@@ -1,3 +1,4 @@
+import { DEFAULT_CONFIG_FILE, installSystemd } from './systemd';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -208,7 +209,7 @@ async function ensureService(h: HostConfig, log: Log, configChanged = false): Pr
 }
 
 /** Idempotent host set-up; a second run only checks. Root only. */
-export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: boolean; runner?: boolean; runnerTarball?: string }): Promise<HostConfig> {
+export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: boolean; runner?: boolean; runnerTarball?: string; systemd?: boolean; configFile?: string }): Promise<HostConfig> {
   if (process.getuid?.() !== 0) throw new StockadeError('USAGE', 'stockade setup must run as root', { hint: 'sudo stockade setup' });
   await ensurePackages(log);
   await ensureUser(env.STOCKADE_USER ?? 'stockade', log);
@@ -222,5 +223,9 @@ export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: bo
     await ensureBaseImage(h, log, (ref) => engine.imageExists(ref));
   }
   if (opts.runner) await ensureRunnerMode(h, log, opts.runnerTarball);
+  if (opts.systemd) {
+    const done = await installSystemd(h, { configFile: opts.configFile ?? DEFAULT_CONFIG_FILE, node: process.execPath, cli: join(h.packageRoot, 'dist/cli.js'), runnerMode: !!opts.runner }, log, () => stopOwnService(h, log));
+    for (const d of done) log(d);
+  }
   return h;
 }

@@ -26,6 +26,8 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
   S('webhook-secret-file', 'string', 'The webhook secret; STOCKADE_WEBHOOK_SECRET may hold the secret itself instead.'),
   S('port', 'integer', 'Port of the webhook listener (0: any free port).', { default: 8080, min: 0, max: 65535, env: 'STOCKADE_LISTEN_PORT' }),
   S('host', 'string', 'Address the webhook listener binds.', { default: '127.0.0.1', env: 'STOCKADE_LISTEN_HOST' }),
+  S('tls-cert', 'string', 'PEM certificate chain: the webhook listener speaks HTTPS (with tls-key); plain HTTP otherwise, for a TLS proxy in front.'),
+  S('tls-key', 'string', 'PEM private key of tls-cert (read once at start; mode 0600 recommended).'),
   S('public-url', 'string', 'URL the check runs\' details links use (default http://127.0.0.1:PORT).'),
   S('labels', 'list', 'runs-on labels this server takes workflow_job jobs for (the runner images\' names are added).', { default: 'self-hosted,linux,x64,stockade' }),
   S('concurrency', 'integer', 'Jobs at once on this host (default: what its CPUs and memory hold at the default limits).', { min: 1, max: 64 }),

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { statfs } from 'node:fs/promises';
 import { DEFAULT_BACKOFF, nextAttempt, pickNext, type BackoffPolicy } from '../queue';
 import { adminHandler } from './admin-api';
@@ -61,6 +62,8 @@ export interface ServerOptions {
   minFreeDiskBytes?: number;
   /** @default 8080 */
   port?: number;
+  /** Serve the webhook listener over HTTPS with this certificate chain and key (PEM). @default plain HTTP */
+  tls?: { cert: string; key: string };
   host?: string;
   maxWebhookBytes?: number;
   /** Runner mode: each workflow_job runs on a just-in-time official runner with Stockade as its hook. */
@@ -127,7 +130,7 @@ export class StockadeServer {
       onResult: (r) => this.metrics.deliveries.inc({ result: r }),
       maxBytes: this.o.maxWebhookBytes ?? MAX_WEBHOOK_BYTES,
     });
-    this.http = createServer((req, res) => {
+    const handle = (req: IncomingMessage, res: ServerResponse) => {
       // No request may take the listener down: whatever a handler throws is a 400/500, never an exit.
       try {
         this.route(req, res, intake);
@@ -136,7 +139,8 @@ export class StockadeServer {
         if (!res.headersSent) res.writeHead(400).end();
         else res.destroy();
       }
-    });
+    };
+    this.http = this.o.tls ? createHttpsServer({ cert: this.o.tls.cert, key: this.o.tls.key, minVersion: 'TLSv1.2' }, handle) : createServer(handle);
     hardenListener(this.http);
     await new Promise<void>((r) => this.http!.listen(this.o.port ?? 8080, this.o.host ?? '127.0.0.1', r));
     if (this.o.adminPort !== undefined) {

@@ -11,7 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createVerify, randomBytes } from 'node:crypto';
+import { createVerify, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import Ajv, { type ValidateFunction } from 'ajv';
 
 interface Param {
@@ -183,6 +183,9 @@ export class FakeGitHub {
   readonly variables = new Map<string, { repo: Array<{ name: string; value: string }>; org: Array<{ name: string; value: string }> }>();
   /** Issue comments made through the API, per `owner/repo#number`. */
   readonly comments: Array<{ repo: string; issue: number; body: string; token: string }> = [];
+  /** Manifests posted to GitHub's "new App" page, and the single-use codes it redirected back with. */
+  readonly manifests: Array<{ org?: string; state: string; manifest: Record<string, unknown> }> = [];
+  private readonly manifestCodes = new Map<string, { manifest: Record<string, unknown>; org?: string }>();
   private server?: Server;
   private nextId = 1000;
   url = '';
@@ -225,6 +228,8 @@ export class FakeGitHub {
     const method = req.method ?? 'GET';
     // The runner's own protocol with GitHub (not REST, not documented) is played by these two calls.
     if (url.pathname.startsWith('/_fake/')) return this.runnerProtocol(method, url.pathname, Buffer.concat(chunks).toString('utf8'), res);
+    // github.com's web page of the App manifest flow (not REST): the browser posts the manifest here.
+    if (/^(\/organizations\/[^/]+)?\/settings\/apps\/new$/.test(url.pathname)) return this.manifestPage(method, url, Buffer.concat(chunks).toString('utf8'), req.headers['content-type'], res);
     const route = this.routes.find((r) => r.method === method && r.re.test(url.pathname));
     if (!route) return this.violation(res, `${method} ${url.pathname}: not an operation of GitHub's REST API`);
     const m = route.re.exec(url.pathname)!;
@@ -271,7 +276,9 @@ export class FakeGitHub {
     const auth = String(req.headers.authorization ?? '');
     const rec: RecordedRequest = { method, path: url.pathname, operationId: route.op.operationId, params, query, body, auth };
     this.requests.push(rec);
-    const isAppCall = route.template.startsWith('/app');
+    const isAppCall = route.template.startsWith('/app') && route.op.operationId !== 'apps/create-from-manifest';
+    // The manifest conversion takes no credential: the single-use code is the credential.
+    if (route.op.operationId === 'apps/create-from-manifest') return this.handlers[route.op.operationId]!(rec, res);
     const bearer = auth.replace(/^(token|bearer) /i, '');
     const anonymousRead = !auth && method === 'GET' && !!this.repos.get(`${params.owner}/${params.repo}`)?.public;
     if (!anonymousRead && (isAppCall ? !this.checkJwt(auth) : !this.tokens.has(bearer))) {
@@ -295,6 +302,33 @@ export class FakeGitHub {
     const handler = this.handlers[route.op.operationId];
     if (!handler) return this.violation(res, `${route.op.operationId}: the fake does not implement it (the runner should not call it)`);
     handler(rec, res);
+  }
+
+  /**
+   * GitHub's "Register new GitHub App" page as the manifest flow uses it: a form POST with the field
+   * `manifest` (JSON) and `?state=`; GitHub checks the manifest, the user confirms, and GitHub
+   * redirects to `redirect_url?code=…&state=…` (the code is single-use, exchanged through
+   * apps/create-from-manifest). The fake confirms at once.
+   */
+  private manifestPage(method: string, url: URL, raw: string, type: string | undefined, res: ServerResponse): void {
+    if (method !== 'POST' || !String(type).startsWith('application/x-www-form-urlencoded')) return this.violation(res, `${method} ${url.pathname}: the manifest flow posts a form`);
+    let manifest: Record<string, unknown>;
+    try {
+      manifest = JSON.parse(new URLSearchParams(raw).get('manifest') ?? '') as Record<string, unknown>;
+    } catch {
+      return this.violation(res, 'manifest flow: the manifest field is not JSON');
+    }
+    const hook = manifest.hook_attributes as { url?: unknown } | undefined;
+    if (typeof manifest.url !== 'string' || typeof hook?.url !== 'string' || typeof manifest.redirect_url !== 'string') return this.violation(res, 'manifest flow: url, hook_attributes.url and redirect_url are required');
+    const state = url.searchParams.get('state') ?? '';
+    const org = /^\/organizations\/([^/]+)\//.exec(url.pathname)?.[1];
+    this.manifests.push({ org, state, manifest });
+    const code = `code-${randomUUID()}`;
+    this.manifestCodes.set(code, { manifest, org });
+    const back = new URL(manifest.redirect_url);
+    back.searchParams.set('code', code);
+    back.searchParams.set('state', state);
+    res.writeHead(302, { location: back.toString() }).end();
   }
 
   /**
@@ -390,6 +424,22 @@ export class FakeGitHub {
     'actions/list-repo-organization-variables': (r, res) => {
       const v = this.variables.get(`${r.params.owner}/${r.params.repo}`)?.org ?? [];
       this.json(res, 200, { total_count: v.length, variables: v.map((x) => ({ ...x, created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z', visibility: 'all' })) });
+    },
+    'apps/create-from-manifest': (r, res) => {
+      const found = this.manifestCodes.get(r.params.code!);
+      if (!found) return this.json(res, 404, { message: 'Not Found' });
+      this.manifestCodes.delete(r.params.code!);
+      const m = found.manifest;
+      const id = this.nextId++;
+      const slug = String(m.name ?? 'app').toLowerCase().replace(/[^a-z0-9]+/g, '-');
+      const now = new Date().toISOString();
+      this.json(res, 201, {
+        id, slug, node_id: `A_${id}`, name: m.name, description: m.description ?? null, external_url: m.url, html_url: `https://github.com/apps/${slug}`, created_at: now, updated_at: now,
+        owner: { login: found.org ?? 'octocat', id: 1, node_id: 'U_1', type: found.org ? 'Organization' : 'User' },
+        permissions: m.default_permissions ?? {}, events: m.default_events ?? [],
+        client_id: `Iv1.${id}`, client_secret: `secret-${randomUUID()}`, webhook_secret: `whsec-${randomUUID()}`,
+        pem: generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey,
+      });
     },
     'apps/get-installation': (r, res) => this.json(res, 200, { id: Number(r.params.installation_id), account: { login: 'octo-org' }, app_id: 1, target_type: 'Organization', permissions: this.installationPermissions, events: [], repository_selection: 'all' }),
     'repos/get-commit': (r, res) => {

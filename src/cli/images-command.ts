@@ -7,6 +7,7 @@ import { imageInputsHash, imageRef, resolveHostConfig, runnerImageNames, type Ho
 import { DEFAULT_LIMITS, managedLabels, openSandbox, runStepContainer, type Sandbox } from '../sandbox';
 import { ensureBaseImage } from './base-image';
 import { asRunner } from './exec';
+import { since, StatusLine } from './progress';
 
 export const IMAGES_USAGE = `usage: stockade images build [NAME...]   build runner images (all when no NAME), cached by a hash of their inputs
        stockade images list [--json]       each image with the toolchains its probes find inside it`;
@@ -43,7 +44,7 @@ export interface ImageInfo {
 }
 
 /** Builds one derived image (FROM the base) as the runner user; progress lines go to `log`. */
-async function buildDerived(h: HostConfig, name: string, log: (m: string) => void): Promise<void> {
+async function buildDerived(h: HostConfig, name: string, log: (m: string) => void, status?: (m: string) => void): Promise<void> {
   const ref = imageRef(h, name);
   const dir = join(h.packageRoot, 'runner-images', name);
   const [cmd, args] = asRunner(h, ['podman', 'build', '--pull=never', '--layers=false', '--build-arg', `BASE=${imageRef(h, 'base')}`, '--label', `io.stockade.image=${name}`, '--label', `io.stockade.inputs=${imageInputsHash(h, name)}`, '-t', ref, '-f', join(dir, 'Containerfile'), dir]);
@@ -53,7 +54,10 @@ async function buildDerived(h: HostConfig, name: string, log: (m: string) => voi
     createInterface({ input: stream }).on('line', (l) => {
       tail.push(l);
       if (tail.length > 30) tail.shift();
-      if (/^(STEP|COMMIT|Setting up|Get:\d+|Fetched|Successfully)/.test(l)) log(`${name}: ${l.slice(0, 160)}`);
+      // On a terminal every line of the build shows on the status line and only its steps stay;
+      // in a log, the steps and the packages fetched and set up.
+      status?.(`${name}: ${l}`);
+      if ((status ? /^(STEP|COMMIT|Successfully)/ : /^(STEP|COMMIT|Setting up|Get:\d+|Fetched|Successfully)/).test(l)) log(`${name}: ${l.slice(0, 160)}`);
     });
   }
   const code = await new Promise<number>((r) => child.on('close', (c) => r(c ?? 1)));
@@ -61,7 +65,7 @@ async function buildDerived(h: HostConfig, name: string, log: (m: string) => voi
 }
 
 /** Builds the named images (base first, always), skipping those whose inputs are unchanged. */
-export async function buildImages(h: HostConfig, sandbox: Sandbox, names: string[], log: (m: string) => void): Promise<Array<{ name: string; ref: string; seconds: number; cached: boolean }>> {
+export async function buildImages(h: HostConfig, sandbox: Sandbox, names: string[], log: (m: string) => void, status?: (m: string) => void): Promise<Array<{ name: string; ref: string; seconds: number; cached: boolean }>> {
   const all = runnerImageNames(h);
   for (const n of names) if (!all.includes(n)) throw new StockadeError('USAGE', `no runner image '${n}': images are ${all.join(', ')}`);
   const wanted = names.length ? names : all;
@@ -81,7 +85,7 @@ export async function buildImages(h: HostConfig, sandbox: Sandbox, names: string
       continue;
     }
     log(`${name}: building ${ref}`);
-    await buildDerived(h, name, log);
+    await buildDerived(h, name, log, status);
     const seconds = (Date.now() - t) / 1000;
     log(`${name}: built ${ref} in ${seconds.toFixed(1)} s`);
     out.push({ name, ref, seconds, cached: false });
@@ -127,7 +131,9 @@ export async function imagesCommand(argv: string[], env: NodeJS.ProcessEnv, out:
   const h = resolveHostConfig(env);
   const sandbox = await openSandbox({ socketPath: h.socketPath, stateDir: h.stateDir, seccompProfileJson: readFileSync(join(h.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger: silentLogger() });
   if (sub === 'build') {
-    const built = await buildImages(h, sandbox, rest, (m) => process.stderr.write(`images: ${m}\n`));
+    const t0 = Date.now();
+    const bar = new StatusLine(process.stderr);
+    const built = await buildImages(h, sandbox, rest, (m) => bar.line(`images: [${since(t0)}] ${m}`), bar.enabled ? (m) => bar.set(`images: [${since(t0)}] ${m}`) : undefined).finally(() => bar.done());
     for (const b of built) out.write(`${b.name.padEnd(8)} ${b.ref}  ${b.cached ? 'cached' : `built in ${b.seconds.toFixed(1)} s`}\n`);
     return 0;
   }

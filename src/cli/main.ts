@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, isStockadeError, StockadeError } from '../common';
+import { since } from './progress';
 import { completionScript, SHELLS, type CommandSpec, type Shell } from './completion';
 import { doctorChecks, formatChecks } from './doctor';
 import { runCommand, RUN_OPTIONS, RUN_USAGE } from './run-command';
@@ -121,10 +122,16 @@ function version(): string {
   }
 }
 
+/** STOCKADE_LOG_FORMAT: json, pretty, or auto (pretty on a terminal, JSON otherwise; the default). */
+function logFormat(env: NodeJS.ProcessEnv): 'json' | 'pretty' | 'auto' {
+  const f = env.STOCKADE_LOG_FORMAT;
+  return f === 'json' || f === 'pretty' ? f : 'auto';
+}
+
 /** The composition root: reads argv/env, wires the modules, maps errors to exit codes. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [command, ...rest] = argv;
-  const logger = createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'warn' });
+  const logger = createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'warn', format: logFormat(env) });
   const controller = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     process.stderr.write(`stockade: ${sig} received: stopping the running step and removing the job's containers and volumes\n`);
@@ -147,7 +154,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       case 'run':
         return await runCommand(rest, env, process.stdout, logger, controller.signal);
       case 'serve':
-        return await serveCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info' }), controller.signal);
+        return await serveCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info', format: logFormat(env) }), controller.signal);
       case 'quota':
       case 'queue':
       case 'jobs':
@@ -158,11 +165,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       case 'actions':
         return await actionsCommand(rest, env, process.stdout);
       case 'hook-broker':
-        return await hookBrokerCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info' }), controller.signal);
+        return await hookBrokerCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info', format: logFormat(env) }), controller.signal);
       case 'setup': {
         const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: SETUP_OPTIONS });
         if (positionals.length > (values.runner ? 1 : 0)) throw new StockadeError('USAGE', `setup takes no argument but the runner's TARBALL after --runner (got '${positionals.join(' ').slice(0, 80)}')`, { hint: SETUP_USAGE });
-        const h = await setup(env, (m) => process.stderr.write(`setup: ${m}\n`), { images: !values['no-images'], runner: !!values.runner, runnerTarball: values.runner ? positionals[0] : undefined, systemd: !!values.systemd, configFile: values.config });
+        const t0 = Date.now();
+        const h = await setup(env, (m) => process.stderr.write(`setup: [${since(t0)}] ${m}\n`), { images: !values['no-images'], runner: !!values.runner, runnerTarball: values.runner ? positionals[0] : undefined, systemd: !!values.systemd, configFile: values.config });
         process.stderr.write(`setup: ready (runner user ${h.runnerUser}, socket ${h.socketPath})\n`);
         return 0;
       }

@@ -12,6 +12,7 @@ import { baseImageRef } from './base-image';
 import { asRunner } from './exec';
 import { formatResults } from './format-results';
 import { gitFacts } from './git-context';
+import { since, StatusLine } from './progress';
 import { resolveHostConfig } from '../host';
 import { loadWorkflows } from './load-workflows';
 import { graphJobs, listJobs } from './list-jobs';
@@ -203,12 +204,21 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   if (!(await sandbox.deps.engine.imageExists(image))) {
     throw new StockadeError('HOST_NOT_READY', `image ${image} is not present`, { hint: 'run `stockade setup` (builds the base image) or pass --image' });
   }
-  const observer: RunObserver | undefined = values.json
+  // On a terminal, a status line under the log says which step of which job runs and for how long.
+  const runningSteps = new Map<string, { name: string; t0: number }>();
+  const bar = values.json ? undefined : new StatusLine(out, () => [...runningSteps].map(([job, s]) => `⏵ [${job}] ${s.name} (${since(s.t0)})`).join(' · '));
+  const observer: RunObserver | undefined = !bar
     ? undefined
     : {
-        line: (job, step, _s, text) => out.write(`[${job}] ${step} | ${text}\n`),
-        stepStarted: (job, s) => out.write(`[${job}] ⏵ ${s.name}\n`),
-        stepFinished: (job, r) => out.write(`[${job}] ${r.conclusion === 'success' ? '✓' : r.conclusion === 'skipped' ? '-' : '✗'} ${r.name} (${r.conclusion}${r.error ? `: ${r.error}` : ''})\n`),
+        line: (job, step, _s, text) => bar.line(`[${job}] ${step} | ${text}`),
+        stepStarted: (job, s) => {
+          runningSteps.set(job, { name: s.name, t0: Date.now() });
+          bar.line(`[${job}] ⏵ ${s.name}`);
+        },
+        stepFinished: (job, r) => {
+          runningSteps.delete(job);
+          bar.line(`[${job}] ${r.conclusion === 'success' ? '✓' : r.conclusion === 'skipped' ? '-' : '✗'} ${r.name} (${r.conclusion}${r.error ? `: ${r.error}` : ''})`);
+        },
       };
   const results: JobResult[] = [];
   const debug = !!values.debug || secrets.ACTIONS_STEP_DEBUG === 'true' || vars.ACTIONS_STEP_DEBUG === 'true';
@@ -234,6 +244,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
     const settings = { image, limits, machineEnv, readOnlyRoot: !values['writable-root'], sourceDir: dir, actionCacheDir, nodeBinary: process.execPath, parallelJobs: parallel, egress, images, imagePolicy, disk: diskLimitsFrom(values.disk, values.inodes), matrixFilter: matrixFilter(values.matrix), results: resultsService, githubApi: githubApiOf(serverUrl), ...remote, toolCacheDir: toolCacheDirFrom(values['tool-cache']), podmanUser: (args: string[]) => asRunner(host, args) };
     results.push(...(await runWorkflow({ sandbox, logger, observer, signal }, p.wf, p.jobs, ctx, settings)));
   }
+  bar?.done();
   // Results are masked as they are made; this is the last guard before anything leaves the process.
   out.write(masker.mask(formatResults(results, !!values.json)));
   if (signal.aborted) return 130;

@@ -1,3 +1,4 @@
+import { adminPages } from './admin-pages';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Quota, JobStore } from '../store';
@@ -25,6 +26,8 @@ export interface AdminDeps {
    * may lower its limits but never set one above it or clear it. Undefined fields: no ceiling.
    */
   ceiling?(scope: string): Quota;
+  /** The admin pages (/ui): links to job pages need the public URL and the link key. */
+  pages?: { publicUrl: string; logKey: Buffer };
 }
 
 type Reply = (status: number, body: unknown) => void;
@@ -111,6 +114,7 @@ async function route(d: AdminDeps, req: IncomingMessage, res: ServerResponse, re
   } catch {
     return reply(400, { error: 'malformed request target' });
   }
+  if (d.pages && (await adminPages({ store: d.store, scopeOf: (t) => d.store.quotas.tokenScope(hashToken(t)), publicUrl: d.pages.publicUrl, logKey: d.pages.logKey, ceiling: d.ceiling }, req, res, url))) return;
   const m = /^Bearer (\S{20,200})$/.exec(String(req.headers.authorization ?? ''));
   const scope = m ? d.store.quotas.tokenScope(hashToken(m[1]!)) : undefined;
   // Metrics name repositories: only for a client on this machine or the operator's token.

@@ -27,6 +27,8 @@ export interface ExecuteDeps {
   payloadOf(guid: string): Record<string, unknown>;
   /** Called with a line of progress (throttled by the caller). */
   progress?(stepName: string): void;
+  /** Called with every (masked) log line as it is made: the job page's live view. */
+  line?(text: string): void;
   signal?: AbortSignal;
   /** What a repository archive may cost (download and extraction). */
   tarballLimits?: Partial<TarballLimits>;
@@ -82,6 +84,7 @@ function logCollector(d: ExecuteDeps): { lines: string[]; observer: RunObserver 
       line: (job, step, _s, t) => {
         if (bytes > MAX_JOB_LOG_BYTES) return;
         const l = `${job} | ${step} | ${t}`;
+        d.line?.(l);
         bytes += l.length + 1;
         lines.push(bytes > MAX_JOB_LOG_BYTES ? '… (log cut here)' : l);
       },

@@ -12,7 +12,9 @@ import type { Sandbox } from '../sandbox';
 import type { JobRow, JobStore, Quota } from '../store';
 import { executeJob, type ExecuteDeps } from './execute-job';
 import { refusedBeforeQueue } from './precheck';
-import { checkLogSignature, logUrl } from './log-link';
+import { checkLogSignature, jobPageUrl } from './log-link';
+import { jobPageRoute } from './job-pages';
+import { LiveLogs } from './live-logs';
 import { planDelivery, type JobSpec, type PlannedJob, type Priorities, type RunnerMode } from './plan-delivery';
 import type { GitHubPort } from './ports';
 import { webhookHandler, MAX_WEBHOOK_BYTES } from './webhook-intake';
@@ -86,6 +88,8 @@ export class StockadeServer {
   private readonly startedAt = Date.now();
   private readonly jobAborts = new Map<string, AbortController>();
   private running = 0;
+  /** Masked log lines of running jobs, for the job pages' live view. */
+  private readonly live = new LiveLogs();
   private pumping = false;
   private again = false;
   private timers: NodeJS.Timeout[] = [];
@@ -144,7 +148,7 @@ export class StockadeServer {
     hardenListener(this.http);
     await new Promise<void>((r) => this.http!.listen(this.o.port ?? 8080, this.o.host ?? '127.0.0.1', r));
     if (this.o.adminPort !== undefined) {
-      const handler = adminHandler({ store: this.o.store, metrics: this.metrics, cancel: (k) => this.cancel(k), ready: () => this.ready(), ceiling: (scope) => this.o.quotaDefaults?.(scope) ?? {} });
+      const handler = adminHandler({ store: this.o.store, metrics: this.metrics, cancel: (k) => this.cancel(k), ready: () => this.ready(), ceiling: (scope) => this.o.quotaDefaults?.(scope) ?? {}, pages: { publicUrl: this.o.publicUrl, logKey: this.o.logKey } });
       this.admin = createServer((req, res) => void handler(req, res));
       hardenListener(this.admin);
       await new Promise<void>((r) => this.admin!.listen(this.o.adminPort, this.o.adminHost ?? '127.0.0.1', r));
@@ -214,7 +218,7 @@ export class StockadeServer {
     return { ok, checks };
   }
 
-  /** The webhook listener's routes: POST /webhook, GET /logs/KEY?sig=…, GET /healthz (counts only, no names). */
+  /** The webhook listener's routes: POST /webhook, GET /jobs/KEY?sig=… (the job's page), GET /logs/KEY?sig=… (its log as text), GET /healthz (counts only, no names). */
   private route(req: IncomingMessage, res: ServerResponse, intake: (req: IncomingMessage, res: ServerResponse) => Promise<void>): void {
     let url: URL;
     try {
@@ -230,6 +234,7 @@ export class StockadeServer {
       });
     }
     if (req.method === 'GET' && url.pathname.startsWith('/logs/')) return this.serveLog(url, res);
+    if (req.method === 'GET' && url.pathname.startsWith('/jobs/')) return jobPageRoute({ store: this.o.store, logKey: this.o.logKey, live: this.live }, req, res, url);
     if (req.method === 'GET' && url.pathname === '/healthz') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.o.store.counts()));
     res.writeHead(404).end();
   }
@@ -416,7 +421,7 @@ export class StockadeServer {
         head_sha: row.headSha,
         status: 'queued',
         external_id: row.key,
-        details_url: logUrl(this.o.publicUrl, this.o.logKey, row.key),
+        details_url: jobPageUrl(this.o.publicUrl, this.o.logKey, row.key),
       });
       // Saved whatever the state: a job cancelled while the check run was being created must complete this one.
       this.o.store.setCheckRun(row.key, id);
@@ -462,31 +467,39 @@ export class StockadeServer {
     const onServerAbort = () => abort.abort();
     this.abort.signal.addEventListener('abort', onServerAbort, { once: true });
     await update({ status: 'in_progress', started_at: started.toISOString() });
+    this.live.start(row.key);
     const steps: string[] = [];
     const t0 = Date.now();
     const jit = this.o.jit;
-    const result = jit && spec.mode === 'workflow_job' ? await jit.run(row, spec, abort.signal, log) : await executeJob(
-      {
-        github: gh,
-        sandbox: this.o.sandbox,
-        logger: log,
-        settings: this.o.settings,
-        egressFor: this.o.egressFor,
-        fetchAction: this.o.fetchAction,
-        workDir: this.o.workDir,
-        secrets: this.o.secrets,
-        payloadOf: (guid) => JSON.parse(this.o.store.getDelivery(guid)?.payload ?? '{}') as Record<string, unknown>,
-        signal: abort.signal,
-        progress: (name) => {
-          steps.push(name);
-          const now = Date.now();
-          if (now - lastProgress < every) return;
-          lastProgress = now;
-          void update({ output: { title: `running: ${name}`, summary: steps.map((s, i) => `${i + 1}. ${s}`).join('\n').slice(-60_000) } });
+    let result: Awaited<ReturnType<typeof executeJob>>;
+    try {
+      result = jit && spec.mode === 'workflow_job' ? await jit.run(row, spec, abort.signal, log) : await executeJob(
+        {
+          github: gh,
+          sandbox: this.o.sandbox,
+          logger: log,
+          settings: this.o.settings,
+          egressFor: this.o.egressFor,
+          fetchAction: this.o.fetchAction,
+          workDir: this.o.workDir,
+          secrets: this.o.secrets,
+          payloadOf: (guid) => JSON.parse(this.o.store.getDelivery(guid)?.payload ?? '{}') as Record<string, unknown>,
+          signal: abort.signal,
+          line: (text) => this.live.append(row.key, text),
+          progress: (name) => {
+            steps.push(name);
+            const now = Date.now();
+            if (now - lastProgress < every) return;
+            lastProgress = now;
+            void update({ output: { title: `running: ${name}`, summary: steps.map((s, i) => `${i + 1}. ${s}`).join('\n').slice(-60_000) } });
+          },
         },
-      },
-      row,
-    );
+        row,
+      );
+    } catch (e) {
+      this.live.finish(row.key);
+      throw e;
+    }
     this.jobAborts.delete(row.key);
     this.abort.signal.removeEventListener('abort', onServerAbort);
     const wall = Date.now() - t0;
@@ -494,6 +507,8 @@ export class StockadeServer {
     this.metrics.jobFinished(result.report, wall);
     const state = result.report.conclusion === 'cancelled' ? 'cancelled' : result.report.error && !result.report.steps.length ? 'failed' : 'completed';
     this.o.store.transition(row.key, state, { result: JSON.stringify(result.report), log: result.log });
+    // After the stored result: a page reloaded at the end shows it.
+    this.live.finish(row.key);
     log.info({ conclusion: result.report.conclusion }, 'job finished');
   }
 
@@ -505,7 +520,7 @@ export class StockadeServer {
     const report = parsed ?? failedReport(row, 'no result');
     try {
       const gh = this.o.github;
-      const fields = completedFields(report, logUrl(this.o.publicUrl, this.o.logKey, row.key), new Date());
+      const fields = completedFields(report, jobPageUrl(this.o.publicUrl, this.o.logKey, row.key), new Date());
       let id = row.checkRunId;
       if (id) await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, id, fields);
       else {

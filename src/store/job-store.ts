@@ -142,7 +142,12 @@ export class JobStore {
     return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE state = ? ORDER BY created_at LIMIT ?`).all(state, limit) as JobRow[];
   }
 
-  counts(): Record<JobState, number> {
+  /** An owner's jobs in the given states (owner names match case-insensitively and exactly), newest first. */
+  byOwner(owner: string, states: readonly JobState[], limit = 100): JobRow[] {
+    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE lower(substr(repository, 1, length(?) + 1)) = lower(?) || '/' AND state IN (${states.map(() => '?').join(', ')}) ORDER BY updated_at DESC LIMIT ?`).all(owner, owner, ...states, limit) as JobRow[];
+  }
+
+    counts(): Record<JobState, number> {
     const out = { accepted: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 } as Record<JobState, number>;
     for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as Array<{ state: JobState; n: number }>) out[r.state] = r.n;
     return out;

@@ -1,6 +1,6 @@
 import { coerce, gte } from 'semver';
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { cgroupV1Subtrees, detectCgroupHost, PodmanEngine } from '../sandbox';
 import { baseImageRef } from './base-image';
 import { tryExec } from './exec';
@@ -70,8 +70,24 @@ export async function doctorChecks(env: NodeJS.ProcessEnv): Promise<Check[]> {
       dirs.forEach((d) => accessSync(d, constants.W_OK));
       cgDetail = `cgroup v1/hybrid: step cgroups under ${dirs.join(', ')}`;
     } catch {
-      cgOk = false;
-      cgDetail = `cgroup v1/hybrid: subtree missing or not writable: ${dirs.join(', ')}`;
+      // Root makes the subtree under whatever cgroup it was started in (a login shell, a systemd unit)
+      // when a step needs it: what matters is that this process's own cgroups take a child.
+      const parents = dirs.map((d) => dirname(d));
+      const probe = parents.map((p) => join(p, `stockade-doctor-${process.pid}`));
+      let made = 0;
+      try {
+        if (process.getuid?.() !== 0) throw new Error('not root');
+        for (const p of probe) {
+          mkdirSync(p);
+          made++;
+        }
+        cgDetail = `cgroup v1/hybrid: step cgroups made as needed under this process's own cgroups (${parents.join(', ')})`;
+      } catch {
+        cgOk = false;
+        cgDetail = `cgroup v1/hybrid: subtree missing or not writable: ${dirs.join(', ')}`;
+      } finally {
+        for (const p of probe.slice(0, made)) rmdirSync(p);
+      }
     }
   }
   checks.push({ name: 'cgroup limits', ok: cgOk, detail: cgDetail, fix: fixSetup });

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StockadeError } from '../common';
@@ -99,8 +99,28 @@ export class CgroupV1Limits implements LimitEnforcer {
         oomKills: readNum(dirs.memory, 'memory.oom_control', 'oom_kill'),
         pidsLimitHits: readNum(dirs.pids, 'pids.events', 'max'),
       }),
-      remove: () => removeDirs(Object.values(dirs)),
+      remove: async () => {
+        await removeDirs(Object.values(dirs));
+        this.dropOwnSubtree();
+      },
     };
+  }
+
+  /**
+   * A root runner started from another cgroup than setup's (a login shell, a systemd unit) makes the
+   * subtree itself, under its own cgroup (apply's mkdir). Such a subtree (owned by root, not by the
+   * runner user as setup's is) goes again once it is empty, so a session's scope or a unit's cgroup
+   * can be removed by systemd after this process ends. A subtree still holding another step stays.
+   */
+  private dropOwnSubtree(): void {
+    for (const base of Object.values(this.bases)) {
+      try {
+        if (statSync(base).uid !== 0) continue;
+        rmdirSync(base);
+      } catch {
+        // Not empty (another step of this or another runner), or gone already.
+      }
+    }
   }
 
   async reap(isOwnerAlive: (owner: string) => boolean): Promise<string[]> {

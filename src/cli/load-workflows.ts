@@ -1,3 +1,4 @@
+import { lstat } from 'node:fs/promises';
 import { dirname, relative, basename } from 'node:path';
 import { readWorkflowFile, readWorkflowFiles } from '../runner';
 import { parseWorkflowText, workflowRunsFor, type Diagnostic, type WorkflowModel } from '../workflow';
@@ -16,7 +17,13 @@ export async function loadWorkflows(repoDir: string, file: string | undefined, e
   const workflows: WorkflowModel[] = [];
   const diagnostics: Diagnostic[] = [];
   let files;
-  if (file) {
+  // act's -W takes a directory too: its workflows, chosen by the event like .github/workflows'.
+  const isDir = !!file && (await lstat(file).then((s) => s.isDirectory(), () => false));
+  if (file && isDir) {
+    const r = await readWorkflowFiles(dirname(file), basename(file));
+    diagnostics.push(...r.diagnostics);
+    files = r.files;
+  } else if (file) {
     // A file named on the command line is the user's choice: it is read from its own directory, without links.
     const r = await readWorkflowFile(dirname(file), basename(file));
     const shown = relative(repoDir, file) || file;
@@ -29,7 +36,7 @@ export async function loadWorkflows(repoDir: string, file: string | undefined, e
   for (const f of files) {
     const r = parseWorkflowText(f.path, f.text);
     diagnostics.push(...r.diagnostics);
-    if (r.value && (file || workflowRunsFor(r.value.on, event, payload).runs)) workflows.push(r.value);
+    if (r.value && ((file && !isDir) || workflowRunsFor(r.value.on, event, payload).runs)) workflows.push(r.value);
   }
   return { workflows, diagnostics };
 }

@@ -19,7 +19,7 @@ import { graphJobs, listJobs } from './list-jobs';
 import { parseDuration, parseSize } from '../common';
 import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, runnerImages, resultsSettings, githubApiOf } from '../host';
 
-export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-g|--graph] [-n|--dryrun] [-W|--workflow FILE] [-j|--job ID] [-e|--eventpath FILE] [--json]
+export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-g|--graph] [-n|--dryrun] [-W|--workflows FILE|DIR] [-j|--job ID] [-e|--eventpath FILE] [--json]
                     [-s|--secret NAME=VALUE]... [--secret-file FILE] [--var NAME=VALUE]... [--var-file FILE]
                     [--env NAME=VALUE]... [--env-file FILE] [-i|--input NAME=VALUE]... [--input-file FILE] [--matrix KEY:VALUE]...
                     [-P|--platform LABEL=IMAGE]...
@@ -72,6 +72,8 @@ export function limitsFrom(v: Record<string, string | string[] | boolean | undef
 /** The options of this command: what parseArgs accepts and what `stockade completion` offers. */
 export const RUN_OPTIONS = {
   workflow: { type: 'string', short: 'W' },
+  // act spells it --workflows; a file or a directory of workflows.
+  workflows: { type: 'string' },
   job: { type: 'string', short: 'j' },
   event: { type: 'string' },
   // As in act: -e is the event payload file, the event name is the first argument.
@@ -163,7 +165,9 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   Object.assign(images, platforms);
   const git = withEventRef(await gitFacts(dir), eventName, event);
   if (!values.eventpath) event = defaultEvent(eventName, git);
-  const loaded = await loadWorkflows(dir, values.workflow ? resolve(dir, values.workflow) : undefined, eventName, event);
+  if (values.workflow && values.workflows) throw new StockadeError('USAGE', '-W/--workflow and --workflows name the same thing: give one');
+  const workflowPath = values.workflow ?? values.workflows;
+  const loaded = await loadWorkflows(dir, workflowPath ? resolve(dir, workflowPath) : undefined, eventName, event);
   const plan = loaded.workflows.map((wf) => ({ wf, jobs: selectJobs(wf, values.job) }));
   const diagnostics = [...loaded.diagnostics];
   for (const p of plan) {

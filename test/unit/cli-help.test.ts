@@ -62,6 +62,13 @@ test('act habits: the event as the first argument, -l lists jobs by stage, -g dr
     const badEnv = run('run', '-C', dir, '-n', '--env', '1X=y');
     assert.equal(badEnv.status, 2);
     assert.match(badEnv.stderr, /--env needs NAME=VALUE/);
+    // act's -W/--workflows: a directory of workflows, chosen by the event; a file, as it is.
+    const wdir = run('run', '-C', dir, '-l', '--workflows', join(dir, '.github/workflows'));
+    assert.equal(wdir.status, 0, wdir.stderr);
+    assert.match(wdir.stdout, /^0\s+test\s+/m);
+    assert.doesNotMatch(wdir.stdout, /publish/);
+    const wfile = run('run', '-C', dir, '-l', '-W', '.github/workflows/rel.yml');
+    assert.match(wfile.stdout, /^0\s+publish\s+/m, 'a file names the workflow to run, whatever its on:');
     const rel = run('run', 'release', '-C', dir, '--list');
     assert.match(rel.stdout, /^0\s+publish\s+/m);
     const dry = run('run', 'pull_request', '-C', dir, '-n');

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseOptions } from './parse-options';
 import { StockadeError, parseDuration } from '../common';
 import { resolveHostConfig } from '../host';
 import { parseRemoteUses } from '../runner';
@@ -11,17 +11,13 @@ export const ACTIONS_USAGE = `usage: stockade actions pull OWNER/REPO[/PATH]@REF
   machine that will run offline (stockade run --action-offline-mode), list shows each commit with the
   refs it was fetched as, prune removes what no job used for the given time.`;
 
-/** The options of this command: what parseArgs accepts and what `stockade completion` offers. */
+/** The options of this command: what the parser (commander) accepts and what `stockade completion` offers. */
 export const ACTIONS_OPTIONS = { 'github-token': { type: 'string' }, 'github-instance': { type: 'string' }, json: { type: 'boolean' }, 'unused-for': { type: 'string' } } as const;
 
 /** `stockade actions pull|list|prune`. Returns the exit code. */
 export async function actionsCommand(argv: string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: ACTIONS_OPTIONS,
-  });
+  const { values, positionals } = parseOptions(`actions ${sub ?? ''}`.trim(), ACTIONS_OPTIONS, rest, { positionals: true });
   const fetcher = actionFetcher(resolveHostConfig(env).stateDir);
   if (sub === 'pull') {
     if (!positionals.length) throw new StockadeError('USAGE', 'actions pull needs at least one OWNER/REPO@REF', { hint: ACTIONS_USAGE });

@@ -1,6 +1,6 @@
+import { parseOptions } from './parse-options';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { StockadeError } from '../common';
 import { hashToken } from '../server';
 import { JobStore } from '../store';
@@ -40,7 +40,7 @@ function whole(flag: string, v: string | undefined): number | null | undefined {
   return n;
 }
 
-/** The options of this command: what parseArgs accepts and what `stockade completion` offers. */
+/** The options of this command: what the parser (commander) accepts and what `stockade completion` offers. */
 export const ADMIN_OPTIONS = {
   url: { type: 'string' },
   token: { type: 'string' },
@@ -53,12 +53,7 @@ export const ADMIN_OPTIONS = {
 
 /** `stockade quota|queue|jobs|admin-token`: prints JSON answers of the admin API. */
 export async function adminCommand(command: string, argv: string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: ADMIN_OPTIONS,
-  });
+  const { values, positionals } = parseOptions(command, ADMIN_OPTIONS, argv, { positionals: true });
   const print = (x: unknown) => out.write(`${JSON.stringify(x, null, 2)}\n`);
   const [sub, target] = positionals;
   if (command === 'admin-token' && sub === 'create') {

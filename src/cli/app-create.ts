@@ -1,9 +1,9 @@
+import { parseOptions } from './parse-options';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Octokit } from '@octokit/rest';
 import { parseDocument } from 'yaml';
 import { StockadeError } from '../common';
@@ -91,7 +91,7 @@ function writeSecretFile(path: string, content: string): void {
 export async function appCommand(argv: string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== 'create') throw new StockadeError('USAGE', `app needs a subcommand: create (not '${(sub ?? '').slice(0, 40)}')`, { hint: APP_USAGE });
-  const { values } = parseArgs({ args: rest, strict: true, options: APP_OPTIONS });
+  const { values } = parseOptions('app create', APP_OPTIONS, rest);
   const publicUrl = values['public-url'];
   if (!publicUrl || !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(publicUrl)) throw new StockadeError('USAGE', '--public-url URL is required: where GitHub will send webhooks (https://ci.example.org)', { hint: APP_USAGE });
   const githubUrl = (values['github-url'] ?? 'https://github.com').replace(/\/$/, '');

@@ -1,9 +1,9 @@
 /**
- * Shell completions generated from the commands' own option tables (the objects parseArgs parses
+ * Shell completions generated from the commands' own option tables (the objects commander parses
  * with), so a flag added to a command is offered by every shell without a second list to keep.
  */
 
-/** One option as parseArgs declares it. */
+/** One option of a command's table. */
 export interface OptionSpec {
   type: 'string' | 'boolean';
   short?: string;

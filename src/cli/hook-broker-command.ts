@@ -1,6 +1,6 @@
+import { parseOptions } from './parse-options';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
 import { DEFAULT_HOOK_SOCKET, startHookBroker } from '../hook';
 import { resolveHostConfig } from '../host';
@@ -14,7 +14,7 @@ export const HOOK_BROKER_USAGE = `usage: stockade hook-broker [--socket PATH] [-
                     [--github-url URL]... [--no-github-egress] [--allow-domain NAME]...
                     [--upstream-dns ADDRESS] [--permit-range CIDR]...`;
 
-/** The options of this command: what parseArgs accepts and what `stockade completion` offers. */
+/** The options of this command: what the parser (commander) accepts and what `stockade completion` offers. */
 export const HOOK_BROKER_OPTIONS = {
   socket: { type: 'string' },
   group: { type: 'string' },
@@ -34,11 +34,7 @@ export const HOOK_BROKER_OPTIONS = {
  */
 export async function hookBrokerCommand(argv: string[], env: NodeJS.ProcessEnv, logger: Logger, signal: AbortSignal): Promise<number> {
   if (process.getuid?.() !== 0) throw new StockadeError('USAGE', 'stockade hook-broker must run as root', { hint: 'sudo stockade hook-broker' });
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: HOOK_BROKER_OPTIONS,
-  });
+  const { values } = parseOptions('hook-broker', HOOK_BROKER_OPTIONS, argv);
   const host = resolveHostConfig(env);
   const { uid: runnerUid } = runnerIds(host);
   const group = values.group ?? 'stockade-hook';

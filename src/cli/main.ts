@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseOptions } from './parse-options';
 import { createLogger, isStockadeError, StockadeError } from '../common';
 import { since } from './progress';
 import { completionScript, SHELLS, type CommandSpec, type Shell } from './completion';
@@ -24,7 +24,7 @@ const COMPLETION_USAGE = `usage: stockade completion bash|zsh|fish
   Prints the completion script: source <(stockade completion bash), source <(stockade completion zsh),
   stockade completion fish | source.`;
 
-/** Every command: its summary, its options (what parseArgs parses and completion offers) and first words. */
+/** Every command: its summary, its options (what commander parses and completion offers) and first words. */
 const COMMANDS: CommandSpec[] = [
   { name: 'run', summary: "run a repository's workflow locally, one sandboxed container per step", options: RUN_OPTIONS, words: ['push', 'pull_request', 'pull_request_target', 'workflow_dispatch', 'workflow_call', 'schedule', 'release', 'merge_group'] },
   { name: 'serve', summary: 'the GitHub App server: webhooks in, jobs in the sandbox, check runs out', options: SERVE_OPTIONS },
@@ -167,7 +167,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       case 'hook-broker':
         return await hookBrokerCommand(rest, env, createLogger({ level: env.STOCKADE_LOG_LEVEL ?? 'info', format: logFormat(env) }), controller.signal);
       case 'setup': {
-        const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: SETUP_OPTIONS });
+        const { values, positionals } = parseOptions('setup', SETUP_OPTIONS, rest, { positionals: true });
         if (positionals.length > (values.runner ? 1 : 0)) throw new StockadeError('USAGE', `setup takes no argument but the runner's TARBALL after --runner (got '${positionals.join(' ').slice(0, 80)}')`, { hint: SETUP_USAGE });
         const t0 = Date.now();
         const h = await setup(env, (m) => process.stderr.write(`setup: [${since(t0)}] ${m}\n`), { images: !values['no-images'], runner: !!values.runner, runnerTarball: values.runner ? positionals[0] : undefined, systemd: !!values.systemd, configFile: values.config });
@@ -175,7 +175,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         return 0;
       }
       case 'doctor': {
-        parseArgs({ args: rest, strict: true, options: {} });
+        parseOptions('doctor', {}, rest);
         const checks = await doctorChecks(env);
         process.stdout.write(`${formatChecks(checks)}\n`);
         return checks.every((c) => c.ok || c.warnOnly) ? 0 : 1;

@@ -1,6 +1,6 @@
+import { parseOptions } from './parse-options';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseDuration, parseSize, StockadeError } from '../common';
 import { resolveHostConfig, resultsSettings } from '../host';
 import { DEFAULT_RETENTION, JobStore, MIN_JOB_RETENTION_MS, type PruneCounts, type RetentionPolicy } from '../store';
@@ -45,7 +45,7 @@ export function describePrune(c: PruneCounts): string {
 
 /** `stockade prune`: the server's database, the results service's storage and the fetched actions. */
 export async function pruneCommand(argv: string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream): Promise<number> {
-  const { values } = parseArgs({ args: argv, strict: true, options: PRUNE_OPTIONS });
+  const { values } = parseOptions('prune', PRUNE_OPTIONS, argv);
   const policy = retentionFrom(values);
   const unused = values['actions-unused-for'] === undefined ? 30 * 86_400_000 : parseDuration(values['actions-unused-for']);
   if (unused === undefined) throw new StockadeError('USAGE', `--actions-unused-for '${values['actions-unused-for']}' is not a duration (like 30d)`);

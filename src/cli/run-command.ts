@@ -1,6 +1,6 @@
+import { parseOptions } from './parse-options';
 import { readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
 import { checkRunnable, maskerFor, runWorkflow, selectJobs, type ImagePolicy, type JobResult, type RunContext, type RunObserver } from '../runner';
 import { DEFAULT_LIMITS, openSandbox, type ResourceLimits } from '../sandbox';
@@ -69,7 +69,7 @@ export function limitsFrom(v: Record<string, string | string[] | boolean | undef
   return limits;
 }
 
-/** The options of this command: what parseArgs accepts and what `stockade completion` offers. */
+/** The options of this command: what the parser (commander) accepts and what `stockade completion` offers. */
 export const RUN_OPTIONS = {
   workflow: { type: 'string', short: 'W' },
   // act spells it --workflows; a file or a directory of workflows.
@@ -122,12 +122,7 @@ export const RUN_OPTIONS = {
 
 /** `stockade run`: runs a repository's workflow jobs locally, one sandboxed container per step. Returns the exit code. */
 export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: NodeJS.WritableStream, logger: Logger, signal: AbortSignal): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: true,
-    options: RUN_OPTIONS,
-  });
+  const { values, positionals } = parseOptions('run', RUN_OPTIONS, argv, { positionals: true });
   const limits = limitsFrom(values);
   const dir = resolve(values.dir ?? process.cwd());
   if (positionals.length > 1) throw new StockadeError('USAGE', `one event name at most, not '${positionals.join(' ')}'`, { hint: RUN_USAGE });

@@ -1,9 +1,9 @@
+import { parseOptions } from './parse-options';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import { DEFAULT_BACKOFF, hostCapacity, type BackoffPolicy } from '../queue';
-import { parseArgs } from 'node:util';
 import { StockadeError, type Logger } from '../common';
 import { DEFAULT_RUNNER_LABELS, GitHubApi } from '../github';
 import { DEFAULT_LIMITS, openSandbox } from '../sandbox';
@@ -57,7 +57,7 @@ function secretsFrom(file: string | undefined): (repository: string) => Record<s
   };
 }
 
-/** The options of this command: what parseArgs accepts and what `stockade completion` offers. */
+/** The options of this command: what the parser (commander) accepts and what `stockade completion` offers. */
 export const SERVE_OPTIONS = {
   'app-id': { type: 'string' },
   'private-key-file': { type: 'string' },
@@ -98,11 +98,7 @@ export const SERVE_OPTIONS = {
 
 /** `stockade serve`: the GitHub App server. Resolves when the server stops (SIGINT/SIGTERM). */
 export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logger: Logger, signal: AbortSignal): Promise<number> {
-  const { values: flags } = parseArgs({
-    args: argv,
-    strict: true,
-    options: SERVE_OPTIONS,
-  });
+  const { values: flags } = parseOptions('serve', SERVE_OPTIONS, argv);
   // A flag wins, then its environment variable, then the config file's server: key, then the default (SERVER_SETTINGS).
   const configFile = flags.config ?? env.STOCKADE_CONFIG;
   const config = configFile ? loadServerConfig(configFile) : undefined;

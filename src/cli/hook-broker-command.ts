@@ -6,7 +6,7 @@ import { DEFAULT_HOOK_SOCKET, startHookBroker } from '../hook';
 import { resolveHostConfig } from '../host';
 import { openSandbox } from '../sandbox';
 import { groupId, newHookJobs, RUNNER_EGRESS_OPTIONS, runnerEgress, runnerIds } from './runner-mode-parts';
-import { limitsFrom } from './run-command';
+import { limitsFrom } from './run-options';
 
 export const HOOK_BROKER_USAGE = `usage: stockade hook-broker [--socket PATH] [--group NAME]
                     [--memory SIZE] [--pids N] [--cpus N] [--timeout DURATION] [--output-limit SIZE]

@@ -3,11 +3,12 @@ import { readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { StockadeError, type Logger } from '../common';
 import { checkRunnable, maskerFor, runWorkflow, selectJobs, type ImagePolicy, type JobResult, type RunContext, type RunObserver } from '../runner';
-import { DEFAULT_LIMITS, openSandbox, type ResourceLimits } from '../sandbox';
-import { formatDiagnostic, normalizeOn, type JobModel } from '../workflow';
-import { parse as parseDotenv } from 'dotenv';
+import { openSandbox } from '../sandbox';
+import { formatDiagnostic, type JobModel } from '../workflow';
 import { REMOTE_ACTION_OPTIONS, REMOTE_ACTION_USAGE, localActionSettings } from './remote-actions';
-import { containerMap, githubInstanceUrl, toolCacheDirFrom } from './run-options';
+import { containerMap, githubInstanceUrl, limitsFrom, matrixFilter, pairs, platformMap, readDotenv, toolCacheDirFrom } from './run-options';
+import { defaultEvent, dispatchInputs, withEventRef } from './run-event';
+export { dispatchInputs, limitsFrom };
 import { baseImageRef } from './base-image';
 import { asRunner } from './exec';
 import { formatResults } from './format-results';
@@ -16,7 +17,6 @@ import { since, StatusLine } from './progress';
 import { resolveHostConfig } from '../host';
 import { loadWorkflows } from './load-workflows';
 import { graphJobs, listJobs } from './list-jobs';
-import { parseDuration, parseSize } from '../common';
 import { diskLimitsFrom, egressSettings, upstreamDnsFrom, labelImages, runnerImages, resultsSettings, githubApiOf } from '../host';
 
 export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-g|--graph] [-n|--dryrun] [-W|--workflows FILE|DIR] [-j|--job ID] [-e|--eventpath FILE] [--json]
@@ -40,34 +40,6 @@ export const RUN_USAGE = `usage: stockade run [EVENT] [-l|--list] [-g|--graph] [
   proposes the --allow-domain list that enforces the same. Enforce (the allowlist) stays the default.
   Caches (actions/cache) and artifacts persist per repository in --results-dir (default <state>/results).`;
 
-export function limitsFrom(v: Record<string, string | string[] | boolean | undefined>): ResourceLimits {
-  const limits = { ...DEFAULT_LIMITS };
-  const bad = (flag: string, value: string, form: string) => new StockadeError('USAGE', `--${flag} '${value}' is not ${form}`);
-  const size = (flag: string) => {
-    const t = v[flag] as string | undefined;
-    if (t === undefined) return undefined;
-    const n = parseSize(t);
-    if (n === undefined) throw bad(flag, t, 'a size such as 512m or 2g');
-    return n;
-  };
-  const num = (flag: string) => {
-    const t = v[flag] as string | undefined;
-    if (t === undefined) return undefined;
-    const n = Number(t);
-    if (!Number.isFinite(n) || n <= 0) throw bad(flag, t, 'a positive number');
-    return n;
-  };
-  limits.memoryBytes = size('memory') ?? limits.memoryBytes;
-  limits.outputBytes = size('output-limit') ?? limits.outputBytes;
-  limits.pids = num('pids') ?? limits.pids;
-  limits.cpus = num('cpus') ?? limits.cpus;
-  if (typeof v.timeout === 'string') {
-    const ms = parseDuration(v.timeout);
-    if (ms === undefined) throw bad('timeout', v.timeout, 'a duration such as 90s or 10m');
-    limits.timeoutMs = ms;
-  }
-  return limits;
-}
 
 /** The options of this command: what the parser (commander) accepts and what `stockade completion` offers. */
 export const RUN_OPTIONS = {
@@ -248,114 +220,4 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv, out: No
   out.write(masker.mask(formatResults(results, !!values.json)));
   if (signal.aborted) return 130;
   return results.every((j) => j.conclusion === 'success' || j.conclusion === 'skipped') ? 0 : 1;
-}
-
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** `NAME=VALUE` flags → a map; names as GitHub allows them for secrets and variables. */
-function pairs(flag: string, list: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of list ?? []) {
-    const eq = item.indexOf('=');
-    const name = eq > 0 ? item.slice(0, eq) : '';
-    if (!NAME.test(name)) throw new StockadeError('USAGE', `--${flag} needs NAME=VALUE with a name of letters, digits and _ (got '${name || item.slice(0, 40)}')`);
-    out[name] = item.slice(eq + 1);
-  }
-  return out;
-}
-
-/** A dotenv file of --secret-file, --var-file or --input-file (act's format), names checked. */
-function readDotenv(file: string, flag = 'secret-file'): Record<string, string> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new StockadeError('USAGE', `--${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  const parsed = parseDotenv(text);
-  for (const k of Object.keys(parsed)) if (!NAME.test(k)) throw new StockadeError('USAGE', `--${flag} ${file}: '${k}' is not a valid ${flag.replace('-file', '')} name`);
-  return parsed;
-}
-
-/**
- * `-P LABEL=IMAGE` (act's --platform): a runs-on label → a runner image by name (full, node, …) or a
- * local image reference. The label is matched as GitHub matches labels, case-insensitively.
- */
-function platformMap(list: string[] | undefined, labels: Record<string, string>, own: () => Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of list ?? []) {
-    const eq = item.indexOf('=');
-    const label = eq > 0 ? item.slice(0, eq).trim().toLowerCase() : '';
-    const target = item.slice(eq + 1).trim();
-    if (!label || !target || /\s/.test(target)) throw new StockadeError('USAGE', `-P needs LABEL=IMAGE, as in act (-P ubuntu-latest=full); got '${item.slice(0, 80)}'`);
-    if (!/^[a-z0-9][a-z0-9._/:@-]{0,254}$/.test(target)) throw new StockadeError('USAGE', `-P ${label}: '${target.slice(0, 80)}' is not an image name`);
-    out[label] = labels[target] ?? (target.includes('/') || target.includes(':') ? target : own()[target]) ?? (() => {
-      throw new StockadeError('USAGE', `-P ${label}=${target}: no runner image '${target}' (${Object.keys(own()).join(', ')}) and not an image reference`);
-    })();
-  }
-  return out;
-}
-
-/** `--matrix key:value` (repeatable, as in act): only combinations whose `key` is one of its values run. */
-function matrixFilter(list: string[] | undefined): Record<string, string[]> | undefined {
-  if (!list?.length) return undefined;
-  const out: Record<string, string[]> = {};
-  for (const item of list) {
-    const i = item.indexOf(':');
-    if (i <= 0) throw new StockadeError('USAGE', `--matrix needs KEY:VALUE (got '${item.slice(0, 40)}')`);
-    (out[item.slice(0, i)] ??= []).push(item.slice(i + 1));
-  }
-  return out;
-}
-
-/** `inputs` of a workflow_dispatch run: the workflow's defaults, typed, overridden by --input. */
-export function dispatchInputs(on: unknown, given: Record<string, string>): Record<string, unknown> {
-  const cfg = normalizeOn(on).get('workflow_dispatch');
-  const declared = ((cfg?.inputs ?? {}) as Record<string, Record<string, unknown> | null>) ?? {};
-  const out: Record<string, unknown> = {};
-  for (const [name, spec] of Object.entries(declared)) {
-    const type = String(spec?.type ?? 'string');
-    const raw = name in given ? given[name]! : spec?.default === undefined || spec?.default === null ? undefined : String(spec.default);
-    if (raw === undefined) {
-      if (spec?.required === true) throw new StockadeError('USAGE', `workflow_dispatch input '${name}' is required; pass --input ${name}=VALUE`);
-      out[name] = type === 'boolean' ? false : '';
-      continue;
-    }
-    if (type === 'boolean') {
-      if (raw !== 'true' && raw !== 'false') throw new StockadeError('USAGE', `input '${name}' is a boolean; '${raw}' is not true or false`);
-      out[name] = raw === 'true';
-    } else if (type === 'number') {
-      const n = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(n)) throw new StockadeError('USAGE', `input '${name}' is a number; '${raw}' is not`);
-      out[name] = n;
-    } else if (type === 'choice') {
-      const options = Array.isArray(spec?.options) ? spec.options.map(String) : [];
-      if (!options.includes(raw)) throw new StockadeError('USAGE', `input '${name}' must be one of ${options.join(', ')}; got '${raw}'`);
-      out[name] = raw;
-    } else out[name] = raw;
-  }
-  for (const k of Object.keys(given)) if (!(k in declared)) throw new StockadeError('USAGE', `--input ${k}: the workflow declares no such workflow_dispatch input`);
-  return out;
-}
-
-/** A payload like GitHub's for a local run without --eventpath. */
-function defaultEvent(eventName: string, git: { sha: string; ref: string; repository: string; actor: string }): Record<string, unknown> {
-  const [owner = '', name = ''] = git.repository.split('/');
-  const repository = { full_name: git.repository, name, owner: { login: owner }, default_branch: 'main' };
-  const base = { repository, sender: { login: git.actor } };
-  if (eventName === 'push') return { ...base, ref: git.ref, after: git.sha, before: '0'.repeat(40), head_commit: { id: git.sha } };
-  if (eventName === 'workflow_dispatch') return { ...base, ref: git.ref, inputs: {} };
-  return base;
-}
-
-/** github.ref and github.sha as GitHub sets them from the event payload, when one is given. */
-function withEventRef<T extends { sha: string; ref: string }>(git: T, eventName: string, event: Record<string, unknown>): T {
-  const pr = event.pull_request as { head?: { sha?: unknown } } | undefined;
-  if ((eventName === 'pull_request' || eventName === 'pull_request_target') && typeof event.number === 'number') {
-    return { ...git, ref: eventName === 'pull_request' ? `refs/pull/${event.number}/merge` : git.ref, sha: typeof pr?.head?.sha === 'string' ? pr.head.sha : git.sha };
-  }
-  const out = { ...git };
-  if (typeof event.ref === 'string' && event.ref.startsWith('refs/')) out.ref = event.ref;
-  if (typeof event.after === 'string' && /^[0-9a-f]{40}$/.test(event.after)) out.sha = event.after;
-  return out;
 }

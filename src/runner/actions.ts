@@ -1,17 +1,15 @@
-import { statSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFileBeneath } from '../common';
 import { join, posix } from 'node:path';
-import { createHash } from 'node:crypto';
-import { copyTreeIntoVolume, ensureExternalsVolume, readVolumePath, type Sandbox } from '../sandbox';
-import { evaluateCondition, formatDiagnostic, interpolate, parseActionText, type ActionModel, type StepModel } from '../workflow';
+import { copyTreeIntoVolume, readVolumePath } from '../sandbox';
+import { evaluateCondition, formatDiagnostic, interpolate, parseActionText, type ActionModel } from '../workflow';
 import { JOB_PATHS } from './job-paths';
 import { NODE_EXTERNALS, nodeVolumeFor } from './externals-volumes';
 export { NODE_EXTERNALS } from './externals-volumes';
 import { actionPolicyRefusal } from './action-policy';
-import { runDockerAction, runDockerPre } from './docker-action';
+import { runDockerAction } from './docker-action';
 import { LogSink } from './step-log';
 import { executeStep, runScript, scopeStatus, stepContexts, toResult, type Executed, type Scope, type StepDeps, type StepRun, type UsesRunner } from './run-step';
-import type { StepResult } from './types';
 
 /** GitHub's limit on composite actions nested in each other. */
 export const MAX_COMPOSITE_DEPTH = 10;
@@ -66,7 +64,7 @@ async function readActionMetadata(root: string, path: string, uses: string): Pro
   throw new Error(`uses: ${uses}: no action.yml or action.yaml in ${join(root, path)}`);
 }
 
-async function resolveAction(deps: StepDeps, run: StepRun, uses: string): Promise<ResolvedAction> {
+export async function resolveAction(deps: StepDeps, run: StepRun, uses: string): Promise<ResolvedAction> {
   if (isCheckout(uses)) return { kind: 'checkout' };
   // `uses: docker://IMAGE`: the image itself is the action; with.entrypoint and with.args say how it runs.
   if (uses.startsWith('docker://')) return { kind: 'action', model: { name: uses, inputs: {}, outputs: {}, runs: { using: 'docker', image: uses, args: [], env: {} } }, dir: '', repository: '', ref: '', hostDir: '', hostRoot: '' };
@@ -117,13 +115,13 @@ async function findAction(run: StepRun, uses: string, r: { owner: string; repo: 
   return { dir: fetched.dir };
 }
 
-async function ensureNode(deps: StepDeps, run: StepRun): Promise<void> {
+export async function ensureNode(deps: StepDeps, run: StepRun): Promise<void> {
   if (run.state.extraMounts.some((m) => m.target === NODE_EXTERNALS)) return;
   run.state.extraMounts.push({ volume: await nodeVolumeFor(deps.sandbox, run.settings.nodeBinary), target: NODE_EXTERNALS, readOnly: true });
 }
 
 /** Inputs of an action: `with:` values over evaluated defaults; unknown and missing inputs are warned about, as GitHub does. */
-function actionInputs(model: ActionModel, withValues: Record<string, string>, contexts: Record<string, unknown>, status: ReturnType<typeof scopeStatus>, sink: LogSink): Record<string, string> {
+export function actionInputs(model: ActionModel, withValues: Record<string, string>, contexts: Record<string, unknown>, status: ReturnType<typeof scopeStatus>, sink: LogSink): Record<string, string> {
   const inputs: Record<string, string> = {};
   for (const [k, i] of Object.entries(model.inputs)) if (i.default !== undefined) inputs[k] = interpolate(i.default, contexts, status);
   const unexpected = Object.keys(withValues).filter((k) => !(k in model.inputs));
@@ -144,7 +142,7 @@ function splitArgs(text: string): string[] {
   return [...text.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
 }
 
-function inputEnv(inputs: Record<string, string>): Record<string, string> {
+export function inputEnv(inputs: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.replace(/ /g, '_').toUpperCase()}`, v]));
 }
 
@@ -152,7 +150,7 @@ function stateEnv(state: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(state).map(([k, v]) => [`STATE_${k}`, v]));
 }
 
-const nothing = (): Executed => ({ outcome: 'success', exitCode: 0, reason: 'exit', outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0 });
+export const nothing = (): Executed => ({ outcome: 'success', exitCode: 0, reason: 'exit', outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0 });
 
 /** Runs a `uses:` step: the built-in checkout, a composite action, or a JavaScript action. */
 export const runUses: UsesRunner = async (deps, run, scope, step, env, contexts, sink, deadline) => {
@@ -246,61 +244,3 @@ export const runUses: UsesRunner = async (deps, run, scope, step, env, contexts,
   }
   return e;
 };
-
-/**
- * `pre:` of the JavaScript actions and `pre-entrypoint` of the Docker actions the job's steps use,
- * run before the first step as GitHub does (pre-if defaults to always()).
- */
-export async function runPreSteps(deps: StepDeps, run: StepRun, scope: Scope, steps: StepModel[]): Promise<StepResult[]> {
-  const results: StepResult[] = [];
-  for (const step of steps) {
-    // Only downloaded actions have a pre stage on GitHub: a local (./) one is not there before checkout.
-    if (!step.uses || isCheckout(step.uses) || step.uses.startsWith('./')) continue;
-    let resolved: ResolvedAction;
-    try {
-      resolved = await resolveAction(deps, run, step.uses);
-    } catch {
-      continue; // reported when the step itself runs
-    }
-    if (resolved.kind !== 'action') continue;
-    const runs = resolved.model.runs;
-    const docker = runs.using === 'docker' && !!runs.preEntrypoint && !step.uses.startsWith('docker://');
-    if (!docker && (runs.using !== 'node' || !runs.pre)) continue;
-    const name = `Pre ${step.name ?? step.uses}`;
-    const sink = new LogSink(run.state.masker, (stream, text) => deps.observer?.line?.(run.job.id, name, stream, text));
-    const contexts = stepContexts(run, scope);
-    const status = scopeStatus(run, scope, deps.signal);
-    try {
-      if (!evaluateCondition(runs.preIf ?? 'always()', contexts, status)) continue;
-      deps.observer?.stepStarted?.(run.job.id, { index: step.index, name });
-      const withValues = Object.fromEntries(Object.entries(step.with).map(([k, v]) => [k, interpolate(v, contexts, status)]));
-      const inputs = actionInputs(resolved.model, withValues, contexts, status, sink);
-      if (runs.using === 'docker') {
-        const e = await runDockerPre(deps, run, scope, step, { runs, hostDir: resolved.hostDir, hostRoot: resolved.hostRoot }, inputs, inputEnv(inputs), contexts, sink);
-        const r = toResult(run, step.index, undefined, name, sink, e, false);
-        if (r.conclusion === 'failure') scope.status.failed = true;
-        results.push(r);
-        continue;
-      }
-      await ensureNode(deps, run);
-      const e = await runScript(deps, run, { ...scope, actionPath: resolved.dir }, sink, {
-        label: `pre-${step.index}`,
-        actionId: step.id ?? `__pre_${step.index}`,
-        argv: () => [`${NODE_EXTERNALS}/bin/node`, posix.join(resolved.dir, runs.pre!)],
-        env: {},
-        extraEnv: { ...inputEnv(inputs), GITHUB_ACTION_REPOSITORY: resolved.repository, GITHUB_ACTION_REF: resolved.ref },
-        workdir: JOB_PATHS.workspace,
-        deadline: run.deadline,
-      });
-      run.state.preState.set(step.index, e.state);
-      const r = toResult(run, step.index, undefined, name, sink, e, false);
-      if (r.conclusion === 'failure') scope.status.failed = true;
-      results.push(r);
-    } catch (e) {
-      const r = toResult(run, step.index, undefined, name, sink, { ...nothing(), outcome: 'failure', reason: 'error', exitCode: null, error: (e as Error).message }, false);
-      scope.status.failed = true;
-      results.push(r);
-    }
-  }
-  return results;
-}

@@ -88,7 +88,7 @@ test('the README\'s settings table is the generated one', () => {
 });
 
 test('egress mode per owner and repository: audit where configured (a repository wins over its owner), enforce elsewhere', () => {
-  const { readEgressConfig } = require('../../src/cli/serve-command') as typeof import('../../src/cli/serve-command');
+  const { readEgressConfig } = require('../../src/cli/server-config') as typeof import('../../src/cli/server-config');
   const forRepo = readEgressConfig('c.yml', { upstreamDns: '192.0.2.53', orgs: { acme: ['registry.npmjs.org'] }, modes: { acme: 'audit', 'acme/locked': 'enforce', 'solo/new': 'audit' } })(process.cwd());
   assert.equal(forRepo('acme/web')?.policy.audit, true);
   assert.deepEqual(forRepo('acme/web')?.policy.allow, ['registry.npmjs.org']);

@@ -1,18 +1,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { statfs } from 'node:fs/promises';
-import { DEFAULT_BACKOFF, nextAttempt, pickNext, type BackoffPolicy } from '../queue';
+import { interleaveByRepository, pickNext, type BackoffPolicy } from '../queue';
 import { adminHandler } from './admin-api';
 import { ServerMetrics } from './metrics';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../common';
-import { completedFields, annotationBatches, type JobReport } from '../github';
 import type { EgressSettings, JobSettings } from '../runner';
 import type { Sandbox } from '../sandbox';
 import type { JobRow, JobStore, Quota } from '../store';
 import { executeJob, type ExecuteDeps } from './execute-job';
 import { refusedBeforeQueue } from './precheck';
 import { checkLogSignature, jobPageUrl } from './log-link';
+import { CheckRuns, failedReport } from './check-runs';
 import { jobPageRoute } from './job-pages';
 import { LiveLogs } from './live-logs';
 import { planDelivery, type JobSpec, type PlannedJob, type Priorities, type RunnerMode } from './plan-delivery';
@@ -90,6 +90,7 @@ export class StockadeServer {
   private running = 0;
   /** Masked log lines of running jobs, for the job pages' live view. */
   private readonly live = new LiveLogs();
+  private readonly checkRuns: CheckRuns;
   private pumping = false;
   private again = false;
   private timers: NodeJS.Timeout[] = [];
@@ -108,6 +109,7 @@ export class StockadeServer {
 
   constructor(private readonly o: ServerOptions) {
     this.metrics = new ServerMetrics(o.store);
+    this.checkRuns = new CheckRuns({ github: o.github, store: o.store, logger: o.logger, publicUrl: o.publicUrl, logKey: o.logKey, backoff: o.githubBackoff, cancelGitHubRun: o.cancelGitHubRun, runnerMode: !!o.jit });
   }
 
   /** Address of the admin listener once started. */
@@ -293,7 +295,7 @@ export class StockadeServer {
     for (const row of store.unreported(20)) {
       if (this.reporting.has(row.key)) continue;
       this.reporting.add(row.key);
-      const p = this.report(row).finally(() => {
+      const p = this.checkRuns.report(row).finally(() => {
         this.reporting.delete(row.key);
         this.active.delete(p);
       });
@@ -427,29 +429,11 @@ export class StockadeServer {
       this.o.store.setCheckRun(row.key, id);
       this.o.store.transition(row.key, 'queued');
     } catch (e) {
-      this.githubWriteFailed(row, e, 'check run could not be created', row.createdAt, () => {
+      this.checkRuns.writeFailed(row, e, 'check run could not be created', row.createdAt, () => {
         // Terminal: the job never ran and GitHub will not take a check run for it.
         this.o.store.transition(row.key, 'failed', { result: JSON.stringify(failedReport(row, `GitHub refused the check run: ${(e as Error).message}`)) });
       });
     }
-  }
-
-  /**
-   * A GitHub write for a job failed (check-run creation since `since`, or its report since the job
-   * finished): tried again after a backoff, or given up after the policy's time, logged as the
-   * terminal state report-abandoned (after `onGiveUp`).
-   */
-  private githubWriteFailed(row: JobRow, e: unknown, what: string, since: number, onGiveUp?: () => void): void {
-    const next = nextAttempt(row.githubAttempts + 1, since, Date.now(), this.o.githubBackoff ?? DEFAULT_BACKOFF);
-    const attempts = row.githubAttempts + 1;
-    if ('giveUp' in next) {
-      onGiveUp?.();
-      this.o.store.abandonReport(row.key);
-      this.o.logger.error({ err: e, job: row.key, attempts, state: 'report-abandoned' }, `${what}; given up`);
-      return;
-    }
-    this.o.store.githubFailed(row.key, next.retryAt);
-    this.o.logger.error({ err: e, job: row.key, attempts, retryAt: new Date(next.retryAt).toISOString() }, `${what}; will retry`);
   }
 
   private async run(row: JobRow): Promise<void> {
@@ -513,33 +497,6 @@ export class StockadeServer {
   }
 
   /** The final check run update (and the remaining annotation batches); retried on the next pass until GitHub takes it. */
-  private async report(row: JobRow): Promise<void> {
-    const spec = JSON.parse(row.spec) as JobSpec;
-    const parsed = JSON.parse(row.result ?? 'null') as JobReport | null;
-    if (!parsed && row.checkRunId) return;
-    const report = parsed ?? failedReport(row, 'no result');
-    try {
-      const gh = this.o.github;
-      const fields = completedFields(report, jobPageUrl(this.o.publicUrl, this.o.logKey, row.key), new Date());
-      let id = row.checkRunId;
-      if (id) await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, id, fields);
-      else {
-        // Never got a check run (refused before queueing, or GitHub unreachable at accept time): created completed.
-        id = await gh.createCheckRun(row.installationId, spec.owner, spec.repo, { name: `stockade: ${spec.jobName}`, head_sha: row.headSha, external_id: row.key, ...fields });
-        this.o.store.setCheckRun(row.key, id);
-      }
-      const checkRunId = id;
-      const batches = annotationBatches(report);
-      for (const b of batches.slice(1)) {
-        await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, checkRunId, { output: { title: `${report.name}: ${report.conclusion}`, summary: 'annotations continued', annotations: b } });
-      }
-      this.o.store.markReported(row.key);
-      if (this.o.cancelGitHubRun && spec.mode === 'workflow_job' && !this.o.jit) await gh.cancelWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId).catch((e: unknown) => this.o.logger.warn({ err: e }, 'could not cancel the GitHub run'));
-    } catch (e) {
-      this.githubWriteFailed(row, e, 'GitHub did not take the report', row.updatedAt);
-    }
-  }
-
   /** Fetches deliveries GitHub made that this server never stored (it was down), and stores them. */
   async reconcile(): Promise<number> {
     let found = 0;
@@ -558,23 +515,4 @@ export class StockadeServer {
     }
     return found;
   }
-}
-
-function failedReport(row: JobRow, error: string): JobReport {
-  const spec = JSON.parse(row.spec) as JobSpec;
-  return { name: spec.jobName, conclusion: 'failure', steps: [], stepSummary: '', log: [`##[error]${error}`], error, annotations: [{ level: 'error', message: error }] };
-}
-
-/** Rows taken one per repository in turn (arrival order within each), so one repository's burst does not hold up another's admission. */
-function interleaveByRepository(rows: JobRow[]): JobRow[] {
-  const byRepo = new Map<string, JobRow[]>();
-  for (const r of rows) {
-    const list = byRepo.get(r.repository);
-    if (list) list.push(r);
-    else byRepo.set(r.repository, [r]);
-  }
-  const out: JobRow[] = [];
-  const lists = [...byRepo.values()];
-  for (let i = 0; out.length < rows.length; i++) for (const l of lists) if (l[i]) out.push(l[i]!);
-  return out;
 }

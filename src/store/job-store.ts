@@ -1,3 +1,4 @@
+import { migrate } from './migrations';
 import Database from 'better-sqlite3';
 import { QuotaStore } from './quota-store';
 
@@ -67,24 +68,8 @@ export class JobStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS deliveries (
-        guid TEXT PRIMARY KEY, event TEXT NOT NULL, payload TEXT NOT NULL,
-        received_at INTEGER NOT NULL, processed INTEGER NOT NULL DEFAULT 0);
-      CREATE TABLE IF NOT EXISTS jobs (
-        key TEXT PRIMARY KEY, delivery_guid TEXT NOT NULL, repository TEXT NOT NULL,
-        installation_id INTEGER NOT NULL, head_sha TEXT NOT NULL, spec TEXT NOT NULL,
-        state TEXT NOT NULL, check_run_id INTEGER, result TEXT, log TEXT, reported INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-      CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
-    `);
-    const cols = (this.db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>).map((c) => c.name);
-    if (!cols.includes('priority')) this.db.exec('ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0');
-    if (!cols.includes('started_at')) this.db.exec('ALTER TABLE jobs ADD COLUMN started_at INTEGER');
-    if (!cols.includes('admitted_at')) this.db.exec('ALTER TABLE jobs ADD COLUMN admitted_at INTEGER');
-    // GitHub writes that failed: how often, and when the next may be tried (backoff).
-    if (!cols.includes('github_attempts')) this.db.exec('ALTER TABLE jobs ADD COLUMN github_attempts INTEGER NOT NULL DEFAULT 0');
-    if (!cols.includes('github_next_at')) this.db.exec('ALTER TABLE jobs ADD COLUMN github_next_at INTEGER NOT NULL DEFAULT 0');
+    // The schema by numbered migrations (migrations.ts), never altered ad hoc.
+    migrate(this.db, path);
     this.quotas = new QuotaStore(this.db, now);
   }
 

@@ -32,13 +32,8 @@ export function normScope(scope: string): string {
 
 /** Quotas, usage counters and admin tokens, in the same database as the queue (a restart keeps them). */
 export class QuotaStore {
-  constructor(private readonly db: Database.Database, private readonly now: () => number) {
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS quotas (scope TEXT PRIMARY KEY, concurrency INTEGER, minutes_per_day INTEGER, minutes_per_month INTEGER, updated_at INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS usage (scope TEXT NOT NULL, period TEXT NOT NULL, ms INTEGER NOT NULL, PRIMARY KEY (scope, period));
-      CREATE TABLE IF NOT EXISTS admin_tokens (hash TEXT PRIMARY KEY, org TEXT NOT NULL, created_at INTEGER NOT NULL);
-    `);
-  }
+  /** Its tables are made by the database's migrations (migrations.ts). */
+  constructor(private readonly db: Database.Database, private readonly now: () => number) {}
 
   get(scope: string): Quota {
     scope = normScope(scope);

@@ -1,3 +1,4 @@
+import { migrate } from '../../src/store/migrations';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -158,7 +159,9 @@ test('fork detection fails closed: unknown or null head repositories, check suit
 });
 
 test('quota scopes match exactly and in any case: acme never sees acme-rival', () => {
-  const q = new QuotaStore(new Database(':memory:'), Date.now);
+  const db = new Database(':memory:');
+  migrate(db, ':memory:');
+  const q = new QuotaStore(db, Date.now);
   q.set('org:acme', { concurrency: 2 });
   q.set('repo:acme/web', { concurrency: 1 });
   q.set('org:acme-rival', { concurrency: 9 });

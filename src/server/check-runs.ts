@@ -1,0 +1,81 @@
+import type { Logger } from '../common';
+import { annotationBatches, completedFields, type JobReport } from '../github';
+import { DEFAULT_BACKOFF, nextAttempt, type BackoffPolicy } from '../queue';
+import type { JobRow, JobStore } from '../store';
+import { jobPageUrl } from './log-link';
+import type { JobSpec } from './plan-delivery';
+import type { GitHubPort } from './ports';
+
+/**
+ * The check-run side of a job's life after it ran: the final report (with the annotation batches
+ * past the first), a check run created completed for a job that never got one, and GitHub writes
+ * that fail retried with backoff until the policy gives up.
+ */
+export interface CheckRunDeps {
+  github: GitHubPort;
+  store: JobStore;
+  logger: Logger;
+  publicUrl: string;
+  logKey: Buffer;
+  backoff?: BackoffPolicy;
+  /** Cancel GitHub's own copy of a workflow_job run once reported. */
+  cancelGitHubRun?: boolean;
+  /** Runner mode: GitHub's runner ran the job, and GitHub's run is the real one. */
+  runnerMode: boolean;
+}
+
+export class CheckRuns {
+  constructor(private readonly d: CheckRunDeps) {}
+
+  /**
+   * A GitHub write for a job failed (check-run creation since `since`, or its report since the job
+   * finished): tried again after a backoff, or given up after the policy's time, logged as the
+   * terminal state report-abandoned (after `onGiveUp`).
+   */
+  writeFailed(row: JobRow, e: unknown, what: string, since: number, onGiveUp?: () => void): void {
+    const next = nextAttempt(row.githubAttempts + 1, since, Date.now(), this.d.backoff ?? DEFAULT_BACKOFF);
+    const attempts = row.githubAttempts + 1;
+    if ('giveUp' in next) {
+      onGiveUp?.();
+      this.d.store.abandonReport(row.key);
+      this.d.logger.error({ err: e, job: row.key, attempts, state: 'report-abandoned' }, `${what}; given up`);
+      return;
+    }
+    this.d.store.githubFailed(row.key, next.retryAt);
+    this.d.logger.error({ err: e, job: row.key, attempts, retryAt: new Date(next.retryAt).toISOString() }, `${what}; will retry`);
+  }
+
+  /** The final check run update (and the remaining annotation batches); retried on the next pass until GitHub takes it. */
+  async report(row: JobRow): Promise<void> {
+    const spec = JSON.parse(row.spec) as JobSpec;
+    const parsed = JSON.parse(row.result ?? 'null') as JobReport | null;
+    if (!parsed && row.checkRunId) return;
+    const report = parsed ?? failedReport(row, 'no result');
+    try {
+      const gh = this.d.github;
+      const fields = completedFields(report, jobPageUrl(this.d.publicUrl, this.d.logKey, row.key), new Date());
+      let id = row.checkRunId;
+      if (id) await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, id, fields);
+      else {
+        // Never got a check run (refused before queueing, or GitHub unreachable at accept time): created completed.
+        id = await gh.createCheckRun(row.installationId, spec.owner, spec.repo, { name: `stockade: ${spec.jobName}`, head_sha: row.headSha, external_id: row.key, ...fields });
+        this.d.store.setCheckRun(row.key, id);
+      }
+      const checkRunId = id;
+      const batches = annotationBatches(report);
+      for (const b of batches.slice(1)) {
+        await gh.updateCheckRun(row.installationId, spec.owner, spec.repo, checkRunId, { output: { title: `${report.name}: ${report.conclusion}`, summary: 'annotations continued', annotations: b } });
+      }
+      this.d.store.markReported(row.key);
+      if (this.d.cancelGitHubRun && spec.mode === 'workflow_job' && !this.d.runnerMode) await gh.cancelWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId).catch((e: unknown) => this.d.logger.warn({ err: e }, 'could not cancel the GitHub run'));
+    } catch (e) {
+      this.writeFailed(row, e, 'GitHub did not take the report', row.updatedAt);
+    }
+  }
+}
+
+/** The report of a job that ended without running (or was stopped): one error, as a failure. */
+export function failedReport(row: JobRow, error: string): JobReport {
+  const spec = JSON.parse(row.spec) as JobSpec;
+  return { name: spec.jobName, conclusion: 'failure', steps: [], stepSummary: '', log: [`##[error]${error}`], error, annotations: [{ level: 'error', message: error }] };
+}

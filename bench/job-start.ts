@@ -1,0 +1,57 @@
+/**
+ * Job start (issue 17, target 2): from a signed delivery's acknowledgement (the 202) to the first
+ * step's process running (the step prints the host clock in ms; containers share the host's clock),
+ * over ROUNDS sequential one-step jobs, without egress and with an egress allowlist (sidecar and job
+ * network). Prints p50 / p99 and the sidecar's extra cost; nothing fails on time.
+ *
+ *   npm run build && npx tsx bench/job-start.ts [ROUNDS=50]   (as root, after `stockade setup`)
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deliver, endWorld, makeWorld, startServer, until, workflowJobPayload } from '../test/server/helpers';
+
+const ROUNDS = Number(process.argv[2] ?? 50);
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+};
+
+async function measure(egress: boolean): Promise<number[]> {
+  const w = await makeWorld({ '.github/workflows/ci.yml': 'on: push\njobs:\n  build:\n    runs-on: [self-hosted, stockade]\n    steps:\n      - run: echo "first-step-at=$(date +%s%3N)"\n' });
+  const state = mkdtempSync(join(tmpdir(), 'stockade-bench-start-'));
+  const config = join(w.dir, 'config.yml');
+  // A documentation address as the sidecar's resolver: nothing is resolved, the sidecar and network are what is timed.
+  writeFileSync(config, egress ? 'egress:\n  upstreamDns: 192.0.2.53\n  orgs:\n    octo-org: [registry.npmjs.org]\n' : 'quotas: {}\n');
+  const server = await startServer(w, state, ['--no-request-pacing', '--reconcile-seconds', '0', '--modes', 'workflow_job', '--concurrency', '1', '--config', config]);
+  const out: number[] = [];
+  try {
+    for (let i = 0; i < ROUNDS; i++) {
+      const id = 9000 + i;
+      const r = await deliver(w, server.url, 'workflow_job', workflowJobPayload({ jobId: id, name: 'build', labels: ['self-hosted', 'stockade'] }));
+      const acked = Date.now();
+      if (r.status !== 202) throw new Error(`delivery answered ${r.status}`);
+      const run = await until('the job is reported', () => [...w.fake.checkRuns.values()].find((c) => c.fields.external_id === `octo-org/hello/workflow_job/${id}/1` && c.fields.status === 'completed'), 120_000);
+      const text = String((run.fields.output as { text?: string }).text ?? '');
+      const at = Number(/first-step-at=(\d+)/.exec(text)?.[1]);
+      if (!at) throw new Error(`no timestamp in the log: ${text.slice(0, 500)}`);
+      out.push(at - acked);
+      console.log(`${egress ? 'egress   ' : 'no egress'} job ${i + 1}: ${at - acked} ms`);
+    }
+  } finally {
+    await endWorld(w, server, state);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const plain = await measure(false);
+  const withEgress = await measure(true);
+  const row = (name: string, xs: number[]) => `  ${name.padEnd(12)} p50 ${pct(xs, 0.5).toFixed(0).padStart(5)} ms   p99 ${pct(xs, 0.99).toFixed(0).padStart(5)} ms`;
+  console.log(`\nacknowledged delivery → first step's process running, ${ROUNDS} jobs each (one at a time):`);
+  console.log(row('no egress', plain));
+  console.log(row('egress', withEgress));
+  console.log(`  sidecar's extra cost (p50): ${(pct(withEgress, 0.5) - pct(plain, 0.5)).toFixed(0)} ms (target <= 200); no egress p50 target < 1000 ms`);
+}
+
+void main();

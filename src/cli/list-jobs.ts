@@ -41,13 +41,13 @@ export function graphJobs(plan: Array<{ wf: WorkflowModel; jobs: JobModel[] }>, 
 
 /** Jobs by stage (a job's stage is one more than the deepest of its needs), as `act -l` lists them; with steps for a dry run. */
 export function listJobs(plan: Array<{ wf: WorkflowModel; jobs: JobModel[] }>, eventName: string, steps = false): string {
-  const rows: string[][] = [['Stage', 'Job ID', 'Job name', 'Workflow file', 'Events']];
+  const rows: string[][] = [['Stage', 'Job ID', 'Job name', 'Workflow name', 'Workflow file', 'Events']];
   const lines: string[] = [];
   for (const { wf, jobs } of plan) {
     const stageOf = stages(wf);
     const events = [...normalizeOn(wf.on).keys()].join(',');
     for (const j of [...jobs].sort((a, b) => stageOf(a.id) - stageOf(b.id))) {
-      rows.push([String(stageOf(j.id)), j.id, j.name ?? j.id, relativeWorkflow(wf.file), events]);
+      rows.push([String(stageOf(j.id)), j.id, j.name ?? j.id, wf.name ?? relativeWorkflow(wf.file), relativeWorkflow(wf.file), events]);
       if (steps) lines.push(`${relativeWorkflow(wf.file)} ${j.id}: ${j.steps.map((st) => st.name ?? (st.uses ? `uses ${st.uses}` : `run ${(st.run ?? '').split('\n')[0]!.slice(0, 40)}`)).join(' → ') || '(no steps)'}`);
     }
   }

@@ -7,7 +7,8 @@ import { DEFAULT_BACKOFF, hostCapacity, type BackoffPolicy } from '../queue';
 import { StockadeError, type Logger } from '../common';
 import { DEFAULT_RUNNER_LABELS, GitHubApi } from '../github';
 import { DEFAULT_LIMITS, openSandbox } from '../sandbox';
-import { StockadeServer } from '../server';
+import { StockadeServer, type JobSpec, type ServerStore } from '../server';
+import type { JobReport } from '../github';
 import { JobStore } from '../store';
 import { toolCacheDirFrom } from './run-options';
 import { SERVE_REMOTE_ACTION_OPTIONS, actionFetcher, actionPolicyFrom } from './remote-actions';
@@ -127,7 +128,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const tls = values['tls-cert'] && values['tls-key'] ? { cert: readSecret(values['tls-cert'], undefined, 'the TLS certificate'), key: readSecret(values['tls-key'], undefined, 'the TLS key') } : undefined;
   const images = labelImages(host);
   const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
-  const store = new JobStore(join(stateDir, 'stockade.db'));
+  const store: ServerStore = new JobStore<JobSpec, JobReport>(join(stateDir, 'stockade.db'));
   const github = new GitHubApi({ appId, privateKey, baseUrl: values['api-url'], logger, requestPacing: !values['no-request-pacing'] });
   const labels = [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(images)];
   const runner = await runnerMode(values, { host, sandbox, github, labels: values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, given.inodes), logger });

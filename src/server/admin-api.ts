@@ -1,7 +1,8 @@
+import type { ServerStore } from './plan-delivery';
 import { adminPages } from './admin-pages';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Quota, JobStore } from '../store';
+import type { Quota } from '../store';
 import type { ServerMetrics } from './metrics';
 
 /** Allowed ranges of quota fields (null clears a limit). */
@@ -16,7 +17,7 @@ export function hashToken(token: string): string {
 }
 
 export interface AdminDeps {
-  store: JobStore;
+  store: ServerStore;
   metrics: ServerMetrics;
   /** Cancels a queued or running job; false when there is no such job or it has finished. */
   cancel(key: string): boolean;

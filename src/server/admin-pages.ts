@@ -1,6 +1,7 @@
+import type { ServerJob, ServerStore } from './plan-delivery';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JobReport } from '../github';
-import type { JobRow, JobStore, Quota } from '../store';
+import type { Quota } from '../store';
 import { esc, htmlPage, sendPage } from './job-pages';
 import { jobPageUrl } from './log-link';
 
@@ -12,7 +13,7 @@ import { jobPageUrl } from './log-link';
  * changes anything (the API does that), so there is nothing to forge a request for.
  */
 export interface AdminPagesDeps {
-  store: JobStore;
+  store: ServerStore;
   /** The token's scope (an owner, or '*' for the operator), from its hash; undefined: no such token. */
   scopeOf(token: string): string | undefined;
   publicUrl: string;
@@ -51,17 +52,17 @@ const LOGIN = (message = '') => `<h1>Stockade</h1>${message ? `<p class="failure
 
 const duration = (ms: number) => (ms < 60_000 ? `${Math.round(ms / 1000)} s` : ms < 3_600_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`);
 
-function conclusionOf(row: JobRow): string {
+function conclusionOf(row: ServerJob): string {
   try {
-    return (JSON.parse(row.result ?? 'null') as JobReport | null)?.conclusion ?? row.state;
+    return (row.result)?.conclusion ?? row.state;
   } catch {
     return row.state;
   }
 }
 
-function jobName(row: JobRow): string {
+function jobName(row: ServerJob): string {
   try {
-    return (JSON.parse(row.spec) as { jobName?: string }).jobName ?? row.key;
+    return (row.spec).jobName ?? row.key;
   } catch {
     return row.key;
   }
@@ -69,7 +70,7 @@ function jobName(row: JobRow): string {
 
 function orgPage(d: AdminPagesDeps, owner: string): string {
   const now = Date.now();
-  const link = (r: JobRow) => `<a href="${esc(jobPageUrl(d.publicUrl, d.logKey, r.key))}">${esc(jobName(r))}</a>`;
+  const link = (r: ServerJob) => `<a href="${esc(jobPageUrl(d.publicUrl, d.logKey, r.key))}">${esc(jobName(r))}</a>`;
   const waiting = d.store.byOwner(owner, ['accepted', 'queued'], 500);
   const running = d.store.byOwner(owner, ['running'], 500);
   const finished = d.store.byOwner(owner, ['completed', 'failed', 'cancelled'], 50);

@@ -1,7 +1,7 @@
+import type { ServerJob, ServerStore } from './plan-delivery';
 import type { Logger } from '../common';
 import { annotationBatches, completedFields, type JobReport } from '../github';
 import { DEFAULT_BACKOFF, nextAttempt, type BackoffPolicy } from '../queue';
-import type { JobRow, JobStore } from '../store';
 import { jobPageUrl } from './log-link';
 import type { JobSpec } from './plan-delivery';
 import type { GitHubPort } from './ports';
@@ -13,7 +13,7 @@ import type { GitHubPort } from './ports';
  */
 export interface CheckRunDeps {
   github: GitHubPort;
-  store: JobStore;
+  store: ServerStore;
   logger: Logger;
   publicUrl: string;
   logKey: Buffer;
@@ -32,7 +32,7 @@ export class CheckRuns {
    * finished): tried again after a backoff, or given up after the policy's time, logged as the
    * terminal state report-abandoned (after `onGiveUp`).
    */
-  writeFailed(row: JobRow, e: unknown, what: string, since: number, onGiveUp?: () => void): void {
+  writeFailed(row: ServerJob, e: unknown, what: string, since: number, onGiveUp?: () => void): void {
     const next = nextAttempt(row.githubAttempts + 1, since, Date.now(), this.d.backoff ?? DEFAULT_BACKOFF);
     const attempts = row.githubAttempts + 1;
     if ('giveUp' in next) {
@@ -46,9 +46,9 @@ export class CheckRuns {
   }
 
   /** The final check run update (and the remaining annotation batches); retried on the next pass until GitHub takes it. */
-  async report(row: JobRow): Promise<void> {
-    const spec = JSON.parse(row.spec) as JobSpec;
-    const parsed = JSON.parse(row.result ?? 'null') as JobReport | null;
+  async report(row: ServerJob): Promise<void> {
+    const spec = row.spec;
+    const parsed = row.result;
     if (!parsed && row.checkRunId) return;
     const report = parsed ?? failedReport(row, 'no result');
     try {
@@ -75,7 +75,7 @@ export class CheckRuns {
 }
 
 /** The report of a job that ended without running (or was stopped): one error, as a failure. */
-export function failedReport(row: JobRow, error: string): JobReport {
-  const spec = JSON.parse(row.spec) as JobSpec;
+export function failedReport(row: ServerJob, error: string): JobReport {
+  const spec = row.spec;
   return { name: spec.jobName, conclusion: 'failure', steps: [], stepSummary: '', log: [`##[error]${error}`], error, annotations: [{ level: 'error', message: error }] };
 }

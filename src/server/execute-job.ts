@@ -1,10 +1,10 @@
+import type { ServerJob } from './plan-delivery';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listDirBeneath, readFileBeneath, sha256Hex, type Logger } from '../common';
 import type { CheckConclusion, JobReport } from '../github';
 import { checkRunnable, findJobInstance, readWorkflowFiles, runJob, runWorkflow, selectJobs, type EgressSettings, type JobResult, type JobSettings, type JobTokenSource, type RunContext, type RunObserver } from '../runner';
 import type { Sandbox } from '../sandbox';
-import type { JobRow } from '../store';
 import { formatDiagnostic, parseWorkflowText, workflowRunsFor, type Diagnostic, type WorkflowModel } from '../workflow';
 import { extractTarball, type TarballLimits } from '../host';
 import type { AppSpec, JobSpec, WorkflowJobSpec } from './plan-delivery';
@@ -37,7 +37,7 @@ export interface ExecuteDeps {
 }
 
 /** The job's settings with its installation's way to fetch remote actions. */
-function jobSettings(d: ExecuteDeps, row: JobRow): Omit<JobSettings, 'sourceDir'> {
+function jobSettings(d: ExecuteDeps, row: ServerJob): Omit<JobSettings, 'sourceDir'> {
   const fetch = d.fetchAction;
   return fetch ? { ...d.settings, actionSource: { fetch: (owner, repo, ref) => fetch(row.installationId, owner, repo, ref) } } : d.settings;
 }
@@ -64,8 +64,8 @@ function conclusionOf(r: JobResult): CheckConclusion {
 }
 
 /** Runs what a stored row describes and returns what to report. Never throws. */
-export async function executeJob(d: ExecuteDeps, row: JobRow): Promise<Executed> {
-  const spec = JSON.parse(row.spec) as JobSpec;
+export async function executeJob(d: ExecuteDeps, row: ServerJob): Promise<Executed> {
+  const spec = row.spec;
   return spec.mode === 'app' ? executeApp(d, row, spec) : executeWorkflowJob(d, row, spec);
 }
 
@@ -93,7 +93,7 @@ function logCollector(d: ExecuteDeps): { lines: string[]; observer: RunObserver 
 }
 
 /** App mode: every workflow under `.stockade/workflows/` whose `on:` matches the event runs; one report for all. */
-async function executeApp(d: ExecuteDeps, row: JobRow, spec: AppSpec): Promise<Executed> {
+async function executeApp(d: ExecuteDeps, row: ServerJob, spec: AppSpec): Promise<Executed> {
   const log = d.logger.child({ job: row.key });
   const dir = jobWorkDir(d.workDir, row.key);
   const name = `workflows (${spec.event})`;
@@ -202,7 +202,7 @@ function networkOf(results: JobResult[]): Pick<JobReport, 'network'> {
 }
 
 /** The run context of a workflow_job as GitHub describes its run (secrets given by the caller: none for forks). */
-export function workflowJobContext(row: JobRow, spec: WorkflowJobSpec, run: Awaited<ReturnType<GitHubPort['getWorkflowRun']>>, workflowName: string, secrets: Record<string, string>): RunContext {
+export function workflowJobContext(row: ServerJob, spec: WorkflowJobSpec, run: Awaited<ReturnType<GitHubPort['getWorkflowRun']>>, workflowName: string, secrets: Record<string, string>): RunContext {
   return {
     repository: row.repository,
     sha: row.headSha,
@@ -222,7 +222,7 @@ export function workflowJobContext(row: JobRow, spec: WorkflowJobSpec, run: Awai
   };
 }
 
-async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJobSpec): Promise<Executed> {
+async function executeWorkflowJob(d: ExecuteDeps, row: ServerJob, spec: WorkflowJobSpec): Promise<Executed> {
   const log = d.logger.child({ job: row.key });
   const dir = jobWorkDir(d.workDir, row.key);
   try {
@@ -254,7 +254,7 @@ async function executeWorkflowJob(d: ExecuteDeps, row: JobRow, spec: WorkflowJob
 }
 
 /** Each job's GITHUB_TOKEN, minted by the App for the job's repository alone and revoked when the job ends. */
-function jobTokens(github: GitHubPort, row: JobRow, owner: string, repo: string, fromFork: boolean, log: Logger): JobTokenSource {
+function jobTokens(github: GitHubPort, row: ServerJob, owner: string, repo: string, fromFork: boolean, log: Logger): JobTokenSource {
   return {
     readOnly: fromFork,
     async mint(permissions, jobId) {

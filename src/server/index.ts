@@ -1,5 +1,5 @@
 export { StockadeServer, type ServerOptions } from './stockade-server';
-export { planDelivery, DEFAULT_PRIORITIES, type WorkflowJobSpec, type PlannedJob, type Priorities } from './plan-delivery';
+export { planDelivery, DEFAULT_PRIORITIES, type WorkflowJobSpec, type PlannedJob, type Priorities, type JobSpec, type ServerJob, type ServerStore } from './plan-delivery';
 export { webhookHandler, MAX_WEBHOOK_BYTES } from './webhook-intake';
 export { logUrl, logSignature, checkLogSignature } from './log-link';
 export type { GitHubPort, RunnerHost } from './ports';

@@ -1,3 +1,4 @@
+import type { ServerJob } from './plan-delivery';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -5,7 +6,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common';
 import type { JobReport } from '../github';
-import type { JobRow } from '../store';
 import { describeDiskUsage, processTag, type DiskLimits, type JobDisk, type Sandbox } from '../sandbox';
 import type { WorkflowJobSpec } from './plan-delivery';
 import type { GitHubPort, RunnerHost } from './ports';
@@ -96,7 +96,7 @@ export class JitRunners {
   }
 
   /** Mints the runner, runs it until it exits (or is stopped), cleans up, and says what happened. */
-  async run(row: JobRow, spec: WorkflowJobSpec, signal: AbortSignal, log: Logger): Promise<{ report: JobReport; log: string }> {
+  async run(row: ServerJob, spec: WorkflowJobSpec, signal: AbortSignal, log: Logger): Promise<{ report: JobReport; log: string }> {
     const name = `stockade-${randomBytes(6).toString('hex')}`;
     const lines: string[] = [];
     const say = (l: string) => lines.push(l);

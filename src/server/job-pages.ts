@@ -1,7 +1,7 @@
+import type { ServerJob, ServerStore } from './plan-delivery';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JobReport } from '../github';
-import type { JobRow, JobStore } from '../store';
 import { checkLogSignature } from './log-link';
 import type { LiveLogs } from './live-logs';
 
@@ -56,16 +56,16 @@ export function reportHtml(r: JobReport): string {
   return parts.join('\n');
 }
 
-function spec(row: JobRow): { jobName: string } {
+function spec(row: ServerJob): { jobName: string } {
   try {
-    return JSON.parse(row.spec) as { jobName: string };
+    return row.spec;
   } catch {
     return { jobName: row.key };
   }
 }
 
 /** `GET /jobs/KEY?sig=…` and `GET /jobs/KEY/events?sig=…`. Answers 404 for a bad key or signature alike. */
-export function jobPageRoute(d: { store: JobStore; logKey: Buffer; live: LiveLogs }, req: IncomingMessage, res: ServerResponse, url: URL): void {
+export function jobPageRoute(d: { store: ServerStore; logKey: Buffer; live: LiveLogs }, req: IncomingMessage, res: ServerResponse, url: URL): void {
   let rest: string;
   try {
     rest = decodeURIComponent(url.pathname.slice('/jobs/'.length));
@@ -83,7 +83,7 @@ export function jobPageRoute(d: { store: JobStore; logKey: Buffer; live: LiveLog
   if (terminal) {
     let report: JobReport | undefined;
     try {
-      report = JSON.parse(row.result ?? 'null') as JobReport | undefined;
+      report = row.result ?? undefined;
     } catch {
       report = undefined;
     }

@@ -1,6 +1,6 @@
+import type { ServerStore } from './plan-delivery';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { JobReport } from '../github';
-import type { JobStore } from '../store';
 
 export type DeliveryResult = 'accepted' | 'duplicate' | 'bad_signature' | 'too_large' | 'ignored' | 'malformed';
 
@@ -19,7 +19,7 @@ export class ServerMetrics {
   readonly egressBytes = new Counter({ name: 'stockade_egress_bytes_out_total', help: 'Bytes jobs sent out through the egress sidecar', registers: [this.registry] });
   readonly quotaRefusals = new Counter({ name: 'stockade_quota_refusals_total', help: 'Jobs completed at once because a minutes quota was used up', labelNames: ['scope'], registers: [this.registry] });
 
-  constructor(store: JobStore) {
+  constructor(store: ServerStore) {
     collectDefaultMetrics({ register: this.registry, prefix: 'stockade_process_' });
     const registry = this.registry;
     new Gauge({

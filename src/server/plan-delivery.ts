@@ -1,5 +1,6 @@
 import { labelsMatch } from '../github';
-import type { NewJob } from '../store';
+import type { JobReport } from '../github';
+import type { JobRow, JobStore, NewJob } from '../store';
 
 /** What a stored job asks the executor to do. */
 export interface WorkflowJobSpec {
@@ -49,7 +50,11 @@ export interface Priorities {
 export const DEFAULT_PRIORITIES: Priorities = { defaultBranchPush: 10, push: 0, pullRequest: 0, workflowJob: 0 };
 
 /** Jobs are planned in the store's own shape (pushes to the default branch get priority 10 before configuration). */
-export type PlannedJob = NewJob;
+export type PlannedJob = NewJob<JobSpec>;
+/** A stored job as the server reads it: its spec and report as values. */
+export type ServerJob = JobRow<JobSpec, JobReport>;
+/** The job store with the server's spec and report types. */
+export type ServerStore = JobStore<JobSpec, JobReport>;
 
 type Obj = Record<string, unknown>;
 
@@ -70,7 +75,7 @@ export function planDelivery(guid: string, event: string, payload: Obj, labels: 
           : { jobs: [], reason: 'app mode is off' }
         : { jobs: [], reason: `event ${event} starts no job` };
   for (const j of plan.jobs) {
-    const spec = JSON.parse(j.spec) as JobSpec;
+    const spec = j.spec;
     j.priority =
       spec.mode === 'workflow_job' ? priorities.workflowJob : spec.event === 'push' ? (j.priority === 10 ? priorities.defaultBranchPush : priorities.push) : priorities.pullRequest;
   }
@@ -91,7 +96,7 @@ function planWorkflowJob(guid: string, payload: Obj, labels: string[]): { jobs: 
   const attempt = typeof job.run_attempt === 'number' ? job.run_attempt : 1;
   const spec: WorkflowJobSpec = { mode: 'workflow_job', owner, repo: name, runId: job.run_id, jobId: job.id, runAttempt: attempt, jobName: String(job.name ?? ''), workflowName: String(job.workflow_name ?? '') };
   return {
-    jobs: [{ key: `${fullName}/workflow_job/${job.id}/${attempt}`, deliveryGuid: guid, repository: fullName, installationId: installation.id, headSha: String(job.head_sha ?? ''), spec: JSON.stringify(spec) }],
+    jobs: [{ key: `${fullName}/workflow_job/${job.id}/${attempt}`, deliveryGuid: guid, repository: fullName, installationId: installation.id, headSha: String(job.head_sha ?? ''), spec }],
     reason: 'queued job for this runner',
   };
 }
@@ -161,5 +166,5 @@ function planApp(guid: string, event: string, payload: Obj): { jobs: PlannedJob[
   if (!SHA.test(sha)) return { jobs: [], reason: `${event} payload has no head commit` };
   const spec: AppSpec = { mode: 'app', owner, repo: name, event: runEvent, jobName: runEvent, fromFork, ref };
   const priority = runEvent === 'push' && ref === `refs/heads/${String(repo.default_branch ?? 'main')}` ? 10 : 0;
-  return { jobs: [{ priority, key, deliveryGuid: guid, repository: fullName, installationId: installation.id, headSha: sha, spec: JSON.stringify(spec) }], reason: `${event}: .stockade/workflows at ${sha.slice(0, 12)}` };
+  return { jobs: [{ priority, key, deliveryGuid: guid, repository: fullName, installationId: installation.id, headSha: sha, spec }], reason: `${event}: .stockade/workflows at ${sha.slice(0, 12)}` };
 }

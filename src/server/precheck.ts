@@ -1,7 +1,7 @@
+import type { ServerJob } from './plan-delivery';
 import { checkRunnable, findJobInstance, selectJobs, type JobSettings } from '../runner';
 import type { Logger } from '../common';
 import type { JobReport } from '../github';
-import type { JobRow } from '../store';
 import { invalid, workflowJobContext } from './execute-job';
 import { parseWorkflowText, workflowRunsFor, WORKFLOW_LIMITS, type Diagnostic } from '../workflow';
 import type { AppSpec, JobSpec, WorkflowJobSpec } from './plan-delivery';
@@ -12,7 +12,7 @@ import type { GitHubPort } from './ports';
  * with the errors as annotations), or undefined when it may run. A workflow that cannot be fetched
  * now is checked again when the job runs.
  */
-export async function refusedBeforeQueue(github: GitHubPort, row: JobRow, spec: JobSpec, settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images' | 'actionSource' | 'actionPolicy'>, payload: Record<string, unknown>, logger: Logger): Promise<JobReport | undefined> {
+export async function refusedBeforeQueue(github: GitHubPort, row: ServerJob, spec: JobSpec, settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images' | 'actionSource' | 'actionPolicy'>, payload: Record<string, unknown>, logger: Logger): Promise<JobReport | undefined> {
   const problems = await precheck(github, row, spec, settings, payload).catch((e: unknown) => {
     logger.warn({ err: e, job: row.key }, 'the workflow could not be checked before queueing; it is checked when the job runs');
     return [];
@@ -32,11 +32,11 @@ const MAX_PRECHECKED_FILES = 50;
  * run; [] when it can or when it cannot be told yet (a matrix built from needs outputs, say):
  * the job is checked again when it runs.
  */
-export async function precheck(github: GitHubPort, row: JobRow, spec: JobSpec, settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images' | 'actionSource' | 'actionPolicy'>, payload: Record<string, unknown>): Promise<Diagnostic[]> {
+export async function precheck(github: GitHubPort, row: ServerJob, spec: JobSpec, settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images' | 'actionSource' | 'actionPolicy'>, payload: Record<string, unknown>): Promise<Diagnostic[]> {
   return spec.mode === 'app' ? precheckApp(github, row, spec, settings, payload) : precheckWorkflowJob(github, row, spec, settings);
 }
 
-async function precheckWorkflowJob(github: GitHubPort, row: JobRow, spec: WorkflowJobSpec, settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images' | 'actionSource' | 'actionPolicy'>): Promise<Diagnostic[]> {
+async function precheckWorkflowJob(github: GitHubPort, row: ServerJob, spec: WorkflowJobSpec, settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images' | 'actionSource' | 'actionPolicy'>): Promise<Diagnostic[]> {
   const run = await github.getWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId);
   const parsed = parseWorkflowText(run.path, await github.getFileText(row.installationId, spec.owner, spec.repo, run.path, row.headSha));
   if (!parsed.value) return parsed.diagnostics.filter((d) => d.severity === 'error');
@@ -45,7 +45,7 @@ async function precheckWorkflowJob(github: GitHubPort, row: JobRow, spec: Workfl
   return checkRunnable(parsed.value, [instance.job], settings);
 }
 
-async function precheckApp(github: GitHubPort, row: JobRow, spec: AppSpec, settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images' | 'actionSource' | 'actionPolicy'>, payload: Record<string, unknown>): Promise<Diagnostic[]> {
+async function precheckApp(github: GitHubPort, row: ServerJob, spec: AppSpec, settings: Pick<JobSettings, 'actionCacheDir' | 'imagePolicy' | 'images' | 'actionSource' | 'actionPolicy'>, payload: Record<string, unknown>): Promise<Diagnostic[]> {
   const dir = '.stockade/workflows';
   const entries = (await github.listDirectory(row.installationId, spec.owner, spec.repo, dir, row.headSha)).filter((e) => /\.ya?ml$/.test(e.name)).slice(0, MAX_PRECHECKED_FILES);
   const out: Diagnostic[] = [];

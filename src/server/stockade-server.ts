@@ -1,3 +1,4 @@
+import type { ServerJob, ServerStore } from './plan-delivery';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { statfs } from 'node:fs/promises';
@@ -8,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../common';
 import type { EgressSettings, JobSettings } from '../runner';
 import type { Sandbox } from '../sandbox';
-import type { JobRow, JobStore, Quota } from '../store';
+import type { Quota } from '../store';
 import { executeJob, type ExecuteDeps } from './execute-job';
 import { refusedBeforeQueue } from './precheck';
 import { checkLogSignature, jobPageUrl } from './log-link';
@@ -22,7 +23,7 @@ import { hardenListener } from './harden-listener';
 import type { JitRunners } from './jit-runners';
 
 export interface ServerOptions {
-  store: JobStore;
+  store: ServerStore;
   github: GitHubPort;
   sandbox: Sandbox;
   logger: Logger;
@@ -122,7 +123,7 @@ export class StockadeServer {
     const log = this.o.logger;
     const report = await this.o.sandbox.reap();
     for (const row of this.o.store.inState('running')) {
-      this.o.store.transition(row.key, 'failed', { result: JSON.stringify(failedReport(row, 'the runner restarted while this job ran; its containers were removed')) });
+      this.o.store.transition(row.key, 'failed', { result: failedReport(row, 'the runner restarted while this job ran; its containers were removed') });
       log.warn({ job: row.key }, 'job was running when the runner stopped; reported as failed');
     }
     const runners = await this.o.jit?.reapLeftovers();
@@ -185,7 +186,7 @@ export class StockadeServer {
       return true;
     }
     if (row.state !== 'accepted' && row.state !== 'queued') return false;
-    const ok = this.o.store.transition(key, 'cancelled', { result: JSON.stringify({ ...failedReport(row, 'cancelled by an administrator'), conclusion: 'cancelled' }) });
+    const ok = this.o.store.transition(key, 'cancelled', { result: { ...failedReport(row, 'cancelled by an administrator'), conclusion: 'cancelled' } });
     this.kick();
     return ok;
   }
@@ -337,7 +338,7 @@ export class StockadeServer {
         this.metrics.quotaRefusals.inc({ scope: exhausted.scope });
         const report = { ...failedReport(row, exhausted.message), conclusion: 'neutral' as const, annotations: [] };
         store.transition(row.key, 'running');
-        store.transition(row.key, 'completed', { result: JSON.stringify(report) });
+        store.transition(row.key, 'completed', { result: report });
         continue;
       }
       if (!store.transition(row.key, 'running')) continue;
@@ -393,17 +394,17 @@ export class StockadeServer {
     const busy = ['accepted', 'queued', 'running'].includes(original.state) ? original : this.o.store.activeWithPrefix(`${original.key}#rerun/`);
     if (busy) return { jobs: [], reason: `a re-run of ${original.key} is already ${busy.state} (${busy.key})` };
     // A re-run can be asked for by anyone who can see the check run: it runs as untrusted (no secrets).
-    const spec = JSON.parse(original.spec) as JobSpec;
+    const spec = original.spec;
     const untrusted: JobSpec = spec.mode === 'app' ? { ...spec, fromFork: true } : { ...spec, untrusted: true };
     return {
-      jobs: [{ key: `${original.key}#rerun/${guid}`, deliveryGuid: original.deliveryGuid, repository: original.repository, installationId: original.installationId, headSha: original.headSha, spec: JSON.stringify(untrusted) }],
+      jobs: [{ key: `${original.key}#rerun/${guid}`, deliveryGuid: original.deliveryGuid, repository: original.repository, installationId: original.installationId, headSha: original.headSha, spec: untrusted }],
       reason: `re-run of ${original.key} (untrusted: no secrets)`,
     };
   }
 
   /** accepted → queued, with the check run created as `queued`. */
-  private async accept(row: JobRow): Promise<void> {
-    const spec = JSON.parse(row.spec) as JobSpec;
+  private async accept(row: ServerJob): Promise<void> {
+    const spec = row.spec;
     try {
       const name = `stockade: ${spec.jobName}`;
       // A job accepted by an earlier process may have had its check run created just
@@ -415,7 +416,7 @@ export class StockadeServer {
       const viaRunner = !!this.o.jit && spec.mode === 'workflow_job';
       const refused = earlier === undefined && !viaRunner ? await refusedBeforeQueue(this.o.github, row, spec, this.prechecked(), payload(), this.o.logger) : undefined;
       if (refused) {
-        this.o.store.transition(row.key, 'failed', { result: JSON.stringify(refused) });
+        this.o.store.transition(row.key, 'failed', { result: refused });
         return;
       }
       const id = earlier ?? await this.o.github.createCheckRun(row.installationId, spec.owner, spec.repo, {
@@ -431,13 +432,13 @@ export class StockadeServer {
     } catch (e) {
       this.checkRuns.writeFailed(row, e, 'check run could not be created', row.createdAt, () => {
         // Terminal: the job never ran and GitHub will not take a check run for it.
-        this.o.store.transition(row.key, 'failed', { result: JSON.stringify(failedReport(row, `GitHub refused the check run: ${(e as Error).message}`)) });
+        this.o.store.transition(row.key, 'failed', { result: failedReport(row, `GitHub refused the check run: ${(e as Error).message}`) });
       });
     }
   }
 
-  private async run(row: JobRow): Promise<void> {
-    const spec = JSON.parse(row.spec) as JobSpec;
+  private async run(row: ServerJob): Promise<void> {
+    const spec = row.spec;
     const gh = this.o.github;
     const log = this.o.logger.child({ job: row.key });
     const started = new Date();
@@ -490,7 +491,7 @@ export class StockadeServer {
     this.o.store.quotas.addUsage([`repo:${row.repository}`, `org:${row.repository.split('/')[0]}`], wall);
     this.metrics.jobFinished(result.report, wall);
     const state = result.report.conclusion === 'cancelled' ? 'cancelled' : result.report.error && !result.report.steps.length ? 'failed' : 'completed';
-    this.o.store.transition(row.key, state, { result: JSON.stringify(result.report), log: result.log });
+    this.o.store.transition(row.key, state, { result: result.report, log: result.log });
     // After the stored result: a page reloaded at the end shows it.
     this.live.finish(row.key);
     log.info({ conclusion: result.report.conclusion }, 'job finished');

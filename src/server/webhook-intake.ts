@@ -1,14 +1,14 @@
+import type { ServerStore } from './plan-delivery';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../common';
 import { verifyWebhookSignature } from '../github';
-import type { JobStore } from '../store';
 
 /** GitHub caps webhook payloads at 25 MB. */
 export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
 
 export interface IntakeOptions {
   secret: string;
-  store: JobStore;
+  store: ServerStore;
   logger: Logger;
   /** Events stored for processing; others get 202 and are dropped. */
   events: ReadonlySet<string>;

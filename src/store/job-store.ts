@@ -23,19 +23,24 @@ export interface DeliveryRow {
   processed: boolean;
 }
 
-export interface JobRow {
+/**
+ * A stored job with its spec and result as values: the store parses them once when it reads the row
+ * and serialises them when it writes, so no caller handles JSON. `S` and `R` are the server's types
+ * (the store does not know them).
+ */
+export interface JobRow<S = unknown, R = unknown> {
   /** `<repository>/<kind>/<id>/<attempt>`: the same job from two deliveries has the same key. */
   key: string;
   deliveryGuid: string;
   repository: string;
   installationId: number;
   headSha: string;
-  /** What to run, as JSON (mode, workflow path, job name, event…). */
-  spec: string;
+  /** What to run (mode, workflow path, job name, event…). */
+  spec: S;
   state: JobState;
   checkRunId: number | null;
-  /** Final result, as JSON. */
-  result: string | null;
+  /** Final result. */
+  result: R | null;
   /** Masked full log. */
   log: string | null;
   createdAt: number;
@@ -49,7 +54,7 @@ export interface JobRow {
 }
 
 /** A job as a delivery plans it, before it is stored. */
-export type NewJob = Pick<JobRow, 'key' | 'deliveryGuid' | 'repository' | 'installationId' | 'headSha' | 'spec'> & {
+export type NewJob<S = unknown> = Pick<JobRow<S>, 'key' | 'deliveryGuid' | 'repository' | 'installationId' | 'headSha' | 'spec'> & {
   /** Higher starts first within a repository. @default 0 */
   priority?: number;
 };
@@ -59,7 +64,7 @@ export type NewJob = Pick<JobRow, 'key' | 'deliveryGuid' | 'repository' | 'insta
  * are keyed so a replay or a second delivery of the same job runs once, and every
  * state change is a checked transition in one SQLite transaction.
  */
-export class JobStore {
+export class JobStore<S = unknown, R = unknown> {
   private readonly db: Database.Database;
   readonly quotas: QuotaStore;
 
@@ -93,7 +98,7 @@ export class JobStore {
   }
 
   /** Marks a delivery handled and inserts the jobs it produced (each at most once), atomically. */
-  processDelivery(guid: string, jobs: NewJob[]): string[] {
+  processDelivery(guid: string, jobs: NewJob<S>[]): string[] {
     const insert = this.db.prepare(
       `INSERT OR IGNORE INTO jobs (key, delivery_guid, repository, installation_id, head_sha, spec, state, created_at, updated_at, priority)
        VALUES (?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)`,
@@ -101,35 +106,37 @@ export class JobStore {
     const added: string[] = [];
     this.db.transaction(() => {
       const t = this.now();
-      for (const j of jobs) if (insert.run(j.key, j.deliveryGuid, j.repository, j.installationId, j.headSha, j.spec, t, t, j.priority ?? 0).changes === 1) added.push(j.key);
+      for (const j of jobs) if (insert.run(j.key, j.deliveryGuid, j.repository, j.installationId, j.headSha, JSON.stringify(j.spec), t, t, j.priority ?? 0).changes === 1) added.push(j.key);
       this.db.prepare('UPDATE deliveries SET processed = 1 WHERE guid = ?').run(guid);
     })();
     return added;
   }
 
-  get(key: string): JobRow | undefined {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE key = ?`).get(key) as JobRow | undefined;
+  get(key: string): JobRow<S, R> | undefined {
+    return this.row(this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE key = ?`).get(key) as RawRow | undefined);
   }
 
   /** A job whose key starts with `prefix` that has not finished (accepted, queued or running). */
-  activeWithPrefix(prefix: string): JobRow | undefined {
-    return this.db
-      .prepare(`SELECT ${COLUMNS} FROM jobs WHERE substr(key, 1, ?) = ? AND state IN ('accepted', 'queued', 'running') LIMIT 1`)
-      .get(prefix.length, prefix) as JobRow | undefined;
+  activeWithPrefix(prefix: string): JobRow<S, R> | undefined {
+    return this.row(
+      this.db
+        .prepare(`SELECT ${COLUMNS} FROM jobs WHERE substr(key, 1, ?) = ? AND state IN ('accepted', 'queued', 'running') LIMIT 1`)
+        .get(prefix.length, prefix) as RawRow | undefined,
+    );
   }
 
   /** Accepted jobs whose next attempt at creating their check run is due. */
-  dueAccepted(limit = 1000): JobRow[] {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE state = 'accepted' AND github_next_at <= ? ORDER BY created_at LIMIT ?`).all(this.now(), limit) as JobRow[];
+  dueAccepted(limit = 1000): JobRow<S, R>[] {
+    return this.rows(this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE state = 'accepted' AND github_next_at <= ? ORDER BY created_at LIMIT ?`).all(this.now(), limit) as RawRow[]);
   }
 
-  inState(state: JobState, limit = 1000): JobRow[] {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE state = ? ORDER BY created_at LIMIT ?`).all(state, limit) as JobRow[];
+  inState(state: JobState, limit = 1000): JobRow<S, R>[] {
+    return this.rows(this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE state = ? ORDER BY created_at LIMIT ?`).all(state, limit) as RawRow[]);
   }
 
   /** An owner's jobs in the given states (owner names match case-insensitively and exactly), newest first. */
-  byOwner(owner: string, states: readonly JobState[], limit = 100): JobRow[] {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE lower(substr(repository, 1, length(?) + 1)) = lower(?) || '/' AND state IN (${states.map(() => '?').join(', ')}) ORDER BY updated_at DESC LIMIT ?`).all(owner, owner, ...states, limit) as JobRow[];
+  byOwner(owner: string, states: readonly JobState[], limit = 100): JobRow<S, R>[] {
+    return this.rows(this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE lower(substr(repository, 1, length(?) + 1)) = lower(?) || '/' AND state IN (${states.map(() => '?').join(', ')}) ORDER BY updated_at DESC LIMIT ?`).all(owner, owner, ...states, limit) as RawRow[]);
   }
 
     counts(): Record<JobState, number> {
@@ -139,14 +146,14 @@ export class JobStore {
   }
 
   /** Moves a job to `to` if it is in a state allowed to go there; returns false otherwise (someone else moved it). */
-  transition(key: string, to: JobState, fields: Partial<Pick<JobRow, 'checkRunId' | 'result' | 'log'>> = {}): boolean {
+  transition(key: string, to: JobState, fields: Partial<Pick<JobRow<S, R>, 'checkRunId' | 'result' | 'log'>> = {}): boolean {
     const allowedFrom = (Object.keys(NEXT) as JobState[]).filter((s) => NEXT[s].includes(to));
     const sets = ['state = ?', 'updated_at = ?'];
     const args: unknown[] = [to, this.now()];
     if (to === 'running') (sets.push('started_at = ?'), args.push(this.now()));
     if (to === 'queued') (sets.push('admitted_at = ?'), args.push(this.now()));
     if (fields.checkRunId !== undefined) (sets.push('check_run_id = ?'), args.push(fields.checkRunId));
-    if (fields.result !== undefined) (sets.push('result = ?'), args.push(fields.result));
+    if (fields.result !== undefined) (sets.push('result = ?'), args.push(fields.result === null ? null : JSON.stringify(fields.result)));
     if (fields.log !== undefined) (sets.push('log = ?'), args.push(fields.log));
     const r = this.db.prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE key = ? AND state IN (${allowedFrom.map(() => '?').join(', ')})`).run(...args, key, ...allowedFrom);
     return r.changes === 1;
@@ -165,8 +172,8 @@ export class JobStore {
 
   /** Terminal jobs whose final check run update has not reached GitHub yet. */
   /** Finished jobs whose report GitHub has not taken yet and whose next attempt is due. */
-  unreported(limit = 100): JobRow[] {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE reported = 0 AND state IN ('completed', 'failed', 'cancelled') AND github_next_at <= ? ORDER BY github_next_at, updated_at LIMIT ?`).all(this.now(), limit) as JobRow[];
+  unreported(limit = 100): JobRow<S, R>[] {
+    return this.rows(this.db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE reported = 0 AND state IN ('completed', 'failed', 'cancelled') AND github_next_at <= ? ORDER BY github_next_at, updated_at LIMIT ?`).all(this.now(), limit) as RawRow[]);
   }
 
   /** A GitHub write for this job failed: the attempt is counted and the next one put off until `nextAt`. */
@@ -222,6 +229,14 @@ export class JobStore {
     return counts;
   }
 
+  private row(r: RawRow | undefined): JobRow<S, R> | undefined {
+    return r && decode<S, R>(r);
+  }
+
+  private rows(rs: RawRow[]): JobRow<S, R>[] {
+    return rs.map((r) => decode<S, R>(r));
+  }
+
   /** Bytes the database's live pages hold (free pages are reused, not counted). */
   bytes(): number {
     const pages = this.db.pragma('page_count', { simple: true }) as number;
@@ -261,6 +276,29 @@ export const DEFAULT_RETENTION: RetentionPolicy = { jobsMs: 90 * DAY, logsMs: 30
 export const MIN_DELIVERY_KEEP_MS = 14 * DAY;
 /** The shortest retention the server accepts: shorter would let a late redelivery run a job twice. */
 export const MIN_JOB_RETENTION_MS = MIN_DELIVERY_KEEP_MS;
+
+/** A row as SQLite holds it: spec and result are JSON text. */
+type RawRow = Omit<JobRow, 'spec' | 'result'> & { spec: string; result: string | null };
+
+/**
+ * The row with its spec and result parsed on first use, once: listing a long queue for the
+ * scheduler parses nothing it does not read.
+ */
+function decode<S, R>(r: RawRow): JobRow<S, R> {
+  const parse = <T>(what: string, text: string): T => {
+    try {
+      return JSON.parse(text) as T;
+    } catch (e) {
+      throw new Error(`job ${r.key}: the stored ${what} is not JSON (${(e as Error).message})`);
+    }
+  };
+  const row = { ...r } as unknown as JobRow<S, R>;
+  let spec: { v: S } | undefined;
+  let result: { v: R | null } | undefined;
+  Object.defineProperty(row, 'spec', { enumerable: true, get: () => (spec ??= { v: parse<S>('spec', r.spec) }).v });
+  Object.defineProperty(row, 'result', { enumerable: true, get: () => (result ??= { v: r.result === null ? null : parse<R>('result', r.result) }).v });
+  return row;
+}
 
 const COLUMNS = `key, delivery_guid AS deliveryGuid, repository, installation_id AS installationId, head_sha AS headSha, spec, state,
   check_run_id AS checkRunId, result, log, created_at AS createdAt, updated_at AS updatedAt, priority, started_at AS startedAt,

@@ -48,8 +48,8 @@ test('act habits: the event as the first argument, -l lists jobs by stage, -g dr
     writeFileSync(join(dir, '.github/workflows/rel.yml'), 'on: release\njobs:\n  publish:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo publish\n');
     const list = run('run', '-C', dir, '-l');
     assert.equal(list.status, 0, list.stderr);
-    assert.match(list.stdout, /^Stage\s+Job ID\s+Job name\s+Workflow file\s+Events$/m);
-    assert.match(list.stdout, /^0\s+test\s+test\s+\.github\/workflows\/ci\.yml\s+push,pull_request$/m);
+    assert.match(list.stdout, /^Stage\s+Job ID\s+Job name\s+Workflow name\s+Workflow file\s+Events$/m);
+    assert.match(list.stdout, /^0\s+test\s+test\s+\.github\/workflows\/ci\.yml\s+\.github\/workflows\/ci\.yml\s+push,pull_request$/m);
     assert.match(list.stdout, /^1\s+deploy\s+deploy\s+/m);
     assert.doesNotMatch(list.stdout, /publish/, 'a release workflow does not run on push');
     const graph = run('run', '-C', dir, '-g');

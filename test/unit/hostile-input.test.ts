@@ -13,7 +13,8 @@ import { readFileBeneath, listDirBeneath } from '../../src/common';
 import { readWorkflowFiles } from '../../src/runner';
 import { extractTarball } from '../../src/host/extract-tarball';
 import { jobWorkDir } from '../../src/server/execute-job';
-import { planDelivery, sameRepository, type AppSpec } from '../../src/server/plan-delivery';
+import { planDelivery, sameRepository, type AppSpec, type JobSpec } from '../../src/server/plan-delivery';
+import type { JobReport } from '../../src/github';
 import { QuotaStore } from '../../src/store/quota-store';
 import { JobStore } from '../../src/store';
 import { adminHandler, hashToken } from '../../src/server/admin-api';
@@ -146,7 +147,7 @@ test('fork detection fails closed: unknown or null head repositories, check suit
   assert.equal(sameRepository({}, base), false);
   const sha = 'a'.repeat(40);
   const pr = (head: unknown) => planDelivery('g', 'pull_request', { action: 'opened', number: 3, repository: base, installation: { id: 9 }, pull_request: { number: 3, head: { sha, repo: head } } }, []);
-  const fork = (p: ReturnType<typeof planDelivery>) => (JSON.parse(p.jobs[0]!.spec) as AppSpec).fromFork;
+  const fork = (p: ReturnType<typeof planDelivery>) => (p.jobs[0]!.spec as AppSpec).fromFork;
   assert.equal(fork(pr({ id: 1, full_name: 'octo-org/hello' })), false);
   assert.equal(fork(pr(null)), true, 'GitHub reports null once the fork is deleted');
   assert.equal(fork(pr(undefined)), true);
@@ -186,7 +187,7 @@ async function adminCall(handler: ReturnType<typeof adminHandler>, o: { method: 
 }
 
 test('admin API: exact, case-insensitive scopes; an organisation cannot raise its limits past the operator ceiling; metrics only for loopback or the operator', async () => {
-  const store = new JobStore(':memory:');
+  const store = new JobStore<JobSpec, JobReport>(':memory:');
   const acme = 'acme-token-0123456789abcdef';
   const op = 'operator-token-0123456789ab';
   store.quotas.addToken(hashToken(acme), 'Acme');

@@ -2,7 +2,7 @@ import type { ServerJob, ServerStore } from './plan-delivery';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { statfs } from 'node:fs/promises';
-import { interleaveByRepository, pickNext, type BackoffPolicy } from '../queue';
+import { burstAllows, exhaustedMinutes, interleaveByRepository, pickNext, type BackoffPolicy } from '../queue';
 import { adminHandler } from './admin-api';
 import { ServerMetrics } from './metrics';
 import type { AddressInfo } from 'node:net';
@@ -307,7 +307,7 @@ export class StockadeServer {
     for (const row of interleaveByRepository(store.dueAccepted(1000))) {
       if (accepted >= 5) break;
       // Burst limit: over it, the job stays stored and accepted, admitted later in arrival order.
-      if (store.admittedSince(row.installationId, Date.now() - 60_000) >= burst) continue;
+      if (!burstAllows(store.admittedSince(row.installationId, Date.now() - 60_000), burst)) continue;
       await this.accept(row);
       accepted++;
       this.startQueued();
@@ -358,20 +358,9 @@ export class StockadeServer {
     return { ...(this.o.quotaDefaults?.(scope) ?? {}), ...this.o.store.quotas.get(scope) };
   }
 
-  /** The first minutes quota of the repository or its organisation that is used up, with when it resets. */
+  /** The first minutes quota of the repository or its organisation that is used up (queue/minutes-quota.ts). */
   private exhaustedQuota(repository: string): { scope: string; message: string } | undefined {
-    const q = this.o.store.quotas;
-    for (const scope of [`repo:${repository}`, `org:${repository.split('/')[0]}`]) {
-      const limit = this.quota(scope);
-      const used = q.usage(scope);
-      if (limit.minutesPerDay !== undefined && used.dayMs >= limit.minutesPerDay * 60_000) {
-        return { scope, message: `quota exhausted: ${scope} used ${(used.dayMs / 60_000).toFixed(1)} of ${limit.minutesPerDay} job-minutes per day; it resets at ${used.dayResets}` };
-      }
-      if (limit.minutesPerMonth !== undefined && used.monthMs >= limit.minutesPerMonth * 60_000) {
-        return { scope, message: `quota exhausted: ${scope} used ${(used.monthMs / 60_000).toFixed(1)} of ${limit.minutesPerMonth} job-minutes per month; it resets at ${used.monthResets}` };
-      }
-    }
-    return undefined;
+    return exhaustedMinutes(repository, { limit: (scope) => this.quota(scope), used: (scope) => this.o.store.quotas.usage(scope) });
   }
 
   /** A workflow_job that GitHub reports cancelled (the run was cancelled there) is cancelled here too, queued or running. */

@@ -1,6 +1,5 @@
 import type { ServerJob, ServerStore } from './plan-delivery';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { JobReport } from '../github';
 import type { Quota } from '../store';
 import { esc, htmlPage, sendPage } from './job-pages';
 import { jobPageUrl } from './log-link';

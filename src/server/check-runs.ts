@@ -3,7 +3,6 @@ import type { Logger } from '../common';
 import { annotationBatches, completedFields, type JobReport } from '../github';
 import { DEFAULT_BACKOFF, nextAttempt, type BackoffPolicy } from '../queue';
 import { jobPageUrl } from './log-link';
-import type { JobSpec } from './plan-delivery';
 import type { GitHubPort } from './ports';
 
 /**

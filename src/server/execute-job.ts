@@ -1,13 +1,13 @@
 import type { ServerJob } from './plan-delivery';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { listDirBeneath, readFileBeneath, sha256Hex, type Logger } from '../common';
+import { sha256Hex, type Logger } from '../common';
 import type { CheckConclusion, JobReport } from '../github';
 import { checkRunnable, findJobInstance, readWorkflowFiles, runJob, runWorkflow, selectJobs, type EgressSettings, type JobResult, type JobSettings, type JobTokenSource, type RunContext, type RunObserver } from '../runner';
 import type { Sandbox } from '../sandbox';
 import { formatDiagnostic, parseWorkflowText, workflowRunsFor, type Diagnostic, type WorkflowModel } from '../workflow';
 import { extractTarball, type TarballLimits } from '../host';
-import type { AppSpec, JobSpec, WorkflowJobSpec } from './plan-delivery';
+import type { AppSpec, WorkflowJobSpec } from './plan-delivery';
 import type { GitHubPort } from './ports';
 
 /** Bytes of masked log kept per job for the log page. */

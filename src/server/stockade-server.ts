@@ -10,12 +10,13 @@ import type { Logger } from '../common';
 import type { EgressSettings, JobSettings } from '../runner';
 import type { Sandbox } from '../sandbox';
 import type { Quota } from '../store';
-import { executeJob, type ExecuteDeps } from './execute-job';
+import type { ExecuteDeps } from './execute-job';
 import { refusedBeforeQueue } from './precheck';
 import { checkLogSignature, jobPageUrl } from './log-link';
 import { CheckRuns, failedReport } from './check-runs';
 import { jobPageRoute } from './job-pages';
 import { LiveLogs } from './live-logs';
+import { runAdmittedJob } from './run-admitted-job';
 import { planDelivery, type JobSpec, type PlannedJob, type Priorities, type RunnerMode } from './plan-delivery';
 import type { GitHubPort } from './ports';
 import { webhookHandler, MAX_WEBHOOK_BYTES } from './webhook-intake';
@@ -426,65 +427,10 @@ export class StockadeServer {
     }
   }
 
-  private async run(row: ServerJob): Promise<void> {
-    const spec = row.spec;
-    const gh = this.o.github;
-    const log = this.o.logger.child({ job: row.key });
-    const started = new Date();
-    let lastProgress = 0;
-    const every = this.o.progressIntervalMs ?? 5000;
-    const update = (fields: Parameters<GitHubPort['updateCheckRun']>[4]) =>
-      row.checkRunId ? gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, fields).catch((e: unknown) => log.warn({ err: e }, 'progress update failed')) : Promise.resolve();
-    // Cancellable from the moment the job is running, before the first await.
-    const abort = new AbortController();
-    this.jobAborts.set(row.key, abort);
-    const onServerAbort = () => abort.abort();
-    this.abort.signal.addEventListener('abort', onServerAbort, { once: true });
-    await update({ status: 'in_progress', started_at: started.toISOString() });
-    this.live.start(row.key);
-    const steps: string[] = [];
-    const t0 = Date.now();
-    const jit = this.o.jit;
-    let result: Awaited<ReturnType<typeof executeJob>>;
-    try {
-      result = jit && spec.mode === 'workflow_job' ? await jit.run(row, spec, abort.signal, log) : await executeJob(
-        {
-          github: gh,
-          sandbox: this.o.sandbox,
-          logger: log,
-          settings: this.o.settings,
-          egressFor: this.o.egressFor,
-          fetchAction: this.o.fetchAction,
-          workDir: this.o.workDir,
-          secrets: this.o.secrets,
-          payloadOf: (guid) => JSON.parse(this.o.store.getDelivery(guid)?.payload ?? '{}') as Record<string, unknown>,
-          signal: abort.signal,
-          line: (text) => this.live.append(row.key, text),
-          progress: (name) => {
-            steps.push(name);
-            const now = Date.now();
-            if (now - lastProgress < every) return;
-            lastProgress = now;
-            void update({ output: { title: `running: ${name}`, summary: steps.map((s, i) => `${i + 1}. ${s}`).join('\n').slice(-60_000) } });
-          },
-        },
-        row,
-      );
-    } catch (e) {
-      this.live.finish(row.key);
-      throw e;
-    }
-    this.jobAborts.delete(row.key);
-    this.abort.signal.removeEventListener('abort', onServerAbort);
-    const wall = Date.now() - t0;
-    this.o.store.quotas.addUsage([`repo:${row.repository}`, `org:${row.repository.split('/')[0]}`], wall);
-    this.metrics.jobFinished(result.report, wall);
-    const state = result.report.conclusion === 'cancelled' ? 'cancelled' : result.report.error && !result.report.steps.length ? 'failed' : 'completed';
-    this.o.store.transition(row.key, state, { result: result.report, log: result.log });
-    // After the stored result: a page reloaded at the end shows it.
-    this.live.finish(row.key);
-    log.info({ conclusion: result.report.conclusion }, 'job finished');
+  private run(row: ServerJob): Promise<void> {
+    return runAdmittedJob({ o: this.o, live: this.live, metrics: this.metrics, jobAborts: this.jobAborts, serverSignal: this.abort.signal }, row);
   }
+
 
   /** The final check run update (and the remaining annotation batches); retried on the next pass until GitHub takes it. */
   /** Fetches deliveries GitHub made that this server never stored (it was down), and stores them. */

@@ -1,0 +1,83 @@
+import { executeJob } from './execute-job';
+import type { LiveLogs } from './live-logs';
+import type { ServerMetrics } from './metrics';
+import type { ServerJob } from './plan-delivery';
+import type { GitHubPort } from './ports';
+import type { ServerOptions } from './stockade-server';
+
+/** What running one admitted job needs of the server: its options, the live logs, metrics, and the cancel switches. */
+export interface RunJobContext {
+  o: ServerOptions;
+  live: LiveLogs;
+  metrics: ServerMetrics;
+  /** Per job: aborted by a cancel (admin API, GitHub cancelled the run). */
+  jobAborts: Map<string, AbortController>;
+  /** Aborted when the server stops. */
+  serverSignal: AbortSignal;
+}
+
+/**
+ * One admitted job from start to stored result: the check run in progress (with throttled step
+ * updates), the job in the sandbox (or on a just-in-time runner in runner mode), its masked lines
+ * to the live page, the usage counted, the result stored. The report itself goes later (check-runs.ts).
+ */
+export async function runAdmittedJob(c: RunJobContext, row: ServerJob): Promise<void> {
+  const spec = row.spec;
+  const gh = c.o.github;
+  const log = c.o.logger.child({ job: row.key });
+  const started = new Date();
+  let lastProgress = 0;
+  const every = c.o.progressIntervalMs ?? 5000;
+  const update = (fields: Parameters<GitHubPort['updateCheckRun']>[4]) =>
+    row.checkRunId ? gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, fields).catch((e: unknown) => log.warn({ err: e }, 'progress update failed')) : Promise.resolve();
+  // Cancellable from the moment the job is running, before the first await.
+  const abort = new AbortController();
+  c.jobAborts.set(row.key, abort);
+  const onServerAbort = () => abort.abort();
+  c.serverSignal.addEventListener('abort', onServerAbort, { once: true });
+  await update({ status: 'in_progress', started_at: started.toISOString() });
+  c.live.start(row.key);
+  const steps: string[] = [];
+  const t0 = Date.now();
+  const jit = c.o.jit;
+  let result: Awaited<ReturnType<typeof executeJob>>;
+  try {
+    result = jit && spec.mode === 'workflow_job' ? await jit.run(row, spec, abort.signal, log) : await executeJob(
+      {
+        github: gh,
+        sandbox: c.o.sandbox,
+        logger: log,
+        settings: c.o.settings,
+        egressFor: c.o.egressFor,
+        fetchAction: c.o.fetchAction,
+        workDir: c.o.workDir,
+        secrets: c.o.secrets,
+        payloadOf: (guid) => JSON.parse(c.o.store.getDelivery(guid)?.payload ?? '{}') as Record<string, unknown>,
+        signal: abort.signal,
+        line: (text) => c.live.append(row.key, text),
+        progress: (name) => {
+          steps.push(name);
+          const now = Date.now();
+          if (now - lastProgress < every) return;
+          lastProgress = now;
+          void update({ output: { title: `running: ${name}`, summary: steps.map((s, i) => `${i + 1}. ${s}`).join('\n').slice(-60_000) } });
+        },
+      },
+      row,
+    );
+  } catch (e) {
+    c.live.finish(row.key);
+    throw e;
+  } finally {
+    c.jobAborts.delete(row.key);
+    c.serverSignal.removeEventListener('abort', onServerAbort);
+  }
+  const wall = Date.now() - t0;
+  c.o.store.quotas.addUsage([`repo:${row.repository}`, `org:${row.repository.split('/')[0]}`], wall);
+  c.metrics.jobFinished(result.report, wall);
+  const state = result.report.conclusion === 'cancelled' ? 'cancelled' : result.report.error && !result.report.steps.length ? 'failed' : 'completed';
+  c.o.store.transition(row.key, state, { result: result.report, log: result.log });
+  // After the stored result: a page reloaded at the end shows it.
+  c.live.finish(row.key);
+  log.info({ conclusion: result.report.conclusion }, 'job finished');
+}

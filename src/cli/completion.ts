@@ -39,22 +39,28 @@ function q(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-function bash(commands: readonly CommandSpec[]): string {
-  const cases = commands
+/**
+ * One `case` branch per command, for bash and zsh alike: what completes after a flag that takes a
+ * path, after one that takes another value, and otherwise (the command's flags and first words).
+ */
+function caseBranches(commands: readonly CommandSpec[], shell: { paths(p: string[]): string; values(v: string[]): string; words(w: string[]): string; wordsFirst: boolean }): string {
+  return commands
     .map((c) => {
       const paths = valueFlags(c, true);
       const values = valueFlags(c, false);
-      return [
-        `    ${c.name})`,
-        `      words=${q([...flags(c), ...(c.words ?? [])].join(' '))}`,
-        paths.length ? `      case "$prev" in ${paths.join('|')}) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;; esac` : '',
-        values.length ? `      case "$prev" in ${values.join('|')}) return 0 ;; esac` : '',
-        '      ;;',
-      ]
-        .filter(Boolean)
-        .join('\n');
+      const words = shell.words([...flags(c), ...(c.words ?? [])]);
+      return [`    ${c.name})`, shell.wordsFirst ? words : '', paths.length ? shell.paths(paths) : '', values.length ? shell.values(values) : '', shell.wordsFirst ? '' : words, '      ;;'].filter(Boolean).join('\n');
     })
     .join('\n');
+}
+
+function bash(commands: readonly CommandSpec[]): string {
+  const cases = caseBranches(commands, {
+    wordsFirst: true,
+    words: (w) => `      words=${q(w.join(' '))}`,
+    paths: (p) => `      case "$prev" in ${p.join('|')}) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;; esac`,
+    values: (v) => `      case "$prev" in ${v.join('|')}) return 0 ;; esac`,
+  });
   return `# bash completion for stockade: source <(stockade completion bash), or save it in
 # /etc/bash_completion.d/stockade.
 _stockade() {
@@ -74,21 +80,12 @@ complete -F _stockade stockade
 
 function zsh(commands: readonly CommandSpec[]): string {
   const described = commands.map((c) => q(`${c.name}:${c.summary.replace(/:/g, '\\:')}`)).join(' ');
-  const cases = commands
-    .map((c) => {
-      const paths = valueFlags(c, true);
-      const values = valueFlags(c, false);
-      return [
-        `    ${c.name})`,
-        paths.length ? `      case $prev in (${paths.join('|')}) _files; return ;; esac` : '',
-        values.length ? `      case $prev in (${values.join('|')}) _message 'value'; return ;; esac` : '',
-        `      compadd -- ${[...flags(c), ...(c.words ?? [])].map(q).join(' ')}`,
-        '      ;;',
-      ]
-        .filter(Boolean)
-        .join('\n');
-    })
-    .join('\n');
+  const cases = caseBranches(commands, {
+    wordsFirst: false,
+    words: (w) => `      compadd -- ${w.map(q).join(' ')}`,
+    paths: (p) => `      case $prev in (${p.join('|')}) _files; return ;; esac`,
+    values: (v) => `      case $prev in (${v.join('|')}) _message 'value'; return ;; esac`,
+  });
   return `#compdef stockade
 # zsh completion for stockade: source <(stockade completion zsh), or save it as _stockade in a
 # directory of $fpath.

@@ -187,6 +187,9 @@ function conclusionOf(step: StepResult | undefined, job: JobResult): string {
   return step.conclusion;
 }
 
+/** Text from the sandbox in the step summary (HTML): markup characters as entities. */
+const escapeSummary = (t: string) => t.replace(/[<>&]/g, (c) => `&#${c.charCodeAt(0)};`);
+
 async function report(inputs: ActionInputs, job: JobResult, collected?: ResultsReport & { dest: string }): Promise<void> {
   const step = job.steps.find((s) => s.name === STEP_NAME);
   const conclusion = conclusionOf(step, job);
@@ -230,18 +233,17 @@ async function report(inputs: ActionInputs, job: JobResult, collected?: ResultsR
       ],
       [conclusion, `${((step?.durationMs ?? job.durationMs) / 1000).toFixed(2)} s`, mib(step?.peakMemoryBytes ?? 0), reason, inputs.image, String(blocked)],
     ]);
-  if (job.egress && blocked) core.summary.addList(job.egress.refusals.slice(0, 20).map((r) => r.replace(/[<>&]/g, (c) => `&#${c.charCodeAt(0)};`)));
+  if (job.egress && blocked) core.summary.addList(job.egress.refusals.slice(0, 20).map(escapeSummary));
   if (collected) {
     core.setOutput('results-path', collected.dest);
     core.setOutput('results-count', collected.files.length);
-    const esc = (t: string) => t.replace(/[<>&]/g, (c) => `&#${c.charCodeAt(0)};`);
     core.summary.addHeading(`Results handed back: ${collected.files.length} files, ${mib(collected.files.reduce((a, f) => a + f.bytes, 0))}`, 4);
-    if (collected.files.length) core.summary.addList(collected.files.slice(0, 100).map((f) => `${esc(f.path)} (${f.bytes} bytes)`).concat(collected.files.length > 100 ? [`and ${collected.files.length - 100} more`] : []));
+    if (collected.files.length) core.summary.addList(collected.files.slice(0, 100).map((f) => `${escapeSummary(f.path)} (${f.bytes} bytes)`).concat(collected.files.length > 100 ? [`and ${collected.files.length - 100} more`] : []));
     if (collected.skipped.length) {
-      core.summary.addRaw('Not copied:', true).addList(collected.skipped.slice(0, 100).map((f) => `${esc(f.path)}: ${esc(f.why)}`));
+      core.summary.addRaw('Not copied:', true).addList(collected.skipped.slice(0, 100).map((f) => `${escapeSummary(f.path)}: ${escapeSummary(f.why)}`));
       for (const f of collected.skipped.slice(0, 20)) core.warning(`results: ${f.path} was not copied: ${f.why}`);
     }
-    if (collected.error) core.summary.addRaw(`Nothing was copied: ${esc(collected.error)}`, true);
+    if (collected.error) core.summary.addRaw(`Nothing was copied: ${escapeSummary(collected.error)}`, true);
   }
   if (job.summary.trim()) core.summary.addHeading('Summary written in the sandbox', 4).addRaw(job.summary.slice(0, 64 * 1024), true);
   if (process.env.GITHUB_STEP_SUMMARY) await core.summary.write();

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Octokit } from '@octokit/rest';
 import { parseDocument } from 'yaml';
-import { StockadeError } from '../common';
+import { escapeHtml as html, StockadeError } from '../common';
 
 export const APP_USAGE = `usage: stockade app create --public-url URL [--name NAME] [--org ORG] [--out /etc/stockade]
                            [--github-url https://github.com] [--api-url https://api.github.com] [--port 0] [--timeout 15m]
@@ -58,7 +58,6 @@ export function appManifest(o: { name: string; publicUrl: string; redirectUrl: s
   };
 }
 
-const html = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(action: string, manifest: Record<string, unknown>): string {
   return `<!doctype html>

@@ -19,7 +19,8 @@ export class ParseError extends Error {
 function message(e: CommanderError): string {
   const text = e.message.replace(/^error: /, '');
   if (e.code === 'commander.unknownOption') return text.replace(/^unknown option/, 'Unknown option');
-  if (e.code === 'commander.excessArguments') return `takes no argument${/'(.*)'/.exec(text) ? ` (got ${/'(.*)'/.exec(text)![0]})` : ''}`;
+  const quoted = /'(.*)'/.exec(text)?.[0];
+  if (e.code === 'commander.excessArguments') return `takes no argument${quoted ? ` (got ${quoted})` : ''}`;
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 

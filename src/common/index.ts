@@ -3,3 +3,4 @@ export { createLogger, silentLogger, REDACT_PATHS, type Logger, type LoggerOptio
 export { sha256Hex } from './hash';
 export { parseSize, parseDuration } from './parse-size';
 export { readFileBeneath, readBytesBeneath, listDirBeneath, pathComponents, type BeneathRead, type BeneathEntry } from './read-beneath';
+export { escapeHtml } from './escape-html';

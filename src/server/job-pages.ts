@@ -1,3 +1,4 @@
+import { escapeHtml } from '../common';
 import type { ServerJob, ServerStore } from './plan-delivery';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -12,7 +13,7 @@ import type { LiveLogs } from './live-logs';
  * own script (a hash in the Content-Security-Policy) and talks only to this server.
  */
 
-export const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+export const esc = escapeHtml;
 const hash = (s: string) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`;
 
 export const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:1.5rem;color:#1f2328;max-width:75rem}

@@ -5,7 +5,7 @@ import { build } from 'esbuild';
 import { chmodSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external: ['cpu-features', 'ssh2', 'better-sqlite3'], logLevel: 'warning' };
+const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external: ['cpu-features', 'ssh2', 'better-sqlite3', 'pg-native'], logLevel: 'warning' };
 // Tests may call esbuild itself (to bundle a client library into a test action): it stays a package.
 const testsOnly = { external: [...common.external, 'esbuild', 'playwright-core'] };
 

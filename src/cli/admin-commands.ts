@@ -3,14 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { StockadeError } from '../common';
 import { hashToken } from '../server';
-import { JobStore } from '../store';
+import { openServerStore } from './server-store';
 import { resolveHostConfig } from '../host';
 
 export const ADMIN_USAGE = `usage: stockade quota set OWNER[/REPO] [--concurrency N] [--minutes-per-day M] [--minutes-per-month M]
        stockade quota get OWNER[/REPO]      stockade quota list [--org OWNER]
        stockade queue                       stockade jobs cancel JOB_KEY
        (these talk to the admin API: --url or STOCKADE_ADMIN_URL, --token or STOCKADE_ADMIN_TOKEN)
-       stockade admin-token create --org OWNER|'*' [--state-dir DIR]   (as root on the server host; prints the token once)`;
+       stockade admin-token create --org OWNER|'*' [--state-dir DIR | --database postgres://…]   (as root on the server host; prints the token once)`;
 
 async function call(method: string, path: string, values: { url?: string; token?: string }, env: NodeJS.ProcessEnv, body?: unknown): Promise<unknown> {
   const url = values.url ?? env.STOCKADE_ADMIN_URL ?? 'http://127.0.0.1:8081';
@@ -49,6 +49,7 @@ export const ADMIN_OPTIONS = {
   'minutes-per-day': { type: 'string' },
   'minutes-per-month': { type: 'string' },
   'state-dir': { type: 'string' },
+  database: { type: 'string' },
 } as const;
 
 /** `stockade quota|queue|jobs|admin-token`: prints JSON answers of the admin API. */
@@ -59,10 +60,13 @@ export async function adminCommand(command: string, argv: string[], env: NodeJS.
   if (command === 'admin-token' && sub === 'create') {
     const org = values.org;
     if (!org || !(org === '*' || /^[A-Za-z0-9_.-]+$/.test(org))) throw new StockadeError('USAGE', '--org OWNER (or * for the operator) is required', { hint: ADMIN_USAGE });
-    const store = new JobStore(join(values['state-dir'] ?? join(resolveHostConfig(env).stateDir, 'server'), 'stockade.db'));
+    const store = await openServerStore(values.database ?? env.STOCKADE_DATABASE, values['state-dir'] ?? join(resolveHostConfig(env).stateDir, 'server'));
     const token = `stk_${randomBytes(24).toString('base64url')}`;
-    store.quotas.addToken(hashToken(token), org);
-    store.close();
+    try {
+      await store.quotas.addToken(hashToken(token), org);
+    } finally {
+      await store.close();
+    }
     out.write(`${token}\n`);
     return 0;
   }

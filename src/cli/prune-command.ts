@@ -3,11 +3,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDuration, parseSize, StockadeError } from '../common';
 import { resolveHostConfig, resultsSettings } from '../host';
-import { DEFAULT_RETENTION, JobStore, MIN_JOB_RETENTION_MS, type PruneCounts, type RetentionPolicy } from '../store';
+import { DEFAULT_RETENTION, MIN_JOB_RETENTION_MS, redactDatabaseUrl, type PruneCounts, type RetentionPolicy } from '../store';
+import { openServerStore } from './server-store';
 import { actionFetcher } from './remote-actions';
 
 export const PRUNE_USAGE = `usage: stockade prune [--job-retention 90d] [--log-retention 30d] [--max-database-size 1g]
-                      [--actions-unused-for 30d] [--state-dir DIR] [--json]
+                      [--actions-unused-for 30d] [--state-dir DIR | --database postgres://…] [--json]
   Removes what retention has passed: finished jobs and their deliveries, their logs (sooner), quota
   usage past 13 months; past --max-database-size the oldest logs, then jobs, go first. Caches and
   artifacts of the results service by their own retention, fetched actions unused for the given time.
@@ -19,6 +20,7 @@ export const PRUNE_OPTIONS = {
   'max-database-size': { type: 'string' },
   'actions-unused-for': { type: 'string' },
   'state-dir': { type: 'string' },
+  database: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
@@ -50,14 +52,16 @@ export async function pruneCommand(argv: string[], env: NodeJS.ProcessEnv, out: 
   const unused = values['actions-unused-for'] === undefined ? 30 * 86_400_000 : parseDuration(values['actions-unused-for']);
   if (unused === undefined) throw new StockadeError('USAGE', `--actions-unused-for '${values['actions-unused-for']}' is not a duration (like 30d)`);
   const host = resolveHostConfig(env);
-  const db = join(values['state-dir'] ?? join(host.stateDir, 'server'), 'stockade.db');
+  const stateDir = values['state-dir'] ?? join(host.stateDir, 'server');
+  const database = values.database ?? env.STOCKADE_DATABASE;
+  const db = database ? redactDatabaseUrl(database) : join(stateDir, 'stockade.db');
   const report: Record<string, unknown> = {};
-  if (existsSync(db)) {
-    const store = new JobStore(db);
+  if (database || existsSync(db)) {
+    const store = await openServerStore(database, stateDir);
     try {
-      report.database = store.prune(policy);
+      report.database = await store.prune(policy);
     } finally {
-      store.close();
+      await store.close();
     }
   }
   const results = existsSync(join(host.stateDir, 'results')) ? resultsSettings(host) : undefined;

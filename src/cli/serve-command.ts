@@ -9,7 +9,7 @@ import { DEFAULT_RUNNER_LABELS, GitHubApi } from '../github';
 import { DEFAULT_LIMITS, openSandbox } from '../sandbox';
 import { StockadeServer, type JobSpec, type ServerStore } from '../server';
 import type { JobReport } from '../github';
-import { JobStore } from '../store';
+import { openServerStore } from './server-store';
 import { toolCacheDirFrom } from './run-options';
 import { SERVE_REMOTE_ACTION_OPTIONS, actionFetcher, actionPolicyFrom } from './remote-actions';
 import { baseImageRef } from './base-image';
@@ -31,8 +31,10 @@ export const SERVE_USAGE = `usage: stockade serve --app-id ID [--private-key-fil
                       [--results-dir DIR|off] [--cache-quota 10g] [--artifact-quota 10g] [--tool-cache DIR]
                       [--job-retention 90d] [--log-retention 30d] [--max-database-size 1g|off]
                       [--action-offline-mode] [--require-sha-pins] [--allow-action-owner OWNER]...
+                      [--database postgres://…] [--host-id NAME] [--lease-seconds 30] [--host-loss fail|requeue] [--drain-seconds 30]
 ${RUNNER_MODE_USAGE}
-  environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET`;
+  environment: STOCKADE_APP_PRIVATE_KEY (PEM, instead of --private-key-file), STOCKADE_WEBHOOK_SECRET,
+               STOCKADE_DATABASE (the --database URL, so its password stays off the command line)`;
 
 function readSecret(file: string | undefined, envValue: string | undefined, what: string): string {
   if (file) {
@@ -93,6 +95,11 @@ export const SERVE_OPTIONS = {
   'job-retention': { type: 'string' },
   'log-retention': { type: 'string' },
   'max-database-size': { type: 'string' },
+  database: { type: 'string' },
+  'host-id': { type: 'string' },
+  'lease-seconds': { type: 'string' },
+  'host-loss': { type: 'string' },
+  'drain-seconds': { type: 'string' },
   ...RUNNER_MODE_OPTIONS,
 } as const;
 
@@ -128,7 +135,13 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const tls = values['tls-cert'] && values['tls-key'] ? { cert: readSecret(values['tls-cert'], undefined, 'the TLS certificate'), key: readSecret(values['tls-key'], undefined, 'the TLS key') } : undefined;
   const images = labelImages(host);
   const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
-  const store: ServerStore = new JobStore<JobSpec, JobReport>(join(stateDir, 'stockade.db'));
+  const lease = Number(values['lease-seconds']);
+  if (!Number.isInteger(lease) || lease < 2 || lease > 3600) throw new StockadeError('USAGE', `--lease-seconds '${values['lease-seconds']}' is not 2 to 3600`);
+  const drain = Number(values['drain-seconds']);
+  if (!Number.isInteger(drain) || drain < 0 || drain > 86400) throw new StockadeError('USAGE', `--drain-seconds '${values['drain-seconds']}' is not 0 to 86400`);
+  const hostLoss = values['host-loss'];
+  if (hostLoss !== 'fail' && hostLoss !== 'requeue') throw new StockadeError('USAGE', `--host-loss '${String(hostLoss)}' is not fail or requeue`);
+  const store: ServerStore = await openServerStore(values.database, stateDir, logger);
   const github = new GitHubApi({ appId, privateKey, baseUrl: values['api-url'], logger, requestPacing: !values['no-request-pacing'] });
   const labels = [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(images)];
   const runner = await runnerMode(values, { host, sandbox, github, labels: values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, given.inodes), logger });
@@ -162,19 +175,23 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     port,
     tls,
     host: values.host!,
+    hostId: values['host-id'] ? `${values['host-id']}/${randomBytes(3).toString('hex')}` : undefined,
+    leaseMs: lease * 1000,
+    hostLoss,
+    drainMs: drain * 1000,
   });
   // Retention, so a server that runs for a year does not fill its disk: at start, then hourly.
   const retention = retentionFrom(values);
-  const prune = () => {
+  const prune = async () => {
     try {
-      const c = store.prune(retention);
+      const c = await store.prune(retention);
       if (c.jobs + c.logs + c.deliveries + c.usage) logger.info({ pruned: c }, `retention: ${describePrune(c)}`);
     } catch (e) {
       logger.error({ err: e }, 'retention pass failed');
     }
   };
-  prune();
-  const pruneTimer = setInterval(prune, 3600_000);
+  await prune();
+  const pruneTimer = setInterval(() => void prune(), 3600_000);
   pruneTimer.unref();
   const addr = await server.start();
   const admin = server.adminAddress();
@@ -183,7 +200,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   clearInterval(pruneTimer);
   await server.stop();
   runner?.close();
-  store.close();
+  await store.close();
   return 0;
 }
 

@@ -20,7 +20,7 @@ export interface AdminDeps {
   store: ServerStore;
   metrics: ServerMetrics;
   /** Cancels a queued or running job; false when there is no such job or it has finished. */
-  cancel(key: string): boolean;
+  cancel(key: string): Promise<boolean>;
   ready(): Promise<{ ok: boolean; checks: Record<string, string> }>;
   /**
    * The operator's ceiling for a scope (the server's configuration): an organisation's token
@@ -117,7 +117,7 @@ async function route(d: AdminDeps, req: IncomingMessage, res: ServerResponse, re
   }
   if (d.pages && (await adminPages({ store: d.store, scopeOf: (t) => d.store.quotas.tokenScope(hashToken(t)), publicUrl: d.pages.publicUrl, logKey: d.pages.logKey, ceiling: d.ceiling }, req, res, url))) return;
   const m = /^Bearer (\S{20,200})$/.exec(String(req.headers.authorization ?? ''));
-  const scope = m ? d.store.quotas.tokenScope(hashToken(m[1]!)) : undefined;
+  const scope = m ? await d.store.quotas.tokenScope(hashToken(m[1]!)) : undefined;
   // Metrics name repositories: only for a client on this machine or the operator's token.
   if (req.method === 'GET' && url.pathname === '/metrics') {
     if (!fromLoopback(req) && scope !== '*') return reply(401, { error: '/metrics needs the operator token (Authorization: Bearer TOKEN) from outside this machine' });
@@ -139,13 +139,13 @@ async function route(d: AdminDeps, req: IncomingMessage, res: ServerResponse, re
       const org = url.searchParams.get('org') ?? (scope === '*' ? '' : scope);
       if (org && !NAME.test(org)) return reply(400, { error: 'org must be an owner name' });
       if (!may(org || '*')) return reply(403, { error: `this token may not read ${org || 'every organisation'}` });
-      const list = d.store.quotas.list(org || undefined);
-      return reply(200, list.map((q) => ({ ...q, usage: d.store.quotas.usage(q.scope) })));
+      const list = await d.store.quotas.list(org || undefined);
+      return reply(200, await Promise.all(list.map(async (q) => ({ ...q, usage: await d.store.quotas.usage(q.scope) }))));
     }
     if (!NAME.test(owner) || (repo !== undefined && !NAME.test(repo)) || parts.length > 4) return reply(400, { error: 'path must be /v1/quotas/OWNER or /v1/quotas/OWNER/REPO' });
     if (!may(owner)) return reply(403, { error: `this token may not administer ${owner}` });
     const key = repo ? `repo:${owner}/${repo}` : `org:${owner}`;
-    if (req.method === 'GET') return reply(200, { scope: key, quota: d.store.quotas.get(key), usage: d.store.quotas.usage(key) });
+    if (req.method === 'GET') return reply(200, { scope: key, quota: await d.store.quotas.get(key), usage: await d.store.quotas.usage(key) });
     if (req.method === 'PUT') {
       let body: unknown;
       try {
@@ -159,20 +159,27 @@ async function route(d: AdminDeps, req: IncomingMessage, res: ServerResponse, re
         const over = overCeiling(v.value, d.ceiling?.(key) ?? {}, key);
         if (over) return reply(403, { error: over });
       }
-      return reply(200, { scope: key, quota: d.store.quotas.set(key, v.value) });
+      return reply(200, { scope: key, quota: await d.store.quotas.set(key, v.value) });
     }
     return reply(405, { error: 'use GET or PUT' });
   }
   if (parts[0] === 'v1' && parts[1] === 'queue' && req.method === 'GET') {
     const now = Date.now();
-    const rows = (['accepted', 'queued', 'running'] as const).flatMap((s) => d.store.inState(s, 100_000));
+    const rows = (await Promise.all((['accepted', 'queued', 'running'] as const).map((s) => d.store.inState(s, 100_000)))).flat();
     const mine = rows.filter((r) => may(r.repository.split('/')[0]!));
     return reply(200, mine.map((r) => ({ key: r.key, repository: r.repository, state: r.state, waitingMs: (r.startedAt ?? now) - r.createdAt, runningMs: r.startedAt ? now - r.startedAt : 0 })));
   }
+  if (parts[0] === 'v1' && parts[1] === 'fleet' && parts.length === 2 && req.method === 'GET') {
+    // Every host of the fleet (one on SQLite): capacity, running jobs, last heartbeat. The operator's view.
+    if (scope !== '*') return reply(403, { error: 'the fleet view needs the operator token' });
+    const now = Date.now();
+    const [hosts, counts] = await Promise.all([d.store.leases.hosts(), d.store.counts()]);
+    return reply(200, { hosts: hosts.map((h) => ({ ...h, heartbeatAgeMs: now - h.heartbeatAt })), jobs: counts });
+  }
   if (parts[0] === 'v1' && parts[1] === 'jobs' && parts[3] === 'cancel' && req.method === 'POST' && parts[2]) {
-    const row = d.store.get(parts[2]);
+    const row = await d.store.get(parts[2]);
     if (!row || !may(row.repository.split('/')[0]!)) return reply(404, { error: `no job ${parts[2]} this token may see` });
-    return d.cancel(row.key) ? reply(202, { key: row.key, cancelling: true }) : reply(409, { error: `job ${row.key} has already finished (${row.state})` });
+    return (await d.cancel(row.key)) ? reply(202, { key: row.key, cancelling: true }) : reply(409, { error: `job ${row.key} has already finished (${row.state})` });
   }
   return reply(404, { error: 'no such endpoint' });
 }

@@ -14,7 +14,7 @@ import { jobPageUrl } from './log-link';
 export interface AdminPagesDeps {
   store: ServerStore;
   /** The token's scope (an owner, or '*' for the operator), from its hash; undefined: no such token. */
-  scopeOf(token: string): string | undefined;
+  scopeOf(token: string): Promise<string | undefined>;
   publicUrl: string;
   logKey: Buffer;
   /** The operator's ceiling for a scope (the config's quotas). */
@@ -67,22 +67,20 @@ function jobName(row: ServerJob): string {
   }
 }
 
-function orgPage(d: AdminPagesDeps, owner: string): string {
+async function orgPage(d: AdminPagesDeps, owner: string): Promise<string> {
   const now = Date.now();
   const link = (r: ServerJob) => `<a href="${esc(jobPageUrl(d.publicUrl, d.logKey, r.key))}">${esc(jobName(r))}</a>`;
-  const waiting = d.store.byOwner(owner, ['accepted', 'queued'], 500);
-  const running = d.store.byOwner(owner, ['running'], 500);
-  const finished = d.store.byOwner(owner, ['completed', 'failed', 'cancelled'], 50);
+  const [waiting, running, finished] = await Promise.all([d.store.byOwner(owner, ['accepted', 'queued'], 500), d.store.byOwner(owner, ['running'], 500), d.store.byOwner(owner, ['completed', 'failed', 'cancelled'], 50)]);
   const table = (head: string[], rows: string[][]) => (rows.length ? `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody></table>` : '<p class="muted">none</p>');
-  const quotas = d.store.quotas.list(owner);
+  const quotas = await d.store.quotas.list(owner);
   const scopes = [`org:${owner}`, ...quotas.map((q) => q.scope).filter((s) => s !== `org:${owner}`)];
-  const quotaRows = scopes.map((scope) => {
+  const quotaRows = await Promise.all(scopes.map(async (scope) => {
     const q = quotas.find((x) => x.scope === scope)?.quota ?? {};
-    const u = d.store.quotas.usage(scope);
+    const u = await d.store.quotas.usage(scope);
     const ceiling = d.ceiling?.(scope) ?? {};
     const cell = (k: keyof Quota) => esc(q[k] ?? ceiling[k] ?? '—');
     return [esc(scope), cell('concurrency'), cell('minutesPerDay'), cell('minutesPerMonth'), `${(u.dayMs / 60_000).toFixed(1)} min`, `${(u.monthMs / 60_000).toFixed(1)} min`];
-  });
+  }));
   return `<h1>Stockade: ${esc(owner)}</h1>
 <h2>Queue</h2>${table(['job', 'repository', 'state', 'waiting'], waiting.map((r) => [link(r), esc(r.repository), esc(r.state), duration(now - r.createdAt)]))}
 <h2>Running</h2><div id="running">${table(['job', 'repository', 'running for'], running.map((r) => [link(r), esc(r.repository), duration(now - (r.startedAt ?? r.createdAt))]))}</div>
@@ -98,7 +96,7 @@ export async function adminPages(d: AdminPagesDeps, req: IncomingMessage, res: S
   if (url.pathname === '/ui/login' && req.method === 'POST') {
     const form = await readForm(req);
     const token = form?.get('token') ?? '';
-    const scope = /^\S{20,200}$/.test(token) ? d.scopeOf(token) : undefined;
+    const scope = /^\S{20,200}$/.test(token) ? await d.scopeOf(token) : undefined;
     if (!scope) return sendPage(res, 401, htmlPage(title, LOGIN('That is not a valid admin token.'))), true;
     res.writeHead(303, { location: scope === '*' ? '/ui/orgs' : `/ui/orgs/${encodeURIComponent(scope)}`, 'set-cookie': `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=28800`, 'cache-control': 'no-store' }).end();
     return true;
@@ -109,13 +107,19 @@ export async function adminPages(d: AdminPagesDeps, req: IncomingMessage, res: S
   }
   if (req.method !== 'GET') return res.writeHead(405).end(), true;
   const token = tokenOf(req);
-  const scope = token ? d.scopeOf(token) : undefined;
+  const scope = token ? await d.scopeOf(token) : undefined;
   if (!scope) return sendPage(res, url.pathname === '/ui' ? 200 : 401, htmlPage(title, LOGIN(url.pathname === '/ui' ? '' : 'Sign in first.'))), true;
   if (url.pathname === '/ui') return res.writeHead(303, { location: scope === '*' ? '/ui/orgs' : `/ui/orgs/${encodeURIComponent(scope)}` }).end(), true;
   if (url.pathname === '/ui/orgs') {
     if (scope !== '*') return sendPage(res, 403, htmlPage(title, `<h1>Not allowed</h1><p>This token may see ${esc(scope)} only.</p>`)), true;
-    const owners = [...new Set(d.store.inState('running', 10_000).concat(d.store.inState('queued', 10_000), d.store.inState('completed', 1000)).map((r) => r.repository.split('/')[0]!.toLowerCase()))].sort();
-    return sendPage(res, 200, htmlPage(title, `<h1>Stockade: organisations</h1><ul>${owners.map((o) => `<li><a href="/ui/orgs/${esc(encodeURIComponent(o))}">${esc(o)}</a></li>`).join('')}</ul>`)), true;
+    const rows = (await Promise.all([d.store.inState('running', 10_000), d.store.inState('queued', 10_000), d.store.inState('completed', 1000)])).flat();
+    const owners = [...new Set(rows.map((r) => r.repository.split('/')[0]!.toLowerCase()))].sort();
+    const now = Date.now();
+    const hosts = await d.store.leases.hosts();
+    const fleet = hosts.length
+      ? `<table><thead><tr><th>host</th><th>capacity</th><th>running</th><th>state</th><th>last heartbeat</th></tr></thead><tbody>${hosts.map((h) => `<tr><td>${esc(h.id)}</td><td>${h.capacity}</td><td>${h.running}</td><td>${h.draining ? 'draining' : 'serving'}</td><td>${duration(now - h.heartbeatAt)} ago</td></tr>`).join('')}</tbody></table>`
+      : '<p class="muted">none</p>';
+    return sendPage(res, 200, htmlPage(title, `<h1>Stockade: organisations</h1><ul>${owners.map((o) => `<li><a href="/ui/orgs/${esc(encodeURIComponent(o))}">${esc(o)}</a></li>`).join('')}</ul><h2>Hosts</h2><div id="hosts">${fleet}</div>`)), true;
   }
   let owner: string;
   try {
@@ -126,6 +130,6 @@ export async function adminPages(d: AdminPagesDeps, req: IncomingMessage, res: S
   if (!url.pathname.startsWith('/ui/orgs/') || !OWNER.test(owner)) return sendPage(res, 404, htmlPage(title, '<h1>Not found</h1>')), true;
   // Owner names are case-insensitive on GitHub and match exactly: acme never sees acme-rival.
   if (scope !== '*' && scope.toLowerCase() !== owner.toLowerCase()) return sendPage(res, 403, htmlPage(title, `<h1>Not allowed</h1><p>This token may not see ${esc(owner)}.</p>`)), true;
-  sendPage(res, 200, htmlPage(`Stockade: ${owner}`, orgPage(d, owner), { refresh: 10 }));
+  sendPage(res, 200, htmlPage(`Stockade: ${owner}`, await orgPage(d, owner), { refresh: 10 }));
   return true;
 }

@@ -24,7 +24,7 @@ export interface ExecuteDeps {
   /** Secrets of a repository (never used for jobs from forks). */
   secrets(repository: string): Record<string, string>;
   /** The stored payload of a delivery (app mode matches `on:` against it). */
-  payloadOf(guid: string): Record<string, unknown>;
+  payloadOf(guid: string): Promise<Record<string, unknown>>;
   /** Called with a line of progress (throttled by the caller). */
   progress?(stepName: string): void;
   /** Called with every (masked) log line as it is made: the job page's live view. */
@@ -98,7 +98,7 @@ async function executeApp(d: ExecuteDeps, row: ServerJob, spec: AppSpec): Promis
   const dir = jobWorkDir(d.workDir, row.key);
   const name = `workflows (${spec.event})`;
   try {
-    const payload = d.payloadOf(row.deliveryGuid);
+    const payload = await d.payloadOf(row.deliveryGuid);
     await rm(dir, { recursive: true, force: true });
     await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir, d.tarballLimits);
     const { files, diagnostics: readErrors } = await readWorkflowFiles(dir, '.stockade/workflows');

@@ -66,7 +66,7 @@ function spec(row: ServerJob): { jobName: string } {
 }
 
 /** `GET /jobs/KEY?sig=…` and `GET /jobs/KEY/events?sig=…`. Answers 404 for a bad key or signature alike. */
-export function jobPageRoute(d: { store: ServerStore; logKey: Buffer; live: LiveLogs }, req: IncomingMessage, res: ServerResponse, url: URL): void {
+export async function jobPageRoute(d: { store: ServerStore; logKey: Buffer; live: LiveLogs }, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   let rest: string;
   try {
     rest = decodeURIComponent(url.pathname.slice('/jobs/'.length));
@@ -75,7 +75,9 @@ export function jobPageRoute(d: { store: ServerStore; logKey: Buffer; live: Live
   }
   const events = rest.endsWith('/events');
   const key = events ? rest.slice(0, -'/events'.length) : rest;
-  const row = d.store.get(key);
+  // The signature first: a bad one costs no database read.
+  if (!checkLogSignature(d.logKey, key, url.searchParams.get('sig'))) return void res.writeHead(404).end('not found\n');
+  const row = await d.store.get(key);
   if (!row || !checkLogSignature(d.logKey, key, url.searchParams.get('sig'))) return void res.writeHead(404).end('not found\n');
   if (events) return streamEvents(d.live, key, req, res);
   const name = spec(row).jobName;

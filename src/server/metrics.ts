@@ -17,6 +17,9 @@ export class ServerMetrics {
   readonly networkBlocked = new Counter({ name: 'stockade_network_blocked_total', help: 'Blocked network attempts of jobs (anomaly signal): DNS queries refused and connections refused by the egress sidecar', labelNames: ['kind'], registers: [this.registry] });
   readonly networkAllowed = new Counter({ name: 'stockade_network_allowed_total', help: 'DNS answers and connections the egress sidecar allowed', labelNames: ['kind'], registers: [this.registry] });
   readonly egressBytes = new Counter({ name: 'stockade_egress_bytes_out_total', help: 'Bytes jobs sent out through the egress sidecar', registers: [this.registry] });
+  readonly fencedWrites = new Counter({ name: 'stockade_fenced_writes_total', help: 'Writes of this host refused because its lease on the job had passed to another host (0 rows changed)', registers: [this.registry] });
+  readonly hostLoss = new Counter({ name: 'stockade_jobs_taken_over_total', help: 'Running jobs whose host stopped renewing its lease, taken over by this host', labelNames: ['to'], registers: [this.registry] });
+  readonly claimLatency = new Histogram({ name: 'stockade_claim_seconds', help: 'Time one claim transaction took', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry] });
   readonly quotaRefusals = new Counter({ name: 'stockade_quota_refusals_total', help: 'Jobs completed at once because a minutes quota was used up', labelNames: ['scope'], registers: [this.registry] });
 
   constructor(store: ServerStore) {
@@ -27,24 +30,41 @@ export class ServerMetrics {
       help: 'Jobs waiting or running, by repository and state',
       labelNames: ['repository', 'state'],
       registers: [registry],
-      collect() {
+      async collect() {
         this.reset();
         for (const state of ['accepted', 'queued', 'running'] as const) {
           const counts = new Map<string, number>();
-          for (const r of store.inState(state, 100_000)) counts.set(r.repository, (counts.get(r.repository) ?? 0) + 1);
+          for (const r of await store.inState(state, 100_000)) counts.set(r.repository, (counts.get(r.repository) ?? 0) + 1);
           for (const [repository, n] of counts) this.set({ repository, state }, n);
         }
       },
     });
+    for (const [name, help, field] of [
+      ['stockade_fleet_host_capacity', 'Jobs each host of the fleet runs at once', 'capacity'],
+      ['stockade_fleet_host_running', 'Jobs each host of the fleet is running, as of its last heartbeat', 'running'],
+      ['stockade_fleet_host_heartbeat_age_seconds', 'Seconds since each host of the fleet last renewed its heartbeat', 'age'],
+    ] as const) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['host', 'state'],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          const now = Date.now();
+          for (const h of await store.leases.hosts()) this.set({ host: h.id, state: h.draining ? 'draining' : 'serving' }, field === 'age' ? (now - h.heartbeatAt) / 1000 : h[field]);
+        },
+      });
+    }
     new Gauge({
       name: 'stockade_quota_saturation',
       help: 'Used / limit of each minutes quota (1 = exhausted)',
       labelNames: ['scope', 'period'],
       registers: [registry],
-      collect() {
+      async collect() {
         this.reset();
-        for (const { scope, quota } of store.quotas.list()) {
-          const u = store.quotas.usage(scope);
+        for (const { scope, quota } of await store.quotas.list()) {
+          const u = await store.quotas.usage(scope);
           if (quota.minutesPerDay) this.set({ scope, period: 'day' }, u.dayMs / 60_000 / quota.minutesPerDay);
           if (quota.minutesPerMonth) this.set({ scope, period: 'month' }, u.monthMs / 60_000 / quota.minutesPerMonth);
         }

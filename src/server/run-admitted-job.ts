@@ -4,6 +4,7 @@ import type { ServerMetrics } from './metrics';
 import type { ServerJob } from './plan-delivery';
 import type { GitHubPort } from './ports';
 import type { ServerOptions } from './stockade-server';
+import type { HandOff, HostLeases } from './host-leases';
 
 /** What running one admitted job needs of the server: its options, the live logs, metrics, and the cancel switches. */
 export interface RunJobContext {
@@ -14,6 +15,10 @@ export interface RunJobContext {
   jobAborts: Map<string, AbortController>;
   /** Aborted when the server stops. */
   serverSignal: AbortSignal;
+  /** This host's leases: the job is held from its claim to its stored result. */
+  leases: HostLeases;
+  /** Per running job: how the fleet stops it (lease lost, handed back on drain). */
+  handOff: Map<string, (why: HandOff) => void>;
 }
 
 /**
@@ -28,10 +33,19 @@ export async function runAdmittedJob(c: RunJobContext, row: ServerJob): Promise<
   const started = new Date();
   let lastProgress = 0;
   const every = c.o.progressIntervalMs ?? 5000;
+  // No write for a job whose lease may have passed to another host: it is that host's now.
   const update = (fields: Parameters<GitHubPort['updateCheckRun']>[4]) =>
-    row.checkRunId ? gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, fields).catch((e: unknown) => log.warn({ err: e }, 'progress update failed')) : Promise.resolve();
+    row.checkRunId && c.leases.holds(row.key) ? gh.updateCheckRun(row.installationId, spec.owner, spec.repo, row.checkRunId, fields).catch((e: unknown) => log.warn({ err: e }, 'progress update failed')) : Promise.resolve();
   // Cancellable from the moment the job is running, before the first await.
   const abort = new AbortController();
+  let handedOff: HandOff | undefined;
+  const fence = { owner: row.leaseOwner ?? '', attempt: row.attempt };
+  const stopFor = (why: HandOff) => {
+    handedOff ??= why;
+    abort.abort();
+  };
+  c.leases.hold(row.key, row.attempt, stopFor);
+  c.handOff.set(row.key, stopFor);
   c.jobAborts.set(row.key, abort);
   const onServerAbort = () => abort.abort();
   c.serverSignal.addEventListener('abort', onServerAbort, { once: true });
@@ -52,7 +66,7 @@ export async function runAdmittedJob(c: RunJobContext, row: ServerJob): Promise<
         fetchAction: c.o.fetchAction,
         workDir: c.o.workDir,
         secrets: c.o.secrets,
-        payloadOf: (guid) => JSON.parse(c.o.store.getDelivery(guid)?.payload ?? '{}') as Record<string, unknown>,
+        payloadOf: async (guid) => JSON.parse((await c.o.store.getDelivery(guid))?.payload ?? '{}') as Record<string, unknown>,
         signal: abort.signal,
         line: (text) => c.live.append(row.key, text),
         progress: (name) => {
@@ -67,17 +81,41 @@ export async function runAdmittedJob(c: RunJobContext, row: ServerJob): Promise<
     );
   } catch (e) {
     c.live.finish(row.key);
+    c.leases.release(row.key);
     throw e;
   } finally {
     c.jobAborts.delete(row.key);
+    c.handOff.delete(row.key);
     c.serverSignal.removeEventListener('abort', onServerAbort);
   }
   const wall = Date.now() - t0;
-  c.o.store.quotas.addUsage([`repo:${row.repository}`, `org:${row.repository.split('/')[0]}`], wall);
-  c.metrics.jobFinished(result.report, wall);
-  const state = result.report.conclusion === 'cancelled' ? 'cancelled' : result.report.error && !result.report.steps.length ? 'failed' : 'completed';
-  c.o.store.transition(row.key, state, { result: result.report, log: result.log });
-  // After the stored result: a page reloaded at the end shows it.
-  c.live.finish(row.key);
-  log.info({ conclusion: result.report.conclusion }, 'job finished');
+  try {
+    if (handedOff === 'lease-lost') {
+      // Another host has the job now (it failed or re-queued it): this run's result is not this host's to store.
+      c.metrics.fencedWrites.inc();
+      log.warn({ host: fence.owner, attempt: fence.attempt }, 'job ended after its lease was lost; its result is discarded');
+      return;
+    }
+    if (handedOff === 'handback') {
+      const back = await c.o.store.transition(row.key, 'queued', {}, fence);
+      if (!back) c.metrics.fencedWrites.inc();
+      log.warn({ handedBack: back }, 'drain: job stopped and handed back to the queue');
+      return;
+    }
+    c.metrics.jobFinished(result.report, wall);
+    const state = result.report.conclusion === 'cancelled' ? 'cancelled' : result.report.error && !result.report.steps.length ? 'failed' : 'completed';
+    // The result, the job time and the running counts in one fenced transaction: a host whose lease
+    // passed to another changes nothing (0 rows) and counts no minutes.
+    const stored = await c.o.store.transition(row.key, state, { result: result.report, log: result.log, usage: { scopes: [`repo:${row.repository}`, `org:${row.repository.split('/')[0]}`], ms: wall } }, fence);
+    if (!stored) {
+      c.metrics.fencedWrites.inc();
+      log.warn({ host: fence.owner, attempt: fence.attempt }, 'fenced write refused: another host took the job over; 0 rows changed');
+      return;
+    }
+    log.info({ conclusion: result.report.conclusion }, 'job finished');
+  } finally {
+    c.leases.release(row.key);
+    // After the stored result: a page reloaded at the end shows it.
+    c.live.finish(row.key);
+  }
 }

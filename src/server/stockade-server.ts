@@ -9,7 +9,10 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../common';
 import type { EgressSettings, JobSettings } from '../runner';
 import type { Sandbox } from '../sandbox';
-import type { Quota } from '../store';
+import type { HostLossPolicy, Quota } from '../store';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { HostLeases, type HandOff } from './host-leases';
 import type { ExecuteDeps } from './execute-job';
 import { refusedBeforeQueue } from './precheck';
 import { checkLogSignature, jobPageUrl } from './log-link';
@@ -74,6 +77,14 @@ export interface ServerOptions {
   jit?: JitRunners;
   /** Retries of GitHub writes that fail (check-run creation, the final report), and when to give up. @default DEFAULT_BACKOFF */
   githubBackoff?: BackoffPolicy;
+  /** This host's name in the fleet (leases, the hosts table); a fresh suffix per process. @default hostname/pid/random */
+  hostId?: string;
+  /** How long a claim holds a job without renewal before another host may take it over. @default 30000 */
+  leaseMs?: number;
+  /** A running job whose host stopped renewing: failed ("the runner host stopped") or queued again (at most twice). @default fail */
+  hostLoss?: HostLossPolicy;
+  /** On stop: how long running jobs may finish before they are handed back to the queue. @default 30000 */
+  drainMs?: number;
 }
 
 const EVENTS = new Set(['workflow_job', 'push', 'pull_request', 'check_suite', 'check_run']);
@@ -89,6 +100,10 @@ export class StockadeServer {
   /** When this process started: rows created before it were accepted by an earlier one. */
   private readonly startedAt = Date.now();
   private readonly jobAborts = new Map<string, AbortController>();
+  readonly hostId: string;
+  private readonly leaseMs: number;
+  readonly leases: HostLeases;
+  private draining = false;
   private running = 0;
   /** Masked log lines of running jobs, for the job pages' live view. */
   private readonly live = new LiveLogs();
@@ -111,7 +126,10 @@ export class StockadeServer {
 
   constructor(private readonly o: ServerOptions) {
     this.metrics = new ServerMetrics(o.store);
-    this.checkRuns = new CheckRuns({ github: o.github, store: o.store, logger: o.logger, publicUrl: o.publicUrl, logKey: o.logKey, backoff: o.githubBackoff, cancelGitHubRun: o.cancelGitHubRun, runnerMode: !!o.jit });
+    this.hostId = o.hostId ?? `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
+    this.leaseMs = o.leaseMs ?? 30_000;
+    this.checkRuns = new CheckRuns({ github: o.github, store: o.store, logger: o.logger, publicUrl: o.publicUrl, logKey: o.logKey, backoff: o.githubBackoff, cancelGitHubRun: o.cancelGitHubRun, runnerMode: !!o.jit, hostId: this.hostId, leaseMs: this.leaseMs });
+    this.leases = new HostLeases({ store: o.store, logger: o.logger, metrics: this.metrics, hostId: this.hostId, capacity: o.concurrency ?? 2, leaseMs: this.leaseMs, hostLoss: o.hostLoss ?? 'fail', reap: () => o.sandbox.reap(), running: () => this.running, draining: () => this.draining });
   }
 
   /** Address of the admin listener once started. */
@@ -123,9 +141,13 @@ export class StockadeServer {
   async start(): Promise<AddressInfo> {
     const log = this.o.logger;
     const report = await this.o.sandbox.reap();
-    for (const row of this.o.store.inState('running')) {
-      this.o.store.transition(row.key, 'failed', { result: failedReport(row, 'the runner restarted while this job ran; its containers were removed') });
-      log.warn({ job: row.key }, 'job was running when the runner stopped; reported as failed');
+    // One host on SQLite: whatever is still running was this host's before it stopped. A fleet's jobs
+    // belong to their hosts' leases: one whose host is gone is taken over when its lease expires.
+    if (this.o.store.db.dialect === 'sqlite') {
+      for (const row of await this.o.store.inState('running')) {
+        await this.o.store.transition(row.key, 'failed', { result: failedReport(row, 'the runner restarted while this job ran; its containers were removed') });
+        log.warn({ job: row.key }, 'job was running when the runner stopped; reported as failed');
+      }
     }
     const runners = await this.o.jit?.reapLeftovers();
     log.info({ reaped: report, runners }, 'recovered');
@@ -157,6 +179,7 @@ export class StockadeServer {
       hardenListener(this.admin);
       await new Promise<void>((r) => this.admin!.listen(this.o.adminPort, this.o.adminHost ?? '127.0.0.1', r));
     }
+    this.leases.start();
     this.timers.push(setInterval(() => this.kick(), 1000));
     const every = this.o.reconcileIntervalMs ?? 60_000;
     if (every > 0) this.timers.push(setInterval(() => void this.reconcile(), every));
@@ -164,21 +187,37 @@ export class StockadeServer {
     return this.http.address() as AddressInfo;
   }
 
-  /** Stops taking work, cancels running jobs (their containers are removed), waits for them. */
-  async stop(): Promise<void> {
+  /**
+   * Drains and stops: no more claims; running jobs may finish for `drainMs`; those still running
+   * then are stopped and handed back to the queue (another host, or this one after a restart, runs
+   * them); then the listeners close.
+   */
+  async stop(drainMs = this.o.drainMs ?? 30_000): Promise<void> {
+    this.draining = true;
     this.stopped = true;
     this.timers.forEach(clearInterval);
+    await this.leases.tick();
+    const all = Promise.allSettled([...this.active]);
+    const drained = await Promise.race([all.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), drainMs).unref())]);
+    if (!drained) {
+      this.o.logger.warn({ jobs: this.leases.heldKeys() }, `drain: ${Math.round(drainMs / 1000)} s passed; the jobs still running are handed back to the queue`);
+      for (const key of this.leases.heldKeys()) this.handOff.get(key)?.('handback');
+    }
     this.abort.abort();
     await Promise.allSettled([...this.active]);
+    await this.leases.stop();
     this.http?.closeAllConnections();
     this.admin?.closeAllConnections();
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
     await new Promise<void>((r) => (this.admin ? this.admin.close(() => r()) : r()));
   }
 
+  /** Per running job: stops it for the fleet's reasons (lease lost, handed back on drain). */
+  private readonly handOff = new Map<string, (why: HandOff) => void>();
+
   /** Cancels a queued job (reported cancelled) or a running one (its step is stopped); false if none or finished. */
-  cancel(key: string): boolean {
-    const row = this.o.store.get(key);
+  async cancel(key: string): Promise<boolean> {
+    const row = await this.o.store.get(key);
     if (!row) return false;
     if (row.state === 'running') {
       const c = this.jobAborts.get(key);
@@ -187,7 +226,7 @@ export class StockadeServer {
       return true;
     }
     if (row.state !== 'accepted' && row.state !== 'queued') return false;
-    const ok = this.o.store.transition(key, 'cancelled', { result: { ...failedReport(row, 'cancelled by an administrator'), conclusion: 'cancelled' } });
+    const ok = await this.o.store.transition(key, 'cancelled', { result: { ...failedReport(row, 'cancelled by an administrator'), conclusion: 'cancelled' } });
     this.kick();
     return ok;
   }
@@ -203,7 +242,7 @@ export class StockadeServer {
       checks.podman = (e as Error).message;
     }
     try {
-      this.o.store.quotas.addUsage(['readyz'], 0);
+      await this.o.store.quotas.addUsage(['readyz'], 0);
       checks.database = 'ok';
     } catch (e) {
       ok = false;
@@ -237,21 +276,27 @@ export class StockadeServer {
         else res.destroy();
       });
     }
-    if (req.method === 'GET' && url.pathname.startsWith('/logs/')) return this.serveLog(url, res);
-    if (req.method === 'GET' && url.pathname.startsWith('/jobs/')) return jobPageRoute({ store: this.o.store, logKey: this.o.logKey, live: this.live }, req, res, url);
-    if (req.method === 'GET' && url.pathname === '/healthz') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.o.store.counts()));
+    const failed = (e: unknown) => {
+      this.o.logger.warn({ err: e }, 'request failed');
+      if (!res.headersSent) res.writeHead(503).end('the database is unreachable; try again\n');
+      else res.destroy();
+    };
+    if (req.method === 'GET' && url.pathname.startsWith('/logs/')) return void this.serveLog(url, res).catch(failed);
+    if (req.method === 'GET' && url.pathname.startsWith('/jobs/')) return void jobPageRoute({ store: this.o.store, logKey: this.o.logKey, live: this.live }, req, res, url).catch(failed);
+    if (req.method === 'GET' && url.pathname === '/healthz') return void this.o.store.counts().then((c) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(c)), failed);
     res.writeHead(404).end();
   }
 
-  private serveLog(url: URL, res: ServerResponse): void {
+  private async serveLog(url: URL, res: ServerResponse): Promise<void> {
     let key: string;
     try {
       key = decodeURIComponent(url.pathname.slice('/logs/'.length));
     } catch {
       return void res.writeHead(404).end('not found\n');
     }
-    const row = this.o.store.get(key);
-    if (!row || !checkLogSignature(this.o.logKey, key, url.searchParams.get('sig'))) return void res.writeHead(404).end('not found\n');
+    if (!checkLogSignature(this.o.logKey, key, url.searchParams.get('sig'))) return void res.writeHead(404).end('not found\n');
+    const row = await this.o.store.get(key);
+    if (!row) return void res.writeHead(404).end('not found\n');
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(row.log ?? `(job ${row.state}; no log yet)\n`);
   }
 
@@ -276,26 +321,28 @@ export class StockadeServer {
 
   private async pump(): Promise<void> {
     const { store, logger } = this.o;
-    for (const d of store.unprocessedDeliveries()) {
+    for (const d of await store.unprocessedDeliveries()) {
       let payload: Record<string, unknown>;
       try {
         payload = JSON.parse(d.payload) as Record<string, unknown>;
       } catch {
-        store.processDelivery(d.guid, []);
+        await store.processDelivery(d.guid, []);
         continue;
       }
-      this.cancelIfGitHubCancelled(d.event, payload);
-      const plan = d.event === 'check_run' ? this.planRerun(d.guid, payload) : planDelivery(d.guid, d.event, payload, this.o.labels, this.o.modes, this.o.priorities);
-      const added = store.processDelivery(d.guid, plan.jobs);
+      await this.cancelIfGitHubCancelled(d.event, payload);
+      const plan = d.event === 'check_run' ? await this.planRerun(d.guid, payload) : planDelivery(d.guid, d.event, payload, this.o.labels, this.o.modes, this.o.priorities);
+      // Two hosts may plan the same delivery at once: a job's key is inserted once, by whichever is first.
+      const added = await store.processDelivery(d.guid, plan.jobs);
       logger.info({ delivery: d.guid, event: d.event, jobs: added.length, reason: plan.reason }, 'delivery processed');
     }
     // Free job slots first: creating check runs is paced by GitHub's write limits (one a second),
     // so a burst of deliveries must not hold up jobs that are already accepted.
-    this.startQueued();
-    // Reports go out side by side, each job's at most once at a time: a repository whose reports
-    // GitHub refuses (backed off, then given up) never holds up another's.
-    for (const row of store.unreported(20)) {
+    await this.startQueued();
+    // Reports go out side by side, each job's at most once at a time in the whole fleet (the report
+    // is claimed first): a repository whose reports GitHub refuses never holds up another's.
+    for (const row of await store.unreported(20)) {
       if (this.reporting.has(row.key)) continue;
+      if (!(await store.leases.claimReport(row.key, this.hostId, 60_000))) continue;
       this.reporting.add(row.key);
       const p = this.checkRuns.report(row).finally(() => {
         this.reporting.delete(row.key);
@@ -305,44 +352,43 @@ export class StockadeServer {
     }
     const burst = this.o.burstPerMinute ?? 120;
     let accepted = 0;
-    for (const row of interleaveByRepository(store.dueAccepted(1000))) {
-      if (accepted >= 5) break;
+    for (const row of interleaveByRepository(await store.dueAccepted(1000))) {
+      if (accepted >= 5 || this.stopped) break;
       // Burst limit: over it, the job stays stored and accepted, admitted later in arrival order.
-      if (!burstAllows(store.admittedSince(row.installationId, Date.now() - 60_000), burst)) continue;
-      await this.accept(row);
+      if (!burstAllows(await store.admittedSince(row.installationId, Date.now() - 60_000), burst)) continue;
+      // One host accepts a job at a time (its check run is created once).
+      const attempt = await store.leases.claimAccept(row.key, this.hostId, this.leaseMs);
+      if (attempt === undefined) continue;
+      await this.accept(row, attempt);
       accepted++;
-      this.startQueued();
+      await this.startQueued();
     }
   }
 
-  /** Starts queued jobs while slots are free, fairly across repositories and within each quota. */
-  private startQueued(): void {
+  /**
+   * Claims queued jobs while this host has free slots: fairly across repositories and within every
+   * concurrency quota of the whole fleet (the claim's transaction, store/leases.ts), then each
+   * minutes quota; a job whose minutes are used up completes at once as neutral.
+   */
+  private async startQueued(): Promise<void> {
     const { store } = this.o;
     const host = this.o.concurrency ?? 2;
-    if (this.stopped) return;
-    const quota = (scope: string) => this.quota(scope);
-    for (;;) {
-      if (this.running >= host) return;
-      const waiting = store.inState('queued', 100_000);
-      if (!waiting.length) return;
-      const running = store.inState('running', 10_000).map((r) => ({ repository: r.repository, org: r.repository.split('/')[0]! }));
-      const next = pickNext(
-        waiting.map((r) => ({ key: r.key, repository: r.repository, org: r.repository.split('/')[0]!, priority: r.priority, createdAt: r.createdAt })),
-        running,
-        { host, repository: (repo) => quota(`repo:${repo}`).concurrency, org: (org) => quota(`org:${org}`).concurrency },
-        ((last) => (repo: string) => last.get(repo))(store.lastStarted()),
-      );
-      if (!next) return;
-      const row = waiting.find((r) => r.key === next.key)!;
-      const exhausted = this.exhaustedQuota(row.repository);
+    if (this.stopped || this.running >= host) return;
+    const stored = new Map((await store.quotas.list()).map((q) => [q.scope, q.quota]));
+    const quota = (scope: string): Quota => ({ ...(this.o.quotaDefaults?.(scope) ?? {}), ...(stored.get(scope.toLowerCase()) ?? {}) });
+    while (this.running < host && !this.stopped) {
+      const t0 = process.hrtime.bigint();
+      const row = await store.leases.claim(this.hostId, this.leaseMs, { repository: (repo) => quota(`repo:${repo}`).concurrency, org: (org) => quota(`org:${org}`).concurrency });
+      this.metrics.claimLatency.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+      if (!row) return;
+      const fence = { owner: this.hostId, attempt: row.attempt };
+      const exhausted = await this.exhaustedQuota(row.repository, quota);
       if (exhausted) {
         this.metrics.quotaRefusals.inc({ scope: exhausted.scope });
         const report = { ...failedReport(row, exhausted.message), conclusion: 'neutral' as const, annotations: [] };
-        store.transition(row.key, 'running');
-        store.transition(row.key, 'completed', { result: report });
+        await store.transition(row.key, 'completed', { result: report }, fence);
         continue;
       }
-      if (!store.transition(row.key, 'running')) continue;
       this.metrics.queueWait.observe((Date.now() - row.createdAt) / 1000);
       this.running++;
       const p = this.run(row).finally(() => {
@@ -354,34 +400,31 @@ export class StockadeServer {
     }
   }
 
-  /** A scope's quota: the admin API's values over the configuration's defaults. */
-  private quota(scope: string): Quota {
-    return { ...(this.o.quotaDefaults?.(scope) ?? {}), ...this.o.store.quotas.get(scope) };
-  }
-
   /** The first minutes quota of the repository or its organisation that is used up (queue/minutes-quota.ts). */
-  private exhaustedQuota(repository: string): { scope: string; message: string } | undefined {
-    return exhaustedMinutes(repository, { limit: (scope) => this.quota(scope), used: (scope) => this.o.store.quotas.usage(scope) });
+  private async exhaustedQuota(repository: string, quota: (scope: string) => Quota): Promise<{ scope: string; message: string } | undefined> {
+    const scopes = [`repo:${repository}`, `org:${repository.split('/')[0]}`];
+    const used = new Map(await Promise.all(scopes.map(async (s) => [s, await this.o.store.quotas.usage(s)] as const)));
+    return exhaustedMinutes(repository, { limit: quota, used: (scope) => used.get(scope)! });
   }
 
   /** A workflow_job that GitHub reports cancelled (the run was cancelled there) is cancelled here too, queued or running. */
-  private cancelIfGitHubCancelled(event: string, payload: Record<string, unknown>): void {
+  private async cancelIfGitHubCancelled(event: string, payload: Record<string, unknown>): Promise<void> {
     const job = (payload.workflow_job ?? {}) as Record<string, unknown>;
     if (event !== 'workflow_job' || payload.action !== 'completed' || job.conclusion !== 'cancelled') return;
     const repo = String(((payload.repository ?? {}) as Record<string, unknown>).full_name ?? '');
     const key = `${repo}/workflow_job/${String(job.id)}/${String(job.run_attempt ?? 1)}`;
-    if (this.cancel(key)) this.o.logger.info({ job: key }, 'GitHub cancelled the run; job cancelled');
+    if (await this.cancel(key)) this.o.logger.info({ job: key }, 'GitHub cancelled the run; job cancelled');
   }
 
   /** check_run rerequested / requested_action: the job behind the check run (its external_id) runs again. */
-  private planRerun(guid: string, payload: Record<string, unknown>): { jobs: PlannedJob[]; reason: string } {
+  private async planRerun(guid: string, payload: Record<string, unknown>): Promise<{ jobs: PlannedJob[]; reason: string }> {
     const action = String(payload.action ?? '');
     if (action !== 'rerequested' && action !== 'requested_action') return { jobs: [], reason: `check_run ${action} runs nothing` };
     const externalId = String(((payload.check_run ?? {}) as Record<string, unknown>).external_id ?? '');
-    const original = this.o.store.get(externalId.replace(/#rerun\/.*$/, ''));
+    const original = await this.o.store.get(externalId.replace(/#rerun\/.*$/, ''));
     if (!original) return { jobs: [], reason: `check run ${externalId} is not one of this runner's jobs` };
     // A replayed re-run request (a fresh delivery id) while a re-run of the same job is still under way starts nothing.
-    const busy = ['accepted', 'queued', 'running'].includes(original.state) ? original : this.o.store.activeWithPrefix(`${original.key}#rerun/`);
+    const busy = ['accepted', 'queued', 'running'].includes(original.state) ? original : await this.o.store.activeWithPrefix(`${original.key}#rerun/`);
     if (busy) return { jobs: [], reason: `a re-run of ${original.key} is already ${busy.state} (${busy.key})` };
     // A re-run can be asked for by anyone who can see the check run: it runs as untrusted (no secrets).
     const spec = original.spec;
@@ -393,20 +436,21 @@ export class StockadeServer {
   }
 
   /** accepted → queued, with the check run created as `queued`. */
-  private async accept(row: ServerJob): Promise<void> {
+  private async accept(row: ServerJob, attempt: number): Promise<void> {
     const spec = row.spec;
     try {
       const name = `stockade: ${spec.jobName}`;
       // A job accepted by an earlier process may have had its check run created just
       // before a crash, without the id being saved: find it rather than make a second.
-      const earlier = row.createdAt < this.startedAt ? await this.o.github.findCheckRun(row.installationId, spec.owner, spec.repo, row.headSha, name, row.key) : undefined;
+      // So may a host that accepted it before this one (attempt > 1), or a create that timed out after GitHub made it.
+      const earlier = row.createdAt < this.startedAt || attempt > 1 || row.githubAttempts > 0 ? await this.o.github.findCheckRun(row.installationId, spec.owner, spec.repo, row.headSha, name, row.key) : undefined;
       // What the sandbox will refuse is refused here, before the job takes a slot: it completes at once with the errors.
-      const payload = () => JSON.parse(this.o.store.getDelivery(row.deliveryGuid)?.payload ?? '{}') as Record<string, unknown>;
+      const payload = async () => JSON.parse((await this.o.store.getDelivery(row.deliveryGuid))?.payload ?? '{}') as Record<string, unknown>;
       // In runner mode GitHub's runner reads the workflow (actions, containers); the hook judges each step.
       const viaRunner = !!this.o.jit && spec.mode === 'workflow_job';
-      const refused = earlier === undefined && !viaRunner ? await refusedBeforeQueue(this.o.github, row, spec, this.prechecked(), payload(), this.o.logger) : undefined;
+      const refused = earlier === undefined && !viaRunner ? await refusedBeforeQueue(this.o.github, row, spec, this.prechecked(), await payload(), this.o.logger) : undefined;
       if (refused) {
-        this.o.store.transition(row.key, 'failed', { result: refused });
+        await this.o.store.transition(row.key, 'failed', { result: refused });
         return;
       }
       const id = earlier ?? await this.o.github.createCheckRun(row.installationId, spec.owner, spec.repo, {
@@ -417,30 +461,29 @@ export class StockadeServer {
         details_url: jobPageUrl(this.o.publicUrl, this.o.logKey, row.key),
       });
       // Saved whatever the state: a job cancelled while the check run was being created must complete this one.
-      this.o.store.setCheckRun(row.key, id);
-      this.o.store.transition(row.key, 'queued');
+      await this.o.store.setCheckRun(row.key, id);
+      await this.o.store.transition(row.key, 'queued');
     } catch (e) {
-      this.checkRuns.writeFailed(row, e, 'check run could not be created', row.createdAt, () => {
+      await this.checkRuns.writeFailed(row, e, 'check run could not be created', row.createdAt, async () => {
         // Terminal: the job never ran and GitHub will not take a check run for it.
-        this.o.store.transition(row.key, 'failed', { result: failedReport(row, `GitHub refused the check run: ${(e as Error).message}`) });
+        await this.o.store.transition(row.key, 'failed', { result: failedReport(row, `GitHub refused the check run: ${(e as Error).message}`) });
       });
     }
   }
 
   private run(row: ServerJob): Promise<void> {
-    return runAdmittedJob({ o: this.o, live: this.live, metrics: this.metrics, jobAborts: this.jobAborts, serverSignal: this.abort.signal }, row);
+    return runAdmittedJob({ o: this.o, live: this.live, metrics: this.metrics, jobAborts: this.jobAborts, serverSignal: this.abort.signal, leases: this.leases, handOff: this.handOff }, row);
   }
 
 
-  /** The final check run update (and the remaining annotation batches); retried on the next pass until GitHub takes it. */
   /** Fetches deliveries GitHub made that this server never stored (it was down), and stores them. */
   async reconcile(): Promise<number> {
     let found = 0;
     try {
       for (const d of await this.o.github.listDeliveries(100)) {
-        if (this.o.store.hasDelivery(d.guid) || !EVENTS.has(d.event)) continue;
+        if (!EVENTS.has(d.event) || (await this.o.store.hasDelivery(d.guid))) continue;
         const full = await this.o.github.getDelivery(d.id);
-        if (this.o.store.addDelivery(full.guid, full.event, JSON.stringify(full.payload))) found++;
+        if (await this.o.store.addDelivery(full.guid, full.event, JSON.stringify(full.payload))) found++;
       }
     } catch (e) {
       this.o.logger.warn({ err: e }, 'reconciliation failed; will retry');

@@ -157,7 +157,7 @@ export function webhookHandler(o: IntakeOptions): (req: IncomingMessage, res: Se
       reply(res, 400, 'body is not JSON');
       return;
     }
-    const added = o.store.addDelivery(guid, event, body.toString('utf8'));
+    const added = await o.store.addDelivery(guid, event, body.toString('utf8'));
     count(added ? 'accepted' : 'duplicate');
     reply(res, 202, added ? 'accepted' : 'already received');
     if (added) o.onStored();

@@ -37,6 +37,20 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE IF NOT EXISTS usage (scope TEXT NOT NULL, period TEXT NOT NULL, ms INTEGER NOT NULL, PRIMARY KEY (scope, period));
       CREATE TABLE IF NOT EXISTS admin_tokens (hash TEXT PRIMARY KEY, org TEXT NOT NULL, created_at INTEGER NOT NULL);`,
   },
+  {
+    version: 6,
+    name: 'leases, fencing, the report outbox, running counts and hosts',
+    sql: `ALTER TABLE jobs ADD COLUMN lease_owner TEXT; ALTER TABLE jobs ADD COLUMN lease_until INTEGER;
+      ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN report_owner TEXT; ALTER TABLE jobs ADD COLUMN report_until INTEGER;
+      ALTER TABLE jobs ADD COLUMN report_batches INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX IF NOT EXISTS jobs_delivery ON jobs(delivery_guid);
+      CREATE TABLE running_counts (scope TEXT PRIMARY KEY, n INTEGER NOT NULL);
+      INSERT INTO running_counts (scope, n) SELECT 'repo:' || lower(repository), COUNT(*) FROM jobs WHERE state = 'running' GROUP BY lower(repository);
+      INSERT INTO running_counts (scope, n) SELECT 'org:' || lower(substr(repository, 1, instr(repository, '/') - 1)), COUNT(*) FROM jobs WHERE state = 'running' GROUP BY 1;
+      CREATE TABLE hosts (id TEXT PRIMARY KEY, capacity INTEGER NOT NULL, running INTEGER NOT NULL, draining INTEGER NOT NULL,
+        started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL);`,
+  },
 ];
 
 export const SCHEMA_VERSION = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]!.version;

@@ -107,9 +107,9 @@ test('fair order: 50 jobs of one repository, then 1 of another: the second repos
 
 test('a repository over its minutes quota gets a completed check run saying which quota and when it resets; usage is counted', async () => {
   assert.equal((await api('PUT', '/v1/quotas/octo-org/spent', orgToken, { minutesPerDay: 1 })).status, 200);
-  const store = new JobStore(join(state, 'stockade.db'));
-  store.quotas.addUsage(['repo:octo-org/spent'], 61_000);
-  store.close();
+  const store = await JobStore.open(join(state, 'stockade.db'));
+  await store.quotas.addUsage(['repo:octo-org/spent'], 61_000);
+  await store.close();
   await deliver(w, server.url, 'workflow_job', job(3000, 'octo-org/spent'));
   const run = await until('quota report', () => { const c = runOf('octo-org/spent/workflow_job/3000/1'); return c?.fields.status === 'completed' && c; }, 60_000);
   assert.equal(run.fields.conclusion, 'neutral');

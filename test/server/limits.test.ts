@@ -32,14 +32,14 @@ const job = (id: number, repository: string, installation: number) => {
 test('200 short jobs across 10 repositories limited to 1 concurrent job each (YAML config): never 2 of one repository, the host runs 2', async () => {
   for (let i = 0; i < 200; i++) await deliver(w, server.url, 'workflow_job', job(1000 + i, `octo-org/r${i % 10}`, 1000 + i));
   // Sample the server's own job states (its database) throughout the run.
-  const store = new JobStore(join(state, 'stockade.db'));
+  const store = await JobStore.open(join(state, 'stockade.db'));
   let maxPerRepo = 0;
   let maxAll = 0;
   let samples = 0;
   const completed = () => [...w.fake.checkRuns.values()].filter((c) => /^octo-org\/r\d\//.test(String(c.fields.external_id)) && c.fields.status === 'completed').length;
   const deadline = Date.now() + 400_000;
   while (completed() < 200 && Date.now() < deadline) {
-    const running = store.inState('running');
+    const running = await store.inState('running');
     const per = new Map<string, number>();
     for (const r of running) per.set(r.repository, (per.get(r.repository) ?? 0) + 1);
     maxPerRepo = Math.max(maxPerRepo, ...per.values(), 0);
@@ -47,7 +47,7 @@ test('200 short jobs across 10 repositories limited to 1 concurrent job each (YA
     samples++;
     await sleep(50);
   }
-  store.close();
+  await store.close();
   assert.equal(completed(), 200, 'every job completed');
   assert.equal(maxPerRepo, 1, `never two jobs of one repository at once (${samples} samples)`);
   assert.equal(maxAll, 2, 'the host ran two at once');

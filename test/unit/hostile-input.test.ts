@@ -1,4 +1,3 @@
-import { migrate } from '../../src/store/migrations';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -8,14 +7,12 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
-import Database from 'better-sqlite3';
 import { readFileBeneath, listDirBeneath } from '../../src/common';
 import { readWorkflowFiles } from '../../src/runner';
 import { extractTarball } from '../../src/host/extract-tarball';
 import { jobWorkDir } from '../../src/server/execute-job';
 import { planDelivery, sameRepository, type AppSpec, type JobSpec } from '../../src/server/plan-delivery';
 import type { JobReport } from '../../src/github';
-import { QuotaStore } from '../../src/store/quota-store';
 import { JobStore } from '../../src/store';
 import { adminHandler, hashToken } from '../../src/server/admin-api';
 import { ServerMetrics } from '../../src/server/metrics';
@@ -159,20 +156,18 @@ test('fork detection fails closed: unknown or null head repositories, check suit
   assert.equal(fork(suite('rerequested', { head_branch: 'main', pull_requests: [] })), true);
 });
 
-test('quota scopes match exactly and in any case: acme never sees acme-rival', () => {
-  const db = new Database(':memory:');
-  migrate(db, ':memory:');
-  const q = new QuotaStore(db, Date.now);
-  q.set('org:acme', { concurrency: 2 });
-  q.set('repo:acme/web', { concurrency: 1 });
-  q.set('org:acme-rival', { concurrency: 9 });
-  q.set('repo:acme-rival/web', { concurrency: 9 });
-  q.set('repo:ACME/Api', { concurrency: 3 });
-  assert.deepEqual(q.list('ACME').map((x) => x.scope), ['org:acme', 'repo:acme/api', 'repo:acme/web']);
-  assert.deepEqual(q.get('Org:Acme'), { concurrency: 2 });
-  q.addUsage(['repo:Acme/Web'], 60_000);
-  assert.equal(q.usage('repo:acme/web').dayMs, 60_000);
-  assert.equal(q.list().length, 5);
+test('quota scopes match exactly and in any case: acme never sees acme-rival', async () => {
+  const q = (await JobStore.open(':memory:')).quotas;
+  await q.set('org:acme', { concurrency: 2 });
+  await q.set('repo:acme/web', { concurrency: 1 });
+  await q.set('org:acme-rival', { concurrency: 9 });
+  await q.set('repo:acme-rival/web', { concurrency: 9 });
+  await q.set('repo:ACME/Api', { concurrency: 3 });
+  assert.deepEqual((await q.list('ACME')).map((x) => x.scope), ['org:acme', 'repo:acme/api', 'repo:acme/web']);
+  assert.deepEqual(await q.get('Org:Acme'), { concurrency: 2 });
+  await q.addUsage(['repo:Acme/Web'], 60_000);
+  assert.equal((await q.usage('repo:acme/web')).dayMs, 60_000);
+  assert.equal((await q.list()).length, 5);
 });
 
 /** Calls the admin handler as the HTTP server would, from a client at `remote`. */
@@ -187,16 +182,16 @@ async function adminCall(handler: ReturnType<typeof adminHandler>, o: { method: 
 }
 
 test('admin API: exact, case-insensitive scopes; an organisation cannot raise its limits past the operator ceiling; metrics only for loopback or the operator', async () => {
-  const store = new JobStore<JobSpec, JobReport>(':memory:');
+  const store = await JobStore.open<JobSpec, JobReport>(':memory:');
   const acme = 'acme-token-0123456789abcdef';
   const op = 'operator-token-0123456789ab';
-  store.quotas.addToken(hashToken(acme), 'Acme');
-  store.quotas.addToken(hashToken(op), '*');
-  store.quotas.set('org:acme-rival', { concurrency: 9 });
-  store.quotas.set('repo:acme-rival/secret-project', { concurrency: 9 });
-  store.quotas.set('repo:acme/web', { concurrency: 1 });
+  await store.quotas.addToken(hashToken(acme), 'Acme');
+  await store.quotas.addToken(hashToken(op), '*');
+  await store.quotas.set('org:acme-rival', { concurrency: 9 });
+  await store.quotas.set('repo:acme-rival/secret-project', { concurrency: 9 });
+  await store.quotas.set('repo:acme/web', { concurrency: 1 });
   const metrics = new ServerMetrics(store);
-  const h = adminHandler({ store, metrics, cancel: () => false, ready: async () => ({ ok: true, checks: {} }), ceiling: (scope) => (scope === 'org:acme' ? { concurrency: 4, minutesPerDay: 600 } : {}) });
+  const h = adminHandler({ store, metrics, cancel: async () => false, ready: async () => ({ ok: true, checks: {} }), ceiling: (scope) => (scope === 'org:acme' ? { concurrency: 4, minutesPerDay: 600 } : {}) });
   const list = await adminCall(h, { method: 'GET', url: '/v1/quotas', token: acme });
   assert.equal(list.status, 200);
   assert.doesNotMatch(list.body, /rival/, 'acme never sees acme-rival');

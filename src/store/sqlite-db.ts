@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { resolve } from 'node:path';
 import { migrate } from './migrations';
 import { withoutRowLocks, type SqlDb } from './sql';
 
@@ -11,10 +12,11 @@ export class SqliteDb implements SqlDb {
   readonly dialect = 'sqlite';
   private readonly db: Database.Database;
   private readonly cache = new Map<string, Database.Statement>();
-  /** Settles when the open transaction ends. */
-  private turn: Promise<void> = Promise.resolve();
+  /** Whose turn it is: shared by every connection of this process to the same file (see gates). */
+  private readonly gate: Gate;
 
   constructor(readonly path: string) {
+    this.gate = gateOf(path);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
@@ -43,30 +45,27 @@ export class SqliteDb implements SqlDb {
     close: () => this.close(),
   };
 
-  /** A transaction is open: other callers wait for `turn`. */
-  private locked = false;
-
   async all<T>(sql: string, args?: readonly unknown[]): Promise<T[]> {
     // Checked and run in one continuation: no transaction can open between the check and the statement.
-    while (this.locked) await this.turn;
+    while (this.gate.locked) await this.gate.turn;
     return this.direct.all<T>(sql, args);
   }
 
   async get<T>(sql: string, args?: readonly unknown[]): Promise<T | undefined> {
-    while (this.locked) await this.turn;
+    while (this.gate.locked) await this.gate.turn;
     return this.direct.get<T>(sql, args);
   }
 
   async run(sql: string, args?: readonly unknown[]): Promise<number> {
-    while (this.locked) await this.turn;
+    while (this.gate.locked) await this.gate.turn;
     return this.direct.run(sql, args);
   }
 
   async tx<T>(fn: (db: SqlDb) => Promise<T>): Promise<T> {
-    while (this.locked) await this.turn;
-    this.locked = true;
+    while (this.gate.locked) await this.gate.turn;
+    this.gate.locked = true;
     let release!: () => void;
-    this.turn = new Promise<void>((r) => (release = r));
+    this.gate.turn = new Promise<void>((r) => (release = r));
     try {
       this.db.exec('BEGIN IMMEDIATE');
       try {
@@ -78,7 +77,7 @@ export class SqliteDb implements SqlDb {
         throw e;
       }
     } finally {
-      this.locked = false;
+      this.gate.locked = false;
       release();
     }
   }
@@ -91,7 +90,28 @@ export class SqliteDb implements SqlDb {
   }
 
   async close(): Promise<void> {
-    while (this.locked) await this.turn;
+    while (this.gate.locked) await this.gate.turn;
     this.db.close();
   }
+}
+
+interface Gate {
+  /** A transaction is open: other callers wait for `turn`. */
+  locked: boolean;
+  /** Settles when the open transaction ends. */
+  turn: Promise<void>;
+}
+
+/**
+ * One gate per file per process: two connections of one process to one file would otherwise
+ * deadlock (the second's BEGIN waits synchronously for a lock the first can only release once
+ * the event loop runs). Processes wait for each other through SQLite's busy timeout.
+ */
+const gates = new Map<string, Gate>();
+function gateOf(path: string): Gate {
+  if (path === ':memory:' || path === '') return { locked: false, turn: Promise.resolve() };
+  const key = resolve(path);
+  let g = gates.get(key);
+  if (!g) gates.set(key, (g = { locked: false, turn: Promise.resolve() }));
+  return g;
 }

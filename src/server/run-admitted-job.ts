@@ -97,7 +97,7 @@ export async function runAdmittedJob(c: RunJobContext, row: ServerJob): Promise<
       return;
     }
     if (handedOff === 'handback') {
-      const back = await c.o.store.transition(row.key, 'queued', {}, fence);
+      const back = await persist(log, () => c.o.store.transition(row.key, 'queued', {}, fence));
       if (!back) c.metrics.fencedWrites.inc();
       log.warn({ handedBack: back }, 'drain: job stopped and handed back to the queue');
       return;
@@ -106,7 +106,7 @@ export async function runAdmittedJob(c: RunJobContext, row: ServerJob): Promise<
     const state = result.report.conclusion === 'cancelled' ? 'cancelled' : result.report.error && !result.report.steps.length ? 'failed' : 'completed';
     // The result, the job time and the running counts in one fenced transaction: a host whose lease
     // passed to another changes nothing (0 rows) and counts no minutes.
-    const stored = await c.o.store.transition(row.key, state, { result: result.report, log: result.log, usage: { scopes: [`repo:${row.repository}`, `org:${row.repository.split('/')[0]}`], ms: wall } }, fence);
+    const stored = await persist(log, () => c.o.store.transition(row.key, state, { result: result.report, log: result.log, usage: { scopes: [`repo:${row.repository}`, `org:${row.repository.split('/')[0]}`], ms: wall } }, fence));
     if (!stored) {
       c.metrics.fencedWrites.inc();
       log.warn({ host: fence.owner, attempt: fence.attempt }, 'fenced write refused: another host took the job over; 0 rows changed');
@@ -117,5 +117,23 @@ export async function runAdmittedJob(c: RunJobContext, row: ServerJob): Promise<
     c.leases.release(row.key);
     // After the stored result: a page reloaded at the end shows it.
     c.live.finish(row.key);
+  }
+}
+
+/**
+ * A finished job's result is written until the database takes it (a restart or an outage of the
+ * database must not lose a job that ran): retried for up to `forMs`. The write is fenced, so a
+ * retry after another host took the job over changes nothing and says so (false).
+ */
+async function persist(log: { warn(o: object, m: string): void }, write: () => Promise<boolean>, forMs = 120_000): Promise<boolean> {
+  const deadline = Date.now() + forMs;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
+    try {
+      return await write();
+    } catch (e) {
+      if (Date.now() + delay > deadline) throw e;
+      log.warn({ err: e }, 'the database did not take the job\'s result; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 }

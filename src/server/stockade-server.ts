@@ -344,7 +344,8 @@ export class StockadeServer {
       if (this.reporting.has(row.key)) continue;
       if (!(await store.leases.claimReport(row.key, this.hostId, 60_000))) continue;
       this.reporting.add(row.key);
-      const p = this.checkRuns.report(row).finally(() => {
+      // A database that went away mid-report: the claim lapses and the report is sent on a later pass.
+      const p = this.checkRuns.report(row).catch((e: unknown) => this.o.logger.warn({ err: e, job: row.key }, 'report pass failed; will retry')).finally(() => {
         this.reporting.delete(row.key);
         this.active.delete(p);
       });
@@ -391,7 +392,7 @@ export class StockadeServer {
       }
       this.metrics.queueWait.observe((Date.now() - row.createdAt) / 1000);
       this.running++;
-      const p = this.run(row).finally(() => {
+      const p = this.run(row).catch((e: unknown) => this.o.logger.error({ err: e, job: row.key }, 'job run failed outside the sandbox; its lease lapses and another pass takes it over')).finally(() => {
         this.running--;
         this.active.delete(p);
         this.kick();

@@ -10,6 +10,7 @@ import { DEFAULT_LIMITS, openSandbox } from '../sandbox';
 import { StockadeServer, type JobSpec, type ServerStore } from '../server';
 import type { JobReport } from '../github';
 import { openServerStore } from './server-store';
+import { startPodmanService } from './setup';
 import { toolCacheDirFrom } from './run-options';
 import { SERVE_REMOTE_ACTION_OPTIONS, actionFetcher, actionPolicyFrom } from './remote-actions';
 import { baseImageRef } from './base-image';
@@ -179,6 +180,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
     leaseMs: lease * 1000,
     hostLoss,
     drainMs: drain * 1000,
+    // Under systemd its own unit restarts the Podman API service (Restart=always); otherwise the server does.
+    restartEngine: env.INVOCATION_ID ? undefined : () => startPodmanService(host, (m) => logger.warn(m)),
   });
   // Retention, so a server that runs for a year does not fill its disk: at start, then hourly.
   const retention = retentionFrom(values);

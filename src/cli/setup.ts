@@ -208,6 +208,14 @@ async function ensureService(h: HostConfig, log: Log, configChanged = false): Pr
   );
 }
 
+/**
+ * Starts the runner user's Podman API service again when it does not answer (the server's watchdog,
+ * outside systemd; under systemd the unit restarts it). Root only.
+ */
+export async function startPodmanService(h: HostConfig, log: Log): Promise<void> {
+  await ensureService(h, log);
+}
+
 /** Idempotent host set-up; a second run only checks. Root only. */
 export async function setup(env: NodeJS.ProcessEnv, log: Log, opts: { images: boolean; runner?: boolean; runnerTarball?: string; systemd?: boolean; configFile?: string }): Promise<HostConfig> {
   if (process.getuid?.() !== 0) throw new StockadeError('USAGE', 'stockade setup must run as root', { hint: 'sudo stockade setup' });

@@ -38,7 +38,9 @@ User=${h.runnerUser}
 Environment=XDG_RUNTIME_DIR=${h.runtimeDir} HOME=${h.runnerHome}
 WorkingDirectory=${h.runnerHome}
 ExecStart=/usr/bin/podman system service --time 0 unix://${h.socketPath}
-Restart=on-failure
+# Killed or crashed, it comes back: the server's watchdog waits for it and then reaps what the jobs it
+# interrupted left behind.
+Restart=always
 RestartSec=2
 # Containers of running jobs belong to their conmon, not to this service: a restart of the API
 # service must not kill them (the server's reaper removes what a dead job leaves).

@@ -24,10 +24,16 @@ export async function createJobVolumes(sandbox: Sandbox, jobId: string, logger: 
   const labels = managedLabels(sandbox.ownerTag, { [LABEL_JOB]: key });
   const created: string[] = [];
   let jobDisk: JobDisk | undefined;
+  sandbox.activeJobs?.add(key);
   const remove = async () => {
-    // The disk first: a volume's data directory with the disk bound onto it cannot be removed.
-    await jobDisk?.remove();
-    for (const name of created) await sandbox.deps.engine.removeVolume(name).catch((e: unknown) => logger.error({ err: e, volume: name }, 'volume remove failed'));
+    try {
+      // The disk first: a volume's data directory with the disk bound onto it cannot be removed.
+      await jobDisk?.remove();
+      for (const name of created) await sandbox.deps.engine.removeVolume(name).catch((e: unknown) => logger.error({ err: e, volume: name }, 'volume remove failed'));
+    } finally {
+      // Whatever could not be removed now is the reaper's (reapFinished) once the engine answers again.
+      sandbox.activeJobs?.delete(key);
+    }
   };
   const mounts = JOB_VOLUME_KINDS.map((kind) => ({ volume: `stockade-${key}-${kind}`, target: JOB_PATHS[kind] }));
   try {

@@ -123,7 +123,7 @@ export class CgroupV1Limits implements LimitEnforcer {
     }
   }
 
-  async reap(isOwnerAlive: (owner: string) => boolean): Promise<string[]> {
+  async reap(isAlive: (owner: string, name?: string) => boolean): Promise<string[]> {
     const stale: string[] = [];
     for (const base of Object.values(this.bases)) {
       let entries: string[] = [];
@@ -134,7 +134,7 @@ export class CgroupV1Limits implements LimitEnforcer {
       }
       for (const name of entries) {
         const owner = name.split('_')[0]!;
-        if (!isOwnerAlive(owner)) stale.push(join(base, name));
+        if (!isAlive(owner, name)) stale.push(join(base, name));
       }
     }
     await removeDirs(stale);

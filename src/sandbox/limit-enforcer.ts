@@ -25,5 +25,6 @@ export interface LimitEnforcer {
   readonly mode: 'v1' | 'v2';
   apply(stepName: string, pid: number, limits: ResourceLimits): Promise<AppliedLimits>;
   /** Removes step cgroups left by runner processes that are gone. */
-  reap(isOwnerAlive: (owner: string) => boolean): Promise<string[]>;
+  /** Removes step cgroups whose owner (and, given the cgroup's name, whose job) is gone. */
+  reap(isAlive: (owner: string, name?: string) => boolean): Promise<string[]>;
 }

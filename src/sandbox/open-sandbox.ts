@@ -34,6 +34,10 @@ export interface Sandbox {
   ownerTag: string;
   seccompProfilePath: string;
   reap(): Promise<ReapReport>;
+  /** Keys (LABEL_JOB) of this process's jobs that are running: registered when a job's volumes are made, removed when they are. */
+  activeJobs: Set<string>;
+  /** reap() plus this process's own objects of jobs that have ended (left behind while the engine was unreachable). */
+  reapFinished(): Promise<ReapReport>;
   /** A job's own filesystem of a fixed size and inode count (root only; see job-disk.ts). */
   createJobDisk(key: string, limits: DiskLimits): Promise<JobDisk>;
   /** Keeps rootless Podman's network namespace up with one idle container (see netns-keeper.ts); idempotent, once per process. */
@@ -52,10 +56,13 @@ export async function openSandbox(o: SandboxOptions): Promise<Sandbox> {
   const deps: SandboxDeps = { engine, limits, host: readHostRlimits(), logger: o.logger };
   let keeper: Promise<void> | undefined;
   const diskDir = join(o.stateDir, 'disks');
+  const activeJobs = new Set<string>();
   return {
     deps,
     ownerTag,
     seccompProfilePath,
+    activeJobs,
+    reapFinished: () => reapLeftovers(engine, limits, o.logger, isOwnerAlive, () => reapJobDisks(diskDir, o.logger, podmanMountNamespace(o.runtimeDir ?? dirname(o.socketPath))), { owner: ownerTag, active: activeJobs }),
     // Disks first: a volume's data directory with a job disk bound onto it cannot be removed.
     reap: () => reapLeftovers(engine, limits, o.logger, isOwnerAlive, () => reapJobDisks(diskDir, o.logger, podmanMountNamespace(o.runtimeDir ?? dirname(o.socketPath)))),
     createJobDisk: (key, diskLimits) => JobDisk.create({ dir: diskDir, ownerTag, key, limits: diskLimits, podmanMountNs: podmanMountNamespace(o.runtimeDir ?? dirname(o.socketPath)), logger: o.logger }),

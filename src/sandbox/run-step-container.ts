@@ -1,3 +1,4 @@
+import { processTag } from './labels';
 import { StockadeError, silentLogger, type Logger } from '../common';
 import type { ContainerEngine } from './engine';
 import type { AppliedLimits, LimitEnforcer, StepUsage } from './limit-enforcer';
@@ -58,6 +59,8 @@ export async function runStepContainer(
   let stop: StopReason | undefined;
   const output = new OutputLines({ maxBytes: spec.limits.outputBytes, maxLineBytes: spec.limits.maxLineBytes }, onLine);
   const timers: NodeJS.Timeout[] = [];
+  let initPid: number | undefined;
+  let initTag: string | undefined;
   const finish = (exitCode: number | null, reason: ExitReason, error?: string, usage: StepUsage = applied?.usage() ?? NO_USAGE): StepOutcome => ({
     exitCode,
     reason,
@@ -73,6 +76,8 @@ export async function runStepContainer(
     if (signal?.aborted) return finish(null, 'cancelled');
     id = await deps.engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
     const pid = await deps.engine.initContainer(id);
+    initTag = processTag(pid);
+    initPid = pid;
     // In a namespace shared with the job's forwarder (loopback only) too: steps run one at a time.
     counters = NetnsCounters.open(pid);
     applied = await deps.limits.apply(spec.name, pid, spec.limits);
@@ -102,9 +107,16 @@ export async function runStepContainer(
       signal?.removeEventListener('abort', onAbort);
     }
   } catch (e) {
-    const message = e instanceof StockadeError ? e.describe() : (e as Error).message;
+    let message = e instanceof StockadeError ? e.describe() : (e as Error).message;
     log.error({ err: e }, 'step container failed');
     if (e instanceof StockadeError && e.code === 'LIMITS_NOT_ENFORCED') throw e;
+    if (!(await Promise.resolve().then(() => deps.engine.ping()).then(() => true, () => false))) {
+      // The engine is gone (its API service was killed or crashed): the container would run on under
+      // its conmon with nobody to stop it. Its init, which this step started, is ended by PID (checked
+      // by start time against reuse), so the step's processes end with it.
+      const killed = initPid !== undefined && initTag !== undefined && processTag(initPid) === initTag && killQuietly(initPid);
+      message = `the Podman API service stopped answering while the step ran (${message}); ${killed ? "the step's processes were ended by PID" : 'the step had not started'}, and what is left of its container is removed once the service is back`;
+    }
     return finish(null, stop ?? 'sandbox-error', message);
   } finally {
     timers.forEach(clearTimeout);
@@ -121,4 +133,13 @@ function classify(stop: StopReason | undefined, exitCode: number, usage: StepUsa
   if (usage.oomKills > 0) return 'out-of-memory';
   if (usage.pidsLimitHits > 0) return 'process-limit';
   return 'exit';
+}
+
+function killQuietly(pid: number): boolean {
+  try {
+    process.kill(pid, 'SIGKILL');
+    return true;
+  } catch {
+    return false;
+  }
 }

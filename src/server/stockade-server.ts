@@ -85,6 +85,10 @@ export interface ServerOptions {
   hostLoss?: HostLossPolicy;
   /** On stop: how long running jobs may finish before they are handed back to the queue. @default 30000 */
   drainMs?: number;
+  /** Starts the Podman API service again when it stops answering; undefined: something else does (systemd). */
+  restartEngine?: () => Promise<void>;
+  /** How often the Podman API service is checked. @default 2000 */
+  engineCheckMs?: number;
 }
 
 const EVENTS = new Set(['workflow_job', 'push', 'pull_request', 'check_suite', 'check_run']);
@@ -181,6 +185,7 @@ export class StockadeServer {
     }
     this.leases.start();
     this.timers.push(setInterval(() => this.kick(), 1000));
+    this.timers.push(setInterval(() => void this.watchEngine(), this.o.engineCheckMs ?? 2000));
     const every = this.o.reconcileIntervalMs ?? 60_000;
     if (every > 0) this.timers.push(setInterval(() => void this.reconcile(), every));
     this.kick();
@@ -210,6 +215,45 @@ export class StockadeServer {
     this.admin?.closeAllConnections();
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
     await new Promise<void>((r) => (this.admin ? this.admin.close(() => r()) : r()));
+  }
+
+  /** The Podman API service did not answer on the last check: nothing is claimed until it does. */
+  private engineDown = false;
+  private engineChecking = false;
+  /** Jobs that were running when the engine went away: until they have ended, what they left is reaped on each check. */
+  private outageJobs?: Set<string>;
+
+  /**
+   * The Podman API service's watchdog: when it stops answering, no more jobs are claimed (they wait
+   * queued), it is started again (restartEngine), and once it answers, what the interrupted jobs
+   * left (containers, volumes, cgroups) is reaped: the running steps already ended as sandbox
+   * failures saying why (run-step-container.ts).
+   */
+  private async watchEngine(): Promise<void> {
+    if (this.engineChecking || this.stopped) return;
+    this.engineChecking = true;
+    const log = this.o.logger;
+    try {
+      const up = await this.o.sandbox.deps.engine.ping().then(() => true, () => false);
+      if (!up) {
+        if (!this.engineDown) log.error({ socket: 'podman' }, 'the Podman API service does not answer: no job is started until it does');
+        this.engineDown = true;
+        this.outageJobs ??= new Set(this.o.sandbox.activeJobs);
+        if (this.o.restartEngine) await this.o.restartEngine().catch((e: unknown) => log.error({ err: e }, 'the Podman API service could not be started again; will retry'));
+        return;
+      }
+      if (this.engineDown) log.warn('the Podman API service answers again');
+      this.engineDown = false;
+      if (!this.outageJobs) return;
+      const r = await this.o.sandbox.reapFinished();
+      const removed = r.containers + r.volumes + r.networks + r.cgroups + r.disks;
+      if (![...this.outageJobs].some((k) => this.o.sandbox.activeJobs.has(k)) && removed === 0) this.outageJobs = undefined;
+      this.kick();
+    } catch (e) {
+      log.warn({ err: e }, 'engine check failed');
+    } finally {
+      this.engineChecking = false;
+    }
   }
 
   /** Per running job: stops it for the fleet's reasons (lease lost, handed back on drain). */
@@ -374,7 +418,7 @@ export class StockadeServer {
   private async startQueued(): Promise<void> {
     const { store } = this.o;
     const host = this.o.concurrency ?? 2;
-    if (this.stopped || this.running >= host) return;
+    if (this.stopped || this.running >= host || this.engineDown) return;
     const stored = new Map((await store.quotas.list()).map((q) => [q.scope, q.quota]));
     const quota = (scope: string): Quota => ({ ...(this.o.quotaDefaults?.(scope) ?? {}), ...(stored.get(scope.toLowerCase()) ?? {}) });
     while (this.running < host && !this.stopped) {

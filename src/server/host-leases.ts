@@ -42,6 +42,10 @@ export class HostLeases {
   private timer?: NodeJS.Timeout;
   private ticking = false;
   readonly startedAt = Date.now();
+  /** The last pass that reached the database. */
+  private lastReached = Date.now();
+  /** After an outage longer than a lease: no take-over before this, so hosts that were only cut off renew first. */
+  private noTakeOverUntil = 0;
 
   constructor(private readonly o: HostLeaseOptions) {}
 
@@ -99,6 +103,14 @@ export class HostLeases {
       for (const [key, h] of live) if (!lost.includes(key) && this.held.get(key) === h) h.validUntil = now + this.o.leaseMs;
       for (const key of lost) this.lose(key, 'another host took the job over');
       await store.leases.heartbeat({ id: this.o.hostId, capacity: this.o.capacity, running: this.o.running(), draining: this.o.draining(), startedAt: this.startedAt });
+      // Cut off from the database (or paused) longer than a lease: so was every other host, maybe, and
+      // their leases lapsed only because they could not renew. One lease's wait lets them renew first.
+      if (now - this.lastReached > this.o.leaseMs) {
+        this.noTakeOverUntil = now + this.o.leaseMs;
+        logger.warn({ unreachableMs: now - this.lastReached }, 'the database was out of reach for longer than a lease: no take-over for one lease');
+      }
+      this.lastReached = now;
+      if (now < this.noTakeOverUntil) return;
       const taken = await store.leases.takeOverExpired(this.o.hostLoss, this.o.maxAttempts ?? 2, (row) => failedReport(row, `the runner host stopped (${row.leaseOwner ?? 'unknown host'} did not renew its lease); the job ${this.o.hostLoss === 'requeue' ? 'ran out of attempts' : 'is not run again'}`));
       for (const t of taken) {
         this.o.metrics.hostLoss.inc({ to: t.to });

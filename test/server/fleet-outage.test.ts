@@ -1,0 +1,60 @@
+// PostgreSQL unreachable for 30 s under a running fleet (issue 16): jobs wait, nothing is lost, no
+// check run is duplicated, and no host goes down.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { JobStore } from '../../src/store';
+import { startPostgres, type Postgres } from '../store/postgres';
+import { endWorld, setDiagnostics, sleep, until, type World } from './helpers';
+import { deliverToFleet, FLEET_REPOS, fleetJob, fleetKey, fleetWorld, startFleet, type FleetHost } from './fleet-harness';
+
+let pg: Postgres;
+let w: World;
+let hosts: FleetHost[] = [];
+
+before(async () => {
+  pg = await startPostgres();
+  const world = await fleetWorld(['sleep 3', 'echo done'], 100);
+  w = world.w;
+  hosts = await startFleet(w, world.config, pg.url, 2, ['--concurrency', '2', '--lease-seconds', '6', '--drain-seconds', '2']);
+  setDiagnostics(() => hosts.map((h) => `\n${h.name}: ${h.proc.stderr().slice(-2000)}`).join(''));
+});
+
+after(async () => {
+  hosts[1]?.proc.child.kill('SIGTERM');
+  if (hosts[1]) rmSync(hosts[1].state, { recursive: true, force: true });
+  await endWorld(w, hosts[0]?.proc, hosts[0]?.state ?? '/nonexistent');
+  pg?.destroy();
+});
+
+test('PostgreSQL down for 30 s with jobs running and deliveries arriving: every job runs once and succeeds, one check run each', async () => {
+  const jobs = Array.from({ length: 16 }, (_, i) => ({ id: 81_000 + i, repo: FLEET_REPOS[i % FLEET_REPOS.length]! }));
+  for (const [i, j] of jobs.slice(0, 8).entries()) await deliverToFleet(w, hosts, i, fleetJob(j.id, j.repo));
+  const watch = await JobStore.open(pg.url);
+  await until('jobs running on both hosts', async () => (await watch.db.all<{ o: string }>(`SELECT DISTINCT substr(lease_owner, 1, 5) AS o FROM jobs WHERE state = 'running'`)).length === 2, 120_000);
+  await watch.close();
+  pg.stop();
+  const downAt = Date.now();
+  // Deliveries during the outage: the hosts answer 5xx, the load balancer (and GitHub) try again.
+  const late = Promise.all(jobs.slice(8).map((j, i) => deliverToFleet(w, hosts, i, fleetJob(j.id, j.repo))));
+  await sleep(30_000);
+  assert.ok(hosts.every((h) => h.proc.child.exitCode === null), 'no host went down with the database');
+  pg.start();
+  const upAfter = Date.now() - downAt;
+  await late;
+  const keys = jobs.map((j) => fleetKey(j.id, j.repo));
+  const runsOf = (key: string) => [...w.fake.checkRuns.values()].filter((c) => c.fields.external_id === key);
+  await until('every job completed', () => keys.every((k) => runsOf(k).some((c) => c.fields.status === 'completed')), 300_000);
+  await sleep(5000);
+  assert.deepEqual(keys.map((k) => runsOf(k).length).filter((n) => n !== 1), [], 'exactly one check run per job');
+  const conclusions = keys.map((k) => runsOf(k)[0]!.fields.conclusion);
+  assert.deepEqual(conclusions.filter((c) => c !== 'success'), [], `every job succeeded: ${JSON.stringify(keys.map((k) => [k, runsOf(k)[0]!.fields.conclusion, (runsOf(k)[0]!.fields.output as { summary?: string } | undefined)?.summary?.slice(0, 200)]))}`);
+  const s = await JobStore.open(pg.url);
+  try {
+    assert.deepEqual([...(await s.leases.runningCounts())].filter(([, n]) => n !== 0), []);
+    assert.equal((await s.counts()).completed, 16);
+  } finally {
+    await s.close();
+  }
+  process.stdout.write(`# outage: PostgreSQL down ${(upAfter / 1000).toFixed(1)} s; 16 jobs, 16 check runs, all success\n`);
+});

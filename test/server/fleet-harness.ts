@@ -1,6 +1,7 @@
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { deliver, makeWorld, sleep, startServer, workflowJobPayload, type ServerProcess, type World } from './helpers';
 
@@ -24,6 +25,19 @@ export async function fleetWorld(steps: string[], orgaConcurrency = 2): Promise<
   const config = join(w.dir, 'fleet.yml');
   writeFileSync(config, `quotas:\n  orgs:\n    orga:\n      concurrency: ${orgaConcurrency}\n`);
   return { w, config };
+}
+
+/** Serves `repository` with its own files (its workflow and tarball), otherwise as octo-org/hello. */
+export function addRepo(w: World, repository: string, files: Record<string, string>): void {
+  const src = mkdtempSync(join(w.dir, 'repo-'));
+  const top = join(src, 'top');
+  for (const [p, c] of Object.entries(files)) {
+    mkdirSync(dirname(join(top, p)), { recursive: true });
+    writeFileSync(join(top, p), c);
+  }
+  const tarball = spawnSync('tar', ['-czf', '-', '-C', src, 'top']).stdout;
+  const base = w.fake.repos.get('octo-org/hello')!;
+  w.fake.repos.set(repository, { ...base, workflows: Object.fromEntries(Object.entries(files).filter(([p]) => p.startsWith('.github/workflows/'))), tarball });
 }
 
 /** N `stockade serve` processes sharing one PostgreSQL, each with its own state directory and `--host-id hostI`. */

@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import { JobStore } from '../../src/store';
 import { startPostgres, type Postgres } from '../store/postgres';
 import { endWorld, setDiagnostics, sleep, until, type World } from './helpers';
-import { deliverToFleet, FLEET_REPOS, fleetJob, fleetKey, fleetWorld, startFleet, type FleetHost } from './fleet-harness';
+import { addRepo, deliverToFleet, FLEET_REPOS, fleetJob, fleetKey, fleetWorld, startFleet, type FleetHost } from './fleet-harness';
 
 let pg: Postgres;
 let w: World;
@@ -16,6 +16,8 @@ before(async () => {
   pg = await startPostgres();
   const world = await fleetWorld(['sleep 3', 'echo done'], 100);
   w = world.w;
+  // One repository whose job outlasts the drain.
+  addRepo(w, 'orgb/slow', { '.github/workflows/ci.yml': 'on: push\njobs:\n  one:\n    runs-on: [self-hosted, stockade]\n    steps:\n      - run: sleep 15\n      - run: echo done\n' });
   hosts = await startFleet(w, world.config, pg.url, 2, ['--concurrency', '2', '--lease-seconds', '6', '--drain-seconds', '2']);
   setDiagnostics(() => hosts.map((h) => `\n${h.name}: ${h.proc.stderr().slice(-2000)}`).join(''));
 });
@@ -57,4 +59,33 @@ test('PostgreSQL down for 30 s with jobs running and deliveries arriving: every 
     await s.close();
   }
   process.stdout.write(`# outage: PostgreSQL down ${(upAfter / 1000).toFixed(1)} s; 16 jobs, 16 check runs, all success\n`);
+});
+
+test('SIGTERM drains: no more claims, the running job past the grace period is handed back and finished by the other host; the host exits 0 and leaves the fleet view', async () => {
+  const key = fleetKey(82_000, 'orgb/slow');
+  await deliverToFleet(w, hosts, 0, fleetJob(82_000, 'orgb/slow'));
+  const watch = await JobStore.open(pg.url);
+  try {
+    const owner = await until('the slow job runs', async () => { const r = await watch.get(key); return r?.state === 'running' && r.leaseOwner ? r.leaseOwner : undefined; }, 120_000);
+    const first = (await watch.get(key))!.attempt;
+    const h = hosts.find((x) => owner.startsWith(`${x.name}/`))!;
+    const other = hosts.find((x) => x !== h)!;
+    h.down = true;
+    h.proc.child.kill('SIGTERM');
+    const exit = await new Promise<number | null>((r) => (h.proc.child.exitCode !== null ? r(h.proc.child.exitCode) : h.proc.child.once('exit', (c) => r(c))));
+    assert.equal(exit, 0, 'the drained host exits cleanly');
+    assert.match(h.proc.stderr(), /drain: 2 s passed; the jobs still running are handed back/);
+    const handedBackAt = Date.now();
+    const runsOf = () => [...w.fake.checkRuns.values()].filter((c) => c.fields.external_id === key);
+    const done = await until('the job completed on the other host', () => runsOf().find((c) => c.fields.status === 'completed'), 120_000);
+    assert.equal(done.fields.conclusion, 'success');
+    assert.ok(Date.now() - handedBackAt >= 14_000, 'the other host ran the whole job again (sleep 15)');
+    assert.equal(runsOf().length, 1, 'one check run');
+    const row = (await watch.get(key))!;
+    assert.equal(row.attempt, first + 1, 'claimed once more, by the other host');
+    assert.ok(!(await watch.leases.hosts()).some((x) => x.id.startsWith(`${h.name}/`)), 'the drained host left the fleet view');
+    assert.ok((await watch.leases.hosts()).some((x) => x.id.startsWith(`${other.name}/`)));
+  } finally {
+    await watch.close();
+  }
 });

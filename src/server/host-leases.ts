@@ -28,6 +28,8 @@ export interface HostLeaseOptions {
   reap: () => Promise<unknown>;
   running: () => number;
   draining: () => boolean;
+  /** A running job of this host that another host was asked to cancel (admin API, GitHub cancelled the run). */
+  cancel: (key: string) => void;
 }
 
 /**
@@ -102,6 +104,7 @@ export class HostLeases {
       const lost = await store.leases.renew(this.o.hostId, this.o.leaseMs, live.map(([key, h]) => ({ key, attempt: h.attempt })));
       for (const [key, h] of live) if (!lost.includes(key) && this.held.get(key) === h) h.validUntil = now + this.o.leaseMs;
       for (const key of lost) this.lose(key, 'another host took the job over');
+      if (this.held.size) for (const key of await store.leases.cancelRequested(this.o.hostId)) if (this.held.has(key)) this.o.cancel(key);
       await store.leases.heartbeat({ id: this.o.hostId, capacity: this.o.capacity, running: this.o.running(), draining: this.o.draining(), startedAt: this.startedAt });
       // Cut off from the database (or paused) longer than a lease: so was every other host, maybe, and
       // their leases lapsed only because they could not renew. One lease's wait lets them renew first.

@@ -133,7 +133,7 @@ export class StockadeServer {
     this.hostId = o.hostId ?? `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
     this.leaseMs = o.leaseMs ?? 30_000;
     this.checkRuns = new CheckRuns({ github: o.github, store: o.store, logger: o.logger, publicUrl: o.publicUrl, logKey: o.logKey, backoff: o.githubBackoff, cancelGitHubRun: o.cancelGitHubRun, runnerMode: !!o.jit, hostId: this.hostId, leaseMs: this.leaseMs });
-    this.leases = new HostLeases({ store: o.store, logger: o.logger, metrics: this.metrics, hostId: this.hostId, capacity: o.concurrency ?? 2, leaseMs: this.leaseMs, hostLoss: o.hostLoss ?? 'fail', reap: () => o.sandbox.reap(), running: () => this.running, draining: () => this.draining });
+    this.leases = new HostLeases({ store: o.store, logger: o.logger, metrics: this.metrics, hostId: this.hostId, capacity: o.concurrency ?? 2, leaseMs: this.leaseMs, hostLoss: o.hostLoss ?? 'fail', reap: () => o.sandbox.reap(), running: () => this.running, draining: () => this.draining, cancel: (key) => this.cancelHere(key) });
   }
 
   /** Address of the admin listener once started. */
@@ -264,15 +264,23 @@ export class StockadeServer {
     const row = await this.o.store.get(key);
     if (!row) return false;
     if (row.state === 'running') {
-      const c = this.jobAborts.get(key);
-      if (!c) return false;
-      c.abort();
-      return true;
+      // Here, or on whichever host of the fleet runs it (it sees the request within a third of its lease).
+      if (this.cancelHere(key)) return true;
+      return this.o.store.leases.requestCancel(key);
     }
     if (row.state !== 'accepted' && row.state !== 'queued') return false;
     const ok = await this.o.store.transition(key, 'cancelled', { result: { ...failedReport(row, 'cancelled by an administrator'), conclusion: 'cancelled' } });
     this.kick();
     return ok;
+  }
+
+  /** Stops a job this host runs; false when it runs elsewhere (or not at all). */
+  private cancelHere(key: string): boolean {
+    const c = this.jobAborts.get(key);
+    if (!c || c.signal.aborted) return !!c;
+    this.o.logger.info({ job: key }, 'cancelling the running job');
+    c.abort();
+    return true;
   }
 
   private async ready(): Promise<{ ok: boolean; checks: Record<string, string> }> {

@@ -82,6 +82,16 @@ export class Leases<S, R> {
     return lost;
   }
 
+  /** Asks whichever host runs `key` to cancel it (it sees the request at its next renewal); false when it is not running. */
+  async requestCancel(key: string): Promise<boolean> {
+    return (await this.db.run(`UPDATE jobs SET cancel_requested = 1 WHERE key = ? AND state = 'running'`, [key])) === 1;
+  }
+
+  /** This host's running jobs someone asked to cancel. */
+  async cancelRequested(owner: string): Promise<string[]> {
+    return (await this.db.all<{ key: string }>(`SELECT key FROM jobs WHERE state = 'running' AND lease_owner = ? AND cancel_requested = 1`, [owner])).map((r) => r.key);
+  }
+
   /**
    * Takes an accepted job for creating its check run (one host at a time, for `leaseMs`); the
    * claim's attempt, or undefined when another host holds it. An attempt above 1 means an earlier

@@ -51,6 +51,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE hosts (id TEXT PRIMARY KEY, capacity INTEGER NOT NULL, running INTEGER NOT NULL, draining INTEGER NOT NULL,
         started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL);`,
   },
+  { version: 7, name: 'cancelling a job that runs on another host', sql: 'ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0' },
 ];
 
 export const SCHEMA_VERSION = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]!.version;

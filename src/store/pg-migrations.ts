@@ -4,7 +4,7 @@ import type { SqlDb } from './sql';
 
 /**
  * The PostgreSQL schema, as numbered migrations, the same tables and columns as SQLite's at the
- * same version (migrations.ts): version 6 is SQLite's 1–6 in one. Hosts of a fleet start together,
+ * same version (migrations.ts): version 6 is SQLite's 1–6 in one, and later versions match SQLite's one by one. Hosts of a fleet start together,
  * so migrating is serialised by an advisory lock, and a database newer than this release is refused.
  */
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
@@ -33,6 +33,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE TABLE hosts (id TEXT PRIMARY KEY, capacity INTEGER NOT NULL, running INTEGER NOT NULL, draining INTEGER NOT NULL,
         started_at BIGINT NOT NULL, heartbeat_at BIGINT NOT NULL);`,
   },
+  { version: 7, name: 'cancelling a job that runs on another host', sql: 'ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0' },
 ];
 
 export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.length - 1]!.version;

@@ -61,6 +61,27 @@ test('PostgreSQL down for 30 s with jobs running and deliveries arriving: every 
   process.stdout.write(`# outage: PostgreSQL down ${(upAfter / 1000).toFixed(1)} s; 16 jobs, 16 check runs, all success\n`);
 });
 
+test('GitHub cancels a run whose job runs on one host, the delivery lands on the other: the job is cancelled where it runs', async () => {
+  const key = fleetKey(83_000, 'orgb/slow');
+  await deliverToFleet(w, hosts, 0, fleetJob(83_000, 'orgb/slow'));
+  const watch = await JobStore.open(pg.url);
+  try {
+    const owner = await until('the slow job runs', async () => { const r = await watch.get(key); return r?.state === 'running' && r.leaseOwner ? r.leaseOwner : undefined; }, 120_000);
+    const other = hosts.findIndex((x) => !owner.startsWith(`${x.name}/`));
+    const cancelled = fleetJob(83_000, 'orgb/slow') as { action: string; workflow_job: Record<string, unknown> };
+    cancelled.action = 'completed';
+    Object.assign(cancelled.workflow_job, { status: 'completed', conclusion: 'cancelled' });
+    const t0 = Date.now();
+    await deliverToFleet(w, [hosts[other]!], 0, cancelled);
+    const run = await until('the check run completed', () => [...w.fake.checkRuns.values()].find((c) => c.fields.external_id === key && c.fields.status === 'completed'), 60_000);
+    assert.equal(run.fields.conclusion, 'cancelled');
+    assert.ok(Date.now() - t0 < 12_000, `cancelled within ${Date.now() - t0} ms (the job sleeps 15 s)`);
+    assert.equal((await watch.get(key))!.state, 'cancelled');
+  } finally {
+    await watch.close();
+  }
+});
+
 test('SIGTERM drains: no more claims, the running job past the grace period is handed back and finished by the other host; the host exits 0 and leaves the fleet view', async () => {
   const key = fleetKey(82_000, 'orgb/slow');
   await deliverToFleet(w, hosts, 0, fleetJob(82_000, 'orgb/slow'));

@@ -248,10 +248,10 @@ describe('PostgreSQL only', () => {
     try {
       const stores = await Promise.all(Array.from({ length: 6 }, () => JobStore.open(fresh.url)));
       const versions = await stores[0]!.db.all<{ version: number }>('SELECT version FROM stockade_schema');
-      assert.deepEqual(versions.map((v) => v.version), [6], 'one migration row, however many hosts started');
+      assert.deepEqual(versions.map((v) => v.version), [6, 7], 'each migration once, however many hosts started');
       await stores[0]!.db.run('INSERT INTO stockade_schema (version, name, applied_at) VALUES (99, ?, 0)', ['from the future']);
       for (const s of stores) await s.close();
-      await assert.rejects(() => JobStore.open(fresh.url), /schema version 99 is newer than this Stockade's \(6\)/);
+      await assert.rejects(() => JobStore.open(fresh.url), /schema version 99 is newer than this Stockade's \(7\)/);
       await assert.rejects(() => JobStore.open(`postgres://stockade:hunter2@127.0.0.1:${fresh.port + 1}/none`), (e: Error) => !/hunter2/.test(e.message));
     } finally {
       fresh.destroy();

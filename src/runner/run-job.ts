@@ -1,3 +1,4 @@
+import { settleContainers } from './prewarm';
 import { join } from 'node:path';
 import { chmod } from 'node:fs/promises';
 import { isStockadeError, type Logger } from '../common';
@@ -52,7 +53,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   deps.observer?.jobStarted?.(job.id, name);
   let volumes: JobVolumes | undefined;
   let diskUsage: import('../sandbox').DiskUsage | undefined;
-  const state: JobState = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: new Map(), actionsUsed: [], containers: 0, preState: new Map(), noRoute: [] };
+  const state: JobState = { env: {}, path: [], summary: [], results: [], masker, post: [], extraMounts: [], extraVolumes: [], actions: new Map(), actionsUsed: [], containers: 0, preState: new Map(), noRoute: [], pending: [] };
   const scope: Scope = { steps: {}, inputs: ctx.inputs, envBase: [literalEnv(settings.machineEnv), wf.env, job.env], defaults: [job.defaults, wf.defaults], status: { failed: false }, actionPath: '', depth: 0, deadline: 0 };
   let error: string | undefined;
   let continueOnError = false;
@@ -148,6 +149,8 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     log.error({ err: e }, 'job failed before its steps completed');
     scope.status.failed = true;
   } finally {
+    // The prepared container no step took, and the step containers whose removal was deferred, go first.
+    await settleContainers({ sandbox: deps.sandbox, logger: log }, { state });
     diskUsage = await volumes?.disk?.usage().catch(() => undefined);
     if (volumes && settings.collectWorkspace) await settings.collectWorkspace(volumes.mountpoint.workspace).catch((e: unknown) => log.error({ err: e }, 'collecting files from the workspace failed'));
     // The job's volumes are mounted by no service or sidecar: they go while those stop.

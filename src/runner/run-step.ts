@@ -1,7 +1,8 @@
 import type { JobNetwork } from './job-network';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../common';
-import { LABEL_STEP, readVolumeFile, runStepContainer, type Sandbox, type StepOutcome, type StepSpec, type VolumeMount } from '../sandbox';
+import { LABEL_STEP, readVolumeFile, runPreparedStep, runStepContainer, type OutputLine, type RunOptions, type Sandbox, type StepOutcome, type StepSpec, type VolumeMount } from '../sandbox';
+import { mayWarm, startWarm, takeWarm, WARM_AFTER_MS, type WarmStep } from './prewarm';
 import {
   evaluateCondition,
   evaluateValue,
@@ -51,6 +52,10 @@ export interface JobState {
   post: PostStep[];
   /** Volumes mounted into every later step (actions copied from the cache, the Node.js externals). */
   extraMounts: VolumeMount[];
+  /** The next step's container, prepared while the current one runs (prewarm.ts). */
+  warm?: WarmStep;
+  /** Removals of finished step containers, taken off the critical path; awaited before the job's volumes go. */
+  pending: Promise<void>[];
   /** Volumes created for the job besides the four standard ones; removed with the job. */
   extraVolumes: string[];
   /** Resolved `uses:` → where the action sits. */
@@ -296,7 +301,26 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
     security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: run.settings.readOnlyRoot },
     labels: { ...run.volumes.labels, [LABEL_STEP]: s.label },
   };
-  const outcome = await runStepContainer({ ...deps.sandbox.deps, logger: deps.logger.child({ step: s.label }) }, spec, (l) => log.line(l.stream, l.text), deps.signal);
+  const sdeps = { ...deps.sandbox.deps, logger: deps.logger.child({ step: s.label }) };
+  const warmable = mayWarm(run, spec);
+  const warm = warmable ? await takeWarm(deps, run, spec) : undefined;
+  let warmTimer: NodeJS.Timeout | undefined;
+  const opts: RunOptions = {
+    timeoutMs,
+    go: warm?.go,
+    deferRemoval: (p) => run.state.pending.push(p),
+    // A step that runs long enough has the next one's container made meanwhile.
+    onStarted: () => {
+      if (warmable) warmTimer = setTimeout(() => startWarm(deps, run, spec), WARM_AFTER_MS);
+    },
+  };
+  const onLine = (l: OutputLine) => log.line(l.stream, l.text);
+  let outcome: StepOutcome;
+  try {
+    outcome = warm ? await runPreparedStep(sdeps, warm.prepared, onLine, deps.signal, opts) : await runStepContainer(sdeps, spec, onLine, deps.signal, opts);
+  } finally {
+    clearTimeout(warmTimer);
+  }
   if (outcome.noRouteAttempts) {
     run.state.noRoute.push({ step: s.label, attempts: outcome.noRouteAttempts });
     deps.logger.warn({ step: s.label, attempts: outcome.noRouteAttempts }, `blocked network attempt: ${outcome.noRouteAttempts} connections or datagrams to addresses with no route (direct IPs)`);

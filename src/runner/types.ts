@@ -118,6 +118,8 @@ export interface JobSettings {
   image: string;
   limits: ResourceLimits;
   readOnlyRoot: boolean;
+  /** Prepare the next step's container while the current step runs (runner/prewarm.ts). @default true */
+  prewarm?: boolean;
   /** Directory copied into the job's workspace. */
   sourceDir: string;
   /** sourceDir is the job's own throw-away copy: hard-link it into the workspace instead of copying. @default false */

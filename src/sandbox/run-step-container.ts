@@ -1,4 +1,5 @@
 import { processTag } from './labels';
+import type { Readable } from 'node:stream';
 import { StockadeError, silentLogger, type Logger } from '../common';
 import type { ContainerEngine } from './engine';
 import type { AppliedLimits, LimitEnforcer, StepUsage } from './limit-enforcer';
@@ -37,35 +38,120 @@ export interface SandboxDeps {
 
 const NO_USAGE: StepUsage = { peakMemoryBytes: 0, cpuSeconds: 0, oomKills: 0, pidsLimitHits: 0 };
 
+/** A step container created and initialised (its process exists, not yet exec'd) with its limits applied and read back. */
+export interface PreparedStep {
+  spec: StepSpec;
+  id: string;
+  pid: number;
+  /** The init process's identity (pid and start time), so it is ended only while it is still that process. */
+  initTag?: string;
+  applied: AppliedLimits;
+  counters?: NetnsCounters;
+  /** Started ahead (prepareStepContainer with `start`): its attach stream, opened before the start so no output is lost. */
+  stream?: Readable;
+  /** A container started ahead whose attach stream has closed already (its command ended early): it cannot serve a step. */
+  ended?: () => boolean;
+}
+
+/**
+ * Create → init → limits applied and verified → rlimits: everything of a step that does not need
+ * its environment or script, so it can be done ahead, while the previous step runs (the prewarm of
+ * runner/prewarm.ts). Throws, having removed what it made, when any of it fails.
+ */
+export async function prepareStepContainer(deps: SandboxDeps, spec: StepSpec, o: { start?: boolean } = {}): Promise<PreparedStep> {
+  validateStepSpec(spec);
+  let id: string | undefined;
+  let applied: AppliedLimits | undefined;
+  let counters: NetnsCounters | undefined;
+  try {
+    id = await deps.engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
+    const pid = await deps.engine.initContainer(id);
+    const initTag = processTag(pid);
+    // In a namespace shared with the job's forwarder (loopback only) too: steps run one at a time.
+    counters = NetnsCounters.open(pid);
+    applied = await deps.limits.apply(spec.name, pid, spec.limits);
+    await applyProcessRlimits(pid, { nofile: Math.min(spec.limits.nofile, deps.host.nofileHard), core: 0 });
+    // Started too (its command then waits for the runner's go, runner/prewarm.ts): attached first.
+    let stream: Readable | undefined;
+    let closed = false;
+    if (o.start) {
+      stream = await deps.engine.attach(id);
+      stream.pause();
+      stream.once('close', () => (closed = true));
+      await deps.engine.start(id);
+    }
+    return { spec, id, pid, initTag, applied, counters, stream, ended: () => closed };
+  } catch (e) {
+    await discard(deps, { id, applied, counters });
+    throw e;
+  }
+}
+
+/** Removes a prepared step that will not run (the job ended first, or the next step needs another shape). */
+export function discardPreparedStep(deps: SandboxDeps, p: PreparedStep): Promise<void> {
+  return discard(deps, p);
+}
+
+async function discard(deps: SandboxDeps, p: { id?: string; applied?: AppliedLimits; counters?: NetnsCounters; spec?: StepSpec }): Promise<void> {
+  const log = (deps.logger ?? silentLogger()).child({ container: p.spec?.name ?? p.id });
+  p.counters?.close();
+  if (p.id) await deps.engine.removeContainer(p.id).catch((e: unknown) => log.error({ err: e }, 'container remove failed'));
+  if (p.applied) await p.applied.remove().catch((e: unknown) => log.error({ err: e }, 'cgroup remove failed'));
+}
+
+export interface RunOptions {
+  /** The step's wall-clock limit when it differs from the prepared spec's (a prepared step learns its deadline at start). */
+  timeoutMs?: number;
+  /** Called once the step's process has started (the next step may be prepared from then on). */
+  onStarted?: () => void;
+  /** A step prepared with `start`: what lets its waiting command go on (it runs after the output is being read). */
+  go?: () => Promise<void>;
+  /**
+   * Takes the container's removal instead of awaiting it: the step's result is returned as soon as
+   * its exit code and usage are read, and the caller awaits the removal later (before the job's
+   * volumes go). The step's processes have all ended by then: its init's exit ends its PID namespace.
+   */
+  deferRemoval?: (removal: Promise<void>) => void;
+}
+
 /**
  * One step, one fresh container: validate → create → init → limits applied and
  * verified → attach → start → stream bounded output → wait (with timeout, output
  * cap and cancellation) → remove. The container and its cgroups are removed in
  * `finally`, whatever happened.
  */
-export async function runStepContainer(
-  deps: SandboxDeps,
-  spec: StepSpec,
-  onLine: (line: OutputLine) => void,
-  signal?: AbortSignal,
-): Promise<StepOutcome> {
+export async function runStepContainer(deps: SandboxDeps, spec: StepSpec, onLine: (line: OutputLine) => void, signal?: AbortSignal, o: RunOptions = {}): Promise<StepOutcome> {
   const now = deps.now ?? Date.now;
-  const log = (deps.logger ?? silentLogger()).child({ container: spec.name });
   const started = now();
-  validateStepSpec(spec);
-  let id: string | undefined;
-  let applied: AppliedLimits | undefined;
-  let counters: NetnsCounters | undefined;
+  if (signal?.aborted) return notRun(spec, 'cancelled', started, now);
+  let prepared: PreparedStep;
+  try {
+    prepared = await prepareStepContainer(deps, spec);
+  } catch (e) {
+    if (e instanceof StockadeError && e.code === 'LIMITS_NOT_ENFORCED') throw e;
+    (deps.logger ?? silentLogger()).child({ container: spec.name }).error({ err: e }, 'step container failed');
+    const message = e instanceof StockadeError ? e.describe() : (e as Error).message;
+    return { ...notRun(spec, 'sandbox-error', started, now), error: (await engineGone(deps)) ? goneMessage(message, false) : message };
+  }
+  return runPreparedStep(deps, prepared, onLine, signal, o, started);
+}
+
+/** Attach → start → stream bounded output → wait (timeout, output cap, cancellation) → removal (now, or deferred). */
+export async function runPreparedStep(deps: SandboxDeps, p: PreparedStep, onLine: (line: OutputLine) => void, signal?: AbortSignal, o: RunOptions = {}, started?: number): Promise<StepOutcome> {
+  const now = deps.now ?? Date.now;
+  const spec = p.spec;
+  const log = (deps.logger ?? silentLogger()).child({ container: spec.name });
+  started ??= now();
+  const { id, applied, counters } = p;
+  const timeoutMs = o.timeoutMs ?? spec.limits.timeoutMs;
   let stop: StopReason | undefined;
   const output = new OutputLines({ maxBytes: spec.limits.outputBytes, maxLineBytes: spec.limits.maxLineBytes }, onLine);
   const timers: NodeJS.Timeout[] = [];
-  let initPid: number | undefined;
-  let initTag: string | undefined;
-  const finish = (exitCode: number | null, reason: ExitReason, error?: string, usage: StepUsage = applied?.usage() ?? NO_USAGE): StepOutcome => ({
+  const finish = (exitCode: number | null, reason: ExitReason, error?: string, usage: StepUsage = applied.usage()): StepOutcome => ({
     exitCode,
     reason,
     ok: reason === 'exit' && exitCode === 0,
-    durationMs: now() - started,
+    durationMs: now() - started!,
     usage,
     outputBytes: output.bytes,
     truncatedLines: output.truncatedLines,
@@ -74,30 +160,25 @@ export async function runStepContainer(
   });
   try {
     if (signal?.aborted) return finish(null, 'cancelled');
-    id = await deps.engine.createContainer(toCreateOptions(spec, deps.limits.mode, deps.host));
-    const pid = await deps.engine.initContainer(id);
-    initTag = processTag(pid);
-    initPid = pid;
-    // In a namespace shared with the job's forwarder (loopback only) too: steps run one at a time.
-    counters = NetnsCounters.open(pid);
-    applied = await deps.limits.apply(spec.name, pid, spec.limits);
-    await applyProcessRlimits(pid, { nofile: Math.min(spec.limits.nofile, deps.host.nofileHard), core: 0 });
-    const stream = await deps.engine.attach(id);
+    const stream = p.stream ?? (await deps.engine.attach(id));
     const ended = drainFrames(stream, output);
+    stream.resume();
     const stopper = (reason: StopReason, graceMs: number) => {
       if (stop) return;
       stop = reason;
       log.info({ reason }, 'stopping step container');
-      void deps.engine.kill(id!, graceMs > 0 ? 'SIGTERM' : 'SIGKILL').catch((e: unknown) => log.warn({ err: e }, 'kill failed'));
-      if (graceMs > 0) timers.push(setTimeout(() => void deps.engine.kill(id!, 'SIGKILL').catch(() => undefined), graceMs));
+      void deps.engine.kill(id, graceMs > 0 ? 'SIGTERM' : 'SIGKILL').catch((e: unknown) => log.warn({ err: e }, 'kill failed'));
+      if (graceMs > 0) timers.push(setTimeout(() => void deps.engine.kill(id, 'SIGKILL').catch(() => undefined), graceMs));
     };
     output.onOverflow = () => stopper('output-limit', 0);
     const onAbort = () => stopper('cancelled', spec.limits.killGraceMs);
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) onAbort();
-    timers.push(setTimeout(() => stopper('timeout', spec.limits.killGraceMs), spec.limits.timeoutMs));
+    timers.push(setTimeout(() => stopper('timeout', spec.limits.killGraceMs), timeoutMs));
     try {
-      await deps.engine.start(id);
+      if (p.stream) await o.go?.();
+      else await deps.engine.start(id);
+      o.onStarted?.();
       await ended;
       // The output ended with the container's init: the counters are final; read them while waiting.
       const [exitCode, noRouteAttempts] = await Promise.all([deps.engine.wait(id), counters?.read()]);
@@ -110,20 +191,34 @@ export async function runStepContainer(
     let message = e instanceof StockadeError ? e.describe() : (e as Error).message;
     log.error({ err: e }, 'step container failed');
     if (e instanceof StockadeError && e.code === 'LIMITS_NOT_ENFORCED') throw e;
-    if (!(await Promise.resolve().then(() => deps.engine.ping()).then(() => true, () => false))) {
+    if (await engineGone(deps)) {
       // The engine is gone (its API service was killed or crashed): the container would run on under
       // its conmon with nobody to stop it. Its init, which this step started, is ended by PID (checked
       // by start time against reuse), so the step's processes end with it.
-      const killed = initPid !== undefined && initTag !== undefined && processTag(initPid) === initTag && killQuietly(initPid);
-      message = `the Podman API service stopped answering while the step ran (${message}); ${killed ? "the step's processes were ended by PID" : 'the step had not started'}, and what is left of its container is removed once the service is back`;
+      const killed = p.initTag !== undefined && processTag(p.pid) === p.initTag && killQuietly(p.pid);
+      message = goneMessage(message, killed);
     }
     return finish(null, stop ?? 'sandbox-error', message);
   } finally {
     timers.forEach(clearTimeout);
-    counters?.close();
-    if (id) await deps.engine.removeContainer(id).catch((e: unknown) => log.error({ err: e }, 'container remove failed'));
-    if (applied) await applied.remove().catch((e: unknown) => log.error({ err: e }, 'cgroup remove failed'));
+    const removal = discard(deps, p);
+    if (o.deferRemoval) o.deferRemoval(removal);
+    else await removal;
   }
+}
+
+function notRun(spec: StepSpec, reason: ExitReason, started: number, now: () => number): StepOutcome {
+  return { exitCode: null, reason, ok: false, durationMs: now() - started, usage: NO_USAGE, outputBytes: 0, truncatedLines: 0 };
+}
+
+function engineGone(deps: SandboxDeps): Promise<boolean> {
+  return Promise.resolve()
+    .then(() => deps.engine.ping())
+    .then(() => false, () => true);
+}
+
+function goneMessage(message: string, killed: boolean): string {
+  return `the Podman API service stopped answering while the step ran (${message}); ${killed ? "the step's processes were ended by PID" : 'the step had not started'}, and what is left of its container is removed once the service is back`;
 }
 
 type StopReason = 'timeout' | 'output-limit' | 'cancelled';

@@ -210,6 +210,19 @@ test('admin API: exact, case-insensitive scopes; an organisation cannot raise it
   assert.equal((await adminCall(h, { method: 'GET', url: '/metrics', remote: '192.0.2.7', token: acme })).status, 401, 'nor for an organisation token');
   assert.equal((await adminCall(h, { method: 'GET', url: '/metrics', remote: '192.0.2.7', token: op })).status, 200);
   assert.equal((await adminCall(h, { method: 'GET', url: '/metrics' })).status, 200, 'loopback clients, as documented');
+  // The fleet view: the operator's only; each host with its capacity, running jobs and heartbeat age.
+  await store.leases.heartbeat({ id: 'host-a/1', capacity: 2, running: 1, draining: false, startedAt: Date.now() });
+  await store.leases.heartbeat({ id: 'host-b/2', capacity: 4, running: 0, draining: true, startedAt: Date.now() });
+  assert.equal((await adminCall(h, { method: 'GET', url: '/v1/fleet', token: acme })).status, 403);
+  const fleet = await adminCall(h, { method: 'GET', url: '/v1/fleet', token: op });
+  assert.equal(fleet.status, 200);
+  const view = JSON.parse(fleet.body) as { hosts: Array<{ id: string; capacity: number; running: number; draining: boolean; heartbeatAgeMs: number }>; jobs: Record<string, number> };
+  assert.deepEqual(view.hosts.map((x) => [x.id, x.capacity, x.running, x.draining]), [['host-a/1', 2, 1, false], ['host-b/2', 4, 0, true]]);
+  assert.ok(view.hosts.every((x) => x.heartbeatAgeMs >= 0 && x.heartbeatAgeMs < 60_000));
+  assert.equal(view.jobs.running, 0);
+  const metricsText = (await adminCall(h, { method: 'GET', url: '/metrics' })).body;
+  assert.match(metricsText, /stockade_fleet_host_capacity\{host="host-b\/2",state="draining"\} 4/);
+  assert.match(metricsText, /stockade_fleet_host_running\{host="host-a\/1",state="serving"\} 1/);
 });
 
 test('work directories are named from a hash of the whole job key: keys sharing a long prefix never share one', () => {

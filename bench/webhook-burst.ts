@@ -6,7 +6,7 @@
  *
  * Also samples the server's resident memory (peak) until the queue has drained.
  *
- *   npm run build && npx tsx bench/webhook-burst.ts [N=500] [in-flight=50] [REPOS=1]
+ *   npm run build && npx tsx bench/webhook-burst.ts [N=500] [in-flight=50] [REPOS=1]   (ACK_ONLY=1: stop after the burst)
  *   (bench/burst of issue 7: npx tsx bench/webhook-burst.ts 1000 1 50: one client, 50 repositories)
  */
 import { randomUUID } from 'node:crypto';
@@ -37,6 +37,12 @@ async function main(): Promise<void> {
   const sampler = setInterval(() => (peak = Math.max(peak, rss())), 200);
   const latencies: number[] = [];
   const statuses = new Map<number, number>();
+  // One job first, run to its end: the server's and the fake's first-use costs (module loading, the
+  // fake's first tarball parse, which shares this process's event loop with the client) are not
+  // counted as acknowledgement latency.
+  await deliver(w, server.url, 'workflow_job', workflowJobPayload({ jobId: 99_999, name: 'one', labels: ['self-hosted', 'stockade'] }), randomUUID());
+  while (![...w.fake.checkRuns.values()].some((c) => c.fields.status === 'completed')) await sleep(100);
+  const warmed = 1;
   let next = 0;
   const t0 = Date.now();
   const sender = async () => {
@@ -55,8 +61,9 @@ async function main(): Promise<void> {
   latencies.sort((a, b) => a - b);
   console.log(`deliveries: ${N} across ${REPOS} repositories sent in ${sendMs} ms with ${inFlight} in flight; answers ${JSON.stringify(Object.fromEntries(statuses))}`);
   console.log(`ack latency ms: p50 ${pct(latencies, 50).toFixed(1)}  p99 ${pct(latencies, 99).toFixed(1)}  max ${latencies[latencies.length - 1]!.toFixed(1)}`);
-  const done = () => [...w.fake.checkRuns.values()].filter((c) => c.fields.status === 'completed');
-  const deadline = Date.now() + 30 * 60_000;
+  const done = () => [...w.fake.checkRuns.values()].filter((c) => c.fields.status === 'completed').slice(warmed);
+  // ACK_ONLY=1: the acknowledgement figures only (the jobs were starting meanwhile), not the drain.
+  const deadline = process.env.ACK_ONLY === '1' ? Date.now() : Date.now() + 30 * 60_000;
   while (done().length < N && Date.now() < deadline) await sleep(1000);
   const completed = done();
   const conclusions: Record<string, number> = {};
@@ -73,7 +80,7 @@ async function main(): Promise<void> {
   await w.fake.stop();
   rmSync(state, { recursive: true, force: true });
   rmSync(w.dir, { recursive: true, force: true });
-  process.exit(completed.length === N && w.fake.violations.length === 0 ? 0 : 1);
+  process.exit((completed.length === N || process.env.ACK_ONLY === '1') && w.fake.violations.length === 0 ? 0 : 1);
 }
 
 void main();

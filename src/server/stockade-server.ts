@@ -374,6 +374,10 @@ export class StockadeServer {
   private async pump(): Promise<void> {
     const { store, logger } = this.o;
     for (const d of await store.unprocessedDeliveries()) {
+      // A burst of deliveries is planned one at a time with the listener served in between: the
+      // store's promises settle as microtasks, which alone would hold new webhooks back until the
+      // whole batch is planned.
+      await new Promise<void>((r) => setImmediate(r));
       let payload: Record<string, unknown>;
       try {
         payload = JSON.parse(d.payload) as Record<string, unknown>;

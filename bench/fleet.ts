@@ -8,6 +8,7 @@
  *   npm run build && npx tsx bench/fleet.ts [JOBS_PER_HOST=12] [SLEEP=4]   (as root, after `stockade setup`)
  */
 import { rmSync } from 'node:fs';
+import { pickNext } from '../src/queue';
 import { JobStore } from '../src/store';
 import { startPostgres } from '../test/store/postgres';
 import { endWorld, until } from '../test/server/helpers';
@@ -61,7 +62,7 @@ async function claimLatency(claimers: number): Promise<{ p50: number; p99: numbe
     await Promise.all(stores.map(async (s, i) => {
       for (let k = 0; k < 2000 / claimers; k++) {
         const t = process.hrtime.bigint();
-        const row = await s.leases.claim(`h${i}`, 30_000, limits);
+        const row = await s.leases.claim(`h${i}`, 30_000, limits, pickNext);
         times.push(Number(process.hrtime.bigint() - t) / 1e6);
         if (!row) break;
       }

@@ -435,7 +435,7 @@ export class StockadeServer {
     const quota = (scope: string): Quota => ({ ...(this.o.quotaDefaults?.(scope) ?? {}), ...(stored.get(scope.toLowerCase()) ?? {}) });
     while (this.running < host && !this.stopped) {
       const t0 = process.hrtime.bigint();
-      const row = await store.leases.claim(this.hostId, this.leaseMs, { repository: (repo) => quota(`repo:${repo}`).concurrency, org: (org) => quota(`org:${org}`).concurrency });
+      const row = await store.leases.claim(this.hostId, this.leaseMs, { repository: (repo) => quota(`repo:${repo}`).concurrency, org: (org) => quota(`org:${org}`).concurrency }, pickNext);
       this.metrics.claimLatency.observe(Number(process.hrtime.bigint() - t0) / 1e9);
       if (!row) return;
       const fence = { owner: this.hostId, attempt: row.attempt };

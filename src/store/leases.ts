@@ -1,5 +1,4 @@
-import { pickNext, type Waiting } from '../queue/pick-next';
-import { addRunning, COLUMNS, decode, runningScopes, type JobRow, type RawRow } from './job-store';
+import { addRunning, COLUMNS, decode, runningScopes, type JobRow, type RawRow } from './job-rows';
 import type { SqlDb } from './sql';
 
 /** A host's limits as the claim sees them: concurrency per repository and organisation (undefined: none). */
@@ -7,6 +6,21 @@ export interface ClaimLimits {
   repository(repository: string): number | undefined;
   org(org: string): number | undefined;
 }
+
+/** A queued job as the scheduler sees it. */
+export interface Waiting {
+  key: string;
+  repository: string;
+  org: string;
+  priority: number;
+  createdAt: number;
+}
+
+/**
+ * The scheduling rule the claim applies (queue/pick-next.ts's pickNext, passed in by the server so
+ * the store depends on no policy): the next job among `waiting` given what runs, or undefined.
+ */
+export type PickNext = (waiting: readonly Waiting[], running: ReadonlyArray<{ repository: string; org: string }>, limits: ClaimLimits & { host: number }, lastStarted: (repository: string) => number | undefined) => Waiting | undefined;
 
 export interface HostRow {
   id: string;
@@ -34,9 +48,9 @@ export class Leases<S, R> {
    * The next queued job this host may start (fair across repositories, pick-next.ts), moved to
    * `running` under a lease of `leaseMs`; undefined when none may start now.
    */
-  async claim(owner: string, leaseMs: number, limits: ClaimLimits): Promise<JobRow<S, R> | undefined> {
+  async claim(owner: string, leaseMs: number, limits: ClaimLimits, pickNext: PickNext): Promise<JobRow<S, R> | undefined> {
     return this.db.tx(async (t) => {
-      let waiting: Array<Waiting & { org: string }> = (await t.all<{ key: string; repository: string; priority: number; createdAt: number }>(`SELECT key, repository, priority, created_at AS "createdAt" FROM jobs WHERE state = 'queued' ORDER BY created_at LIMIT 5000`)).map((w) => ({ ...w, org: w.repository.split('/')[0]! }));
+      let waiting: Waiting[] = (await t.all<{ key: string; repository: string; priority: number; createdAt: number }>(`SELECT key, repository, priority, created_at AS "createdAt" FROM jobs WHERE state = 'queued' ORDER BY created_at LIMIT 5000`)).map((w) => ({ ...w, org: w.repository.split('/')[0]! }));
       if (!waiting.length) return undefined;
       const running = (await t.all<{ repository: string }>(`SELECT repository FROM jobs WHERE state = 'running'`)).map((r) => ({ repository: r.repository, org: r.repository.split('/')[0]! }));
       const last = new Map((await t.all<{ repository: string; t: number }>('SELECT repository, MAX(started_at) AS t FROM jobs WHERE started_at IS NOT NULL GROUP BY repository')).map((r) => [r.repository, r.t]));

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pickNext } from '../../src/queue';
 import { JobStore, type NewJob } from '../../src/store';
 import { startPostgres, type Postgres } from './postgres';
 
@@ -82,11 +83,11 @@ function suite(name: string, open: () => Promise<{ host: () => Promise<Store>; r
       now += 1000;
       await seed(s, [job('a1', 'acme/a'), job('a2', 'acme/a'), job('a3', 'acme/a', 5), job('b1', 'acme/b')]);
       const order: string[] = [];
-      for (let i = 0; i < 4; i++) order.push((await s.leases.claim('h1', 30_000, noLimits))!.key);
+      for (let i = 0; i < 4; i++) order.push((await s.leases.claim('h1', 30_000, noLimits, pickNext))!.key);
       assert.equal(order[0], 'a3', 'the highest priority of the first repository');
       assert.equal(order[1], 'b1', 'then the other repository, before a second job of the first');
       assert.deepEqual(order.slice(2).sort(), ['a1', 'a2']);
-      assert.equal(await s.leases.claim('h1', 30_000, noLimits), undefined);
+      assert.equal(await s.leases.claim('h1', 30_000, noLimits, pickNext), undefined);
       const counts = await s.leases.runningCounts();
       assert.equal(counts.get('org:acme'), 4);
       assert.equal(counts.get('repo:acme/a'), 3);
@@ -102,7 +103,7 @@ function suite(name: string, open: () => Promise<{ host: () => Promise<Store>; r
       const hosts = await Promise.all([host(), host(), host(), host()]);
       await seed(hosts[0]!, Array.from({ length: 40 }, (_, i) => job(`o${i}`, `orga/r${i % 5}`)));
       const limits = { repository: () => undefined, org: (o: string) => (o === 'orga' ? 2 : undefined) };
-      const claimed = (await Promise.all(hosts.flatMap((h, i) => [h.leases.claim(`h${i}`, 30_000, limits), h.leases.claim(`h${i}`, 30_000, limits)]))).filter(Boolean);
+      const claimed = (await Promise.all(hosts.flatMap((h, i) => [h.leases.claim(`h${i}`, 30_000, limits, pickNext), h.leases.claim(`h${i}`, 30_000, limits, pickNext)]))).filter(Boolean);
       assert.equal(claimed.length, 2, `8 claims at once, limit 2: ${claimed.map((c) => c!.key)}`);
       assert.equal((await hosts[0]!.counts()).running, 2);
       assert.equal((await hosts[1]!.leases.runningCounts()).get('org:orga'), 2);
@@ -112,7 +113,7 @@ function suite(name: string, open: () => Promise<{ host: () => Promise<Store>; r
       await reset();
       const [a, b] = [await host(), await host()];
       await seed(a, [job('f1', 'fence/x')]);
-      const claimed = (await a.leases.claim('host-a', 5_000, noLimits))!;
+      const claimed = (await a.leases.claim('host-a', 5_000, noLimits, pickNext))!;
       assert.equal(claimed.leaseOwner, 'host-a');
       assert.deepEqual(await a.leases.renew('host-a', 5_000, [{ key: 'f1', attempt: claimed.attempt }]), [], 'renewed while held');
       assert.deepEqual(await b.leases.takeOverExpired('fail', 2, () => ({ conclusion: 'failure' })), [], 'not expired yet: nothing taken');
@@ -134,10 +135,10 @@ function suite(name: string, open: () => Promise<{ host: () => Promise<Store>; r
       await reset();
       const [a, b] = [await host(), await host()];
       await seed(a, [job('q1', 'requeue/x')]);
-      const first = (await a.leases.claim('host-a', 1_000, noLimits))!;
+      const first = (await a.leases.claim('host-a', 1_000, noLimits, pickNext))!;
       now += 2_000;
       assert.deepEqual((await b.leases.takeOverExpired('requeue', 2, () => ({ conclusion: 'failure' }))).map((t) => t.to), ['queued']);
-      const second = (await b.leases.claim('host-b', 1_000, noLimits))!;
+      const second = (await b.leases.claim('host-b', 1_000, noLimits, pickNext))!;
       assert.equal(second.key, 'q1');
       assert.equal(second.attempt, first.attempt + 1);
       assert.equal(await a.transition('q1', 'completed', {}, { owner: 'host-a', attempt: first.attempt }), false, 'the first claim is fenced out');

@@ -4,3 +4,4 @@ export { sha256Hex } from './hash';
 export { parseSize, parseDuration } from './parse-size';
 export { readFileBeneath, readBytesBeneath, listDirBeneath, pathComponents, type BeneathRead, type BeneathEntry } from './read-beneath';
 export { escapeHtml } from './escape-html';
+export type { Waiting, Running } from './scheduling';

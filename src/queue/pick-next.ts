@@ -1,19 +1,6 @@
-/** A job waiting for a slot, as the scheduler sees it. */
-export interface Waiting {
-  key: string;
-  repository: string;
-  /** The organisation (installation owner). */
-  org: string;
-  /** Higher runs first among a repository's jobs (e.g. default-branch pushes before pull requests). @default 0 */
-  priority: number;
-  /** Arrival order. */
-  createdAt: number;
-}
+import type { Running, Waiting } from '../common';
 
-export interface Running {
-  repository: string;
-  org: string;
-}
+export type { Running, Waiting };
 
 export interface SlotLimits {
   /** Concurrent jobs on this host. */

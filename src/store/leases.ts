@@ -1,5 +1,6 @@
 import { addRunning, COLUMNS, decode, runningScopes, type JobRow, type RawRow } from './job-rows';
 import type { SqlDb } from './sql';
+import type { Running, Waiting } from '../common';
 
 /** A host's limits as the claim sees them: concurrency per repository and organisation (undefined: none). */
 export interface ClaimLimits {
@@ -7,20 +8,11 @@ export interface ClaimLimits {
   org(org: string): number | undefined;
 }
 
-/** A queued job as the scheduler sees it. */
-export interface Waiting {
-  key: string;
-  repository: string;
-  org: string;
-  priority: number;
-  createdAt: number;
-}
-
 /**
  * The scheduling rule the claim applies (queue/pick-next.ts's pickNext, passed in by the server so
  * the store depends on no policy): the next job among `waiting` given what runs, or undefined.
  */
-export type PickNext = (waiting: readonly Waiting[], running: ReadonlyArray<{ repository: string; org: string }>, limits: ClaimLimits & { host: number }, lastStarted: (repository: string) => number | undefined) => Waiting | undefined;
+export type PickNext = (waiting: readonly Waiting[], running: readonly Running[], limits: ClaimLimits & { host: number }, lastStarted: (repository: string) => number | undefined) => Waiting | undefined;
 
 export interface HostRow {
   id: string;

@@ -61,12 +61,18 @@ test('PostgreSQL down for 30 s with jobs running and deliveries arriving: every 
   process.stdout.write(`# outage: PostgreSQL down ${(upAfter / 1000).toFixed(1)} s; 16 jobs, 16 check runs, all success\n`);
 });
 
-test('GitHub cancels a run whose job runs on one host, the delivery lands on the other: the job is cancelled where it runs', async () => {
-  const key = fleetKey(83_000, 'orgb/slow');
-  await deliverToFleet(w, hosts, 0, fleetJob(83_000, 'orgb/slow'));
+/** Delivers job `id` of orgb/slow (it sleeps 15 s) and waits until a host runs it: its key, a store to watch it with, and its lease owner. */
+async function slowJobRunning(id: number): Promise<{ key: string; watch: JobStore; owner: string }> {
+  const key = fleetKey(id, 'orgb/slow');
+  await deliverToFleet(w, hosts, 0, fleetJob(id, 'orgb/slow'));
   const watch = await JobStore.open(pg.url);
+  const owner = await until('the slow job runs', async () => { const r = await watch.get(key); return r?.state === 'running' && r.leaseOwner ? r.leaseOwner : undefined; }, 120_000);
+  return { key, watch, owner };
+}
+
+test('GitHub cancels a run whose job runs on one host, the delivery lands on the other: the job is cancelled where it runs', async () => {
+  const { key, watch, owner } = await slowJobRunning(83_000);
   try {
-    const owner = await until('the slow job runs', async () => { const r = await watch.get(key); return r?.state === 'running' && r.leaseOwner ? r.leaseOwner : undefined; }, 120_000);
     const other = hosts.findIndex((x) => !owner.startsWith(`${x.name}/`));
     const cancelled = fleetJob(83_000, 'orgb/slow') as { action: string; workflow_job: Record<string, unknown> };
     cancelled.action = 'completed';
@@ -83,11 +89,8 @@ test('GitHub cancels a run whose job runs on one host, the delivery lands on the
 });
 
 test('SIGTERM drains: no more claims, the running job past the grace period is handed back and finished by the other host; the host exits 0 and leaves the fleet view', async () => {
-  const key = fleetKey(82_000, 'orgb/slow');
-  await deliverToFleet(w, hosts, 0, fleetJob(82_000, 'orgb/slow'));
-  const watch = await JobStore.open(pg.url);
+  const { key, watch, owner } = await slowJobRunning(82_000);
   try {
-    const owner = await until('the slow job runs', async () => { const r = await watch.get(key); return r?.state === 'running' && r.leaseOwner ? r.leaseOwner : undefined; }, 120_000);
     const first = (await watch.get(key))!.attempt;
     const h = hosts.find((x) => owner.startsWith(`${x.name}/`))!;
     const other = hosts.find((x) => x !== h)!;

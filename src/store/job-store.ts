@@ -142,7 +142,13 @@ export class JobStore<S = unknown, R = unknown> {
 
   /** A GitHub write for this job failed: the attempt is counted and the next one put off until `nextAt`. */
   async githubFailed(key: string, nextAt: number): Promise<void> {
-    await this.db.run('UPDATE jobs SET github_attempts = github_attempts + 1, github_next_at = ?, report_owner = NULL, report_until = NULL WHERE key = ?', [nextAt, key]);
+    // The claim on its accept or report is released with it: the next attempt waits for the backoff, not for the claim to lapse.
+    await this.db.run(
+      `UPDATE jobs SET github_attempts = github_attempts + 1, github_next_at = ?, report_owner = NULL, report_until = NULL,
+         lease_owner = CASE WHEN state = 'accepted' THEN NULL ELSE lease_owner END, lease_until = CASE WHEN state = 'accepted' THEN NULL ELSE lease_until END
+       WHERE key = ?`,
+      [nextAt, key],
+    );
   }
 
   /** GitHub kept refusing this job's report: given up (reported = 2), never tried again. */

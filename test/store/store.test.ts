@@ -155,6 +155,9 @@ function suite(name: string, open: () => Promise<{ host: () => Promise<Store>; r
       assert.equal((await b.dueAccepted()).length, 0, 'a held job is not due');
       now += 11_000;
       assert.equal(await b.leases.claimAccept('c1', 'host-b', 10_000), 2, 'after the lapse: attempt 2 (look for the check run first)');
+      await b.githubFailed('c1', now);
+      assert.equal((await a.dueAccepted()).length, 1, 'a failed GitHub write releases the accept claim: the retry waits only for its backoff');
+      assert.equal(await a.leases.claimAccept('c1', 'host-a', 10_000), 3);
       assert.ok(await b.transition('c1', 'queued'));
       assert.ok(await b.transition('c1', 'running'));
       assert.ok(await b.transition('c1', 'completed', { result: { conclusion: 'success' } }));

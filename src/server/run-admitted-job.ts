@@ -3,7 +3,7 @@ import type { LiveLogs } from './live-logs';
 import type { ServerMetrics } from './metrics';
 import type { ServerJob } from './plan-delivery';
 import type { GitHubPort } from './ports';
-import type { ServerOptions } from './stockade-server';
+import type { ServerOptions } from './server-options';
 import type { HandOff, HostLeases } from './host-leases';
 
 /** What running one admitted job needs of the server: its options, the live logs, metrics, and the cancel switches. */

@@ -11,6 +11,8 @@ export interface AcceptDeps {
   settings: ServerOptions['settings'];
   /** When this process started: rows created before it were accepted by an earlier one. */
   startedAt: number;
+  hostId: string;
+  leaseMs: number;
 }
 
 /**
@@ -25,7 +27,7 @@ export async function acceptJob(d: AcceptDeps, row: ServerJob, attempt: number):
     // A job accepted by an earlier process may have had its check run created just
     // before a crash, without the id being saved: find it rather than make a second.
     // So may a host that accepted it before this one (attempt > 1), or a create that timed out after GitHub made it.
-    const earlier = row.createdAt < d.startedAt || attempt > 1 || row.githubAttempts > 0 ? await o.github.findCheckRun(row.installationId, spec.owner, spec.repo, row.headSha, name, row.key) : undefined;
+    const earlier = row.checkRunId ?? (row.createdAt < d.startedAt || attempt > 1 || row.githubAttempts > 0 ? await o.github.findCheckRun(row.installationId, spec.owner, spec.repo, row.headSha, name, row.key) : undefined);
     // What the sandbox will refuse is refused here, before the job takes a slot: it completes at once with the errors.
     const payload = async () => JSON.parse((await o.store.getDelivery(row.deliveryGuid))?.payload ?? '{}') as Record<string, unknown>;
     // In runner mode GitHub's runner reads the workflow (actions, containers); the hook judges each step.
@@ -35,6 +37,12 @@ export async function acceptJob(d: AcceptDeps, row: ServerJob, attempt: number):
       await o.store.transition(row.key, 'failed', { result: refused });
       return;
     }
+    // The claim is confirmed (and extended) just before the check run is made: a host that was paused
+    // past it must not create a second one beside the check run of the host that took the job over.
+    if (earlier === undefined && !(await o.store.leases.renewAccept(row.key, d.hostId, attempt, d.leaseMs))) {
+      o.logger.warn({ job: row.key, attempt }, 'accept claim lost to another host; it creates the check run');
+      return;
+    }
     const id = earlier ?? (await o.github.createCheckRun(row.installationId, spec.owner, spec.repo, {
       name,
       head_sha: row.headSha,
@@ -42,8 +50,12 @@ export async function acceptJob(d: AcceptDeps, row: ServerJob, attempt: number):
       external_id: row.key,
       details_url: jobPageUrl(o.publicUrl, o.logKey, row.key),
     }));
-    // Saved whatever the state: a job cancelled while the check run was being created must complete this one.
-    await o.store.setCheckRun(row.key, id);
+    // Saved whatever the state (a job cancelled while the check run was being created must complete
+    // this one), unless a later claim of the job exists.
+    if (!(await o.store.leases.saveCheckRun(row.key, attempt, id))) {
+      o.logger.error({ job: row.key, attempt, checkRun: id }, 'accept claim lost while its check run was being created');
+      return;
+    }
     await o.store.transition(row.key, 'queued');
   } catch (e) {
     await d.checkRuns.writeFailed(row, e, 'check run could not be created', row.createdAt, async () => {

@@ -300,7 +300,7 @@ export class StockadeServer {
 
   /** accepted → queued, with the check run created as `queued` (accept-job.ts). */
   private accept(row: ServerJob, attempt: number): Promise<void> {
-    return acceptJob({ o: this.o, checkRuns: this.checkRuns, settings: this.prechecked(), startedAt: this.startedAt }, row, attempt);
+    return acceptJob({ o: this.o, checkRuns: this.checkRuns, settings: this.prechecked(), startedAt: this.startedAt, hostId: this.hostId, leaseMs: this.leaseMs }, row, attempt);
   }
 
   private run(row: ServerJob): Promise<void> {

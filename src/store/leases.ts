@@ -111,6 +111,20 @@ export class Leases<S, R> {
   }
 
   /**
+   * Confirms (and extends) an accept claim right before the check run is created: false when the
+   * claim passed to another host meanwhile (this host was paused or slow), which then creates or
+   * finds the check run itself.
+   */
+  async renewAccept(key: string, owner: string, attempt: number, leaseMs: number): Promise<boolean> {
+    return (await this.db.run(`UPDATE jobs SET lease_until = ? WHERE key = ? AND state = 'accepted' AND lease_owner = ? AND attempt = ?`, [this.now() + leaseMs, key, owner, attempt])) === 1;
+  }
+
+  /** Saves the check run an accept claim created, unless a later claim of the job exists (a cancel meanwhile still gets it). */
+  async saveCheckRun(key: string, attempt: number, id: number): Promise<boolean> {
+    return (await this.db.run('UPDATE jobs SET check_run_id = ?, updated_at = ? WHERE key = ? AND attempt = ?', [id, this.now(), key, attempt])) === 1;
+  }
+
+  /**
    * Running jobs whose host let the lease run out: each failed with `result(row)` ("the runner host
    * stopped"), or queued again by policy while it has run fewer than `maxAttempts` times, in one
    * transaction per job that re-checks the lease. Returns what was done.

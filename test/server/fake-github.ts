@@ -292,8 +292,9 @@ export class FakeGitHub {
       const have = need ? scoped.permissions?.[need.name] : 'read';
       if (need && !(have === 'write' || (have === 'read' && need.level === 'read'))) return this.json(res, 403, { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest' });
     }
-    // A repository GitHub refuses writes for (archived, or the App uninstalled from it): 403, as GitHub answers.
-    const refused = this.refusedRepos.has(`${params.owner}/${params.repo}`) && route.op.operationId.startsWith('checks/');
+    // A repository GitHub refuses writes for (archived, or the App uninstalled from it): 403, as GitHub
+    // answers; reading its check runs still works, as on an archived repository.
+    const refused = this.refusedRepos.has(`${params.owner}/${params.repo}`) && route.op.operationId.startsWith('checks/') && method !== 'GET';
     // Or only its reports (the check run was made, then the repository was archived).
     const refusedReport = this.refusedReports.has(`${params.owner}/${params.repo}`) && route.op.operationId === 'checks/update';
     if (refused || refusedReport) {

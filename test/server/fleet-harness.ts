@@ -5,8 +5,8 @@ import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { deliver, makeWorld, sleep, startServer, workflowJobPayload, type ServerProcess, type World } from './helpers';
 
-/** The fleet's repositories: organisation `orga` (limited to 2 jobs at once in the config) and `orgb`, 5 each. */
-export const FLEET_REPOS = [...Array.from({ length: 5 }, (_, i) => `orga/r${i}`), ...Array.from({ length: 5 }, (_, i) => `orgb/r${i}`)];
+/** The fleet's 10 repositories: 3 of organisation `orga` (limited to 2 jobs at once in the config), 7 of `orgb`. */
+export const FLEET_REPOS = [...Array.from({ length: 3 }, (_, i) => `orga/r${i}`), ...Array.from({ length: 7 }, (_, i) => `orgb/r${i}`)];
 
 export interface FleetHost {
   name: string;

@@ -36,7 +36,7 @@ export class PostgresDb implements SqlDb {
   private readonly pool: Pool;
   private readonly root: SqlDb;
 
-  private constructor(url: string, logger?: Logger) {
+  private constructor(url: string, private readonly logger?: Logger) {
     this.pool = new Pool({ connectionString: url, max: 8, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000, application_name: 'stockade' });
     // An idle connection the server dropped (a restart) is reported here; without a listener it would crash the process.
     this.pool.on('error', (e) => logger?.warn({ err: e }, 'PostgreSQL connection lost; the pool reconnects'));
@@ -71,6 +71,14 @@ export class PostgresDb implements SqlDb {
     for (let attempt = 1; ; attempt++) {
       const client: PoolClient = await this.pool.connect();
       let broken = false;
+      // A checked-out client whose connection the server ends (a restart) emits 'error': without a
+      // listener that would take the process down. The statement in flight fails, and the client is
+      // discarded on release.
+      const onError = (e: Error) => {
+        broken = true;
+        this.logger?.warn({ err: e }, 'PostgreSQL connection lost in a transaction');
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         // A transaction inside the transaction is the same one.
@@ -84,6 +92,7 @@ export class PostgresDb implements SqlDb {
         if (code && RETRYABLE.has(code) && attempt < 5) continue;
         throw e;
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     }

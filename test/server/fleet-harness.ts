@@ -66,6 +66,7 @@ export const fleetKey = (id: number, repository: string) => `${repository}/workf
  * host answers 5xx or not at all (as a proxy retries, and as GitHub redelivers).
  */
 export async function deliverToFleet(w: World, hosts: FleetHost[], start: number, payload: unknown, guid = randomUUID()): Promise<{ status: number; host: string }> {
+  const seen: string[] = [];
   for (let tries = 0; tries < 200; tries++) {
     const up = hosts.filter((h) => !h.down);
     const h = up[(start + tries) % up.length]!;
@@ -73,10 +74,13 @@ export async function deliverToFleet(w: World, hosts: FleetHost[], start: number
       const r = await Promise.race([deliver(w, h.proc.url, 'workflow_job', payload, guid), sleep(5000).then(() => ({ status: 0, text: 'timeout' }))]);
       if (r.status === 202) return { status: r.status, host: h.name };
       if (r.status < 500 && r.status !== 0) throw new Error(`delivery refused by ${h.name}: ${r.status} ${r.text}`);
+      seen.push(`${h.name}: ${r.status} ${r.text.slice(0, 80)}`);
     } catch (e) {
       if (!/ECONNREFUSED|ECONNRESET|socket hang up/.test(String(e))) throw e;
+      seen.push(`${h.name}: ${String(e).slice(0, 80)}`);
     }
     await sleep(200);
   }
-  throw new Error('no host took the delivery');
+  const exits = hosts.map((h) => `${h.name} exit ${String(h.proc.child.exitCode ?? h.proc.child.signalCode)}: ${h.proc.stderr().slice(-1500)}`).join('\n');
+  throw new Error(`no host took the delivery; last answers: ${seen.slice(-6).join('; ')}\n${exits}`);
 }

@@ -27,7 +27,7 @@ after(async () => {
   if (hosts[1]) rmSync(hosts[1].state, { recursive: true, force: true });
   await endWorld(w, hosts[0]?.proc, hosts[0]?.state ?? '/nonexistent');
   pg?.destroy();
-});
+}, { timeout: 120_000 });
 
 test('PostgreSQL down for 30 s with jobs running and deliveries arriving: every job runs once and succeeds, one check run each', async () => {
   const jobs = Array.from({ length: 16 }, (_, i) => ({ id: 81_000 + i, repo: FLEET_REPOS[i % FLEET_REPOS.length]! }));

@@ -29,8 +29,12 @@ before(async () => {
   setDiagnostics(() => `\nviolations: ${JSON.stringify(w.fake.violations.slice(0, 5))}\n${hosts.map((h) => `${h.name}: ${h.proc.stderr().slice(-1500)}`).join('\n')}`);
 });
 let config = '';
+/** The sampler of orga's running jobs runs while this is true; after() ends it whatever happened. */
+let sampling = false;
 
 after(async () => {
+  sampling = false;
+  await sleep(100);
   await watch?.close();
   for (const h of hosts.slice(1)) {
     if (h.proc.child.exitCode === null) h.proc.child.kill('SIGCONT');
@@ -39,19 +43,19 @@ after(async () => {
   }
   await endWorld(w, hosts[0]?.proc, hosts[0]?.state ?? '/nonexistent');
   pg?.destroy();
-});
+}, { timeout: 120_000 });
 
 /** Running jobs held by a host (its lease owner starts with its name). */
 async function runningOn(host: string): Promise<Array<{ key: string; attempt: number }>> {
   return watch.db.all(`SELECT key, attempt FROM jobs WHERE state = 'running' AND lease_owner LIKE ?`, [`${host}/%`]);
 }
 
-test('200 jobs, 4 hosts, one killed, one paused past its lease, PostgreSQL restarted: every job ends once with one check run; orga never above 2', async () => {
+test('200 jobs, 4 hosts, one killed, one paused past its lease, PostgreSQL restarted: every job ends once with one check run; orga never above 2', { timeout: 900_000 }, async () => {
   const jobs = Array.from({ length: 200 }, (_, i) => ({ id: 70_000 + i, repo: FLEET_REPOS[i % FLEET_REPOS.length]! }));
   // Sample orga's running jobs across the fleet the whole time (the database is the fleet's truth).
   let maxOrgA = 0;
   let samples = 0;
-  let sampling = true;
+  sampling = true;
   const sampler = (async () => {
     while (sampling) {
       try {

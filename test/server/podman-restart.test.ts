@@ -39,7 +39,7 @@ after(async () => {
   await endWorld(w, server, state);
   // Whatever happened, the machine's service is left answering for the tests after this one.
   if (!(await (await sandbox()).deps.engine.ping().then(() => true, () => false))) spawnSync('node', ['dist/cli.js', 'setup', '--runner'], { stdio: 'inherit' });
-});
+}, { timeout: 120_000 });
 
 /** PIDs of the runner user's `podman system service` processes (the re-executing parent and the server in its namespace). */
 function servicePids(): number[] {

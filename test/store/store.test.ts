@@ -262,11 +262,15 @@ describe('PostgreSQL only', () => {
     }
   });
 
-  test('a PostgreSQL restart fails the statements in flight, then the same store works again without a new process', async () => {
+  test('a PostgreSQL restart fails the statements and transactions in flight without taking the process down; then the same store works again', async () => {
     const s = await JobStore.open(pg!.url);
     try {
       await s.addDelivery('before-restart', 'push', '{}');
+      // A transaction in flight when the server goes: it fails; the process (this one) stays up.
+      const inFlight = s.db.tx(async (t) => t.run('SELECT pg_sleep(3)'));
+      await new Promise((r) => setTimeout(r, 300));
       pg!.restart();
+      await assert.rejects(inFlight, /terminating connection|Connection terminated|ECONNRESET/);
       let ok = false;
       for (let i = 0; i < 50 && !ok; i++) {
         try {

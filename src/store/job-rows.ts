@@ -112,3 +112,9 @@ export const COLUMNS = `key, delivery_guid AS "deliveryGuid", repository, instal
   check_run_id AS "checkRunId", result, log, created_at AS "createdAt", updated_at AS "updatedAt", priority, started_at AS "startedAt",
   github_attempts AS "githubAttempts", github_next_at AS "githubNextAt", lease_owner AS "leaseOwner", lease_until AS "leaseUntil", attempt,
   report_batches AS "reportBatches"`;
+
+/** When each repository's most recent job started (the round-robin of pick-next among equals). */
+export async function lastStarted(db: SqlDb): Promise<Map<string, number>> {
+  const rows = await db.all<{ repository: string; t: number }>('SELECT repository, MAX(started_at) AS t FROM jobs WHERE started_at IS NOT NULL GROUP BY repository');
+  return new Map(rows.map((r) => [r.repository, r.t]));
+}

@@ -128,12 +128,6 @@ export class JobStore<S = unknown, R = unknown> {
     return (await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM jobs WHERE installation_id = ? AND admitted_at >= ?', [installationId, since]))!.n;
   }
 
-  /** When each repository's most recent job started. */
-  async lastStarted(db: SqlDb = this.db): Promise<Map<string, number>> {
-    const rows = await db.all<{ repository: string; t: number }>('SELECT repository, MAX(started_at) AS t FROM jobs WHERE started_at IS NOT NULL GROUP BY repository');
-    return new Map(rows.map((r) => [r.repository, r.t]));
-  }
-
   /** Finished jobs whose report GitHub has not taken yet, whose next attempt is due and that no host is sending. */
   async unreported(limit = 100): Promise<JobRow<S, R>[]> {
     const now = this.now();

@@ -1,4 +1,4 @@
-import { addRunning, COLUMNS, decode, runningScopes, type JobRow, type RawRow } from './job-rows';
+import { addRunning, COLUMNS, decode, lastStarted, runningScopes, type JobRow, type RawRow } from './job-rows';
 import type { SqlDb } from './sql';
 import type { Running, Waiting } from '../common';
 
@@ -45,7 +45,7 @@ export class Leases<S, R> {
       let waiting: Waiting[] = (await t.all<{ key: string; repository: string; priority: number; createdAt: number }>(`SELECT key, repository, priority, created_at AS "createdAt" FROM jobs WHERE state = 'queued' ORDER BY created_at LIMIT 5000`)).map((w) => ({ ...w, org: w.repository.split('/')[0]! }));
       if (!waiting.length) return undefined;
       const running = (await t.all<{ repository: string }>(`SELECT repository FROM jobs WHERE state = 'running'`)).map((r) => ({ repository: r.repository, org: r.repository.split('/')[0]! }));
-      const last = new Map((await t.all<{ repository: string; t: number }>('SELECT repository, MAX(started_at) AS t FROM jobs WHERE started_at IS NOT NULL GROUP BY repository')).map((r) => [r.repository, r.t]));
+      const last = await lastStarted(t);
       for (let tries = 0; tries < 200 && waiting.length; tries++) {
         const next = pickNext(waiting, running, { host: Infinity, repository: limits.repository, org: limits.org }, (r) => last.get(r));
         if (!next) return undefined;

@@ -14,6 +14,7 @@
  * Prints per-step ms (median and p90 over rounds) and the ratios. Not a test: nothing fails on time.
  *
  *   npm run build && npx tsx bench/step-overhead.ts [N=20] [ROUNDS=5]   (as root, after `stockade setup`)
+ *   SHAPE=true (or SHAPE='sleep 1') runs one shape only.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -86,7 +87,8 @@ function shape(command: string, workMs: number): Record<string, { median: number
 }
 
 try {
-  const shapes: Array<[string, number]> = [['true', 0], ['sleep 1', 1000]];
+  // SHAPE=true or SHAPE="sleep 1" runs one shape only.
+  const shapes = ([['true', 0], ['sleep 1', 1000]] as Array<[string, number]>).filter(([c]) => !process.env.SHAPE || c === process.env.SHAPE);
   const out: string[] = [];
   for (const [command, workMs] of shapes) {
     const s = shape(command, workMs);

@@ -5,3 +5,4 @@ export { parseSize, parseDuration } from './parse-size';
 export { readFileBeneath, readBytesBeneath, listDirBeneath, pathComponents, type BeneathRead, type BeneathEntry } from './read-beneath';
 export { escapeHtml } from './escape-html';
 export type { Waiting, Running } from './scheduling';
+export { Phases } from './phases';

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, normalize } from 'node:path';
-import { discardPreparedStep, prepareStepContainer, writeVolumeFile, LABEL_STEP, type PreparedStep, type StepSpec } from '../sandbox';
+import { discardPreparedStep, prepareStepContainer, removeVolumeFile, writeVolumeFile, LABEL_STEP, type PreparedStep, type StepSpec } from '../sandbox';
 import { JOB_PATHS } from './job-paths';
 import type { StepDeps, StepRun } from './run-step';
 
@@ -11,13 +12,16 @@ import type { StepDeps, StepRun } from './run-step';
  * limited with a launcher as its command, since the step's environment and script depend on the
  * steps before it. At its start the step's environment, directory and command are written to a
  * launch file in the job's temp volume (0600, created exclusively, no link followed), and the
- * launcher sources it, removes it and execs the command. Nothing of the job runs while the file
- * exists: the previous step's processes ended with its container's init.
+ * launcher sources it and execs the command; the runner removes it once the step has ended. No
+ * other step of the job runs while the file exists: the previous step's processes ended with its
+ * container's init, and the next one starts after the removal.
  */
 export interface WarmStep {
   fingerprint: string;
   launchName: string;
   fifoName: string;
+  /** What the go says: the launcher runs nothing on any other line. */
+  nonce: string;
   prepared: Promise<PreparedStep | undefined>;
 }
 
@@ -26,11 +30,12 @@ export const WARM_AFTER_MS = 100;
 
 /**
  * The prepared container's command: make its FIFO (in the temp volume, mode 0600), wait on it for
- * the runner's go, then source the launch file. Every way a step could tamper with the FIFO (open it,
- * write it, replace it) ends the launcher early or leaves it without a reader, and the runner then
+ * the runner's go (a nonce only the runner and the launcher's argv know: another container sees
+ * neither), then source the launch file. Every way a step could tamper with the FIFO (open it, write
+ * it, hold it, replace it) ends the launcher early or leaves it without a reader, and the runner then
  * starts the next step cold: the launch file itself is created only after the step before has ended.
  */
-const LAUNCHER = `f=$1; p=$2; mkfifo -m 600 "$p" || exit 126; read -r _ < "$p"; rm -f -- "$p"; if [ ! -f "$f" ] || [ -h "$f" ]; then echo "##[error]stockade: the step's launch file is missing" >&2; exit 127; fi; . "$f"`;
+const LAUNCHER = `f=$1; p=$2; n=$3; mkfifo -m 600 "$p" || exit 126; IFS= read -r go < "$p"; [ "$go" = "$n" ] || exit 125; if [ ! -f "$f" ] || [ -h "$f" ]; then echo "##[error]stockade: the step's launch file is missing" >&2; exit 127; fi; . "$f"`;
 
 /** What must match for a prepared container to serve a step: everything but its name, command, environment, directory and deadline. */
 export function fingerprint(spec: StepSpec): string {
@@ -48,26 +53,36 @@ export function startWarm(deps: StepDeps, run: StepRun, like: StepSpec): void {
   if (run.state.warm || deps.signal?.aborted) return;
   const launchName = `_stockade_launch_${randomUUID()}.sh`;
   const fifoName = `_stockade_go_${randomUUID()}`;
+  const nonce = randomUUID();
   const spec: StepSpec = {
     ...like,
     name: `stockade-${run.volumes.key}-${++run.state.containers}`,
-    argv: ['/bin/sh', '-c', LAUNCHER, 'stockade-launch', `${JOB_PATHS.temp}/${launchName}`, `${JOB_PATHS.temp}/${fifoName}`],
+    argv: ['/bin/sh', '-c', LAUNCHER, 'stockade-launch', `${JOB_PATHS.temp}/${launchName}`, `${JOB_PATHS.temp}/${fifoName}`, nonce],
     env: {},
     workdir: '/',
     labels: { ...like.labels, [LABEL_STEP]: 'prepared' },
   };
-  const prepared = prepareStepContainer({ ...deps.sandbox.deps, logger: deps.logger.child({ step: 'prepared' }) }, spec, { start: true }).catch((e: unknown) => {
-    deps.logger.debug({ err: e }, 'the next step could not be prepared ahead; it starts cold');
-    return undefined;
-  });
-  run.state.warm = { fingerprint: fingerprint(like), launchName, fifoName, prepared };
+  const sdeps = { ...deps.sandbox.deps, logger: deps.logger.child({ step: 'prepared' }) };
+  const fifo = childPath(run.volumes.mountpoint.temp, fifoName);
+  const prepared = prepareStepContainer(sdeps, spec, { start: true })
+    .then(async (p) => {
+      // Its launcher makes the FIFO just after the start: ready once it exists (still off the step's path).
+      if (await fifoAppears(fifo, p)) return p;
+      run.state.pending.push(discardPreparedStep(sdeps, p));
+      throw new Error(`its launcher made no FIFO within ${FIFO_WAIT_MS} ms`);
+    })
+    .catch((e: unknown) => {
+      deps.logger.debug({ err: e }, 'the next step could not be prepared ahead; it starts cold');
+      return undefined;
+    });
+  run.state.warm = { fingerprint: fingerprint(like), launchName, fifoName, nonce, prepared };
 }
 
 /**
  * The prepared container if it fits `spec` and its launcher is waiting (else it is removed, off the
  * critical path, and the step starts cold), with its launch file written and its go ready.
  */
-export async function takeWarm(deps: StepDeps, run: StepRun, spec: StepSpec): Promise<{ prepared: PreparedStep; go: () => Promise<void> } | undefined> {
+export async function takeWarm(deps: StepDeps, run: StepRun, spec: StepSpec): Promise<{ prepared: PreparedStep; go: () => Promise<void>; done: () => Promise<void> } | undefined> {
   const warm = run.state.warm;
   if (!warm) return undefined;
   run.state.warm = undefined;
@@ -79,35 +94,61 @@ export async function takeWarm(deps: StepDeps, run: StepRun, spec: StepSpec): Pr
     return undefined;
   };
   if (warm.fingerprint !== fingerprint(spec) || prepared.ended?.()) return drop();
+  const temp = run.volumes.mountpoint.temp;
   let fifo: FileHandle;
   try {
     // Its launcher is blocked opening the FIFO for reading: a writer's open succeeds at once (ENXIO: nobody is waiting).
-    fifo = await open(childPath(run.volumes.mountpoint.temp, warm.fifoName), constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    fifo = await open(childPath(temp, warm.fifoName), constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    // Both ends are open now: the name goes (by the runner, so no process of the launcher's is on the step's path).
+    await removeVolumeFile(temp, warm.fifoName);
     if (!(await fifo.stat()).isFIFO()) {
       await fifo.close();
       return drop(new Error('not a FIFO'));
     }
   } catch (e) {
+    await removeVolumeFile(temp, warm.fifoName).catch(() => undefined);
     return drop(e);
   }
   try {
-    await writeVolumeFile(run.volumes.mountpoint.temp, warm.launchName, launchScript(spec, `${JOB_PATHS.temp}/${warm.launchName}`), run.volumes.owner, 0o600);
+    await writeVolumeFile(temp, warm.launchName, launchScript(spec), run.volumes.owner, 0o600);
   } catch (e) {
     await fifo.close();
     return drop(e);
   }
   const go = async () => {
     try {
-      await fifo.write('\n');
+      await fifo.write(`${warm.nonce}\n`);
     } finally {
       await fifo.close();
     }
   };
-  return { prepared: { ...prepared, spec: { ...prepared.spec, env: spec.env, argv: spec.argv, workdir: spec.workdir } }, go };
+  // Removed by the runner once the step has ended, before any later step runs: it holds this step's environment.
+  const done = () => removeVolumeFile(temp, warm.launchName).catch((e: unknown) => deps.logger.warn({ err: e }, 'the launch file could not be removed'));
+  return { prepared: { ...prepared, spec: { ...prepared.spec, env: spec.env, argv: spec.argv, workdir: spec.workdir } }, go, done };
+}
+
+/** How long a finished container's removal waits for the next step to start before it starts anyway. */
+const REMOVAL_DELAY_MS = 500;
+
+/** A finished container's removal, started when the next step runs (startRemovals) or after REMOVAL_DELAY_MS. */
+export function deferRemoval(run: Pick<StepRun, 'state'>, removal: () => Promise<void>): void {
+  const d = (run.state.deferred ??= { removals: [] });
+  d.removals.push(removal);
+  d.timer ??= setTimeout(() => startRemovals(run), REMOVAL_DELAY_MS);
+}
+
+/** Starts every deferred removal (tracked in `pending`, awaited before the job's volumes go). */
+export function startRemovals(run: Pick<StepRun, 'state'>): void {
+  const d = run.state.deferred;
+  if (!d) return;
+  clearTimeout(d.timer);
+  d.timer = undefined;
+  for (const removal of d.removals.splice(0)) run.state.pending.push(removal());
 }
 
 /** At the job's end: a prepared container no step took is removed, and every deferred removal awaited. */
 export async function settleContainers(deps: StepDeps, run: Pick<StepRun, 'state'>): Promise<void> {
+  startRemovals(run);
   const warm = run.state.warm;
   run.state.warm = undefined;
   const prepared = await warm?.prepared;
@@ -115,18 +156,33 @@ export async function settleContainers(deps: StepDeps, run: Pick<StepRun, 'state
   await Promise.allSettled(run.state.pending.splice(0));
 }
 
+const FIFO_WAIT_MS = 5000;
+
+/** Whether the FIFO (not a link, not a file: lstat) exists before the launcher ends or FIFO_WAIT_MS pass. */
+async function fifoAppears(path: string, p: PreparedStep): Promise<boolean> {
+  const until = Date.now() + FIFO_WAIT_MS;
+  for (let wait = 1; Date.now() < until && !p.ended?.(); wait = Math.min(wait * 2, 50)) {
+    const st = await lstat(path).catch(() => undefined);
+    if (st) return st.isFIFO();
+    await sleep(wait);
+  }
+  return false;
+}
+
 /** sh single quotes: every byte literal, a quote as '\'' . */
 const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
 
-/** The launch file: remove itself, enter the step's directory (made if missing, as the runtime does), exec the command with exactly the step's environment on top of the container's. */
-export function launchScript(spec: StepSpec, path: string): string {
-  const env = Object.entries(spec.env).map(([k, v]) => q(`${k}=${v}`));
+/** The launch file: enter the step's directory (made if missing, as the runtime does), exec the command with exactly the step's environment on top of the container's. */
+export function launchScript(spec: StepSpec): string {
+  const entries = Object.entries(spec.env);
+  // Names the shell can export are exported by its built-in (no process start); any other name (GitHub keeps `INPUT_MY-INPUT`) goes through env(1).
+  const plain = entries.every(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
   return [
-    `rm -f -- ${q(path)}`,
     `cd -- ${q(spec.workdir)} 2>/dev/null || { mkdir -p -- ${q(spec.workdir)} && cd -- ${q(spec.workdir)}; } || exit 1`,
     // cd set OLDPWD, which a step started by the runtime does not have.
     'unset OLDPWD',
-    `exec /usr/bin/env -- ${[...env, ...spec.argv.map(q)].join(' ')}`,
+    ...(plain ? entries.map(([k, v]) => `export ${k}=${q(v)}`) : []),
+    plain ? `exec ${spec.argv.map(q).join(' ')}` : `exec /usr/bin/env -- ${[...entries.map(([k, v]) => q(`${k}=${v}`)), ...spec.argv.map(q)].join(' ')}`,
     '',
   ].join('\n');
 }

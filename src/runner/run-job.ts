@@ -1,7 +1,7 @@
 import { settleContainers } from './prewarm';
 import { join } from 'node:path';
 import { chmod } from 'node:fs/promises';
-import { isStockadeError, type Logger } from '../common';
+import { isStockadeError, Phases, type Logger } from '../common';
 import { copyTreeIntoVolume, makeVolumeDir, writeVolumeFile, type Sandbox } from '../sandbox';
 import { evaluateValue, interpolate, SecretMasker, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
 import { DEFAULT_IMAGE_POLICY, imageRefusal, mapImage, type ImagePolicy } from './image-policy';
@@ -50,6 +50,8 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   const masker = maskerFor(ctx.secrets);
   const name = masker.mask(instance.name);
   const log = deps.logger.child({ job: job.id });
+  // Where the job's start went, to its first step (a debug line; bench/job-start.ts prints the table).
+  const phases = new Phases();
   deps.observer?.jobStarted?.(job.id, name);
   let volumes: JobVolumes | undefined;
   let diskUsage: import('../sandbox').DiskUsage | undefined;
@@ -65,6 +67,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     if (settings.jobToken) {
       // The job's own GITHUB_TOKEN: this repository only, the permissions the workflow grants.
       jobToken = await settings.jobToken.mint(tokenPermissions(wf, job, settings.jobToken.readOnly), job.id);
+      phases.mark('job token');
       masker.add(jobToken.token);
       ctx = { ...ctx, secrets: { ...ctx.secrets, GITHUB_TOKEN: jobToken.token } };
       contexts.secrets = ctx.secrets;
@@ -88,8 +91,11 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
           : `container image ${container.image} is not present on this host (no registry is reachable; build it locally first)`,
       );
     }
+    phases.mark('image check');
     volumes = await createJobVolumes(deps.sandbox, job.id, log, settings.disk);
+    phases.mark('volumes + disk');
     await prepareWorkspace(volumes, settings.sourceDir, ctx.event, !!settings.disposableSource);
+    phases.mark('workspace');
     if (settings.toolCacheDir) await copyTreeIntoVolume(settings.toolCacheDir, volumes.mountpoint.toolCache, volumes.owner);
     const run: StepRun = { wf, job, ctx, settings, contexts, volumes, state, image: container.image, containerEnv: container.env, deadline };
     const allow = egressAllowlist(wf, job, contexts, noSteps, settings);
@@ -115,6 +121,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
         deps.observer?.stepFinished?.(job.id, r);
         throw e;
       }
+      phases.mark('network + sidecar + services');
       const r = toResult(run, -1, undefined, 'Initialize containers', sink, { outcome: 'success', exitCode: 0, reason: 'exit', outputs: {}, durationMs: Date.now() - t0, peakMemoryBytes: 0, cpuSeconds: 0 }, false);
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
@@ -127,18 +134,24 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
         net,
       );
       run.results = jobResults = results;
+      phases.mark('results service');
       if (results.env.GITHUB_API_URL) Object.assign(contexts.github as Record<string, unknown>, { api_url: results.env.GITHUB_API_URL, graphql_url: results.env.GITHUB_GRAPHQL_URL });
     }
     for (const r of await runPreSteps({ ...deps, logger: log }, run, scope, job.steps)) {
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
     }
-    for (const step of job.steps) {
+    phases.mark('pre steps');
+    log.debug({ phases: phases.ms }, 'job phases before its first step');
+    for (const [i, step] of job.steps.entries()) {
+      // No container is prepared behind the job's last step when nothing runs after it (one-step jobs pay nothing for the prewarm).
+      state.lastStep = i === job.steps.length - 1 && !state.post.length;
       const r = await runStep({ ...deps, logger: log }, run, scope, step, runUses);
       state.results.push(r);
       deps.observer?.stepFinished?.(job.id, r);
     }
-    for (const post of [...state.post].reverse()) {
+    for (const [i, post] of [...state.post].reverse().entries()) {
+      state.lastStep = i === state.post.length - 1;
       const r = await post.run();
       if (r.conclusion === 'failure') scope.status.failed = true;
       state.results.push(r);

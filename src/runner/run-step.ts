@@ -1,8 +1,8 @@
 import type { JobNetwork } from './job-network';
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../common';
+import { Phases, type Logger } from '../common';
 import { LABEL_STEP, readVolumeFile, runPreparedStep, runStepContainer, type OutputLine, type RunOptions, type Sandbox, type StepOutcome, type StepSpec, type VolumeMount } from '../sandbox';
-import { mayWarm, startWarm, takeWarm, WARM_AFTER_MS, type WarmStep } from './prewarm';
+import { deferRemoval, mayWarm, startRemovals, startWarm, takeWarm, WARM_AFTER_MS, type WarmStep } from './prewarm';
 import {
   evaluateCondition,
   evaluateValue,
@@ -54,8 +54,12 @@ export interface JobState {
   extraMounts: VolumeMount[];
   /** The next step's container, prepared while the current one runs (prewarm.ts). */
   warm?: WarmStep;
+  /** The top-level step running is the job's last (no post step either): nothing is prepared behind it. */
+  lastStep?: boolean;
   /** Removals of finished step containers, taken off the critical path; awaited before the job's volumes go. */
   pending: Promise<void>[];
+  /** Removals not started yet: they start once the next step runs (prewarm.ts deferRemoval). */
+  deferred?: { removals: Array<() => Promise<void>>; timer?: NodeJS.Timeout };
   /** Volumes created for the job besides the four standard ones; removed with the job. */
   extraVolumes: string[];
   /** Resolved `uses:` → where the action sits. */
@@ -275,6 +279,7 @@ export interface ScriptRun {
 
 /** One process in one fresh step container; its output goes through the workflow-command processor. */
 export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink: LogSink, s: ScriptRun): Promise<Executed & { state: Record<string, string> }> {
+  const phases = new Phases();
   const id = randomUUID();
   const files = Object.fromEntries(FILES.map((f) => [f, `_runner_file_commands_${id}_${f}`])) as FileNames;
   const written = await writeStepFiles(run, FILES.map((f) => files[f]), s.script ? { name: `${id}${s.script.extension}`, text: s.script.text } : undefined);
@@ -283,6 +288,7 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
     return written.refused;
   }
   const scriptPath = written.scriptPath;
+  phases.mark('step files');
   const fullEnv: Record<string, string> = { ...(run.net?.env() ?? {}), ...s.env, ...standardEnv(run.ctx, run.job.id, s.actionId, files), ...(run.results?.env ?? {}), ...(s.extraEnv ?? {}), PATH: pathWith(run.state.path) };
   if (run.ctx.debug) fullEnv.RUNNER_DEBUG = '1';
   if (scope.actionPath) fullEnv.GITHUB_ACTION_PATH = scope.actionPath;
@@ -303,15 +309,19 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
   };
   const sdeps = { ...deps.sandbox.deps, logger: deps.logger.child({ step: s.label }) };
   const warmable = mayWarm(run, spec);
+  const warmNext = warmable && !(run.state.lastStep && scope.depth === 0);
   const warm = warmable ? await takeWarm(deps, run, spec) : undefined;
+  phases.mark(warm ? 'take prepared' : 'spec');
   let warmTimer: NodeJS.Timeout | undefined;
   const opts: RunOptions = {
     timeoutMs,
     go: warm?.go,
-    deferRemoval: (p) => run.state.pending.push(p),
+    deferRemoval: (removal) => deferRemoval(run, removal),
+    phases,
     // A step that runs long enough has the next one's container made meanwhile.
     onStarted: () => {
-      if (warmable) warmTimer = setTimeout(() => startWarm(deps, run, spec), WARM_AFTER_MS);
+      startRemovals(run);
+      if (warmNext) warmTimer = setTimeout(() => startWarm(deps, run, spec), WARM_AFTER_MS);
     },
   };
   const onLine = (l: OutputLine) => log.line(l.stream, l.text);
@@ -320,6 +330,7 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
     outcome = warm ? await runPreparedStep(sdeps, warm.prepared, onLine, deps.signal, opts) : await runStepContainer(sdeps, spec, onLine, deps.signal, opts);
   } finally {
     clearTimeout(warmTimer);
+    await warm?.done();
   }
   if (outcome.noRouteAttempts) {
     run.state.noRoute.push({ step: s.label, attempts: outcome.noRouteAttempts });
@@ -330,6 +341,8 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
   run.state.path.push(...log.path);
   const e = fromOutcome(outcome);
   await markDiskLimit(run, e);
+  phases.mark('file commands');
+  deps.logger.debug({ step: s.label, phases: phases.ms, prepared: !!warm }, 'step phases');
   if (log.commandErrors.length && e.outcome === 'success') {
     e.outcome = 'failure';
     e.reason = 'error';
@@ -370,23 +383,23 @@ function describeFailure(o: StepOutcome): string {
 
 async function collectFileCommands(run: StepRun, files: FileNames, warn: (m: string) => void): Promise<{ outputs: Record<string, string>; state: Record<string, string> }> {
   const mp = run.volumes.mountpoint.temp;
-  const read = async (name: string) => {
-    const r = await readVolumeFile(mp, name, MAX_FILE_COMMAND_BYTES);
+  // Read all at once (no step runs now; this is on the path between two steps), then applied (and warned of) in a fixed order.
+  const results = await Promise.all([files.env, files.output, files.state, files.path, files.summary].map((name) => readVolumeFile(mp, name, MAX_FILE_COMMAND_BYTES)));
+  const [envText, outText, stateText, pathText, summary] = results.map((r) => {
     if (!r.ok) warn(r.error);
     return r.ok ? r.text : '';
-  };
-  const env = parseFileCommands(await read(files.env));
+  }) as [string, string, string, string, string];
+  const env = parseFileCommands(envText);
   env.errors.forEach((m) => warn(`GITHUB_ENV ${m}`));
   for (const [k, v] of Object.entries(env.values)) {
     if (isForbiddenEnvName(k)) warn(`GITHUB_ENV may not set ${k}; it is ignored`);
     else run.state.env[k] = v;
   }
-  const out = parseFileCommands(await read(files.output));
+  const out = parseFileCommands(outText);
   out.errors.forEach((m) => warn(`GITHUB_OUTPUT ${m}`));
-  const state = parseFileCommands(await read(files.state));
+  const state = parseFileCommands(stateText);
   state.errors.forEach((m) => warn(`GITHUB_STATE ${m}`));
-  run.state.path.push(...parsePathFile(await read(files.path)));
-  const summary = await read(files.summary);
+  run.state.path.push(...parsePathFile(pathText));
   if (summary) run.state.summary.push(run.state.masker.mask(summary));
   return { outputs: out.values, state: state.values };
 }

@@ -1,4 +1,4 @@
-import { describeDiskUsage, writeVolumeFile } from '../sandbox';
+import { describeDiskUsage, removeVolumeFile, writeVolumeFile } from '../sandbox';
 import { JOB_PATHS } from './job-paths';
 import type { Executed, StepRun } from './run-step';
 
@@ -9,17 +9,30 @@ import type { Executed, StepRun } from './run-step';
  */
 export async function writeStepFiles(run: StepRun, names: string[], script: { name: string; text: string } | undefined): Promise<{ scriptPath?: string } | { refused: Executed & { state: Record<string, string> } }> {
   const mp = run.volumes.mountpoint.temp;
-  const write = async () => {
-    for (const n of names)
-      await writeVolumeFile(mp, n, '', run.volumes.owner, 0o666).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EEXIST') throw e;
-      });
-    if (script) await writeVolumeFile(mp, script.name, script.text, run.volumes.owner, 0o755);
+  // A retry after ENOSPC finds the script the first attempt created (a name of the runner's, unknown to any step) possibly cut short: it is written again.
+  const writeScript = (retry: boolean): Promise<void> =>
+    writeVolumeFile(mp, script!.name, script!.text, run.volumes.owner, 0o755).catch(async (e: NodeJS.ErrnoException) => {
+      if (!retry || e.code !== 'EEXIST') throw e;
+      await removeVolumeFile(mp, script!.name);
+      await writeVolumeFile(mp, script!.name, script!.text, run.volumes.owner, 0o755);
+    });
+  // All at once: they are independent files, and this is on the path between two steps (issue 17).
+  const write = async (retry = false) => {
+    const all = await Promise.allSettled([
+      ...names.map((n) =>
+        writeVolumeFile(mp, n, '', run.volumes.owner, 0o666).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'EEXIST') throw e;
+        }),
+      ),
+      script ? writeScript(retry) : undefined,
+    ]);
+    const failed = all.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   };
   try {
     await write().catch(async (e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOSPC' || !(await run.volumes.disk?.releaseReserve(names.length + 1))) throw e;
-      await write();
+      await write(true);
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;

@@ -14,7 +14,7 @@ export { reapLeftovers, type ReapReport } from './reaper';
 export { LABEL_MANAGED, LABEL_OWNER, LABEL_JOB, LABEL_STEP, EGRESS_NETWORK, LABEL_EGRESS, managedLabels, processTag, isOwnerAlive } from './labels';
 export { ensureEgressNetwork } from './egress-network';
 export { ensureExternalsVolume, LABEL_EXTERNALS } from './externals';
-export { readVolumeFile, readVolumePath, writeVolumeFile, copyTreeIntoVolume, makeVolumeDir, volumeOwner, type VolumeOwner } from './volume-files';
+export { readVolumeFile, readVolumePath, writeVolumeFile, removeVolumeFile, copyTreeIntoVolume, makeVolumeDir, volumeOwner, type VolumeOwner } from './volume-files';
 export { openSandbox, type Sandbox, type SandboxOptions } from './open-sandbox';
 export { buildSeccompProfile, parseSeccompPolicy, allowedSyscalls, type SeccompProfile, type SeccompPolicy } from './seccomp-profile';
 export { readHostRlimits } from './host-rlimits';

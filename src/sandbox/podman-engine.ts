@@ -1,4 +1,7 @@
 import Docker from 'dockerode';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StockadeError } from '../common';
 import type { ContainerEngine, ManagedObject } from './engine';
@@ -9,9 +12,12 @@ const LIBPOD = '/v4.0.0/libpod';
 /** ContainerEngine over Podman's API socket through dockerode (Docker-compatible API, plus libpod endpoints where compat is slow or lacks a call). */
 export class PodmanEngine implements ContainerEngine {
   private readonly docker: Docker;
+  /** Where conmon writes each container's exit code (rootless: `$XDG_RUNTIME_DIR/libpod/tmp/exits`); undefined when the socket is not in a runtime directory. */
+  private readonly exitDir: string | undefined;
 
   constructor(readonly socketPath: string) {
     this.docker = new Docker({ socketPath });
+    this.exitDir = exitDirFor(socketPath);
   }
 
   private dial<T>(path: string, method: string, statusCodes: Record<number, boolean | string>, options?: Record<string, unknown>): Promise<T> {
@@ -89,16 +95,40 @@ export class PodmanEngine implements ContainerEngine {
   }
 
   async wait(id: string): Promise<number> {
-    // Called once the attach stream has ended. Inspect reads conmon's exit file at once
-    // (about 10 ms); libpod's wait answers only after its exit processing (160 ms and
-    // more per step, measured on Podman 4.3), so it is only the fallback for a stream
-    // that closed while the process still runs.
+    // Called once the attach stream has ended. Conmon has written the exit code to its exit
+    // file by then (it is what inspect reports): read directly it costs 0.1 ms against 8-22 ms
+    // for inspect (issue 17). Inspect reads the same file; libpod's wait answers only after its
+    // exit processing (160 ms and more per step, measured on Podman 4.3), so it is only the
+    // fallback for a stream that closed while the process still runs.
+    const fromFile = await this.exitFile(id);
+    if (fromFile !== undefined) return fromFile;
     const state = (await transient(() => this.docker.getContainer(id).inspect())).State;
     if (state.Status === 'stopped' || state.Status === 'exited') return state.ExitCode;
     const body = await this.dial<unknown>(`${LIBPOD}/containers/${id}/wait`, 'POST', { 200: true }, { condition: 'exited', interval: '10ms' });
     const code = Number(Buffer.isBuffer(body) ? body.toString() : body);
     if (!Number.isInteger(code)) throw new StockadeError('ENGINE_FAILED', `unexpected wait answer for ${id.slice(0, 12)}: ${String(body)}`);
     return code;
+  }
+
+  /** The code in conmon's exit file for container `id`, or undefined (no file yet, not a plain file, not a number). */
+  private async exitFile(id: string): Promise<number | undefined> {
+    if (!this.exitDir || !/^[0-9a-f]{64}$/.test(id)) return undefined;
+    let text: string;
+    try {
+      const f = await open(join(this.exitDir, id), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      try {
+        if (!(await f.stat()).isFile()) return undefined;
+        const buf = Buffer.alloc(16);
+        const { bytesRead } = await f.read(buf, 0, buf.length, 0);
+        text = buf.subarray(0, bytesRead).toString();
+      } finally {
+        await f.close();
+      }
+    } catch {
+      return undefined;
+    }
+    const m = /^(\d{1,3})\n?$/.exec(text);
+    return m ? Number(m[1]) : undefined;
   }
 
   async kill(id: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
@@ -221,4 +251,12 @@ export function isProcessRace(e: unknown): boolean {
 function engineError(what: string, e: unknown): StockadeError {
   const msg = (e as { json?: { message?: string }; message?: string }).json?.message ?? (e as Error).message ?? String(e);
   return new StockadeError('ENGINE_FAILED', `${what} failed: ${msg}`, { cause: e });
+}
+
+/** Rootless Podman's socket is `$XDG_RUNTIME_DIR/podman.sock` (or `…/podman/podman.sock`); its exit files are in `$XDG_RUNTIME_DIR/libpod/tmp/exits`. */
+export function exitDirFor(socketPath: string): string | undefined {
+  if (basename(socketPath) !== 'podman.sock') return undefined;
+  let dir = dirname(socketPath);
+  if (basename(dir) === 'podman') dir = dirname(dir);
+  return /^\/run\/user\/\d+$/.test(dir) ? join(dir, 'libpod/tmp/exits') : undefined;
 }

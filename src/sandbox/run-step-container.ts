@@ -1,6 +1,6 @@
 import { processTag } from './labels';
 import type { Readable } from 'node:stream';
-import { StockadeError, silentLogger, type Logger } from '../common';
+import { StockadeError, silentLogger, type Logger, type Phases } from '../common';
 import type { ContainerEngine } from './engine';
 import type { AppliedLimits, LimitEnforcer, StepUsage } from './limit-enforcer';
 import { drainFrames, OutputLines, type OutputLine } from './output-lines';
@@ -108,10 +108,14 @@ export interface RunOptions {
   go?: () => Promise<void>;
   /**
    * Takes the container's removal instead of awaiting it: the step's result is returned as soon as
-   * its exit code and usage are read, and the caller awaits the removal later (before the job's
-   * volumes go). The step's processes have all ended by then: its init's exit ends its PID namespace.
+   * its exit code and usage are read, and the caller starts the removal later (once the next step
+   * runs, so Podman's removal does not compete with the path between two steps) and awaits it
+   * before the job's volumes go. The step's processes have all ended by then: its init's exit ends
+   * its PID namespace.
    */
-  deferRemoval?: (removal: Promise<void>) => void;
+  deferRemoval?: (removal: () => Promise<void>) => void;
+  /** Records where the step's time went (its go or start, its run until the output ended, its exit code). */
+  phases?: Phases;
 }
 
 /**
@@ -178,10 +182,13 @@ export async function runPreparedStep(deps: SandboxDeps, p: PreparedStep, onLine
     try {
       if (p.stream) await o.go?.();
       else await deps.engine.start(id);
+      o.phases?.mark(p.stream ? 'go' : 'start');
       o.onStarted?.();
       await ended;
+      o.phases?.mark('run');
       // The output ended with the container's init: the counters are final; read them while waiting.
       const [exitCode, noRouteAttempts] = await Promise.all([deps.engine.wait(id), counters?.read()]);
+      o.phases?.mark('exit code + counters');
       const usage = applied.usage();
       return { ...finish(exitCode, classify(stop, exitCode, usage), undefined, usage), noRouteAttempts };
     } finally {
@@ -201,9 +208,8 @@ export async function runPreparedStep(deps: SandboxDeps, p: PreparedStep, onLine
     return finish(null, stop ?? 'sandbox-error', message);
   } finally {
     timers.forEach(clearTimeout);
-    const removal = discard(deps, p);
-    if (o.deferRemoval) o.deferRemoval(removal);
-    else await removal;
+    if (o.deferRemoval) o.deferRemoval(() => discard(deps, p));
+    else await discard(deps, p);
   }
 }
 

@@ -33,11 +33,18 @@ export async function volumeOwner(mountpoint: string): Promise<VolumeOwner> {
 export async function writeVolumeFile(mountpoint: string, name: string, content: string | Buffer, owner: VolumeOwner, mode = 0o644): Promise<void> {
   const fh = await fsp.open(childPath(mountpoint, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   try {
-    await fh.writeFile(content);
+    if (content.length) await fh.writeFile(content);
     if (process.getuid?.() === 0) await fh.chown(owner.uid, owner.gid);
   } finally {
     await fh.close();
   }
+}
+
+/** Removes a direct child of the volume root (a link is removed, never followed); missing is fine. */
+export async function removeVolumeFile(mountpoint: string, name: string): Promise<void> {
+  await fsp.unlink(childPath(mountpoint, name)).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
 }
 
 export type ReadResult = { ok: true; text: string } | { ok: false; error: string };

@@ -225,21 +225,24 @@ export function workflowJobContext(row: ServerJob, spec: WorkflowJobSpec, run: A
 async function executeWorkflowJob(d: ExecuteDeps, row: ServerJob, spec: WorkflowJobSpec): Promise<Executed> {
   const log = d.logger.child({ job: row.key });
   const dir = jobWorkDir(d.workDir, row.key);
+  // The source is fetched while the workflow is read (both are GitHub round trips on the job's way to its first step).
+  await rm(dir, { recursive: true, force: true });
+  const source = (async () => extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir, d.tarballLimits))();
+  source.catch(() => undefined);
   try {
     const run = await d.github.getWorkflowRun(row.installationId, spec.owner, spec.repo, spec.runId);
-    const text = await d.github.getFileText(row.installationId, spec.owner, spec.repo, run.path, row.headSha);
+    // GitHub never gives secrets to workflows from forks; neither does Stockade.
+    const fork = run.fromFork || spec.untrusted === true;
+    const [text, vars] = await Promise.all([d.github.getFileText(row.installationId, spec.owner, spec.repo, run.path, row.headSha), fork ? {} : d.github.listVariables(row.installationId, spec.owner, spec.repo)]);
     const parsed = parseWorkflowText(run.path, text);
     if (!parsed.value) return invalid(spec.jobName, 'the workflow is invalid', parsed.diagnostics);
     const wf = parsed.value;
-    // GitHub never gives secrets to workflows from forks; neither does Stockade.
-    const fork = run.fromFork || spec.untrusted === true;
-    const ctx = { ...workflowJobContext(row, spec, run, wf.name ?? run.path, fork ? {} : d.secrets(row.repository)), vars: fork ? {} : await d.github.listVariables(row.installationId, spec.owner, spec.repo) };
+    const ctx = { ...workflowJobContext(row, spec, run, wf.name ?? run.path, fork ? {} : d.secrets(row.repository)), vars };
     const instance = findJobInstance(wf, spec.jobName, ctx);
     if ('error' in instance) return fail(spec.jobName, instance.error);
     const problems = checkRunnable(wf, [instance.job], jobSettings(d, row));
     if (problems.length) return invalid(spec.jobName, 'the workflow cannot run here', problems);
-    await rm(dir, { recursive: true, force: true });
-    await extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir, d.tarballLimits);
+    await source;
     const { lines, observer } = logCollector(d);
     const needs = Object.fromEntries(instance.job.needs.map((n) => [n, { result: 'success' as const, outputs: {} }]));
     const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...jobSettings(d, row), sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, fork, log) }, needs);
@@ -249,6 +252,8 @@ async function executeWorkflowJob(d: ExecuteDeps, row: ServerJob, spec: Workflow
     log.error({ err: e }, 'job could not run');
     return fail(spec.jobName, (e as Error).message);
   } finally {
+    // Nothing is left writing into the directory when it goes.
+    await source.catch(() => undefined);
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

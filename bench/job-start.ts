@@ -17,7 +17,22 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
 };
 
-async function measure(egress: boolean): Promise<number[]> {
+/** Per phase, the median over the jobs of the server's debug lines (execute-job.ts, run-job.ts). */
+function phaseTable(stderr: string): Record<string, number> {
+  const per = new Map<string, number[]>();
+  for (const line of stderr.split('\n')) {
+    if (!line.includes('job phases before')) continue;
+    const { phases } = JSON.parse(line) as { phases: Record<string, number> };
+    for (const [k, v] of Object.entries(phases)) per.set(k, [...(per.get(k) ?? []), v]);
+  }
+  return Object.fromEntries([...per].map(([k, v]) => [k, pct(v, 0.5)]));
+}
+
+// The server's debug lines carry the phases of each job's start.
+process.env.STOCKADE_SERVER_LOG_LEVEL = 'debug';
+process.env.STOCKADE_LOG_FORMAT = 'json';
+
+async function measure(egress: boolean): Promise<{ ms: number[]; phases: Record<string, number> }> {
   const w = await makeWorld({ '.github/workflows/ci.yml': 'on: push\njobs:\n  build:\n    runs-on: [self-hosted, stockade]\n    steps:\n      - run: echo "first-step-at=$(date +%s%3N)"\n' });
   const state = mkdtempSync(join(tmpdir(), 'stockade-bench-start-'));
   const config = join(w.dir, 'config.yml');
@@ -25,6 +40,7 @@ async function measure(egress: boolean): Promise<number[]> {
   writeFileSync(config, egress ? 'egress:\n  upstreamDns: 192.0.2.53\n  orgs:\n    octo-org: [registry.npmjs.org]\n' : 'quotas: {}\n');
   const server = await startServer(w, state, ['--no-request-pacing', '--reconcile-seconds', '0', '--modes', 'workflow_job', '--concurrency', '1', '--config', config]);
   const out: number[] = [];
+  let phases: Record<string, number> = {};
   try {
     for (let i = 0; i < ROUNDS; i++) {
       const id = 9000 + i;
@@ -38,19 +54,22 @@ async function measure(egress: boolean): Promise<number[]> {
       out.push(at - acked);
       console.log(`${egress ? 'egress   ' : 'no egress'} job ${i + 1}: ${at - acked} ms`);
     }
+    phases = phaseTable(server.stderr());
   } finally {
     await endWorld(w, server, state);
   }
-  return out;
+  return { ms: out, phases };
 }
 
 async function main(): Promise<void> {
-  const plain = await measure(false);
-  const withEgress = await measure(true);
+  const { ms: plain, phases: plainPhases } = await measure(false);
+  const { ms: withEgress, phases: egressPhases } = await measure(true);
   const row = (name: string, xs: number[]) => `  ${name.padEnd(12)} p50 ${pct(xs, 0.5).toFixed(0).padStart(5)} ms   p99 ${pct(xs, 0.99).toFixed(0).padStart(5)} ms`;
   console.log(`\nacknowledged delivery → first step's process running, ${ROUNDS} jobs each (one at a time):`);
   console.log(row('no egress', plain));
   console.log(row('egress', withEgress));
+  console.log('\nwhere the start goes (median ms per phase; the rest is the claim, the check run and the first step\'s container):');
+  for (const k of new Set([...Object.keys(plainPhases), ...Object.keys(egressPhases)])) console.log(`  ${k.padEnd(34)} ${String(plainPhases[k] ?? '-').padStart(7)}  ${String(egressPhases[k] ?? '-').padStart(7)}`);
   console.log(`  sidecar's extra cost (p50): ${(pct(withEgress, 0.5) - pct(plain, 0.5)).toFixed(0)} ms (target <= 200); no egress p50 target < 1000 ms`);
 }
 

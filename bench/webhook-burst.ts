@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   for (let r = 0; r < REPOS; r++) w.fake.repos.set(`octo-org/repo${r}`, w.fake.repos.get('octo-org/hello')!);
   const state = mkdtempSync(join(tmpdir(), 'stockade-bench-'));
   const pacing = process.env.PACING === '1';
-  const server = await startServer(w, state, ['--reconcile-seconds', '0', '--concurrency', '2', '--admin-port', '0', ...(pacing ? [] : ['--no-request-pacing'])]);
+  const server = await startServer(w, state, ['--reconcile-seconds', '0', '--concurrency', '2', '--admin-port', '0', '--drain-seconds', '2', ...(pacing ? [] : ['--no-request-pacing'])]);
   const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))![1]) / 1024;
   let peak = rss();
   const sampler = setInterval(() => (peak = Math.max(peak, rss())), 200);
@@ -82,7 +82,8 @@ async function main(): Promise<void> {
   console.log(`all done in ${(totalMs / 1000).toFixed(1)} s: ${((completed.length / totalMs) * 60_000).toFixed(1)} jobs/minute at concurrency 2`);
   console.log(`OpenAPI violations: ${w.fake.violations.length}`);
   server.child.kill('SIGTERM');
-  await sleep(1000);
+  // Its own exit (a drain of at most a few seconds here), so a --cpu-prof of the server is written.
+  await Promise.race([new Promise((r) => server.child.once('exit', r)), sleep(40_000)]);
   await w.fake.stop();
   rmSync(state, { recursive: true, force: true });
   rmSync(w.dir, { recursive: true, force: true });

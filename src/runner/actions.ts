@@ -9,7 +9,9 @@ export { NODE_EXTERNALS } from './externals-volumes';
 import { actionPolicyRefusal } from './action-policy';
 import { runDockerAction } from './docker-action';
 import { LogSink } from './step-log';
-import { executeStep, runScript, scopeStatus, stepContexts, toResult, type Executed, type Scope, type StepDeps, type StepRun, type UsesRunner } from './run-step';
+import { executeStep, scopeStatus, stepContexts, toResult } from './run-step';
+import { runScript } from './run-script';
+import type { Executed, Scope, StepDeps, StepRun, UsesRunner } from './step-types';
 
 /** GitHub's limit on composite actions nested in each other. */
 export const MAX_COMPOSITE_DEPTH = 10;

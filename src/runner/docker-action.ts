@@ -4,7 +4,9 @@ import { buildActionImage } from './build-action';
 import { DEFAULT_IMAGE_POLICY, imageRefusal, mapImage } from './image-policy';
 import { JOB_PATHS } from './job-paths';
 import { LogSink } from './step-log';
-import { runScript, scopeStatus, stepContexts, toResult, type Executed, type Scope, type StepDeps, type StepRun } from './run-step';
+import { scopeStatus, stepContexts, toResult } from './run-step';
+import { runScript } from './run-script';
+import type { Executed, Scope, StepDeps, StepRun } from './step-types';
 
 /** What a Docker action is where it runs: its image and where its files sit on the host (for a Dockerfile). */
 export interface DockerAction {

@@ -6,6 +6,7 @@ import { ensureExternalsVolume, type Sandbox } from '../sandbox';
 export const NODE_EXTERNALS = '/__e/node20';
 
 let nodeVolume: Promise<string> | undefined;
+const sidecarVolumes = new Map<string, Promise<string>>();
 
 /** The read-only volume holding this host's Node.js binary (for JavaScript actions and the egress sidecar). */
 export async function nodeVolumeFor(sandbox: Sandbox, binary: string | undefined): Promise<string> {
@@ -24,7 +25,13 @@ export async function nodeVolumeFor(sandbox: Sandbox, binary: string | undefined
 export async function sidecarVolumeFor(sandbox: Sandbox, script: string): Promise<string> {
   const st = statSync(script);
   const name = `stockade-externals-sidecar-${createHash('sha256').update(`${script}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)}`;
-  await ensureExternalsVolume(sandbox.deps.engine, name, { 'sidecar.js': { source: script, mode: 0o444 } });
+  // Callers at the same time share one fill (the sidecar and the results forwarder of one job ask at once); a later call checks again.
+  let filling = sidecarVolumes.get(name);
+  if (!filling) {
+    filling = ensureExternalsVolume(sandbox.deps.engine, name, { 'sidecar.js': { source: script, mode: 0o444 } }).finally(() => sidecarVolumes.delete(name));
+    sidecarVolumes.set(name, filling);
+  }
+  await filling;
   return name;
 }
 

@@ -5,7 +5,7 @@ import type { EgressReport } from './types';
 import type { Logger } from '../common';
 import type { ResourceLimits, Sandbox } from '../sandbox';
 import type { EgressSettings } from './types';
-import type { StepDeps, StepRun } from './run-step';
+import type { StepDeps, StepRun } from './step-types';
 import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './externals-volumes';
 
 export interface JobNetwork {
@@ -58,13 +58,15 @@ export function networkContext(deps: StepDeps, run: StepRun): JobNetworkContext 
   return { sandbox: deps.sandbox, logger: deps.logger, key: run.volumes.key, labels: run.volumes.labels, image: s.image, limits: s.limits, deadline: run.deadline, egress: s.egress, nodeBinary: s.nodeBinary, mask: (t) => run.state.masker.mask(t) };
 }
 
-export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void, audit = false): Promise<JobNetwork> {
+/** `onCreated` is called once the network exists, before the sidecar starts (what needs only the network can start beside it). */
+export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void, audit = false, onCreated?: (network: string) => void): Promise<JobNetwork> {
   const deps = ctx;
   const network = `stockade-${ctx.key}`;
   const engine = ctx.sandbox.deps.engine;
   // One idle container keeps the rootless network namespace (and its slirp4netns) up, so this job does not leave a zombie.
   await ctx.sandbox.keepNetnsAlive(ctx.image);
   await engine.createNetwork(network, ctx.labels, { internal: true });
+  onCreated?.(network);
   const report: EgressReport = { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
   let sidecar: ServiceContainer | undefined;
   const tail: string[] = [];

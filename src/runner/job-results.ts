@@ -66,7 +66,7 @@ export interface JobResultsContext {
  * on the job's network when it has one, else with loopback only, its network namespace then
  * shared by the job's steps. Nothing else can reach the service.
  */
-export async function startJobResults(c: JobResultsContext, net: JobNetwork | undefined): Promise<JobResults> {
+export async function startJobResults(c: JobResultsContext, net: Pick<JobNetwork, 'network'> | undefined): Promise<JobResults> {
   const t0 = Date.now();
   const job = resultsJobFor(c.ctx, randomUUID());
   const token = await mintRuntimeToken(job, Math.max(60, (c.deadline - Date.now()) / 1000 + 3600));

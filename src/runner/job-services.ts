@@ -2,7 +2,7 @@ import { DEFAULT_IMAGE_POLICY, imageRefusal, mapImage } from './image-policy';
 import { LABEL_STEP, runStepContainer, startServiceContainer, type ServiceContainer } from '../sandbox';
 import { interpolate, type ContainerModel, type JobStatus } from '../workflow';
 import type { LogSink } from './step-log';
-import type { StepDeps, StepRun } from './run-step';
+import type { StepDeps, StepRun } from './step-types';
 import type { JobNetwork } from './job-network';
 import type { Logger } from '../common';
 import type { ResourceLimits, Sandbox } from '../sandbox';

@@ -38,15 +38,24 @@ export async function createJobVolumes(sandbox: Sandbox, jobId: string, logger: 
   const mounts = JOB_VOLUME_KINDS.map((kind) => ({ volume: `stockade-${key}-${kind}`, target: JOB_PATHS[kind] }));
   try {
     const mountpoint = {} as Record<JobVolumeKind, string>;
-    for (const [i, kind] of JOB_VOLUME_KINDS.entries()) {
-      const v = await sandbox.deps.engine.createVolume(mounts[i]!.volume, labels);
-      created.push(mounts[i]!.volume);
-      mountpoint[kind] = v.mountpoint;
-    }
+    // The volumes and the job's disk are made at once: they are independent until the disk is attached.
+    const diskMade = disk ? sandbox.createJobDisk(key, disk) : undefined;
+    diskMade?.catch(() => undefined);
+    const made = await Promise.allSettled(
+      JOB_VOLUME_KINDS.map(async (kind, i) => {
+        const v = await sandbox.deps.engine.createVolume(mounts[i]!.volume, labels);
+        created.push(mounts[i]!.volume);
+        mountpoint[kind] = v.mountpoint;
+      }),
+    );
+    const diskResult = diskMade ? await diskMade.then((d) => ({ ok: d }), (e: unknown) => ({ error: e })) : undefined;
+    if (diskResult && 'ok' in diskResult) jobDisk = diskResult.ok;
+    const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (diskResult && 'error' in diskResult) throw diskResult.error;
     const owner = await volumeOwner(mountpoint.workspace);
-    if (disk) {
-      jobDisk = await sandbox.createJobDisk(key, disk);
-      for (const kind of JOB_VOLUME_KINDS) await jobDisk.attach(mountpoint[kind], kind, owner);
+    if (jobDisk) {
+      await jobDisk.attachAll(JOB_VOLUME_KINDS.map((kind) => ({ volumePath: mountpoint[kind], name: kind })), owner);
       await jobDisk.verify(mountpoint.workspace);
     }
     return { key, labels, mounts, mountpoint, owner, disk: jobDisk, remove };

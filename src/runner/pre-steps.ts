@@ -4,7 +4,9 @@ import { actionInputs, ensureNode, inputEnv, isCheckout, nothing, resolveAction,
 import { runDockerPre } from './docker-action';
 import { NODE_EXTERNALS } from './externals-volumes';
 import { JOB_PATHS } from './job-paths';
-import { runScript, scopeStatus, stepContexts, toResult, type Scope, type StepDeps, type StepRun } from './run-step';
+import { scopeStatus, stepContexts, toResult } from './run-step';
+import { runScript } from './run-script';
+import type { Scope, StepDeps, StepRun } from './step-types';
 import { LogSink } from './step-log';
 import type { StepResult } from './types';
 

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join, normalize } from 'node:path';
 import { discardPreparedStep, prepareStepContainer, removeVolumeFile, writeVolumeFile, LABEL_STEP, type PreparedStep, type StepSpec } from '../sandbox';
 import { JOB_PATHS } from './job-paths';
-import type { StepDeps, StepRun } from './run-step';
+import type { StepDeps, StepRun } from './step-types';
 
 /**
  * The next step's container, made while the current one runs (issue 17): created, initialised and

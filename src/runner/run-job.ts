@@ -17,7 +17,8 @@ import { startJobResults, type JobResults } from './job-results';
 import { tokenPermissions } from './job-token';
 import { narrowAllowlist, parseDomainList } from '../egress';
 import { LogSink } from './step-log';
-import { runStep, toResult, type Executed, type JobState, type Scope, type StepRun } from './run-step';
+import { runStep, toResult } from './run-step';
+import type { Executed, JobState, Scope, StepRun } from './step-types';
 import type { Conclusion, EgressReport, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
 
 export interface JobDeps {
@@ -101,12 +102,24 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     const allow = egressAllowlist(wf, job, contexts, noSteps, settings);
     // Audit mode starts the sidecar even without an allowlist; STOCKADE_EGRESS: none still means no network.
     const audit = !!settings.egress?.policy.audit && allow !== NO_EGRESS;
+    // The results service needs only the job's network, not its sidecar or services: it starts as soon as the network exists.
+    let resultsStarting: Promise<JobResults> | undefined;
+    const startResults = (network?: string) => {
+      if (!settings.results) return;
+      const token = ctx.secrets.GITHUB_TOKEN;
+      const github = settings.githubApi && token ? { upstream: settings.githubApi.rest, graphql: settings.githubApi.graphql, token } : undefined;
+      resultsStarting ??= startJobResults(
+        { sandbox: deps.sandbox, logger: log, settings: settings.results, key: volumes!.key, labels: volumes!.labels, image: settings.image, nodeBinary: settings.nodeBinary, owner: volumes!.owner, deadline, ctx, mask: (t) => masker.add(t), github },
+        network ? { network } : undefined,
+      );
+      resultsStarting.catch(() => undefined);
+    };
     if (Object.keys(job.services).length || allow.length || audit) {
       const sink = new LogSink(masker, (stream, text) => deps.observer?.line?.(job.id, 'Initialize containers', stream, text));
       deps.observer?.stepStarted?.(job.id, { index: -1, name: 'Initialize containers' });
       const t0 = Date.now();
       try {
-        net = await startJobNetwork(networkContext({ ...deps, logger: log }, run), allow, sink, (e) => deps.observer?.egress?.(job.id, e), audit);
+        net = await startJobNetwork(networkContext({ ...deps, logger: log }, run), allow, sink, (e) => deps.observer?.egress?.(job.id, e), audit, startResults);
         run.net = net;
         if (Object.keys(job.services).length) {
           const req = runServices({ ...deps, logger: log }, run, job.services, contexts, noSteps);
@@ -114,6 +127,8 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
         }
       } catch (e) {
         // Nothing of the job runs: the network goes now, so no "Stop containers" step is shown.
+        await resultsStarting?.then((r) => r.stop()).catch((err: unknown) => log.error({ err }, 'results service stop failed'));
+        resultsStarting = undefined;
         await net?.stop(sink);
         net = run.net = undefined;
         const r = toResult(run, -1, undefined, 'Initialize containers', sink, { ...failed((e as Error).message), durationMs: Date.now() - t0 }, false);
@@ -127,12 +142,8 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
       deps.observer?.stepFinished?.(job.id, r);
     }
     if (settings.results) {
-      const token = ctx.secrets.GITHUB_TOKEN;
-      const github = settings.githubApi && token ? { upstream: settings.githubApi.rest, graphql: settings.githubApi.graphql, token } : undefined;
-      const results = await startJobResults(
-        { sandbox: deps.sandbox, logger: log, settings: settings.results, key: volumes.key, labels: volumes.labels, image: settings.image, nodeBinary: settings.nodeBinary, owner: volumes.owner, deadline, ctx, mask: (t) => masker.add(t), github },
-        net,
-      );
+      startResults(net?.network);
+      const results = await resultsStarting!;
       run.results = jobResults = results;
       phases.mark('results service');
       if (results.env.GITHUB_API_URL) Object.assign(contexts.github as Record<string, unknown>, { api_url: results.env.GITHUB_API_URL, graphql_url: results.env.GITHUB_GRAPHQL_URL });

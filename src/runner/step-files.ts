@@ -1,6 +1,6 @@
 import { describeDiskUsage, removeVolumeFile, writeVolumeFile } from '../sandbox';
 import { JOB_PATHS } from './job-paths';
-import type { Executed, StepRun } from './run-step';
+import type { Executed, StepRun } from './step-types';
 
 /**
  * Writes a step's file-command files (empty) and its script into the job's temp volume. A step that

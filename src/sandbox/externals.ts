@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerEngine } from './engine';
@@ -29,7 +30,8 @@ export async function ensureExternalsVolume(engine: ContainerEngine, name: strin
   for (const [rel, f] of Object.entries(files)) {
     const target = join(mountpoint, rel);
     await fsp.mkdir(join(target, '..'), { recursive: true, mode: 0o755 });
-    const tmp = `${target}.${process.pid}.tmp`;
+    // Unique per call: two jobs of one process may fill the same volume at once (the egress sidecar and the results forwarder).
+    const tmp = `${target}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     await fsp.copyFile(f.source, tmp, constants.COPYFILE_FICLONE);
     await fsp.chmod(tmp, f.mode);
     await fsp.rename(tmp, target);

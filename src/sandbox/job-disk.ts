@@ -100,6 +100,22 @@ export class JobDisk {
   }
 
   /**
+   * attach() for several volumes at once: one mount process here and one in Podman's namespace for
+   * all of them (each process start is 5-15 ms on a job's way to its first step).
+   */
+  async attachAll(targets: Array<{ volumePath: string; name: string }>, owner: { uid: number; gid: number }): Promise<void> {
+    const pairs: string[] = [];
+    for (const t of targets) {
+      const dir = join(this.rec.root, t.name);
+      await fsp.mkdir(dir, { mode: 0o755 });
+      await fsp.chown(dir, owner.uid, owner.gid);
+      pairs.push(dir, t.volumePath);
+    }
+    // Paths as arguments, never in the script: each pair is one bind mount.
+    await this.inBoth(['sh', '-c', 'while [ $# -gt 1 ]; do mount --bind -- "$1" "$2" || exit 1; shift 2; done', 'stockade-attach', ...pairs]);
+  }
+
+  /**
    * Reads the limits back where the steps will see them: the size and inode count of the
    * filesystem under `volumePath` in Podman's namespace must be this disk's.
    */

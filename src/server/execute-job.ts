@@ -1,7 +1,7 @@
 import type { ServerJob } from './plan-delivery';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256Hex, type Logger } from '../common';
+import { Phases, sha256Hex, type Logger } from '../common';
 import type { CheckConclusion, JobReport } from '../github';
 import { checkRunnable, findJobInstance, readWorkflowFiles, runJob, runWorkflow, selectJobs, type EgressSettings, type JobResult, type JobSettings, type JobTokenSource, type RunContext, type RunObserver } from '../runner';
 import type { Sandbox } from '../sandbox';
@@ -225,6 +225,7 @@ export function workflowJobContext(row: ServerJob, spec: WorkflowJobSpec, run: A
 async function executeWorkflowJob(d: ExecuteDeps, row: ServerJob, spec: WorkflowJobSpec): Promise<Executed> {
   const log = d.logger.child({ job: row.key });
   const dir = jobWorkDir(d.workDir, row.key);
+  const phases = new Phases();
   // The source is fetched while the workflow is read (both are GitHub round trips on the job's way to its first step).
   await rm(dir, { recursive: true, force: true });
   const source = (async () => extractTarball(await d.github.downloadTarball(row.installationId, spec.owner, spec.repo, row.headSha), dir, d.tarballLimits))();
@@ -242,7 +243,10 @@ async function executeWorkflowJob(d: ExecuteDeps, row: ServerJob, spec: Workflow
     if ('error' in instance) return fail(spec.jobName, instance.error);
     const problems = checkRunnable(wf, [instance.job], jobSettings(d, row));
     if (problems.length) return invalid(spec.jobName, 'the workflow cannot run here', problems);
+    phases.mark('workflow + variables');
     await source;
+    phases.mark('source (beyond the workflow)');
+    log.debug({ phases: phases.ms }, 'job phases before the job runs');
     const { lines, observer } = logCollector(d);
     const needs = Object.fromEntries(instance.job.needs.map((n) => [n, { result: 'success' as const, outputs: {} }]));
     const result = await runJob({ sandbox: d.sandbox, logger: log, signal: d.signal, observer }, wf, instance, ctx, { ...jobSettings(d, row), sourceDir: dir, disposableSource: true, egress: d.egressFor?.(row.repository), jobToken: jobTokens(d.github, row, spec.owner, spec.repo, fork, log) }, needs);

@@ -100,10 +100,12 @@ export interface ServerProcess {
 }
 
 export async function startServer(w: World, stateDir: string, extra: string[] = []): Promise<ServerProcess> {
+  // STOCKADE_SERVER_NODE_ARGS: node flags for the server (benchmarks: --cpu-prof --cpu-prof-dir=DIR).
+  const nodeArgs = (process.env.STOCKADE_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(
     'node',
-    [cli, 'serve', '--app-id', '1', '--private-key-file', w.keyFile, '--webhook-secret-file', w.secretFile, '--api-url', w.fake.url, '--port', '0', '--state-dir', stateDir, '--labels', 'self-hosted,linux,x64,stockade', ...extra],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, STOCKADE_LOG_LEVEL: 'warn' } },
+    [...nodeArgs, cli, 'serve', '--app-id', '1', '--private-key-file', w.keyFile, '--webhook-secret-file', w.secretFile, '--api-url', w.fake.url, '--port', '0', '--state-dir', stateDir, '--labels', 'self-hosted,linux,x64,stockade', ...extra],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, STOCKADE_LOG_LEVEL: process.env.STOCKADE_SERVER_LOG_LEVEL ?? 'warn' } },
   );
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));

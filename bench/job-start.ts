@@ -20,12 +20,14 @@ const pct = (xs: number[], p: number) => {
 /** Per phase, the median over the jobs of the server's debug lines (execute-job.ts, run-job.ts). */
 function phaseTable(stderr: string): Record<string, number> {
   const per = new Map<string, number[]>();
+  let prepared = 0;
   for (const line of stderr.split('\n')) {
+    if (line.includes('"step phases"') && line.includes('"step":"0"') && line.includes('"prepared":true')) prepared++;
     if (!line.includes('job phases before')) continue;
     const { phases } = JSON.parse(line) as { phases: Record<string, number> };
     for (const [k, v] of Object.entries(phases)) per.set(k, [...(per.get(k) ?? []), v]);
   }
-  return Object.fromEntries([...per].map(([k, v]) => [k, pct(v, 0.5)]));
+  return { ...Object.fromEntries([...per].map(([k, v]) => [k, pct(v, 0.5)])), 'first steps prepared ahead (count)': prepared };
 }
 
 // The server's debug lines carry the phases of each job's start.

@@ -58,15 +58,21 @@ export function networkContext(deps: StepDeps, run: StepRun): JobNetworkContext 
   return { sandbox: deps.sandbox, logger: deps.logger, key: run.volumes.key, labels: run.volumes.labels, image: s.image, limits: s.limits, deadline: run.deadline, egress: s.egress, nodeBinary: s.nodeBinary, mask: (t) => run.state.masker.mask(t) };
 }
 
-/** `onCreated` is called once the network exists, before the sidecar starts (what needs only the network can start beside it). */
-export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void, audit = false, onCreated?: (network: string) => void): Promise<JobNetwork> {
+export interface JobNetworkHooks {
+  /** The network exists; the sidecar is not started yet (what needs only the network can start beside it). */
+  onCreated?(network: string): void;
+  /** The sidecar's fixed address is chosen and its container is about to start (a step's container can be made meanwhile). */
+  onSidecarAddress?(network: string, address: string): void;
+}
+
+export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void, audit = false, hooks: JobNetworkHooks = {}): Promise<JobNetwork> {
   const deps = ctx;
   const network = `stockade-${ctx.key}`;
   const engine = ctx.sandbox.deps.engine;
   // One idle container keeps the rootless network namespace (and its slirp4netns) up, so this job does not leave a zombie.
   await ctx.sandbox.keepNetnsAlive(ctx.image);
   await engine.createNetwork(network, ctx.labels, { internal: true });
-  onCreated?.(network);
+  hooks.onCreated?.(network);
   const report: EgressReport = { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
   let sidecar: ServiceContainer | undefined;
   const tail: string[] = [];
@@ -108,6 +114,8 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
     const node = await nodeVolumeFor(ctx.sandbox, ctx.nodeBinary);
     const scriptVolume = await sidecarVolumeFor(ctx.sandbox, egress.sidecarScript);
     const config: SidecarConfig = { ...egress.policy, allow, upstreamDns: egress.upstreamDns, jobSubnet: subnet, hostAddresses: egress.hostAddresses, listen: { ...SIDECAR_PORTS } };
+    // A fixed address at the top of the subnet (the IPAM hands out addresses from the bottom): known before the sidecar is ready.
+    const fixed = lastHostAddress(subnet);
     let ready: (address: string) => void = () => undefined;
     const readyP = new Promise<string>((r) => (ready = r));
     const name = `${network}-egress`;
@@ -124,7 +132,7 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
           { volume: scriptVolume, target: SIDECAR_DIR, readOnly: true },
         ],
         limits: { ...ctx.limits, memoryBytes: 256 * 1024 ** 2, pids: 64, cpus: Math.min(1, ctx.limits.cpus), tmpfsBytes: 16 * 1024 ** 2, outputBytes: 64 * 1024 ** 2, timeoutMs: Math.max(1000, ctx.deadline - Date.now()) },
-        network: { mode: 'internal', network, egressNetwork: EGRESS_NETWORK },
+        network: { mode: 'internal', network, egressNetwork: EGRESS_NETWORK, ip: fixed },
         sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' },
         security: { seccompProfilePath: ctx.sandbox.seccompProfilePath, readOnlyRoot: true },
         labels: { ...ctx.labels, [LABEL_STEP]: 'egress' },
@@ -147,6 +155,7 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
         jn.onEvent?.(e);
       },
     );
+    if (fixed) hooks.onSidecarAddress?.(network, fixed);
     const address = await Promise.race([
       readyP,
       sidecar.exited.then(() => Promise.reject(new Error(`the egress sidecar exited before it was ready: ${tail.join(' | ') || 'no output'}`))),
@@ -163,6 +172,19 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
 }
 
 const MAX_AUDITED = 500;
+
+/** The last host address of an IPv4 subnet below its broadcast (`10.89.3.0/24` → `10.89.3.254`); undefined for a subnet too small or not IPv4. */
+export function lastHostAddress(subnet: string): string | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(subnet);
+  if (!m) return undefined;
+  const bits = Number(m[5]);
+  const octets = m.slice(1, 5).map(Number);
+  if (bits < 8 || bits > 28 || octets.some((o) => o > 255)) return undefined;
+  const base = octets.reduce((a, o) => a * 256 + o, 0);
+  const size = 2 ** (32 - bits);
+  const last = Math.floor(base / size) * size + size - 2;
+  return [24, 16, 8, 0].map((s) => Math.floor(last / 2 ** s) % 256).join('.');
+}
 
 function count(r: EgressReport, e: EgressEvent, refusal: string | undefined): void {
   // Audit mode: names that answered (DNS) or were reached (connections), once each.

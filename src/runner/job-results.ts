@@ -66,7 +66,8 @@ export interface JobResultsContext {
  * on the job's network when it has one, else with loopback only, its network namespace then
  * shared by the job's steps. Nothing else can reach the service.
  */
-export async function startJobResults(c: JobResultsContext, net: Pick<JobNetwork, 'network'> | undefined): Promise<JobResults> {
+/** `onStarted` is called with the forwarder's name once its container runs, before it is ready (a step sharing its namespace can be prepared meanwhile). */
+export async function startJobResults(c: JobResultsContext, net: Pick<JobNetwork, 'network'> | undefined, onStarted?: (container: string) => void): Promise<JobResults> {
   const t0 = Date.now();
   const job = resultsJobFor(c.ctx, randomUUID());
   const token = await mintRuntimeToken(job, Math.max(60, (c.deadline - Date.now()) / 1000 + 3600));
@@ -117,6 +118,7 @@ export async function startJobResults(c: JobResultsContext, net: Pick<JobNetwork
       tail.push(l.text);
       if (tail.length > 20) tail.shift();
     });
+    onStarted?.(name);
     const address = await Promise.race([
       readyP,
       forwarder.exited.then(() => Promise.reject(new Error(`the results forwarder exited before it was ready: ${tail.join(' | ') || 'no output'}`))),

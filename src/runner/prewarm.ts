@@ -161,7 +161,7 @@ const FIFO_WAIT_MS = 5000;
 /** Whether the FIFO (not a link, not a file: lstat) exists before the launcher ends or FIFO_WAIT_MS pass. */
 async function fifoAppears(path: string, p: PreparedStep): Promise<boolean> {
   const until = Date.now() + FIFO_WAIT_MS;
-  for (let wait = 1; Date.now() < until && !p.ended?.(); wait = Math.min(wait * 2, 50)) {
+  for (let wait = 1; Date.now() < until && !p.ended?.(); wait = Math.min(wait * 2, 5)) {
     const st = await lstat(path).catch(() => undefined);
     if (st) return st.isFIFO();
     await sleep(wait);

@@ -1,4 +1,6 @@
-import { settleContainers } from './prewarm';
+import { mayWarm, settleContainers, startWarm } from './prewarm';
+import type { StepSpec } from '../sandbox';
+import { stepShape } from './run-script';
 import { join } from 'node:path';
 import { chmod } from 'node:fs/promises';
 import { isStockadeError, Phases, type Logger } from '../common';
@@ -18,7 +20,7 @@ import { tokenPermissions } from './job-token';
 import { narrowAllowlist, parseDomainList } from '../egress';
 import { LogSink } from './step-log';
 import { runStep, toResult } from './run-step';
-import type { Executed, JobState, Scope, StepRun } from './step-types';
+import type { Executed, JobState, Scope, StepDeps, StepRun } from './step-types';
 import type { Conclusion, EgressReport, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
 
 export interface JobDeps {
@@ -41,6 +43,14 @@ export function maskerFor(secrets: Record<string, string>): SecretMasker {
   const m = new SecretMasker();
   for (const v of Object.values(secrets)) m.add(v);
   return m;
+}
+
+/** Prepares the first step's container (prewarm.ts) while the job's helpers start, when that step is a script in the runner's image. */
+function warmFirstStep(deps: StepDeps, run: StepRun, network: StepSpec['network']): void {
+  const first = run.job.steps[0];
+  if (!first || first.run === undefined || first.uses) return;
+  const like = { ...stepShape(deps, run, run.image, String(first.index)), network };
+  if (mayWarm(run, like)) startWarm(deps, run, like);
 }
 
 /** Runs one job: fresh volumes, one container per step, volumes removed at the end whatever happens. */
@@ -111,6 +121,8 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
       resultsStarting ??= startJobResults(
         { sandbox: deps.sandbox, logger: log, settings: settings.results, key: volumes!.key, labels: volumes!.labels, image: settings.image, nodeBinary: settings.nodeBinary, owner: volumes!.owner, deadline, ctx, mask: (t) => masker.add(t), github },
         network ? { network } : undefined,
+        // A job without a network: its first step shares the forwarder's namespace, so its container can be prepared while the forwarder starts.
+        network ? undefined : (container) => warmFirstStep({ ...deps, logger: log }, run, { mode: 'container', container }),
       );
       resultsStarting.catch(() => undefined);
     };
@@ -119,7 +131,11 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
       deps.observer?.stepStarted?.(job.id, { index: -1, name: 'Initialize containers' });
       const t0 = Date.now();
       try {
-        net = await startJobNetwork(networkContext({ ...deps, logger: log }, run), allow, sink, (e) => deps.observer?.egress?.(job.id, e), audit, startResults);
+        net = await startJobNetwork(networkContext({ ...deps, logger: log }, run), allow, sink, (e) => deps.observer?.egress?.(job.id, e), audit, {
+          onCreated: startResults,
+          // Without services the first step's network is known once the sidecar's address is: the step's container is made while the sidecar starts.
+          onSidecarAddress: Object.keys(job.services).length ? undefined : (network, address) => warmFirstStep({ ...deps, logger: log }, run, { mode: 'internal', network, hosts: {}, dns: [address] }),
+        });
         run.net = net;
         if (Object.keys(job.services).length) {
           const req = runServices({ ...deps, logger: log }, run, job.services, contexts, noSteps);

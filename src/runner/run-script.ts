@@ -30,6 +30,23 @@ export interface ScriptRun {
   deadline: number;
 }
 
+/** Everything of a step's container but its name, command, environment, directory and deadline: what a container prepared ahead must match (prewarm.ts fingerprint). */
+export function stepShape(deps: StepDeps, run: StepRun, image: string, label: string): StepSpec {
+  return {
+    name: '',
+    image,
+    argv: [],
+    env: {},
+    workdir: '/',
+    mounts: [...run.volumes.mounts, ...run.state.extraMounts],
+    limits: run.settings.limits,
+    // Without a network of its own the job's steps share its results forwarder's namespace: loopback only.
+    network: run.net ? run.net.spec() : run.results ? { mode: 'container', container: run.results.container } : { mode: 'none' },
+    security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: run.settings.readOnlyRoot },
+    labels: { ...run.volumes.labels, [LABEL_STEP]: label },
+  };
+}
+
 /** One process in one fresh step container; its output goes through the workflow-command processor. */
 export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink: LogSink, s: ScriptRun): Promise<Executed & { state: Record<string, string> }> {
   const phases = new Phases();
@@ -48,17 +65,12 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
   const log = new StepLog({ sink, debug: run.ctx.debug, allowUnsecureCommands: (s.env.ACTIONS_ALLOW_UNSECURE_COMMANDS ?? '').toLowerCase() === 'true' });
   const timeoutMs = Math.max(100, Math.min(s.deadline - Date.now(), run.settings.limits.timeoutMs));
   const spec: StepSpec = {
+    ...stepShape(deps, run, s.image ?? run.image, s.label),
     name: `stockade-${run.volumes.key}-${++run.state.containers}`,
-    image: s.image ?? run.image,
     argv: s.argv(scriptPath),
     env: fullEnv,
     workdir: s.workdir,
-    mounts: [...run.volumes.mounts, ...run.state.extraMounts],
     limits: { ...run.settings.limits, timeoutMs },
-    // Without a network of its own the job's steps share its results forwarder's namespace: loopback only.
-    network: run.net ? run.net.spec() : run.results ? { mode: 'container', container: run.results.container } : { mode: 'none' },
-    security: { seccompProfilePath: deps.sandbox.seccompProfilePath, readOnlyRoot: run.settings.readOnlyRoot },
-    labels: { ...run.volumes.labels, [LABEL_STEP]: s.label },
   };
   const sdeps = { ...deps.sandbox.deps, logger: deps.logger.child({ step: s.label }) };
   const warmable = mayWarm(run, spec);

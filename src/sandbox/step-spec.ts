@@ -101,6 +101,8 @@ export interface StepSpec {
         hosts?: Record<string, string>;
         /** A second, routed network: only the egress sidecar has one. */
         egressNetwork?: string;
+        /** A fixed IPv4 address on `network` (the sidecar's, so steps can be made before it is ready). */
+        ip?: string;
       }
     | { mode: 'container'; container: string };
   /** Only `net.ipv4.ip_unprivileged_port_start` (the sidecar binds 53, 80 and 443 without capabilities). */

@@ -27,7 +27,7 @@ export interface CreateOptions {
   AttachStderr: true;
   NetworkDisabled: boolean;
   HostConfig: Record<string, unknown>;
-  NetworkingConfig?: { EndpointsConfig: Record<string, { Aliases: string[] }> };
+  NetworkingConfig?: { EndpointsConfig: Record<string, { Aliases: string[]; IPAMConfig?: { IPv4Address: string } }> };
 }
 
 /**
@@ -100,7 +100,7 @@ export function toCreateOptions(spec: StepSpec, mode: CgroupMode, host: HostRlim
     NetworkDisabled: spec.network.mode === 'none',
     HostConfig: hostConfig,
     ...(net.mode === 'internal'
-      ? { NetworkingConfig: { EndpointsConfig: { [net.network]: { Aliases: net.aliases ?? [] }, ...(net.egressNetwork ? { [net.egressNetwork]: { Aliases: [] } } : {}) } } }
+      ? { NetworkingConfig: { EndpointsConfig: { [net.network]: { Aliases: net.aliases ?? [], ...(net.ip ? { IPAMConfig: { IPv4Address: net.ip } } : {}) }, ...(net.egressNetwork ? { [net.egressNetwork]: { Aliases: [] } } : {}) } } }
       : {}),
   };
 }

@@ -39,6 +39,7 @@ export function validateStepSpec(spec: StepSpec): void {
     for (const a of net.aliases ?? []) if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(a)) reject(`network alias '${a}' is not a valid host name`);
     for (const d of net.dns ?? []) if (!isIP(d)) reject(`DNS server '${d}' is not an address`);
     for (const [h, ip] of Object.entries(net.hosts ?? {})) if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(h) || !isIP(ip)) reject(`host entry '${h}:${ip}' is not a name and an address`);
+    if (net.ip !== undefined && isIP(net.ip) !== 4) reject(`address '${net.ip}' is not an IPv4 address`);
     if (net.egressNetwork !== undefined && net.egressNetwork !== EGRESS_NETWORK) reject(`network '${net.egressNetwork}' is not the egress network`);
   } else if (net.mode === 'container') {
     if (!/^stockade-[A-Za-z0-9_.-]+$/.test(net.container)) reject(`container '${net.container}' is not a Stockade container`);

@@ -303,3 +303,12 @@ test('malformed TLS ClientHellos never throw or end the sidecar: 5,000 mutations
   });
   assert.ok(events.some((e) => e.ev === 'egress' && e.name === 'other.test' && (e as { reason?: string }).reason === 'not-allowlisted'), 'the TLS listener still answers after the malformed hellos');
 });
+
+test("the sidecar's fixed address is the subnet's last host address, never its network, gateway or broadcast address", async () => {
+  const { lastHostAddress } = await import('../../src/runner/job-network');
+  assert.equal(lastHostAddress('10.89.3.0/24'), '10.89.3.254');
+  assert.equal(lastHostAddress('10.89.3.7/24'), '10.89.3.254');
+  assert.equal(lastHostAddress('172.16.0.0/12'), '172.31.255.254');
+  assert.equal(lastHostAddress('192.168.4.0/28'), '192.168.4.14');
+  for (const bad of ['10.89.3.0/30', '10.0.0.0/7', 'fd00::/64', '10.89.3.0', '300.1.1.1/24', '']) assert.equal(lastHostAddress(bad), undefined, bad);
+});

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join, normalize } from 'node:path';
 import { discardPreparedStep, prepareStepContainer, removeVolumeFile, writeVolumeFile, LABEL_STEP, type PreparedStep, type StepSpec } from '../sandbox';
@@ -22,7 +22,8 @@ export interface WarmStep {
   fifoName: string;
   /** What the go says: the launcher runs nothing on any other line. */
   nonce: string;
-  prepared: Promise<PreparedStep | undefined>;
+  /** The container, and the FIFO's write end (opened once its launcher waits on it; its name is gone by then). */
+  prepared: Promise<{ step: PreparedStep; fifo: FileHandle } | undefined>;
 }
 
 /** How long a step must have run before the next one is prepared: shorter steps would only compete with it for Podman. */
@@ -63,13 +64,14 @@ export function startWarm(deps: StepDeps, run: StepRun, like: StepSpec): void {
     labels: { ...like.labels, [LABEL_STEP]: 'prepared' },
   };
   const sdeps = { ...deps.sandbox.deps, logger: deps.logger.child({ step: 'prepared' }) };
-  const fifo = childPath(run.volumes.mountpoint.temp, fifoName);
+  const temp = run.volumes.mountpoint.temp;
   const prepared = prepareStepContainer(sdeps, spec, { start: true })
     .then(async (p) => {
-      // Its launcher makes the FIFO just after the start: ready once it exists (still off the step's path).
-      if (await fifoAppears(fifo, p)) return p;
+      // Its launcher makes the FIFO just after the start and waits on it: ready once the write end is open (still off the step's path).
+      const fifo = await openFifo(temp, fifoName, p);
+      if (fifo) return { step: p, fifo };
       run.state.pending.push(discardPreparedStep(sdeps, p));
-      throw new Error(`its launcher made no FIFO within ${FIFO_WAIT_MS} ms`);
+      throw new Error(`its launcher was not waiting on its FIFO within ${FIFO_WAIT_MS} ms`);
     })
     .catch((e: unknown) => {
       deps.logger.debug({ err: e }, 'the next step could not be prepared ahead; it starts cold');
@@ -86,33 +88,20 @@ export async function takeWarm(deps: StepDeps, run: StepRun, spec: StepSpec): Pr
   const warm = run.state.warm;
   if (!warm) return undefined;
   run.state.warm = undefined;
-  const prepared = await warm.prepared;
-  if (!prepared) return undefined;
+  const ready = await warm.prepared;
+  if (!ready) return undefined;
+  const { step: prepared, fifo } = ready;
   const drop = (why?: unknown) => {
     if (why) deps.logger.debug({ err: why }, 'the prepared container cannot serve this step; it starts cold');
+    void fifo.close().catch(() => undefined);
     run.state.pending.push(discardPreparedStep(deps.sandbox.deps, prepared));
     return undefined;
   };
   if (warm.fingerprint !== fingerprint(spec) || prepared.ended?.()) return drop();
   const temp = run.volumes.mountpoint.temp;
-  let fifo: FileHandle;
-  try {
-    // Its launcher is blocked opening the FIFO for reading: a writer's open succeeds at once (ENXIO: nobody is waiting).
-    fifo = await open(childPath(temp, warm.fifoName), constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
-    // Both ends are open now: the name goes (by the runner, so no process of the launcher's is on the step's path).
-    await removeVolumeFile(temp, warm.fifoName);
-    if (!(await fifo.stat()).isFIFO()) {
-      await fifo.close();
-      return drop(new Error('not a FIFO'));
-    }
-  } catch (e) {
-    await removeVolumeFile(temp, warm.fifoName).catch(() => undefined);
-    return drop(e);
-  }
   try {
     await writeVolumeFile(temp, warm.launchName, launchScript(spec), run.volumes.owner, 0o600);
   } catch (e) {
-    await fifo.close();
     return drop(e);
   }
   const go = async () => {
@@ -151,22 +140,44 @@ export async function settleContainers(deps: StepDeps, run: Pick<StepRun, 'state
   startRemovals(run);
   const warm = run.state.warm;
   run.state.warm = undefined;
-  const prepared = await warm?.prepared;
-  if (prepared) run.state.pending.push(discardPreparedStep(deps.sandbox.deps, prepared));
+  const ready = await warm?.prepared;
+  if (ready) {
+    void ready.fifo.close().catch(() => undefined);
+    run.state.pending.push(discardPreparedStep(deps.sandbox.deps, ready.step));
+  }
   await Promise.allSettled(run.state.pending.splice(0));
 }
 
 const FIFO_WAIT_MS = 5000;
 
-/** Whether the FIFO (not a link, not a file: lstat) exists before the launcher ends or FIFO_WAIT_MS pass. */
-async function fifoAppears(path: string, p: PreparedStep): Promise<boolean> {
+/**
+ * The FIFO's write end, once its launcher is blocked opening it for reading (before that a writer's
+ * non-blocking open fails with ENXIO, or ENOENT before mkfifo); its name is removed at once, so no
+ * step sees it past these few milliseconds. undefined when the launcher ended first, the name is not
+ * a FIFO (a link is never followed), or FIFO_WAIT_MS passed.
+ */
+async function openFifo(temp: string, name: string, p: PreparedStep): Promise<FileHandle | undefined> {
+  const path = childPath(temp, name);
   const until = Date.now() + FIFO_WAIT_MS;
   for (let wait = 1; Date.now() < until && !p.ended?.(); wait = Math.min(wait * 2, 5)) {
-    const st = await lstat(path).catch(() => undefined);
-    if (st) return st.isFIFO();
+    let fifo: FileHandle | undefined;
+    try {
+      fifo = await open(path, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENXIO' && code !== 'ENOENT') break;
+    }
+    if (fifo) {
+      const isFifo = await fifo.stat().then((st) => st.isFIFO(), () => false);
+      await removeVolumeFile(temp, name).catch(() => undefined);
+      if (isFifo) return fifo;
+      await fifo.close();
+      break;
+    }
     await sleep(wait);
   }
-  return false;
+  await removeVolumeFile(temp, name).catch(() => undefined);
+  return undefined;
 }
 
 /** sh single quotes: every byte literal, a quote as '\'' . */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Phases } from '../common';
-import { LABEL_STEP, readVolumeFile, runPreparedStep, runStepContainer, type OutputLine, type RunOptions, type StepOutcome, type StepSpec } from '../sandbox';
+import { LABEL_STEP, PreparedEndedError, readVolumeFile, runPreparedStep, runStepContainer, type OutputLine, type RunOptions, type StepOutcome, type StepSpec } from '../sandbox';
 import { deferRemoval, mayWarm, startRemovals, startWarm, takeWarm, WARM_AFTER_MS } from './prewarm';
 import { isForbiddenEnvName, MAX_FILE_COMMAND_BYTES, parseFileCommands, parsePathFile } from '../workflow';
 import { markDiskLimit, writeStepFiles } from './step-files';
@@ -92,7 +92,14 @@ export async function runScript(deps: StepDeps, run: StepRun, scope: Scope, sink
   const onLine = (l: OutputLine) => log.line(l.stream, l.text);
   let outcome: StepOutcome;
   try {
-    outcome = warm ? await runPreparedStep(sdeps, warm.prepared, onLine, deps.signal, opts) : await runStepContainer(sdeps, spec, onLine, deps.signal, opts);
+    outcome = warm
+      ? await runPreparedStep(sdeps, warm.prepared, onLine, deps.signal, opts).catch((e: unknown) => {
+          if (!(e instanceof PreparedEndedError)) throw e;
+          // Nothing of the step ran: it runs in a container made now.
+          deps.logger.warn({ step: s.label, err: e }, 'the prepared container ended before its go; the step starts in a fresh one');
+          return runStepContainer(sdeps, spec, onLine, deps.signal, opts);
+        })
+      : await runStepContainer(sdeps, spec, onLine, deps.signal, opts);
   } finally {
     clearTimeout(warmTimer);
     await warm?.done();

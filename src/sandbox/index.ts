@@ -8,7 +8,7 @@ export { detectCgroupHost, type CgroupHost } from './cgroup-host';
 export { CgroupV1Limits, CGROUP_SUBTREE, cgroupV1Subtrees } from './cgroup-v1-limits';
 export type { LimitEnforcer, StepUsage, AppliedLimits } from './limit-enforcer';
 export { OutputLines, FrameDecoder, type OutputLine, type StreamName } from './output-lines';
-export { runStepContainer, prepareStepContainer, runPreparedStep, discardPreparedStep, type StepOutcome, type ExitReason, type SandboxDeps, type PreparedStep, type RunOptions } from './run-step-container';
+export { runStepContainer, prepareStepContainer, runPreparedStep, discardPreparedStep, PreparedEndedError, type StepOutcome, type ExitReason, type SandboxDeps, type PreparedStep, type RunOptions } from './run-step-container';
 export { startServiceContainer, type ServiceContainer } from './service-container';
 export { reapLeftovers, type ReapReport } from './reaper';
 export { LABEL_MANAGED, LABEL_OWNER, LABEL_JOB, LABEL_STEP, EGRESS_NETWORK, LABEL_EGRESS, managedLabels, processTag, isOwnerAlive } from './labels';

@@ -122,5 +122,7 @@ export function drainFrames(stream: import('node:stream').Readable, output: Outp
     stream.once('end', done);
     stream.once('close', done);
     stream.once('error', done);
+    // A stream that ended or was destroyed before it was handed here emits nothing more.
+    if (stream.destroyed || stream.readableEnded || stream.closed) done();
   });
 }

@@ -180,8 +180,13 @@ export async function runPreparedStep(deps: SandboxDeps, p: PreparedStep, onLine
     if (signal?.aborted) onAbort();
     timers.push(setTimeout(() => stopper('timeout', spec.limits.killGraceMs), timeoutMs));
     try {
-      if (p.stream) await o.go?.();
-      else await deps.engine.start(id);
+      if (p.stream) {
+        // A prepared container whose launcher ended before its go runs nothing: the caller starts the step afresh.
+        if (p.ended?.()) throw new PreparedEndedError();
+        await o.go?.().catch((e: unknown) => {
+          throw new PreparedEndedError((e as Error).message);
+        });
+      } else await deps.engine.start(id);
       o.phases?.mark(p.stream ? 'go' : 'start');
       o.onStarted?.();
       await ended;
@@ -195,6 +200,7 @@ export async function runPreparedStep(deps: SandboxDeps, p: PreparedStep, onLine
       signal?.removeEventListener('abort', onAbort);
     }
   } catch (e) {
+    if (e instanceof PreparedEndedError) throw e;
     let message = e instanceof StockadeError ? e.describe() : (e as Error).message;
     log.error({ err: e }, 'step container failed');
     if (e instanceof StockadeError && e.code === 'LIMITS_NOT_ENFORCED') throw e;
@@ -210,6 +216,13 @@ export async function runPreparedStep(deps: SandboxDeps, p: PreparedStep, onLine
     timers.forEach(clearTimeout);
     if (o.deferRemoval) o.deferRemoval(() => discard(deps, p));
     else await discard(deps, p);
+  }
+}
+
+/** Thrown by runPreparedStep before anything of the step ran: its prepared container's launcher had ended (its container is removed as usual). */
+export class PreparedEndedError extends Error {
+  constructor(detail?: string) {
+    super(`the prepared container's launcher ended before its go${detail ? ` (${detail})` : ''}`);
   }
 }
 

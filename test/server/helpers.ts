@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -108,7 +109,12 @@ export async function startServer(w: World, stateDir: string, extra: string[] = 
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, STOCKADE_LOG_LEVEL: process.env.STOCKADE_SERVER_LOG_LEVEL ?? 'warn' } },
   );
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  // STOCKADE_SERVER_STDERR_FILE: the server's log is also appended there (to read a benchmark's server while it runs).
+  const tee = process.env.STOCKADE_SERVER_STDERR_FILE;
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    if (tee) appendFileSync(tee, d);
+  });
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     const m = /listening on ([\d.]+):(\d+)/.exec(err);

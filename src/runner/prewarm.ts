@@ -93,8 +93,7 @@ export async function takeWarm(deps: StepDeps, run: StepRun, spec: StepSpec): Pr
   const { step: prepared, fifo } = ready;
   const drop = (why?: unknown) => {
     if (why) deps.logger.debug({ err: why }, 'the prepared container cannot serve this step; it starts cold');
-    void fifo.close().catch(() => undefined);
-    run.state.pending.push(discardPreparedStep(deps.sandbox.deps, prepared));
+    run.state.pending.push(discardHeld(deps, prepared, fifo));
     return undefined;
   };
   if (warm.fingerprint !== fingerprint(spec) || prepared.ended?.()) return drop();
@@ -142,10 +141,18 @@ export async function settleContainers(deps: StepDeps, run: Pick<StepRun, 'state
   run.state.warm = undefined;
   const ready = await warm?.prepared;
   if (ready) {
-    void ready.fifo.close().catch(() => undefined);
-    run.state.pending.push(discardPreparedStep(deps.sandbox.deps, ready.step));
+    run.state.pending.push(discardHeld(deps, ready.step, ready.fifo));
   }
   await Promise.allSettled(run.state.pending.splice(0));
+}
+
+/**
+ * Removes a prepared container whose FIFO the runner holds, and only then closes the FIFO: closed
+ * first, the launcher would exit while Podman force-removes its container, and Podman 4.3 can hang
+ * on that race (a conformance run waited on it for 17 minutes).
+ */
+function discardHeld(deps: StepDeps, step: PreparedStep, fifo: FileHandle): Promise<void> {
+  return discardPreparedStep(deps.sandbox.deps, step).finally(() => fifo.close().catch(() => undefined));
 }
 
 const FIFO_WAIT_MS = 5000;

@@ -1,3 +1,4 @@
+import { enableEgressPool } from '../runner';
 import { parseOptions } from './parse-options';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,12 +46,15 @@ export async function hookBrokerCommand(argv: string[], env: NodeJS.ProcessEnv, 
   const reaped = await sandbox.reap();
   logger.info({ reaped }, 'leftovers of earlier brokers and runs removed');
   const policy = { allow: values['allow-image'] ?? [], allowDigestPinned: !!values['allow-digest-pinned'] };
+  // A long-running host: each job with egress finds its network and sidecar made ahead (after the first).
+  const pool = egress ? enableEgressPool(sandbox) : undefined;
   const jobs = newHookJobs({ host, sandbox, policy, limits: limitsFrom(values), runnerUid, logger, allow, egress });
   const socketPath = values.socket ?? DEFAULT_HOOK_SOCKET;
   const server = await startHookBroker({ socketPath, gid, jobs, logger });
   process.stderr.write(`hook-broker: listening on ${socketPath} (group ${gid === undefined ? 'root only' : group}); steps run as uid ${runnerUid}; network only to ${allow.join(', ') || 'nothing'}\n`);
   await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
   server.close();
+  await pool?.close();
   await sandbox.reap();
   return 0;
 }

@@ -1,3 +1,4 @@
+import { enableEgressPool } from '../runner';
 import { parseOptions } from './parse-options';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -136,6 +137,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const tls = values['tls-cert'] && values['tls-key'] ? { cert: readSecret(values['tls-cert'], undefined, 'the TLS certificate'), key: readSecret(values['tls-key'], undefined, 'the TLS key') } : undefined;
   const images = labelImages(host);
   const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
+  // A long-running host: each job with egress finds its network and sidecar made ahead (after the first such job).
+  const egressPool = enableEgressPool(sandbox);
   const lease = Number(values['lease-seconds']);
   if (!Number.isInteger(lease) || lease < 2 || lease > 3600) throw new StockadeError('USAGE', `--lease-seconds '${values['lease-seconds']}' is not 2 to 3600`);
   const drain = Number(values['drain-seconds']);
@@ -203,6 +206,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   clearInterval(pruneTimer);
   await server.stop();
   runner?.close();
+  await egressPool.close();
   await store.close();
   return 0;
 }

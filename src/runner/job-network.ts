@@ -1,4 +1,4 @@
-import { EGRESS_NETWORK, LABEL_STEP, ensureEgressNetwork, startServiceContainer, type ServiceContainer, type StepSpec } from '../sandbox';
+import type { StepSpec } from '../sandbox';
 import { describeRefusal, parseEgressEvent, SIDECAR_PORTS, type EgressEvent, type SidecarConfig } from '../egress';
 import type { LogSink } from './step-log';
 import type { EgressReport } from './types';
@@ -6,7 +6,10 @@ import type { Logger } from '../common';
 import type { ResourceLimits, Sandbox } from '../sandbox';
 import type { EgressSettings } from './types';
 import type { StepDeps, StepRun } from './step-types';
-import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './externals-volumes';
+import { startWaitingSidecar, type SidecarShape, type WaitingSidecar } from './egress-sidecar';
+import { egressPoolOf } from './egress-pool';
+import type { Forwarder, ForwarderShape } from './job-results';
+export { lastHostAddress } from './egress-sidecar';
 
 export interface JobNetwork {
   network: string;
@@ -25,8 +28,9 @@ export interface JobNetwork {
   stop(sink: LogSink): Promise<void>;
 }
 
-const SIDECAR_DIR = '/__s';
 const MAX_REFUSALS_KEPT = 50;
+/** How long after a job's sidecar is ready the next job's network is made ahead. */
+const REFILL_AFTER_MS = 400;
 
 /**
  * The job's own internal network (no route out, no DNS server of Podman's), and,
@@ -50,41 +54,52 @@ export interface JobNetworkContext {
   nodeBinary?: string;
   /** Masks secrets in a text that leaves the job (a refused name can spell one). */
   mask(text: string): string;
+  /** The job's results forwarder, when it has a results service (a network made ahead carries one). */
+  forwarder?: ForwarderShape;
 }
 
 /** The network context of a local or app-mode run. */
 export function networkContext(deps: StepDeps, run: StepRun): JobNetworkContext {
   const s = run.settings;
-  return { sandbox: deps.sandbox, logger: deps.logger, key: run.volumes.key, labels: run.volumes.labels, image: s.image, limits: s.limits, deadline: run.deadline, egress: s.egress, nodeBinary: s.nodeBinary, mask: (t) => run.state.masker.mask(t) };
+  const forwarder = s.results ? { sandbox: deps.sandbox, logger: deps.logger, settings: s.results, image: s.image, nodeBinary: s.nodeBinary, owner: run.volumes.owner } : undefined;
+  return { sandbox: deps.sandbox, logger: deps.logger, key: run.volumes.key, labels: run.volumes.labels, image: s.image, limits: s.limits, deadline: run.deadline, egress: s.egress, nodeBinary: s.nodeBinary, mask: (t) => run.state.masker.mask(t), forwarder };
 }
 
 export interface JobNetworkHooks {
-  /** The network exists; the sidecar is not started yet (what needs only the network can start beside it). */
-  onCreated?(network: string): void;
+  /** The network exists; the sidecar is not started yet (what needs only the network can start beside it). `forwarder`: a results forwarder made ahead with it. */
+  onCreated?(network: string, forwarder?: Forwarder): void;
   /** The sidecar's fixed address is chosen and its container is about to start (a step's container can be made meanwhile). */
   onSidecarAddress?(network: string, address: string): void;
 }
 
 export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], sink: LogSink, onEvent?: (e: EgressEvent) => void, audit = false, hooks: JobNetworkHooks = {}): Promise<JobNetwork> {
-  const deps = ctx;
-  const network = `stockade-${ctx.key}`;
   const engine = ctx.sandbox.deps.engine;
-  // One idle container keeps the rootless network namespace (and its slirp4netns) up, so this job does not leave a zombie.
-  await ctx.sandbox.keepNetnsAlive(ctx.image);
-  await engine.createNetwork(network, ctx.labels, { internal: true });
-  hooks.onCreated?.(network);
+  const wantsEgress = allow.length > 0 || audit;
+  const egress = ctx.egress;
+  if (wantsEgress && !egress) throw new Error('this runner has no egress configured');
+  const shape: SidecarShape | undefined = wantsEgress && egress ? { sandbox: ctx.sandbox, logger: ctx.logger, image: ctx.image, limits: ctx.limits, nodeBinary: ctx.nodeBinary, sidecarScript: egress.sidecarScript, forwarder: ctx.forwarder } : undefined;
+  const pool = shape ? egressPoolOf(ctx.sandbox) : undefined;
+  // A network and sidecar made ahead (long-running hosts), else this job's own.
+  const prepared = shape ? pool?.take(shape) : undefined;
+  const network = prepared?.network ?? `stockade-${ctx.key}`;
+  if (!prepared) {
+    // One idle container keeps the rootless network namespace (and its slirp4netns) up, so this job does not leave a zombie.
+    await ctx.sandbox.keepNetnsAlive(ctx.image);
+    await engine.createNetwork(network, ctx.labels, { internal: true });
+  }
+  hooks.onCreated?.(network, prepared?.forwarder);
   const report: EgressReport = { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
-  let sidecar: ServiceContainer | undefined;
-  const tail: string[] = [];
+  let sidecar: WaitingSidecar | undefined = prepared?.sidecar;
+  let refills = () => undefined as void;
   const stop = async (out: LogSink) => {
-    if (sidecar) {
-      await sidecar.stop();
-      if (report.dnsRefused + report.connectionsRefused) {
-        out.write('stdout', `[stockade] egress: ${report.dnsRefused + report.connectionsRefused} blocked network attempts`);
-        for (const r of report.refusals) out.write('stdout', `[stockade]   blocked: ${r}`);
-      }
+    refills();
+    if (sidecar && report.dnsRefused + report.connectionsRefused) {
+      out.write('stdout', `[stockade] egress: ${report.dnsRefused + report.connectionsRefused} blocked network attempts`);
+      for (const r of report.refusals) out.write('stdout', `[stockade]   blocked: ${r}`);
     }
-    await engine.removeNetwork(network).catch((e: unknown) => deps.logger.error({ err: e, network }, 'network remove failed'));
+    if (prepared) return prepared.remove();
+    await sidecar?.remove();
+    await engine.removeNetwork(network).catch((e: unknown) => ctx.logger.error({ err: e, network }, 'network remove failed'));
   };
   const jn: JobNetwork = {
     network,
@@ -102,68 +117,47 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
     },
     stop,
   };
-  if (!allow.length && !audit) return jn;
-  const egress = ctx.egress;
+  if (!shape || !egress) return jn;
   if (audit) report.audited = [];
-  if (!egress) throw new Error('this runner has no egress configured');
   try {
     const t0 = Date.now();
-    await ensureEgressNetwork(engine);
-    const subnet = await engine.networkSubnet(network);
-    if (!subnet) throw new Error(`network ${network} has no IPv4 subnet`);
-    const node = await nodeVolumeFor(ctx.sandbox, ctx.nodeBinary);
-    const scriptVolume = await sidecarVolumeFor(ctx.sandbox, egress.sidecarScript);
-    const config: SidecarConfig = { ...egress.policy, allow, upstreamDns: egress.upstreamDns, jobSubnet: subnet, hostAddresses: egress.hostAddresses, listen: { ...SIDECAR_PORTS } };
-    // A fixed address at the top of the subnet (the IPAM hands out addresses from the bottom): known before the sidecar is ready.
-    const fixed = lastHostAddress(subnet);
+    sidecar ??= await startWaitingSidecar(shape, network, ctx.labels, ctx.deadline);
+    const s = sidecar;
+    s.container.stopAt(ctx.deadline);
     let ready: (address: string) => void = () => undefined;
     const readyP = new Promise<string>((r) => (ready = r));
-    const name = `${network}-egress`;
-    sidecar = await startServiceContainer(
-      { ...deps.sandbox.deps, logger: deps.logger.child({ service: 'egress' }) },
-      {
-        name,
-        image: ctx.image,
-        argv: [`${NODE_EXTERNALS}/bin/node`, '--max-old-space-size=96', `${SIDECAR_DIR}/sidecar.js`],
-        env: { STOCKADE_EGRESS_CONFIG: JSON.stringify(config) },
-        workdir: '/',
-        mounts: [
-          { volume: node, target: NODE_EXTERNALS, readOnly: true },
-          { volume: scriptVolume, target: SIDECAR_DIR, readOnly: true },
-        ],
-        limits: { ...ctx.limits, memoryBytes: 256 * 1024 ** 2, pids: 64, cpus: Math.min(1, ctx.limits.cpus), tmpfsBytes: 16 * 1024 ** 2, outputBytes: 64 * 1024 ** 2, timeoutMs: Math.max(1000, ctx.deadline - Date.now()) },
-        network: { mode: 'internal', network, egressNetwork: EGRESS_NETWORK, ip: fixed },
-        sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' },
-        security: { seccompProfilePath: ctx.sandbox.seccompProfilePath, readOnlyRoot: true },
-        labels: { ...ctx.labels, [LABEL_STEP]: 'egress' },
-      },
-      (l) => {
-        const e = parseEgressEvent(l.text);
-        if (!e) {
-          tail.push(l.text);
-          if (tail.length > 20) tail.shift();
-          deps.logger.warn({ line: l.text }, 'egress sidecar output');
-          return;
-        }
-        if (e.ev === 'ready') return ready(e.address);
-        // A refused name can carry a secret (a step spelling one into a DNS query): masked like every text that leaves the job.
-        const described = describeRefusal(e);
-        const refusal = described === undefined ? undefined : ctx.mask(described);
-        count(report, e, refusal);
-        if (refusal) deps.logger.warn({ egress: { ev: e.ev, verdict: 'refused' } }, `blocked network attempt: ${refusal}`);
-        else deps.logger.debug({ egress: { ev: e.ev } }, 'egress');
-        jn.onEvent?.(e);
-      },
-    );
-    if (fixed) hooks.onSidecarAddress?.(network, fixed);
+    s.route((l) => {
+      const e = parseEgressEvent(l.text);
+      if (!e) return void ctx.logger.warn({ line: l.text }, 'egress sidecar output');
+      if (e.ev === 'ready') return ready(e.address);
+      // A refused name can carry a secret (a step spelling one into a DNS query): masked like every text that leaves the job.
+      const described = describeRefusal(e);
+      const refusal = described === undefined ? undefined : ctx.mask(described);
+      count(report, e, refusal);
+      if (refusal) ctx.logger.warn({ egress: { ev: e.ev, verdict: 'refused' } }, `blocked network attempt: ${refusal}`);
+      else ctx.logger.debug({ egress: { ev: e.ev } }, 'egress');
+      jn.onEvent?.(e);
+    });
+    if (s.address) hooks.onSidecarAddress?.(network, s.address);
+    const config: SidecarConfig = { ...egress.policy, allow, upstreamDns: egress.upstreamDns, jobSubnet: s.subnet, hostAddresses: egress.hostAddresses, listen: { ...SIDECAR_PORTS } };
+    await s.configure(config);
     const address = await Promise.race([
       readyP,
-      sidecar.exited.then(() => Promise.reject(new Error(`the egress sidecar exited before it was ready: ${tail.join(' | ') || 'no output'}`))),
+      s.container.exited.then(() => Promise.reject(new Error(`the egress sidecar exited before it was ready: ${s.tail().join(' | ') || 'no output'}`))),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the egress sidecar was not ready within 20 s')), 20_000).unref()),
     ]);
     jn.sidecar = address;
-    sink.write('stdout', `[stockade] egress: ${allow.join(', ')} through the sidecar at ${address} (ready in ${Date.now() - t0} ms); everything else is blocked`);
-    deps.logger.info({ network, sidecar: address, allow, ms: Date.now() - t0 }, 'egress sidecar ready');
+    sink.write('stdout', `[stockade] egress: ${allow.join(', ')} through the sidecar at ${address} (ready in ${Date.now() - t0} ms${prepared ? ', made ahead' : ''}); everything else is blocked`);
+    ctx.logger.info({ network, sidecar: address, allow, ms: Date.now() - t0, prepared: !!prepared }, 'egress sidecar ready');
+    // The next job's network is made once this job's start is behind it (or at its end, if sooner): made at once, it competes with this job's first step for Podman.
+    if (pool) {
+      const refill = setTimeout(() => pool.refill(shape), REFILL_AFTER_MS);
+      refill.unref();
+      refills = () => {
+        clearTimeout(refill);
+        pool.refill(shape);
+      };
+    }
     return jn;
   } catch (e) {
     await stop(sink);
@@ -172,19 +166,6 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
 }
 
 const MAX_AUDITED = 500;
-
-/** The last host address of an IPv4 subnet below its broadcast (`10.89.3.0/24` → `10.89.3.254`); undefined for a subnet too small or not IPv4. */
-export function lastHostAddress(subnet: string): string | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(subnet);
-  if (!m) return undefined;
-  const bits = Number(m[5]);
-  const octets = m.slice(1, 5).map(Number);
-  if (bits < 8 || bits > 28 || octets.some((o) => o > 255)) return undefined;
-  const base = octets.reduce((a, o) => a * 256 + o, 0);
-  const size = 2 ** (32 - bits);
-  const last = Math.floor(base / size) * size + size - 2;
-  return [24, 16, 8, 0].map((s) => Math.floor(last / 2 ** s) % 256).join('.');
-}
 
 function count(r: EgressReport, e: EgressEvent, refusal: string | undefined): void {
   // Audit mode: names that answered (DNS) or were reached (connections), once each.

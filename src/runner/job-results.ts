@@ -61,73 +61,115 @@ export interface JobResultsContext {
   github?: GatewayTarget;
 }
 
+/** What a forwarder container depends on (a job network made ahead can carry one: egress-pool.ts). */
+export interface ForwarderShape {
+  sandbox: Sandbox;
+  logger: Logger;
+  settings: Pick<ResultsSettings, 'socketDir' | 'sidecarScript'>;
+  image: string;
+  nodeBinary?: string;
+  /** uid/gid the job's containers run as on the host (the forwarder connects as it). */
+  owner: { uid: number; gid: number };
+}
+
+/** A running, ready forwarder: from the job network (or its own loopback) to `dir`/results.sock, where no service listens yet. */
+export interface Forwarder {
+  container: ServiceContainer;
+  name: string;
+  /** Host directory bound into it, where the results service's socket goes. */
+  dir: string;
+  address: string;
+  /** Stops it and removes its directory (idempotent). */
+  stop(): Promise<void>;
+}
+
 /**
- * Starts the job's results service (on a Unix socket of its own) and its forwarder container:
- * on the job's network when it has one, else with loopback only, its network namespace then
- * shared by the job's steps. Nothing else can reach the service.
+ * Starts a forwarder container: on `net` when the job has a network, else with loopback only (its
+ * network namespace then shared by the job's steps). `onStarted` is called with its name once it
+ * runs, before it is ready (a step sharing its namespace can be prepared meanwhile).
  */
-/** `onStarted` is called with the forwarder's name once its container runs, before it is ready (a step sharing its namespace can be prepared meanwhile). */
-export async function startJobResults(c: JobResultsContext, net: Pick<JobNetwork, 'network'> | undefined, onStarted?: (container: string) => void): Promise<JobResults> {
-  const t0 = Date.now();
-  const job = resultsJobFor(c.ctx, randomUUID());
-  const token = await mintRuntimeToken(job, Math.max(60, (c.deadline - Date.now()) / 1000 + 3600));
-  c.mask(token);
+export async function startForwarder(f: ForwarderShape, key: string, labels: Record<string, string>, net: Pick<JobNetwork, 'network'> | undefined, deadline: number, onStarted?: (container: string) => void): Promise<Forwarder> {
   // Per runner process, so what a killed runner left is known as its own and removed by the next.
-  const mine = join(c.settings.socketDir, c.sandbox.ownerTag);
-  mkdirSync(c.settings.socketDir, { recursive: true, mode: 0o711 });
-  removeDeadOwners(c.settings.socketDir);
+  const mine = join(f.settings.socketDir, f.sandbox.ownerTag);
+  mkdirSync(f.settings.socketDir, { recursive: true, mode: 0o711 });
+  removeDeadOwners(f.settings.socketDir);
   mkdirSync(mine, { recursive: true, mode: 0o711 });
-  const dir = join(mine, c.key);
+  const dir = join(mine, key);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { mode: 0o700 });
-  const root = process.getuid?.() === 0;
-  if (root) chownSync(dir, c.owner.uid, c.owner.gid);
-  let server: ResultsServer | undefined;
-  let forwarder: ServiceContainer | undefined;
+  if (process.getuid?.() === 0) chownSync(dir, f.owner.uid, f.owner.gid);
+  let container: ServiceContainer | undefined;
   const stop = async () => {
-    await forwarder?.stop();
-    await server?.close().catch((e: unknown) => c.logger.error({ err: e }, 'results service close failed'));
+    await container?.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const name = `stockade-${c.key}-results`;
+    const name = `stockade-${key}-results`;
     let ready: (address: string) => void = () => undefined;
     const readyP = new Promise<string>((r) => (ready = r));
     const tail: string[] = [];
-    const subnet = net ? await c.sandbox.deps.engine.networkSubnet(net.network) : undefined;
+    const [subnet, node, script] = await Promise.all([net ? f.sandbox.deps.engine.networkSubnet(net.network) : undefined, nodeVolumeFor(f.sandbox, f.nodeBinary), sidecarVolumeFor(f.sandbox, f.settings.sidecarScript)]);
     if (net && !subnet) throw new Error(`network ${net.network} has no IPv4 subnet`);
     const spec: StepSpec = {
       name,
-      image: c.image,
+      image: f.image,
       argv: [`${NODE_EXTERNALS}/bin/node`, '--max-old-space-size=48', `${HELPER_DIR}/sidecar.js`],
       env: { STOCKADE_FORWARD_CONFIG: JSON.stringify({ port: RESULTS_PORT, socket: `${SOCKET_DIR}/results.sock`, jobSubnet: subnet }) },
       workdir: '/',
       mounts: [
-        { volume: await nodeVolumeFor(c.sandbox, c.nodeBinary), target: NODE_EXTERNALS, readOnly: true },
-        { volume: await sidecarVolumeFor(c.sandbox, c.settings.sidecarScript), target: HELPER_DIR, readOnly: true },
+        { volume: node, target: NODE_EXTERNALS, readOnly: true },
+        { volume: script, target: HELPER_DIR, readOnly: true },
       ],
       binds: [{ hostPath: dir, target: SOCKET_DIR }],
-      limits: { memoryBytes: 128 * 1024 ** 2, pids: 32, cpus: 1, nofile: 1024, timeoutMs: Math.max(1000, c.deadline - Date.now() + 60_000), killGraceMs: 1000, outputBytes: 1024 ** 2, maxLineBytes: 4096, tmpfsBytes: 1024 ** 2 },
+      limits: { memoryBytes: 128 * 1024 ** 2, pids: 32, cpus: 1, nofile: 1024, timeoutMs: Math.max(1000, deadline - Date.now() + 60_000), killGraceMs: 1000, outputBytes: 1024 ** 2, maxLineBytes: 4096, tmpfsBytes: 1024 ** 2 },
       network: net ? { mode: 'internal', network: net.network } : { mode: 'none' },
-      security: { seccompProfilePath: c.sandbox.seccompProfilePath, readOnlyRoot: true },
-      labels: { ...c.labels, [LABEL_STEP]: 'results' },
+      security: { seccompProfilePath: f.sandbox.seccompProfilePath, readOnlyRoot: true },
+      labels: { ...labels, [LABEL_STEP]: 'results' },
     };
-    forwarder = await startServiceContainer({ ...c.sandbox.deps, logger: c.logger.child({ service: 'results' }) }, spec, (l) => {
+    container = await startServiceContainer({ ...f.sandbox.deps, logger: f.logger.child({ service: 'results' }) }, spec, (l) => {
       const m = /^\{"ev":"ready","address":"([0-9a-f.:]+)"\}$/.exec(l.text);
       if (m) return ready(m[1]!);
       tail.push(l.text);
       if (tail.length > 20) tail.shift();
     });
     onStarted?.(name);
+    const started = container;
     const address = await Promise.race([
       readyP,
-      forwarder.exited.then(() => Promise.reject(new Error(`the results forwarder exited before it was ready: ${tail.join(' | ') || 'no output'}`))),
+      started.exited.then(() => Promise.reject(new Error(`the results forwarder exited before it was ready: ${tail.join(' | ') || 'no output'}`))),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the results forwarder was not ready within 20 s')), 20_000).unref()),
     ]);
-    const url = `http://${address}:${RESULTS_PORT}/`;
+    return { container: started, name, dir, address, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/**
+ * Starts the job's results service (on a Unix socket of its own) behind its forwarder container
+ * (`premade`, made ahead with the job's network, or started now). Nothing else can reach the service.
+ */
+export async function startJobResults(c: JobResultsContext, net: Pick<JobNetwork, 'network'> | undefined, onStarted?: (container: string) => void, premade?: Forwarder): Promise<JobResults> {
+  const t0 = Date.now();
+  const job = resultsJobFor(c.ctx, randomUUID());
+  const token = await mintRuntimeToken(job, Math.max(60, (c.deadline - Date.now()) / 1000 + 3600));
+  c.mask(token);
+  const root = process.getuid?.() === 0;
+  let server: ResultsServer | undefined;
+  let forwarder: Forwarder | undefined = premade;
+  const stop = async () => {
+    await forwarder?.container.stop();
+    await server?.close().catch((e: unknown) => c.logger.error({ err: e }, 'results service close failed'));
+    await forwarder?.stop();
+  };
+  try {
+    if (premade) premade.container.stopAt(c.deadline + 60_000);
+    forwarder ??= await startForwarder(c, c.key, c.labels, net, c.deadline, onStarted);
+    const url = `http://${forwarder.address}:${RESULTS_PORT}/`;
     server = new ResultsServer({ store: c.settings.store, job, token, publicUrl: url, logger: c.logger.child({ service: 'results' }), github: c.github });
-    await server.listen(join(dir, 'results.sock'), root ? c.owner : undefined);
-    c.logger.info({ url, ms: Date.now() - t0 }, 'results service ready');
+    await server.listen(join(forwarder.dir, 'results.sock'), root ? c.owner : undefined);
+    c.logger.info({ url, ms: Date.now() - t0, premade: !!premade }, 'results service ready');
     const env: Record<string, string> = {
       ACTIONS_RUNTIME_TOKEN: token,
       ACTIONS_RUNTIME_URL: url,
@@ -137,7 +179,7 @@ export async function startJobResults(c: JobResultsContext, net: Pick<JobNetwork
       ...(c.github ? { GITHUB_API_URL: `${url}${GATEWAY_PREFIX.slice(1)}`, GITHUB_GRAPHQL_URL: `${url}${GATEWAY_PREFIX.slice(1)}/graphql` } : {}),
     };
     const s = server;
-    return { container: name, env, token, report: () => summarize(s.events), stop };
+    return { container: forwarder.name, env, token, report: () => summarize(s.events), stop };
   } catch (e) {
     await stop();
     throw e;

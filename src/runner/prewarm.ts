@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { join, normalize } from 'node:path';
-import { discardPreparedStep, prepareStepContainer, removeVolumeFile, writeVolumeFile, LABEL_STEP, type PreparedStep, type StepSpec } from '../sandbox';
+import type { FileHandle } from 'node:fs/promises';
+import { discardPreparedStep, openFifoWriter, prepareStepContainer, removeVolumeFile, writeVolumeFile, LABEL_STEP, type PreparedStep, type StepSpec } from '../sandbox';
 import { JOB_PATHS } from './job-paths';
 import type { StepDeps, StepRun } from './step-types';
 
@@ -68,7 +65,8 @@ export function startWarm(deps: StepDeps, run: StepRun, like: StepSpec): void {
   const prepared = prepareStepContainer(sdeps, spec, { start: true })
     .then(async (p) => {
       // Its launcher makes the FIFO just after the start and waits on it: ready once the write end is open (still off the step's path).
-      const fifo = await openFifo(temp, fifoName, p);
+      // The write end once its launcher waits on it (its name is removed at once: no step sees it past these few milliseconds).
+      const fifo = await openFifoWriter(temp, fifoName, () => !!p.ended?.(), FIFO_WAIT_MS);
       if (fifo) return { step: p, fifo };
       run.state.pending.push(discardPreparedStep(sdeps, p));
       throw new Error(`its launcher was not waiting on its FIFO within ${FIFO_WAIT_MS} ms`);
@@ -157,36 +155,6 @@ function discardHeld(deps: StepDeps, step: PreparedStep, fifo: FileHandle): Prom
 
 const FIFO_WAIT_MS = 5000;
 
-/**
- * The FIFO's write end, once its launcher is blocked opening it for reading (before that a writer's
- * non-blocking open fails with ENXIO, or ENOENT before mkfifo); its name is removed at once, so no
- * step sees it past these few milliseconds. undefined when the launcher ended first, the name is not
- * a FIFO (a link is never followed), or FIFO_WAIT_MS passed.
- */
-async function openFifo(temp: string, name: string, p: PreparedStep): Promise<FileHandle | undefined> {
-  const path = childPath(temp, name);
-  const until = Date.now() + FIFO_WAIT_MS;
-  for (let wait = 1; Date.now() < until && !p.ended?.(); wait = Math.min(wait * 2, 5)) {
-    let fifo: FileHandle | undefined;
-    try {
-      fifo = await open(path, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENXIO' && code !== 'ENOENT') break;
-    }
-    if (fifo) {
-      const isFifo = await fifo.stat().then((st) => st.isFIFO(), () => false);
-      await removeVolumeFile(temp, name).catch(() => undefined);
-      if (isFifo) return fifo;
-      await fifo.close();
-      break;
-    }
-    await sleep(wait);
-  }
-  await removeVolumeFile(temp, name).catch(() => undefined);
-  return undefined;
-}
-
 /** sh single quotes: every byte literal, a quote as '\'' . */
 const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
 
@@ -203,10 +171,4 @@ export function launchScript(spec: StepSpec): string {
     plain ? `exec ${spec.argv.map(q).join(' ')}` : `exec /usr/bin/env -- ${[...entries.map(([k, v]) => q(`${k}=${v}`)), ...spec.argv.map(q)].join(' ')}`,
     '',
   ].join('\n');
-}
-
-/** A direct child of the volume's root (names are the runner's own: no separator, no dot-dot). */
-function childPath(root: string, name: string): string {
-  if (name.includes('/') || name === '..' || name === '.') throw new Error(`bad name ${name}`);
-  return normalize(join(root, name));
 }

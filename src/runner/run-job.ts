@@ -6,7 +6,7 @@ import { chmod } from 'node:fs/promises';
 import { isStockadeError, Phases, type Logger } from '../common';
 import { copyTreeIntoVolume, makeVolumeDir, writeVolumeFile, type Sandbox } from '../sandbox';
 import { evaluateValue, interpolate, SecretMasker, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
-import { DEFAULT_IMAGE_POLICY, imageRefusal, mapImage, type ImagePolicy } from './image-policy';
+import { DEFAULT_IMAGE_POLICY, imageRefusal } from './image-policy';
 import { runUses } from './actions';
 import { runPreSteps } from './pre-steps';
 import { createJobVolumes, type JobVolumes } from './job-volumes';
@@ -15,13 +15,14 @@ export type { NeedsResult } from './job-contexts';
 import { evaluateEnv } from './step-env';
 import { runServices, startJobServices, type JobServices } from './job-services';
 import { networkContext, startJobNetwork, type JobNetwork } from './job-network';
-import { startJobResults, type JobResults } from './job-results';
+import { startJobResults, type Forwarder, type JobResults } from './job-results';
 import { tokenPermissions } from './job-token';
-import { narrowAllowlist, parseDomainList } from '../egress';
+import { egressAllowlist, egressOf, NO_EGRESS } from './job-egress';
+import { imageForLabels, jobContainer } from './job-image';
 import { LogSink } from './step-log';
 import { runStep, toResult } from './run-step';
 import type { Executed, JobState, Scope, StepDeps, StepRun } from './step-types';
-import type { Conclusion, EgressReport, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
+import type { Conclusion, JobResult, JobSettings, RunContext, RunObserver, StepResult } from './types';
 
 export interface JobDeps {
   sandbox: Sandbox;
@@ -114,7 +115,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     const audit = !!settings.egress?.policy.audit && allow !== NO_EGRESS;
     // The results service needs only the job's network, not its sidecar or services: it starts as soon as the network exists.
     let resultsStarting: Promise<JobResults> | undefined;
-    const startResults = (network?: string) => {
+    const startResults = (network?: string, premade?: Forwarder) => {
       if (!settings.results) return;
       const token = ctx.secrets.GITHUB_TOKEN;
       const github = settings.githubApi && token ? { upstream: settings.githubApi.rest, graphql: settings.githubApi.graphql, token } : undefined;
@@ -123,6 +124,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
         network ? { network } : undefined,
         // A job without a network: its first step shares the forwarder's namespace, so its container can be prepared while the forwarder starts.
         network ? undefined : (container) => warmFirstStep({ ...deps, logger: log }, run, { mode: 'container', container }),
+        premade,
       );
       resultsStarting.catch(() => undefined);
     };
@@ -249,46 +251,6 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   return result;
 }
 
-/**
- * What the job's network saw: the sidecar's counts, plus the direct attempts each
- * step made to addresses with no route (the sidecar never sees those).
- */
-function egressOf(net: JobNetwork | undefined, state: JobState): Pick<JobResult, 'egress'> {
-  const direct = state.noRoute.reduce((a, x) => a + x.attempts, 0);
-  if (!net?.sidecar && !direct) return {};
-  // Masked again at the end: a secret registered by ::add-mask:: after the refusal is masked too.
-  const report: EgressReport = net?.sidecar ? { ...net.report, refusals: net.report.refusals.map((r) => state.masker.mask(r)), ...(net.report.audited ? { audited: net.report.audited.map((n) => state.masker.mask(n)) } : {}) } : { dnsAllowed: 0, dnsRefused: 0, connectionsAllowed: 0, connectionsRefused: 0, bytesOut: 0, refusals: [] };
-  report.connectionsRefused += direct;
-  // Container labels are step indexes (`3`, `3.1`, `pre-3`, `post-3`): named as the job's results name them.
-  const nameOf = (label: string) => {
-    const r = state.results.find((x) => x.index === Number(/\d+/.exec(label)?.[0]));
-    return r ? `${label.startsWith('pre-') ? 'Pre ' : label.startsWith('post-') ? 'Post ' : ''}${r.name}` : label;
-  };
-  for (const x of state.noRoute) report.refusals.push(state.masker.mask(`${x.attempts} direct connection${x.attempts === 1 ? '' : 's'} to addresses with no route in step "${nameOf(x.step)}"`));
-  return { egress: report };
-}
-
-/** What `STOCKADE_EGRESS: none` gives: no network, in audit mode too. */
-const NO_EGRESS: string[] = [];
-
-/**
- * The names this job may reach: the runner's allowlist, narrowed by the workflow's
- * or job's `STOCKADE_EGRESS` (names separated by spaces or commas; `none` for no
- * network). A name outside the runner's allowlist fails the job before any step.
- */
-function egressAllowlist(wf: WorkflowModel, job: JobModel, contexts: Record<string, unknown>, status: JobStatus, settings: JobSettings): string[] {
-  const max = settings.egress?.policy.allow ?? [];
-  const raw = job.env.STOCKADE_EGRESS ?? wf.env.STOCKADE_EGRESS;
-  if (raw === undefined) return max;
-  const text = interpolate(raw, contexts, status).trim();
-  if (text === '' || text === 'none') return NO_EGRESS;
-  try {
-    return narrowAllowlist(max, parseDomainList(text));
-  } catch (e) {
-    throw new Error(`STOCKADE_EGRESS: ${(e as Error).message}`);
-  }
-}
-
 /** Literal values as `env:` entries: a `${{` in one stays text (the expression `${{ '${{' }}`), never evaluated. */
 function literalEnv(env: Record<string, string> | undefined): Record<string, string> {
   return Object.fromEntries(Object.entries(env ?? {}).map(([k, v]) => [k, v.replaceAll('${{', "${{ '${{' }}")]));
@@ -296,33 +258,6 @@ function literalEnv(env: Record<string, string> | undefined): Record<string, str
 
 function failed(error: string): Executed {
   return { outcome: 'failure', exitCode: null, reason: 'error', error, outputs: {}, durationMs: 0, peakMemoryBytes: 0, cpuSeconds: 0 };
-}
-
-/** The runner image a job's `runs-on` labels name (at most one), else the default. */
-function imageForLabels(job: JobModel, contexts: Record<string, unknown>, status: JobStatus, settings: JobSettings): { image: string; label?: string } {
-  const images = settings.images ?? {};
-  if (!Object.keys(images).length) return { image: settings.image };
-  let value: unknown = job.runsOn;
-  if (typeof value === 'string') value = interpolate(value, contexts, status);
-  const raw = Array.isArray(value) ? value : typeof value === 'object' && value !== null ? ((value as { labels?: unknown }).labels ?? []) : [value];
-  const labels = (Array.isArray(raw) ? raw : [raw]).map((l) => (typeof l === 'string' ? interpolate(l, contexts, status) : String(l)).toLowerCase());
-  const named = [...new Set(labels.filter((l) => l in images))];
-  if (named.length > 1) throw new Error(`runs-on names more than one runner image (${named.join(', ')}): pick one`);
-  return named.length ? { image: images[named[0]!]!, label: named[0] } : { image: settings.image };
-}
-
-/** The image and env of the job's `container:`; options that would weaken the sandbox are refused. */
-function jobContainer(job: JobModel, contexts: Record<string, unknown>, status: JobStatus, defaultImage: string, policy?: ImagePolicy): { image: string; env: Record<string, string> } {
-  const c = job.container;
-  if (!c) return { image: defaultImage, env: {} };
-  const image = interpolate(c.image, contexts, status).trim();
-  if (!image) throw new Error('container.image is empty');
-  if (c.options?.trim()) throw new Error(`container.options '${c.options}' is not supported: the sandbox decides the container's options`);
-  if (c.volumes.length) throw new Error('container.volumes is not supported: host paths are never mounted into a job');
-  if (c.ports.length) throw new Error('container.ports is not supported: steps have no network');
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(c.env)) env[k] = interpolate(v, contexts, status);
-  return { image: mapImage(image, policy), env };
 }
 
 function safeInterpolate(text: string, contexts: Record<string, unknown>, status?: JobStatus): string {

@@ -15,6 +15,7 @@ export { LABEL_MANAGED, LABEL_OWNER, LABEL_JOB, LABEL_STEP, EGRESS_NETWORK, LABE
 export { ensureEgressNetwork } from './egress-network';
 export { ensureExternalsVolume, LABEL_EXTERNALS } from './externals';
 export { readVolumeFile, readVolumePath, writeVolumeFile, removeVolumeFile, copyTreeIntoVolume, makeVolumeDir, volumeOwner, type VolumeOwner } from './volume-files';
+export { openFifoWriter, makeVolumeFifo, writeFifoAndClose } from './fifo-writer';
 export { openSandbox, type Sandbox, type SandboxOptions } from './open-sandbox';
 export { buildSeccompProfile, parseSeccompPolicy, allowedSyscalls, type SeccompProfile, type SeccompPolicy } from './seccomp-profile';
 export { readHostRlimits } from './host-rlimits';

@@ -14,6 +14,10 @@ export interface ServiceContainer {
   exited: Promise<void>;
   /** Kills and removes the container and its cgroups (idempotent). */
   stop(): Promise<void>;
+  /** Whether its process has ended. */
+  ended(): boolean;
+  /** Moves its wall-time limit to `epochMs` (a container made ahead gets the deadline of the job that takes it). */
+  stopAt(epochMs: number): void;
 }
 
 /**
@@ -41,10 +45,16 @@ export async function startServiceContainer(deps: SandboxDeps, spec: StepSpec, o
     await applyProcessRlimits(pid, { nofile: Math.min(spec.limits.nofile, deps.host.nofileHard), core: 0 });
     const stream = await deps.engine.attach(id);
     const output = new OutputLines({ maxBytes: spec.limits.outputBytes, maxLineBytes: spec.limits.maxLineBytes }, onLine);
-    const exited = drainFrames(stream, output);
+    let ended = false;
+    const exited = drainFrames(stream, output).finally(() => (ended = true));
     await deps.engine.start(id);
-    timer = setTimeout(() => void stop(), spec.limits.timeoutMs);
-    return { id, name: spec.name, exited, stop };
+    const stopAt = (at: number) => {
+      if (stopped) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => void stop(), Math.min(2 ** 31 - 1, Math.max(0, at - Date.now())));
+    };
+    stopAt(Date.now() + spec.limits.timeoutMs);
+    return { id, name: spec.name, exited, stop, ended: () => ended, stopAt };
   } catch (e) {
     await stop();
     if (e instanceof StockadeError) throw e;

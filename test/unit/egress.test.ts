@@ -305,7 +305,7 @@ test('malformed TLS ClientHellos never throw or end the sidecar: 5,000 mutations
 });
 
 test("the sidecar's fixed address is the subnet's last host address, never its network, gateway or broadcast address", async () => {
-  const { lastHostAddress } = await import('../../src/runner/job-network');
+  const { lastHostAddress } = await import('../../src/runner/egress-sidecar');
   assert.equal(lastHostAddress('10.89.3.0/24'), '10.89.3.254');
   assert.equal(lastHostAddress('10.89.3.7/24'), '10.89.3.254');
   assert.equal(lastHostAddress('172.16.0.0/12'), '172.31.255.254');

@@ -40,7 +40,16 @@ async function measure(egress: boolean): Promise<{ ms: number[]; phases: Record<
   const config = join(w.dir, 'config.yml');
   // A documentation address as the sidecar's resolver: nothing is resolved, the sidecar and network are what is timed.
   writeFileSync(config, egress ? 'egress:\n  upstreamDns: 192.0.2.53\n  orgs:\n    octo-org: [registry.npmjs.org]\n' : 'quotas: {}\n');
-  const server = await startServer(w, state, ['--no-request-pacing', '--reconcile-seconds', '0', '--modes', 'workflow_job', '--concurrency', '1', '--config', config]);
+  const server = await startServer(w, state, ['--no-request-pacing', '--reconcile-seconds', '0', '--modes', 'workflow_job', '--concurrency', '1', '--config', config, '--admin-port', '0']);
+  // A server is up before its jobs arrive: the first job is timed once the helpers it makes at its start are ready (stockade_helpers_ready).
+  const t0 = Date.now();
+  const ready = async () => {
+    const m = await (await fetch(`${server.adminUrl}/metrics`)).text();
+    const n = (kind: string) => Number(new RegExp(`^stockade_helpers_ready\\{kind="${kind}"\\} (\\d+)`, 'm').exec(m)?.[1] ?? 0);
+    return n('forwarder') >= 1 && (!egress || n('network') >= 1);
+  };
+  await until('the helpers made at the start are ready', ready, 60_000);
+  console.log(`${egress ? 'egress   ' : 'no egress'} helpers made at the server's start ready ${Date.now() - t0} ms after it listened`);
   const out: number[] = [];
   let phases: Record<string, number> = {};
   try {

@@ -1,4 +1,4 @@
-import { enableEgressPool } from '../runner';
+import { enableHelperPool } from '../runner';
 import { parseOptions } from './parse-options';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,7 +47,7 @@ export async function hookBrokerCommand(argv: string[], env: NodeJS.ProcessEnv, 
   logger.info({ reaped }, 'leftovers of earlier brokers and runs removed');
   const policy = { allow: values['allow-image'] ?? [], allowDigestPinned: !!values['allow-digest-pinned'] };
   // A long-running host: each job with egress finds its network and sidecar made ahead (after the first).
-  const pool = egress ? enableEgressPool(sandbox) : undefined;
+  const pool = egress ? enableHelperPool(sandbox) : undefined;
   const jobs = newHookJobs({ host, sandbox, policy, limits: limitsFrom(values), runnerUid, logger, allow, egress });
   const socketPath = values.socket ?? DEFAULT_HOOK_SOCKET;
   const server = await startHookBroker({ socketPath, gid, jobs, logger });

@@ -1,4 +1,4 @@
-import { enableEgressPool } from '../runner';
+import { enableHelperPool, primeHelperPool, type JobSettings } from '../runner';
 import { parseOptions } from './parse-options';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -138,7 +138,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const images = labelImages(host);
   const sandbox = await openSandbox({ socketPath: host.socketPath, stateDir: host.stateDir, seccompProfileJson: readFileSync(join(host.packageRoot, 'seccomp/stockade.json'), 'utf8'), logger });
   // A long-running host: each job with egress finds its network and sidecar made ahead (after the first such job).
-  const egressPool = enableEgressPool(sandbox);
+  const helperPool = enableHelperPool(sandbox);
   const lease = Number(values['lease-seconds']);
   if (!Number.isInteger(lease) || lease < 2 || lease > 3600) throw new StockadeError('USAGE', `--lease-seconds '${values['lease-seconds']}' is not 2 to 3600`);
   const drain = Number(values['drain-seconds']);
@@ -149,13 +149,14 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const github = new GitHubApi({ appId, privateKey, baseUrl: values['api-url'], logger, requestPacing: !values['no-request-pacing'] });
   const labels = [...(values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS), ...Object.keys(images)];
   const runner = await runnerMode(values, { host, sandbox, github, labels: values.labels ? values.labels.split(',').map((l) => l.trim()).filter(Boolean) : DEFAULT_RUNNER_LABELS, imagePolicy: config?.imagePolicy, disk: diskLimitsFrom(values.disk, given.inodes), logger });
+  const settings: Omit<JobSettings, 'sourceDir'> = { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'], nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, actionPolicy: actionPolicyFrom(values), disk: diskLimitsFrom(values.disk, given.inodes), toolCacheDir: toolCacheDirFrom(values['tool-cache']), podmanUser: (args: string[]) => asRunner(host, args), githubApi: githubApiUrls(values['api-url']!), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) };
   const server = new StockadeServer({
     store,
     github,
     jit: runner?.jit,
     sandbox,
     logger,
-    settings: { image: baseImageRef(host), limits: DEFAULT_LIMITS, readOnlyRoot: true, actionCacheDir: values['action-cache'], nodeBinary: process.execPath, parallelJobs: 1, images, imagePolicy: config?.imagePolicy, actionPolicy: actionPolicyFrom(values), disk: diskLimitsFrom(values.disk, given.inodes), toolCacheDir: toolCacheDirFrom(values['tool-cache']), podmanUser: (args: string[]) => asRunner(host, args), githubApi: githubApiUrls(values['api-url']!), results: resultsSettings(host, { dir: values['results-dir'], cacheQuota: values['cache-quota'], artifactQuota: values['artifact-quota'] }) },
+    settings,
     webhookSecret,
     // Remote actions are fetched with the installation's token into the host's action cache.
     fetchAction: values['action-offline-mode'] ? undefined : ((fetcher) => (id: number, owner: string, repo: string, ref: string) => fetcher.fetch(github.actionArchives(id), owner, repo, ref))(actionFetcher(host.stateDir)),
@@ -200,13 +201,15 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   const pruneTimer = setInterval(() => void prune(), 3600_000);
   pruneTimer.unref();
   const addr = await server.start();
+  // The first job's helpers (its results forwarder; with egress configured, its network and sidecar) are made now, not when it arrives.
+  primeHelperPool(helperPool, sandbox, { logger, image: settings.image, limits: settings.limits, nodeBinary: settings.nodeBinary, results: settings.results, sidecarScript: config?.egressConfigured ? join(host.packageRoot, 'dist/sidecar.js') : undefined }).catch((e: unknown) => logger.warn({ err: e }, 'the first job helpers could not be made ahead'));
   const admin = server.adminAddress();
   process.stderr.write(`stockade serve: listening on ${addr.address}:${addr.port}${admin ? `; admin API on ${admin.address}:${admin.port}` : ''}\n`);
   await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
   clearInterval(pruneTimer);
   await server.stop();
   runner?.close();
-  await egressPool.close();
+  await helperPool.close();
   await store.close();
   return 0;
 }

@@ -11,7 +11,7 @@ import type { Quota } from '../store';
  * API's fields (concurrency, minutesPerDay, minutesPerMonth), and
  * `priorities: { defaultBranchPush, push, pullRequest, workflowJob }` (whole numbers, higher first).
  */
-export function loadServerConfig(file: string): { server?: Record<string, unknown>; quotas: (scope: string) => Quota; priorities: Priorities; egress: (packageRoot: string) => (repository: string) => EgressSettings | undefined; imagePolicy: ImagePolicy } {
+export function loadServerConfig(file: string): { server?: Record<string, unknown>; quotas: (scope: string) => Quota; priorities: Priorities; egress: (packageRoot: string) => (repository: string) => EgressSettings | undefined; egressConfigured: boolean; imagePolicy: ImagePolicy } {
   // The schema first (unknown keys and wrong types at file:line:col), then the rules a schema cannot say.
   const doc = readConfigFile(file) as { server?: Record<string, unknown>; quotas?: { default?: unknown; orgs?: Record<string, unknown>; repos?: Record<string, unknown> }; priorities?: Record<string, unknown>; egress?: unknown; images?: unknown };
   const check = (where: string, v: unknown): Quota => {
@@ -35,7 +35,7 @@ export function loadServerConfig(file: string): { server?: Record<string, unknow
     const s = scope.toLowerCase();
     return s.startsWith('repo:') ? { ...def, ...(repos.get(s.slice(5)) ?? {}) } : (orgs.get(s.slice(4)) ?? {});
   };
-  return { server: doc.server, egress, quotas, priorities, imagePolicy: readImagePolicy(file, doc.images) };
+  return { server: doc.server, egress, egressConfigured: doc.egress !== undefined && doc.egress !== null, quotas, priorities, imagePolicy: readImagePolicy(file, doc.images) };
 }
 
 /** `images: { allow: [PATTERN...], allowDigestPinned: bool, map: {REF: LOCAL} }`: images jobs may name besides Stockade's own, and registry names mapped to local images. */

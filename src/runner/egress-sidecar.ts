@@ -2,7 +2,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { EGRESS_NETWORK, LABEL_STEP, ensureEgressNetwork, makeVolumeFifo, openFifoWriter, startServiceContainer, volumeOwner, writeFifoAndClose, type OutputLine, type ResourceLimits, type Sandbox, type ServiceContainer, type StepSpec } from '../sandbox';
 import type { SidecarConfig } from '../egress';
 import type { Logger } from '../common';
-import type { ForwarderShape } from './job-results';
+import { forwarderFingerprint, type ForwarderShape } from './job-results';
 import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './externals-volumes';
 
 /** What a sidecar's container depends on: two jobs of one shape can use each other's (made ahead, egress-pool.ts). */
@@ -53,8 +53,7 @@ export function sidecarLimits(job: ResourceLimits, timeoutMs: number): ResourceL
 
 /** Equal for two shapes whose sidecar containers would be the same container. */
 export function sidecarFingerprint(s: SidecarShape): string {
-  const f = s.forwarder;
-  const forwarder = f ? { image: f.image, node: f.nodeBinary ?? '', owner: f.owner, socketDir: f.settings.socketDir, script: f.settings.sidecarScript } : undefined;
+  const forwarder = s.forwarder ? forwarderFingerprint(s.forwarder) : undefined;
   return JSON.stringify({ image: s.image, limits: sidecarLimits(s.limits, 0), node: s.nodeBinary ?? '', script: s.sidecarScript, seccomp: s.sandbox.seccompProfilePath, forwarder });
 }
 

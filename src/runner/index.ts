@@ -8,7 +8,7 @@ export { hashWorkspaceFiles } from './hash-files';
 export { parseRemoteUses } from './actions';
 export { readWorkflowFiles, readWorkflowFile, MAX_WORKFLOW_FILES, type WorkflowFile } from './read-workflow-files';
 export { startJobNetwork, type JobNetwork, type JobNetworkContext } from './job-network';
-export { enableEgressPool, egressPoolOf, EgressPool } from './egress-pool';
+export { enableHelperPool, helperPoolOf, primeHelperPool, HelperPool } from './helper-pool';
 export { startJobServices, type JobServices, type ServiceRequest, type ServicesContext } from './job-services';
 export { LogSink } from './step-log';
 export { startJobResults, resultsJobFor, RESULTS_PORT, type ResultsSettings, type JobResults, type JobResultsContext } from './job-results';

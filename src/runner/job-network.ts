@@ -7,7 +7,7 @@ import type { ResourceLimits, Sandbox } from '../sandbox';
 import type { EgressSettings } from './types';
 import type { StepDeps, StepRun } from './step-types';
 import { startWaitingSidecar, type SidecarShape, type WaitingSidecar } from './egress-sidecar';
-import { egressPoolOf } from './egress-pool';
+import { helperPoolOf, REFILL_AFTER_MS } from './helper-pool';
 import type { Forwarder, ForwarderShape } from './job-results';
 export { lastHostAddress } from './egress-sidecar';
 
@@ -29,8 +29,6 @@ export interface JobNetwork {
 }
 
 const MAX_REFUSALS_KEPT = 50;
-/** How long after a job's sidecar is ready the next job's network is made ahead. */
-const REFILL_AFTER_MS = 400;
 
 /**
  * The job's own internal network (no route out, no DNS server of Podman's), and,
@@ -78,9 +76,9 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
   const egress = ctx.egress;
   if (wantsEgress && !egress) throw new Error('this runner has no egress configured');
   const shape: SidecarShape | undefined = wantsEgress && egress ? { sandbox: ctx.sandbox, logger: ctx.logger, image: ctx.image, limits: ctx.limits, nodeBinary: ctx.nodeBinary, sidecarScript: egress.sidecarScript, forwarder: ctx.forwarder } : undefined;
-  const pool = shape ? egressPoolOf(ctx.sandbox) : undefined;
+  const pool = shape ? helperPoolOf(ctx.sandbox) : undefined;
   // A network and sidecar made ahead (long-running hosts), else this job's own.
-  const prepared = shape ? pool?.take(shape) : undefined;
+  const prepared = shape ? pool?.takeNetwork(shape) : undefined;
   const network = prepared?.network ?? `stockade-${ctx.key}`;
   if (!prepared) {
     // One idle container keeps the rootless network namespace (and its slirp4netns) up, so this job does not leave a zombie.
@@ -151,11 +149,11 @@ export async function startJobNetwork(ctx: JobNetworkContext, allow: string[], s
     ctx.logger.info({ network, sidecar: address, allow, ms: Date.now() - t0, prepared: !!prepared }, 'egress sidecar ready');
     // The next job's network is made once this job's start is behind it (or at its end, if sooner): made at once, it competes with this job's first step for Podman.
     if (pool) {
-      const refill = setTimeout(() => pool.refill(shape), REFILL_AFTER_MS);
+      const refill = setTimeout(() => pool.refillNetworks(shape), REFILL_AFTER_MS);
       refill.unref();
       refills = () => {
         clearTimeout(refill);
-        pool.refill(shape);
+        pool.refillNetworks(shape);
       };
     }
     return jn;

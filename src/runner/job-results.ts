@@ -72,6 +72,11 @@ export interface ForwarderShape {
   owner: { uid: number; gid: number };
 }
 
+/** Equal for two shapes whose forwarder containers would be the same container (one made ahead can serve either). */
+export function forwarderFingerprint(f: ForwarderShape): string {
+  return JSON.stringify({ image: f.image, node: f.nodeBinary ?? '', owner: f.owner, socketDir: f.settings.socketDir, script: f.settings.sidecarScript, seccomp: f.sandbox.seccompProfilePath });
+}
+
 /** A running, ready forwarder: from the job network (or its own loopback) to `dir`/results.sock, where no service listens yet. */
 export interface Forwarder {
   container: ServiceContainer;

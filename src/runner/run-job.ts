@@ -16,6 +16,7 @@ import { evaluateEnv } from './step-env';
 import { runServices, startJobServices, type JobServices } from './job-services';
 import { networkContext, startJobNetwork, type JobNetwork } from './job-network';
 import { startJobResults, type Forwarder, type JobResults } from './job-results';
+import { takeLoopbackForwarder } from './helper-pool';
 import { tokenPermissions } from './job-token';
 import { egressAllowlist, egressOf, NO_EGRESS } from './job-egress';
 import { imageForLabels, jobContainer } from './job-image';
@@ -116,15 +117,18 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
     // The results service needs only the job's network, not its sidecar or services: it starts as soon as the network exists.
     let resultsStarting: Promise<JobResults> | undefined;
     const startResults = (network?: string, premade?: Forwarder) => {
-      if (!settings.results) return;
+      if (!settings.results || resultsStarting) return;
       const token = ctx.secrets.GITHUB_TOKEN;
       const github = settings.githubApi && token ? { upstream: settings.githubApi.rest, graphql: settings.githubApi.graphql, token } : undefined;
-      resultsStarting ??= startJobResults(
+      // A job without a network: a forwarder made ahead (long-running hosts), whose namespace its first step then joins at once.
+      const loopback = network ? undefined : takeLoopbackForwarder(deps.sandbox, { sandbox: deps.sandbox, logger: log, settings: settings.results, image: settings.image, nodeBinary: settings.nodeBinary, owner: volumes!.owner });
+      if (loopback) warmFirstStep({ ...deps, logger: log }, run, { mode: 'container', container: loopback.name });
+      resultsStarting = startJobResults(
         { sandbox: deps.sandbox, logger: log, settings: settings.results, key: volumes!.key, labels: volumes!.labels, image: settings.image, nodeBinary: settings.nodeBinary, owner: volumes!.owner, deadline, ctx, mask: (t) => masker.add(t), github },
         network ? { network } : undefined,
         // A job without a network: its first step shares the forwarder's namespace, so its container can be prepared while the forwarder starts.
         network ? undefined : (container) => warmFirstStep({ ...deps, logger: log }, run, { mode: 'container', container }),
-        premade,
+        premade ?? loopback,
       );
       resultsStarting.catch(() => undefined);
     };

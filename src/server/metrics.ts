@@ -22,9 +22,21 @@ export class ServerMetrics {
   readonly claimLatency = new Histogram({ name: 'stockade_claim_seconds', help: 'Time one claim transaction took', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry] });
   readonly quotaRefusals = new Counter({ name: 'stockade_quota_refusals_total', help: 'Jobs completed at once because a minutes quota was used up', labelNames: ['scope'], registers: [this.registry] });
 
-  constructor(store: ServerStore) {
+  /** `helpersReady`: the job helpers made ahead and ready now (runner/helper-pool.ts). */
+  constructor(store: ServerStore, helpersReady?: () => { networks: number; forwarders: number } | undefined) {
     collectDefaultMetrics({ register: this.registry, prefix: 'stockade_process_' });
     const registry = this.registry;
+    new Gauge({
+      name: 'stockade_helpers_ready',
+      help: 'Job helpers made ahead and ready for the next job: job networks with their egress sidecar, results forwarders with loopback only',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        const r = helpersReady?.() ?? { networks: 0, forwarders: 0 };
+        this.set({ kind: 'network' }, r.networks);
+        this.set({ kind: 'forwarder' }, r.forwarders);
+      },
+    });
     new Gauge({
       name: 'stockade_queue_depth',
       help: 'Jobs waiting or running, by repository and state',

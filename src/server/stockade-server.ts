@@ -1,3 +1,4 @@
+import { helperPoolOf } from '../runner';
 import type { ServerJob } from './plan-delivery';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -61,7 +62,7 @@ export class StockadeServer {
   }
 
   constructor(private readonly o: ServerOptions) {
-    this.metrics = new ServerMetrics(o.store);
+    this.metrics = new ServerMetrics(o.store, () => helperPoolOf(o.sandbox)?.readyCount());
     this.hostId = o.hostId ?? `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
     this.leaseMs = o.leaseMs ?? 30_000;
     this.checkRuns = new CheckRuns({ github: o.github, store: o.store, logger: o.logger, publicUrl: o.publicUrl, logKey: o.logKey, backoff: o.githubBackoff, cancelGitHubRun: o.cancelGitHubRun, runnerMode: !!o.jit, hostId: this.hostId, leaseMs: this.leaseMs });

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { StockadeError, sha256Hex } from '../common';
+import { StockadeError } from '../common';
 import { asRunner, exec } from './exec';
 import type { HostConfig } from '../host';
 import { baseImageRef, imageInputsHash } from '../host';

@@ -8,8 +8,7 @@ import { DEFAULT_BACKOFF, hostCapacity, type BackoffPolicy } from '../queue';
 import { StockadeError, type Logger } from '../common';
 import { DEFAULT_RUNNER_LABELS, GitHubApi } from '../github';
 import { DEFAULT_LIMITS, openSandbox } from '../sandbox';
-import { StockadeServer, type JobSpec, type ServerStore } from '../server';
-import type { JobReport } from '../github';
+import { StockadeServer, type ServerStore } from '../server';
 import { openServerStore } from './server-store';
 import { startPodmanService } from './setup';
 import { toolCacheDirFrom } from './run-options';
@@ -202,7 +201,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv, logge
   pruneTimer.unref();
   const addr = await server.start();
   // The first job's helpers (its results forwarder; with egress configured, its network and sidecar) are made now, not when it arrives.
-  primeHelperPool(helperPool, sandbox, { logger, image: settings.image, limits: settings.limits, nodeBinary: settings.nodeBinary, results: settings.results, sidecarScript: config?.egressConfigured ? join(host.packageRoot, 'dist/sidecar.js') : undefined }).catch((e: unknown) => logger.warn({ err: e }, 'the first job helpers could not be made ahead'));
+  // In runner mode GitHub's runner runs the jobs through the hook, which has no results forwarder: nothing is primed.
+  if (!runner) primeHelperPool(helperPool, sandbox, { logger, image: settings.image, limits: settings.limits, nodeBinary: settings.nodeBinary, results: settings.results, sidecarScript: config?.egressConfigured ? join(host.packageRoot, 'dist/sidecar.js') : undefined }).catch((e: unknown) => logger.warn({ err: e }, 'the first job helpers could not be made ahead'));
   const admin = server.adminAddress();
   process.stderr.write(`stockade serve: listening on ${addr.address}:${addr.port}${admin ? `; admin API on ${admin.address}:${admin.port}` : ''}\n`);
   await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));

@@ -2,8 +2,9 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Logger } from '../common';
 import { LABEL_JOB, LABEL_STEP, managedLabels, runStepContainer, type BindMount, type ResourceLimits, type Sandbox, type StepOutcome, type StepSpec } from '../sandbox';
-import { LogSink, startJobNetwork, startJobServices, type EgressSettings, type ImagePolicy, type JobNetwork, type JobServices, type RunnerSummary } from '../runner';
+import { LogSink, type EgressSettings, type ImagePolicy, type JobNetwork, type JobServices, type RunnerSummary } from '../runner';
 import { RunnerSummaries } from './runner-summaries';
+import { startHookNetwork } from './hook-network';
 import { SecretMasker } from '../workflow';
 import type { HookContainer, HookInput, ScriptStepArgs } from './hook-input';
 import { planJobContainer, type JobContainerPlan } from './job-plan';
@@ -59,8 +60,6 @@ interface HookJob {
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const MAX_JOBS = 256;
-/** The egress sidecar's wall limit: GitHub's longest job on a self-hosted runner is five days; 360 minutes is its default. */
-const JOB_WALL_MS = 5 * 24 * 3600_000;
 
 const inside = (root: string, p: string) => p === root || p.startsWith(`${root}/`);
 
@@ -128,44 +127,11 @@ export class HookJobs {
     const isAlpine = lines.some((l) => /^ID="?alpine"?$/.test(l.trim()));
     let serviceIds: string[] = [];
     if (this.o.allow.length || services.list.length) {
-      const sink = new LogSink(new SecretMasker(), (_stream, text) => emit(text));
-      const labels = managedLabels(this.o.sandbox.ownerTag, { [LABEL_JOB]: `hook-${key}` });
-      try {
-        job.net = await startJobNetwork(
-          {
-            sandbox: this.o.sandbox,
-            logger: this.o.logger.child({ job: key }),
-            key: `hook-${key}`,
-            labels: managedLabels(this.o.sandbox.ownerTag, { [LABEL_JOB]: `hook-${key}` }),
-            image: this.o.sidecarImage,
-            limits: this.o.limits,
-            deadline: Date.now() + JOB_WALL_MS,
-            egress: this.o.egress,
-            nodeBinary: this.o.nodeBinary,
-            // The runner masks what the hook prints; the broker's own log gets the count, not the names.
-            mask: (t) => t,
-          },
-          this.o.allow,
-          sink,
-        );
-      } catch (e) {
-        return this.fail(emit, [`the job's network could not start: ${(e as Error).message}`]);
-      }
-      if (services.list.length) {
-        try {
-          const started = await startJobServices(
-            { sandbox: this.o.sandbox, logger: this.o.logger.child({ job: key }), imagePolicy: this.o.policy, images: this.o.images, limits: this.o.limits, deadline: Date.now() + JOB_WALL_MS, labels, mask: (t) => t },
-            job.net,
-            services.list,
-            sink,
-          );
-          job.services = started;
-          serviceIds = started.ids;
-        } catch (e) {
-          await job.net.stop(sink).catch(() => undefined);
-          return this.fail(emit, [(e as Error).message]);
-        }
-      }
+      const started = await startHookNetwork(this.o, key, services.list, emit);
+      if ('errors' in started) return this.fail(emit, started.errors);
+      job.net = started.net;
+      job.services = started.services;
+      serviceIds = started.services?.ids ?? [];
     }
     this.jobs.set(key, job);
     emit(`[stockade] job ${key}: image ${planned.plan.image}; every step in a fresh container: ${this.limitsText(job)}`);

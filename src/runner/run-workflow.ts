@@ -1,5 +1,5 @@
 import PQueue from 'p-queue';
-import { evaluateCondition, evaluateValue, expandMatrix, hasExpression, matrixJobName, orderByNeeds, type Diagnostic, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
+import { evaluateCondition, evaluateValue, expandMatrix, hasExpression, matrixJobName, orderByNeeds, type JobModel, type JobStatus, type WorkflowModel } from '../workflow';
 import { runJob, maskerFor, type JobDeps, type JobInstance } from './run-job';
 import { baseContexts, type NeedsResult } from './job-contexts';
 import type { Conclusion, JobResult, JobSettings, RunContext } from './types';

@@ -1,4 +1,5 @@
 import { helperPoolOf } from '../runner';
+import { reconcileDeliveries } from './reconcile-deliveries';
 import type { ServerJob } from './plan-delivery';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -308,23 +309,10 @@ export class StockadeServer {
     return runAdmittedJob({ o: this.o, live: this.live, metrics: this.metrics, jobAborts: this.jobAborts, serverSignal: this.abort.signal, leases: this.leases, handOff: this.handOff }, row);
   }
 
-
-  /** Fetches deliveries GitHub made that this server never stored (it was down), and stores them. */
+  /** Fetches deliveries GitHub made that this server never stored (it was down), and stores them (reconcile-deliveries.ts). */
   async reconcile(): Promise<number> {
-    let found = 0;
-    try {
-      for (const d of await this.o.github.listDeliveries(100)) {
-        if (!EVENTS.has(d.event) || (await this.o.store.hasDelivery(d.guid))) continue;
-        const full = await this.o.github.getDelivery(d.id);
-        if (await this.o.store.addDelivery(full.guid, full.event, JSON.stringify(full.payload))) found++;
-      }
-    } catch (e) {
-      this.o.logger.warn({ err: e }, 'reconciliation failed; will retry');
-    }
-    if (found) {
-      this.o.logger.info({ found }, 'reconciliation found missed deliveries');
-      this.kick();
-    }
+    const found = await reconcileDeliveries(this.o, EVENTS);
+    if (found) this.kick();
     return found;
   }
 }

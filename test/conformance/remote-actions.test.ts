@@ -14,7 +14,6 @@ import { stockade } from './cli';
 import { FakeGitHub } from '../server/fake-github';
 import { resolveHostConfig } from '../../src/host';
 
-const root = process.cwd();
 const work = mkdtempSync(join(tmpdir(), 'stockade-remote-actions-'));
 const SHA1 = '1'.repeat(40);
 const SHA2 = '2'.repeat(40);

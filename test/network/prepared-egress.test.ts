@@ -23,6 +23,12 @@ jobs:
       - run: |
           curl -sS -f --max-time 5 --cacert ca.pem https://allowed.test/ || echo "allowed.test is blocked"
           curl -sS --max-time 5 --noproxy '*' http://other.test/ || echo "other.test is blocked"
+  offline:
+    runs-on: [self-hosted, stockade]
+    env:
+      STOCKADE_EGRESS: none
+    steps:
+      - run: echo "interfaces:$(tail -n +3 /proc/net/dev | awk '{print $1}' | tr -d ':' | sort | tr '\\n' ' ')"
 `;
 
 before(async () => {
@@ -32,6 +38,9 @@ before(async () => {
   state = mkdtempSync(join(tmpdir(), 'stockade-state-'));
   const file = join(w.dir, 'config.yml');
   writeFileSync(file, `egress:\n  upstreamDns: ${world.dns}\n  permittedRanges: [${world.subnet}]\n  orgs:\n    octo-org: [allowed.test, other.test]\n  repos:\n    octo-org/hello: [allowed.test]\n    octo-org/narrow: [other.test]\n`);
+  // Info lines (JSON): the results service says whether its forwarder was made ahead.
+  process.env.STOCKADE_SERVER_LOG_LEVEL = 'info';
+  process.env.STOCKADE_LOG_FORMAT = 'json';
   server = await startServer(w, state, ['--config', file, '--concurrency', '1']);
 });
 
@@ -40,16 +49,16 @@ after(async () => {
   world?.stop();
 });
 
-const job = (id: number, repository: string) => {
-  const p = workflowJobPayload({ jobId: id, name: 'fetch', labels: ['self-hosted', 'stockade'] });
+const job = (id: number, repository: string, name: string) => {
+  const p = workflowJobPayload({ jobId: id, name, labels: ['self-hosted', 'stockade'] });
   (p.repository as Record<string, unknown>).full_name = repository;
   return p;
 };
 
 const hello = (address: string, scheme: string) => new RegExp(`hello from ${address.replace(/\./g, '\\.')} over ${scheme}\\b`);
 
-async function runJob(id: number, repository: string): Promise<string> {
-  await deliver(w, server.url, 'workflow_job', job(id, repository));
+async function runJob(id: number, repository: string, name = 'fetch'): Promise<string> {
+  await deliver(w, server.url, 'workflow_job', job(id, repository, name));
   const run = await until(`job ${id} completed`, () => [...w.fake.checkRuns.values()].find((c) => c.fields.external_id === `${repository}/workflow_job/${id}/1` && c.fields.status === 'completed'), 90_000);
   assert.equal(run.fields.conclusion, 'success', JSON.stringify(run.fields.output));
   return String((run.fields.output as { text?: string }).text);
@@ -65,15 +74,15 @@ test('a job network made ahead serves one job with that job\'s allowlist: the ne
   });
   const first = await runJob(301, 'octo-org/hello');
   assert.match(first, hello(world.allowed, 'https'));
-  assert.doesNotMatch(first, /made ahead/, 'the first job with egress makes its own network');
+  assert.match(first, /made ahead/, "the first job's network was made at the server's start, from its settings");
   // Between jobs: one network ready, with its sidecar and results forwarder, and nothing of the finished job.
   const idle = await until('a network is made ahead', async () => {
     const o = await owned();
-    return o.containers.length === 2 && o.networks.length === 1 ? o : undefined;
+    return o.networks.length === 1 && o.containers.every((c) => c.startsWith('prepared-')) ? o : undefined;
   }, 30_000);
   const key = idle.networks[0]!;
   assert.match(key, /^prepared-[0-9a-f]{12}$/);
-  assert.deepEqual(idle.containers, [`${key} egress`, `${key} results`]);
+  assert.deepEqual(idle.containers.filter((c) => c.startsWith(`${key} `)), [`${key} egress`, `${key} results`]);
   assert.deepEqual(idle.volumes, [key], 'its control volume');
   // The next job is of another repository, allowed other.test only: the prepared sidecar enforces its list.
   const second = await runJob(302, 'octo-org/narrow');
@@ -85,6 +94,12 @@ test('a job network made ahead serves one job with that job\'s allowlist: the ne
   assert.match(third, /made ahead/);
   assert.match(third, hello(world.allowed, 'https'));
   assert.match(third, /other\.test is blocked/);
+  // A job without a network takes the loopback-only forwarder made ahead: its step sees loopback alone.
+  const premade = () => server.stderr().split('\n').filter((l) => l.includes('"results service ready"') && l.includes('"premade":true')).length;
+  const before = premade();
+  const offline = await runJob(304, 'octo-org/hello', 'offline');
+  assert.match(offline, /interfaces:lo\s*$/m);
+  assert.equal(premade(), before + 1, 'its results service used a forwarder made ahead');
   // SIGTERM: the server removes what it made ahead before it exits.
   server.child.kill('SIGTERM');
   await new Promise((r) => (server.child.exitCode === null ? server.child.once('exit', r) : r(undefined)));

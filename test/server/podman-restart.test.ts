@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LABEL_MANAGED, LABEL_OWNER } from '../../src/sandbox';
+import { LABEL_JOB, LABEL_MANAGED, LABEL_OWNER } from '../../src/sandbox';
 import { host, sandbox } from '../sandbox/helpers';
 import { deliver, endWorld, makeWorld, setDiagnostics, sleep, startServer, until, workflowJobPayload, type ServerProcess, type World } from './helpers';
 
@@ -79,10 +79,12 @@ test('Podman API service SIGKILLed mid-step: the step fails saying so, the servi
   // The server started the service again.
   await until('the service answers again', () => sb.deps.engine.ping().then(() => true, () => false), 90_000);
   assert.ok(servicePids().every((p) => !killed.includes(p)), 'a new service process');
-  const cgroups = () => spawnSync('sh', ['-c', `find /sys/fs/cgroup -maxdepth 6 -type d -name '${owner}*' 2>/dev/null`], { encoding: 'utf8' }).stdout.trim();
+  // The job's own objects; the helpers the server makes ahead for its next jobs (job key prepared-…) stay.
+  const ofJob = (x: { labels: Record<string, string> }) => x.labels[LABEL_OWNER]?.startsWith(owner) && !x.labels[LABEL_JOB]?.startsWith('prepared-');
+  const cgroups = () => spawnSync('sh', ['-c', `find /sys/fs/cgroup -maxdepth 6 -type d -name '${owner}*' ! -name '*_stockade-prepared-*' 2>/dev/null`], { encoding: 'utf8' }).stdout.trim();
   await until("the interrupted job's containers, volumes and step cgroups are reaped", async () => {
     const [c, v] = await Promise.all([mine(), sb.deps.engine.listVolumes(`${LABEL_MANAGED}=true`)]);
-    return c.length === 0 && v.filter((x) => x.labels[LABEL_OWNER]?.startsWith(owner)).length === 0 && cgroups() === '';
+    return c.filter(ofJob).length === 0 && v.filter(ofJob).length === 0 && cgroups() === '';
   }, 90_000);
   // And the next job runs.
   const next = 'octo-org/hello/workflow_job/602/1';

@@ -43,12 +43,9 @@ export class ServerMetrics {
       labelNames: ['repository', 'state'],
       registers: [registry],
       async collect() {
+        const counts = await store.countsByRepository(['accepted', 'queued', 'running']);
         this.reset();
-        for (const state of ['accepted', 'queued', 'running'] as const) {
-          const counts = new Map<string, number>();
-          for (const r of await store.inState(state, 100_000)) counts.set(r.repository, (counts.get(r.repository) ?? 0) + 1);
-          for (const [repository, n] of counts) this.set({ repository, state }, n);
-        }
+        for (const { repository, state, n } of counts) this.set({ repository, state }, n);
       },
     });
     for (const [name, help, field] of [

@@ -83,6 +83,12 @@ export class JobStore<S = unknown, R = unknown> {
     return this.rows(await this.db.all<RawRow>(`SELECT ${COLUMNS} FROM jobs WHERE state = ? ORDER BY created_at LIMIT ?`, [state, limit]));
   }
 
+  /** How many jobs each repository has in each of the given states (one grouped count: /metrics reads it on every scrape). */
+  async countsByRepository(states: readonly JobState[]): Promise<Array<{ repository: string; state: JobState; n: number }>> {
+    const rows = await this.db.all<{ repository: string; state: JobState; n: number | string }>(`SELECT repository, state, COUNT(*) AS n FROM jobs WHERE state IN (${states.map(() => '?').join(', ')}) GROUP BY repository, state`, [...states]);
+    return rows.map((r) => ({ repository: r.repository, state: r.state, n: Number(r.n) }));
+  }
+
   /** An owner's jobs in the given states (owner names match case-insensitively and exactly), newest first. */
   async byOwner(owner: string, states: readonly JobState[], limit = 100): Promise<JobRow<S, R>[]> {
     const prefix = `${owner.toLowerCase()}/`;

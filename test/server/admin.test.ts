@@ -94,6 +94,10 @@ test('fair order: 50 jobs of one repository, then 1 of another: the second repos
   const busyKeys = Array.from({ length: 50 }, (_, i) => `octo-org/busy/workflow_job/${1000 + i}/1`);
   const busyStartedBefore = busyKeys.map((k) => at(k, 'in_progress')).filter((t) => t !== undefined && t < quietStart);
   assert.ok(busyStartedBefore.length <= 2, `${busyStartedBefore.length} jobs of the busy repository started before the quiet one`);
+  // The queue-depth gauge counts them per repository and state (one grouped query per scrape).
+  const depth = await (await fetch(`${server.adminUrl}/metrics`)).text();
+  const inQueue = [...depth.matchAll(/^stockade_queue_depth\{repository="octo-org\/busy",state="(accepted|queued|running)"\} (\d+)$/gm)].reduce((a, m) => a + Number(m[2]), 0);
+  assert.ok(inQueue >= 44 && inQueue <= 50, `queue depth of octo-org/busy: ${inQueue}\n${depth.split('\n').filter((l) => l.startsWith('stockade_queue_depth')).join('\n')}`);
   const cli = spawnSync('node', [join(root, 'dist/cli.js'), 'jobs', 'cancel', busyKeys[49]!, '--url', server.adminUrl!, '--token', orgToken], { encoding: 'utf8' });
   assert.equal(cli.status, 0, cli.stderr);
   assert.equal((await api('POST', `/v1/jobs/${encodeURIComponent(busyKeys[48]!)}/cancel`, otherToken)).status, 404, 'another org cannot cancel it');

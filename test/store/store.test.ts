@@ -98,6 +98,20 @@ function suite(name: string, open: () => Promise<{ host: () => Promise<Store>; r
       assert.deepEqual([...(await s.leases.runningCounts()).values()], [0, 0, 0], 'back at 0');
     });
 
+    test('counts by repository and state are one grouped query, as numbers (the queue-depth gauge)', async () => {
+      await reset();
+      const s = await host();
+      await seed(s, [job('c1', 'acme/a'), job('c2', 'acme/a'), job('c3', 'acme/b')]);
+      assert.ok(await s.transition('c1', 'running'));
+      const counts = (await s.countsByRepository(['accepted', 'queued', 'running'])).sort((x, y) => `${x.repository}${x.state}`.localeCompare(`${y.repository}${y.state}`));
+      assert.deepEqual(counts, [
+        { repository: 'acme/a', state: 'queued', n: 1 },
+        { repository: 'acme/a', state: 'running', n: 1 },
+        { repository: 'acme/b', state: 'queued', n: 1 },
+      ]);
+      assert.deepEqual(await s.countsByRepository(['completed']), []);
+    });
+
     test('an organisation limit holds across hosts claiming at the same moment', async () => {
       await reset();
       const hosts = await Promise.all([host(), host(), host(), host()]);

@@ -124,9 +124,13 @@ export async function startWaitingSidecar(shape: SidecarShape, network: string, 
         configured = true;
         await writeFifoAndClose(fifo, `${JSON.stringify(config)}\n`);
       },
+      // The container goes before the FIFO is closed: closed first, the sidecar would exit while Podman removes it, a race Podman 4.3 can hang on (prewarm.ts, discardHeld).
       remove: async () => {
-        if (!configured) await fifo.close().catch(() => undefined);
-        await remove();
+        try {
+          await remove();
+        } finally {
+          if (!configured) await fifo.close().catch(() => undefined);
+        }
       },
     };
   } catch (e) {

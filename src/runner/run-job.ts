@@ -62,7 +62,7 @@ export async function runJob(deps: JobDeps, wf: WorkflowModel, instance: JobInst
   const contexts = baseContexts(ctx, job.id, needs, instance.facts);
   const masker = maskerFor(ctx.secrets);
   const name = masker.mask(instance.name);
-  const log = deps.logger.child({ job: job.id });
+  const log = deps.logger.child({ jobId: job.id });
   // Where the job's start went, to its first step (a debug line; bench/job-start.ts prints the table).
   const phases = new Phases();
   deps.observer?.jobStarted?.(job.id, name);

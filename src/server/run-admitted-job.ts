@@ -60,7 +60,8 @@ export async function runAdmittedJob(c: RunJobContext, row: ServerJob): Promise<
       {
         github: gh,
         sandbox: c.o.sandbox,
-        logger: log,
+        // executeJob adds the job's key itself (a second binding of it would repeat the key in every line).
+        logger: c.o.logger,
         settings: c.o.settings,
         egressFor: c.o.egressFor,
         fetchAction: c.o.fetchAction,

@@ -5,7 +5,7 @@ import type { Logger } from '../common';
 import { forwarderFingerprint, type ForwarderShape } from './job-results';
 import { NODE_EXTERNALS, nodeVolumeFor, sidecarVolumeFor } from './externals-volumes';
 
-/** What a sidecar's container depends on: two jobs of one shape can use each other's (made ahead, egress-pool.ts). */
+/** What a sidecar's container depends on: two jobs of one shape can use each other's (made ahead, helper-pool.ts). */
 export interface SidecarShape {
   sandbox: Sandbox;
   logger: Logger;

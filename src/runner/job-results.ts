@@ -61,7 +61,7 @@ export interface JobResultsContext {
   github?: GatewayTarget;
 }
 
-/** What a forwarder container depends on (a job network made ahead can carry one: egress-pool.ts). */
+/** What a forwarder container depends on (a job network made ahead can carry one: helper-pool.ts). */
 export interface ForwarderShape {
   sandbox: Sandbox;
   logger: Logger;
